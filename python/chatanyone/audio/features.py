@@ -1,0 +1,115 @@
+"""Log-mel features at 100 Hz, computed the same way in training (corpus) and at run time (stream).
+
+Frame ``i`` of :func:`log_mel` is centred on the 10 ms hop ``[i*160, (i+1)*160)``: it reads samples
+``[i*160 - 120, i*160 + 280)`` (zeros outside the signal). So ``len(audio) / 160`` frames come out
+for a length that is a multiple of 160, four per video frame at 25 fps, and a streaming caller needs
+only 120 samples (7.5 ms) beyond the hop it wants.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+SAMPLE_RATE = 16000  # Hz, everything inside runs at this rate
+HOP = 160            # samples per feature frame (10 ms)
+WIN = 400            # analysis window (25 ms)
+N_FFT = 512
+N_MELS = 80
+PAD = (WIN - HOP) // 2  # 120: context on each side of a hop
+
+
+@functools.lru_cache(maxsize=None)
+def _mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_RATE,
+                    fmin: float = 55.0, fmax: float = 7600.0) -> np.ndarray:
+    """Triangular HTK-style mel filters, ``[n_fft//2+1, n_mels]`` float32."""
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+    def mel_to_hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+    mels = np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
+    hz = mel_to_hz(mels)
+    bins = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    fb = np.zeros((bins.size, n_mels), dtype=np.float64)
+    for m in range(n_mels):
+        lo, c, hi = hz[m], hz[m + 1], hz[m + 2]
+        up = (bins - lo) / max(c - lo, 1e-9)
+        down = (hi - bins) / max(hi - c, 1e-9)
+        fb[:, m] = np.clip(np.minimum(up, down), 0.0, None)
+    return fb.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _window() -> np.ndarray:
+    return np.hanning(WIN + 1)[:-1].astype(np.float32)
+
+
+def log_mel(audio: np.ndarray, *, left_context: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel spectrogram of 16 kHz mono audio.
+
+    Args:
+        audio: ``[S]`` float32 samples in [-1, 1]. ``S`` should be a multiple of 160; a remainder
+            is dropped.
+        left_context: optional ``[120]`` samples that precede ``audio`` (streaming); zeros if None.
+            The 120 samples after ``audio`` are taken as zeros; a streaming caller that has them
+            passes them at the end of ``audio`` and drops the last frame.
+    Returns:
+        ``[S // 160, 80]`` float32, natural log of mel energy floored at 1e-5.
+    """
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    n = audio.size // HOP
+    if n == 0:
+        return np.zeros((0, N_MELS), np.float32)
+    left = np.zeros(PAD, np.float32) if left_context is None else np.asarray(left_context, np.float32)[-PAD:]
+    if left.size < PAD:
+        left = np.concatenate([np.zeros(PAD - left.size, np.float32), left])
+    x = np.concatenate([left, audio[: n * HOP], np.zeros(PAD, np.float32)])
+    idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]  # [n, 400]
+    frames = x[idx] * _window()
+    spec = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)).astype(np.float32) ** 2  # [n, 257]
+    mel = spec @ _mel_filterbank()
+    return np.log(np.maximum(mel, 1e-5)).astype(np.float32)
+
+
+def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Convert PCM to float32 mono at 16 kHz.
+
+    Args:
+        pcm: ``[S]`` or ``[S, C]`` (channels last) int16, int32, float32 or float64.
+        sample_rate: the rate of ``pcm`` in Hz (positive integer).
+    Returns:
+        ``[S']`` float32 at 16 kHz. Resampling is band-limited (polyphase, scipy) when scipy is
+        present; otherwise linear interpolation.
+    Raises:
+        ValueError / TypeError naming the argument for an empty rate, a wrong dtype or shape.
+    """
+    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    a = np.asarray(pcm)
+    if a.dtype == np.int16:
+        a = a.astype(np.float32) / 32768.0
+    elif a.dtype == np.int32:
+        a = a.astype(np.float32) / 2147483648.0
+    elif a.dtype in (np.float32, np.float64):
+        a = a.astype(np.float32, copy=False)
+    else:
+        raise TypeError(f"pcm must be int16, int32, float32 or float64, got dtype {a.dtype}")
+    if a.ndim == 2:
+        a = a.mean(axis=1) if a.shape[1] <= 8 else a.mean(axis=0)
+    elif a.ndim != 1:
+        raise ValueError(f"pcm must be [samples] or [samples, channels], got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("pcm contains NaN or infinite samples")
+    if sample_rate == SAMPLE_RATE or a.size == 0:
+        return np.ascontiguousarray(a, dtype=np.float32)
+    g = math.gcd(int(sample_rate), SAMPLE_RATE)
+    try:
+        from scipy.signal import resample_poly
+        return resample_poly(a, SAMPLE_RATE // g, int(sample_rate) // g).astype(np.float32)
+    except ImportError:  # pragma: no cover - scipy is a dependency, kept for robustness
+        n_out = int(round(a.size * SAMPLE_RATE / sample_rate))
+        t = np.arange(n_out) * (sample_rate / SAMPLE_RATE)
+        return np.interp(t, np.arange(a.size), a).astype(np.float32)
