@@ -88,21 +88,7 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
     """
     if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-    a = np.asarray(pcm)
-    if a.dtype == np.int16:
-        a = a.astype(np.float32) / 32768.0
-    elif a.dtype == np.int32:
-        a = a.astype(np.float32) / 2147483648.0
-    elif a.dtype in (np.float32, np.float64):
-        a = a.astype(np.float32, copy=False)
-    else:
-        raise TypeError(f"pcm must be int16, int32, float32 or float64, got dtype {a.dtype}")
-    if a.ndim == 2:
-        a = a.mean(axis=1) if a.shape[1] <= 8 else a.mean(axis=0)
-    elif a.ndim != 1:
-        raise ValueError(f"pcm must be [samples] or [samples, channels], got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("pcm contains NaN or infinite samples")
+    a = as_mono_float32(pcm)
     if sample_rate == SAMPLE_RATE or a.size == 0:
         return np.ascontiguousarray(a, dtype=np.float32)
     g = math.gcd(int(sample_rate), SAMPLE_RATE)
@@ -113,3 +99,28 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
         n_out = int(round(a.size * SAMPLE_RATE / sample_rate))
         t = np.arange(n_out) * (sample_rate / SAMPLE_RATE)
         return np.interp(t, np.arange(a.size), a).astype(np.float32)
+
+
+def as_mono_float32(pcm) -> np.ndarray:
+    """Check ``pcm`` (``[S]`` or ``[S, C]``, int16/int32/float32/float64) and return float32 mono
+    ``[S]`` in [-1, 1] (channels averaged), at the same rate. Raises ValueError/TypeError naming
+    ``pcm``."""
+    a = np.asarray(pcm)
+    if a.dtype == np.int16:
+        a = a.astype(np.float32) / 32768.0
+    elif a.dtype == np.int32:
+        a = a.astype(np.float32) / 2147483648.0
+    elif a.dtype in (np.float32, np.float64):
+        a = a.astype(np.float32, copy=False)
+    else:
+        raise TypeError(f"pcm must be int16, int32, float32 or float64, got dtype {a.dtype}")
+    if a.ndim == 2:
+        if a.shape[1] == 0 or a.shape[1] > 16:
+            raise ValueError(f"pcm must be [samples] or [samples, channels] with 1-16 channels "
+                             f"(channels last), got shape {a.shape}")
+        a = a.mean(axis=1)
+    elif a.ndim != 1:
+        raise ValueError(f"pcm must be [samples] or [samples, channels], got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("pcm contains NaN or infinite samples")
+    return np.ascontiguousarray(a, dtype=np.float32)

@@ -1,0 +1,82 @@
+"""Session configuration: a frozen, validated dataclass. User-facing options only; architecture
+hyperparameters live beside the models (``motion/``, ``render/``)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+PRESETS = {
+    # name: (width, height) of the rendered frame
+    "fast": (256, 384),     # real time on 2 CPU cores
+    "quality": (512, 768),  # the paper's resolution; meant for a GPU
+}
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Options of one :class:`~chatanyone.Session`.
+
+    Every field is checked in ``__post_init__``; a bad value raises ``ValueError``/``TypeError``
+    naming the field.
+    """
+
+    # Output frame rate (frames per second). Motion is generated at 25 fps and resampled in time.
+    fps: float = 25.0
+    # Renderer preset: "fast" (256x384, real time on CPU) or "quality" (512x768).
+    preset: str = "fast"
+    # Style reference: None, or a path to a motion file (.npz from `prepare-data`) or a video whose
+    # motion gives the speaking style.
+    style: str | os.PathLike | None = None
+    # Expression intensity: 0 = neutral face, 1 = as generated, up to 2 = exaggerated.
+    intensity: float = 1.0
+    # Random seed: the same seed, avatar and audio give the same frames.
+    seed: int = 0
+    # DDIM steps of the motion sampler (fewer = faster, see the evaluation in README).
+    ddim_steps: int = 8
+    # Real-time mode: when the caller asks for a frame whose audio has not arrived by the frame's
+    # due time, silence is inserted (idle motion) instead of waiting. False: wait for audio (offline).
+    realtime: bool = False
+    # ONNX Runtime execution providers to use, in order of preference; those not available on this
+    # machine are skipped. None: CUDA when available, then CPU.
+    providers: tuple[str, ...] | None = None
+    # Most frames computed ahead of the consumer (bounds memory and latency).
+    max_ahead_frames: int = 50
+    # Internal threads of ONNX Runtime per session (0 = its default).
+    intra_op_threads: int = 0
+    _extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        def num(name, lo, hi):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"SessionConfig.{name} must be a number, got {type(v).__name__}")
+            if not (lo <= v <= hi):
+                raise ValueError(f"SessionConfig.{name} must be in [{lo}, {hi}], got {v}")
+
+        num("fps", 1, 120)
+        num("intensity", 0.0, 2.0)
+        if self.preset not in PRESETS:
+            raise ValueError(f"SessionConfig.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        for name, lo, hi in (("seed", 0, 2**63 - 1), ("ddim_steps", 1, 100),
+                             ("max_ahead_frames", 1, 10_000), ("intra_op_threads", 0, 256)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"SessionConfig.{name} must be an int, got {type(v).__name__}")
+            if not (lo <= v <= hi):
+                raise ValueError(f"SessionConfig.{name} must be in [{lo}, {hi}], got {v}")
+        if self.style is not None and not isinstance(self.style, (str, os.PathLike)):
+            raise TypeError(f"SessionConfig.style must be None or a path, got {type(self.style).__name__}")
+        if self.style is not None and not os.path.exists(self.style):
+            raise ValueError(f"SessionConfig.style: no such file {os.fspath(self.style)!r}")
+        if not isinstance(self.realtime, bool):
+            raise TypeError(f"SessionConfig.realtime must be a bool, got {type(self.realtime).__name__}")
+        if self.providers is not None:
+            if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
+                raise TypeError("SessionConfig.providers must be a tuple of provider names, "
+                                f"got {self.providers!r}")
+            object.__setattr__(self, "providers", tuple(self.providers))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames of this preset."""
+        return PRESETS[self.preset]

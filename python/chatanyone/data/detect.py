@@ -1,0 +1,151 @@
+"""Landmark detection with mediapipe 0.10.21's legacy solutions (models bundled in the wheel).
+
+One :class:`Detector` runs face mesh (478 points with iris), pose (33 points, model_complexity=1)
+and hands (21 points each, up to two) on RGB frames and returns image-normalized coordinates:
+x in [0, 1] left to right, y in [0, 1] top to bottom, z in units of the image width (mediapipe's
+convention; smaller is nearer the camera). Points outside the image keep values outside [0, 1].
+
+Hands are ordered by the *person's* side: index 0 is the left hand, 1 the right hand. Mediapipe's
+handedness label assumes a mirrored (selfie) image, so for ordinary video it is swapped; the
+nearest pose wrist (15 left, 16 right) decides first, the swapped label only when the pose has no
+visible wrist.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+log = logging.getLogger("chatanyone")
+
+N_FACE = 478
+N_POSE = 33
+N_HAND = 21
+
+
+@dataclasses.dataclass
+class FrameLandmarks:
+    """Landmarks of one frame, image-normalized (see the module docstring)."""
+    face: np.ndarray       # [478, 3] float32 x, y, z; NaN where no face
+    face_ok: bool          # a face was found
+    pose: np.ndarray       # [33, 4] float32 x, y, z, visibility; NaN where no body
+    pose_ok: bool          # a body was found
+    hands: np.ndarray      # [2, 21, 3] float32 (person's left, right); NaN where not found
+    hands_ok: np.ndarray   # [2] bool
+    hands_score: np.ndarray  # [2] float32 handedness confidence (0 where not found)
+    n_faces: int = 0       # how many faces face mesh found (at most max_faces)
+    faces: list | None = None  # every face found, [478, 3] each (only with max_faces > 1)
+
+
+def _empty() -> FrameLandmarks:
+    return FrameLandmarks(
+        face=np.full((N_FACE, 3), np.nan, np.float32), face_ok=False,
+        pose=np.full((N_POSE, 4), np.nan, np.float32), pose_ok=False,
+        hands=np.full((2, N_HAND, 3), np.nan, np.float32), hands_ok=np.zeros(2, bool),
+        hands_score=np.zeros(2, np.float32))
+
+
+class Detector:
+    """Face mesh + pose + hands on RGB frames.
+
+    Args:
+        video: True to use mediapipe's tracking mode (``static_image_mode=False``): consecutive calls
+            must be consecutive frames of one clip. False for independent photos.
+        max_faces: faces face mesh looks for (2 lets :class:`~chatanyone.Avatar` refuse group photos).
+        pose / hands: run those models (skipping them saves time where only the face is needed).
+        min_confidence: detection confidence for all three models.
+
+    Not thread-safe; use one per thread. Close with :meth:`close` or a ``with`` block.
+    """
+
+    def __init__(self, *, video: bool = True, max_faces: int = 1, pose: bool = True, hands: bool = True,
+                 min_confidence: float = 0.5):
+        import mediapipe as mp  # heavy import: only when a detector is made
+        sol = mp.solutions
+        static = not video
+        self._face = sol.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces,
+                                            refine_landmarks=True, min_detection_confidence=min_confidence,
+                                            min_tracking_confidence=0.5)
+        self._pose = sol.pose.Pose(static_image_mode=static, model_complexity=1, smooth_landmarks=False,
+                                   enable_segmentation=False, min_detection_confidence=min_confidence,
+                                   min_tracking_confidence=0.5) if pose else None
+        self._hands = sol.hands.Hands(static_image_mode=static, max_num_hands=2, model_complexity=1,
+                                      min_detection_confidence=min_confidence,
+                                      min_tracking_confidence=0.5) if hands else None
+        self.max_faces = max_faces
+
+    def close(self) -> None:
+        for m in (self._face, self._pose, self._hands):
+            if m is not None:
+                m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __call__(self, rgb: np.ndarray) -> FrameLandmarks:
+        """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks, ~20-60 ms on a CPU core)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"rgb must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
+        rgb = np.ascontiguousarray(rgb)
+        out = _empty()
+        r = self._face.process(rgb)
+        if r.multi_face_landmarks:
+            faces = [np.array([(p.x, p.y, p.z) for p in f.landmark], np.float32)
+                     for f in r.multi_face_landmarks]
+            # the largest face is "the" face
+            sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
+            out.face = faces[int(np.argmax(sizes))]
+            out.face_ok = True
+            out.n_faces = len(faces)
+            if self.max_faces > 1:
+                out.faces = faces
+        if self._pose is not None:
+            r = self._pose.process(rgb)
+            if r.pose_landmarks:
+                out.pose = np.array([(p.x, p.y, p.z, p.visibility) for p in r.pose_landmarks.landmark],
+                                    np.float32)
+                out.pose_ok = True
+        if self._hands is not None:
+            r = self._hands.process(rgb)
+            if r.multi_hand_landmarks:
+                found = []
+                for lm, hd in zip(r.multi_hand_landmarks, r.multi_handedness):
+                    pts = np.array([(p.x, p.y, p.z) for p in lm.landmark], np.float32)
+                    c = hd.classification[0]
+                    # mediapipe assumes a mirrored image: its "Left" is the person's right hand
+                    side = 1 if c.label == "Left" else 0
+                    found.append((pts, side, float(c.score)))
+                _assign_hands(out, found, rgb.shape[1] / rgb.shape[0])
+        return out
+
+
+def _assign_hands(out: FrameLandmarks, found: list, aspect: float) -> None:
+    """Put each found hand in slot 0 (person's left) or 1 (right)."""
+    wrists = None
+    if out.pose_ok:
+        vis = out.pose[[15, 16], 3]
+        if np.all(vis > 0.3):
+            wrists = out.pose[[15, 16], :2]
+    if wrists is not None and found:
+        scale = np.array([aspect, 1.0], np.float32)  # isotropic distances
+        d = np.array([[np.linalg.norm((h[0][0, :2] - w) * scale) for w in wrists] for h in found])
+        if len(found) == 1:
+            slots = [int(np.argmin(d[0]))]
+        else:  # two hands: the assignment with the smaller total distance
+            slots = [0, 1] if d[0, 0] + d[1, 1] <= d[0, 1] + d[1, 0] else [1, 0]
+            slots = slots[:len(found)]
+    else:
+        slots = [h[1] for h in found]
+        if len(found) == 2 and slots[0] == slots[1]:  # same label twice: split by image position
+            # the person's left hand appears on the image's right
+            slots = [0, 1] if found[0][0][0, 0] >= found[1][0][0, 0] else [1, 0]
+    for (pts, _, score), s in zip(found, slots):
+        if out.hands_ok[s] and out.hands_score[s] >= score:
+            continue
+        out.hands[s] = pts
+        out.hands_ok[s] = True
+        out.hands_score[s] = score

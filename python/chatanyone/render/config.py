@@ -1,0 +1,57 @@
+"""Renderer presets: frozen, commented dataclasses. Architecture hyperparameters live here, beside
+the model that reads them (``chatanyone.train.render``) and the runtime (``chatanyone.render``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RenderPreset:
+    name: str                 # "fast" or "quality"; also the weight file prefix render_<name>_*.onnx
+    height: int = 384         # output crop height (px); 2:3 framing, docs/design.md
+    width: int = 256          # output crop width (px)
+    enc_half: int = 16        # appearance features at 1/2 resolution (channels)
+    enc_quarter: int = 32     # appearance features at 1/4 resolution (channels)
+    dec_quarter: int = 32     # decoder width at 1/4 resolution
+    dec_half: int = 16        # decoder width at 1/2 resolution
+    dec_blocks: int = 1       # residual blocks at 1/4 resolution in the decoder
+    motion_base: int = 32     # dense-motion hourglass width at 1/8 resolution (x2 per level down)
+    refine_hidden: int = 128  # face refine / body offset MLP width
+    sigma: float = 0.06       # Gaussian heatmap sigma in normalized crop units (grid_sample coords)
+    refine_scale: float = 0.05  # max |offset| the refine net may add to a control point (normalized)
+
+    def __post_init__(self):
+        if self.height * 2 != self.width * 3:
+            raise ValueError(f"preset {self.name!r}: height:width must be 3:2, got {self.height}x{self.width}")
+        if self.height % 32 or self.width % 32:
+            raise ValueError(f"preset {self.name!r}: height and width must be multiples of 32")
+        if not 0 < self.sigma < 1:
+            raise ValueError(f"preset {self.name!r}: sigma must be in (0, 1), got {self.sigma}")
+
+    @property
+    def quarter(self) -> tuple[int, int]:
+        """(H/4, W/4): where features are warped and the dense motion is output."""
+        return self.height // 4, self.width // 4
+
+    @property
+    def half(self) -> tuple[int, int]:
+        """(H/2, W/2): second feature scale and the hand image's size."""
+        return self.height // 2, self.width // 2
+
+
+PRESETS = {
+    # real time on 2 CPU cores (~0.5 GMAC per frame); the one trained and shipped
+    "fast": RenderPreset("fast"),
+    # 512x768 for GPUs: same architecture, twice the resolution, wider layers. Config only: not trained.
+    "quality": RenderPreset("quality", height=768, width=512, enc_half=32, enc_quarter=64,
+                            dec_quarter=96, dec_half=32, dec_blocks=3, motion_base=64,
+                            refine_hidden=256),
+}
+
+
+def get_preset(name: str) -> RenderPreset:
+    """The preset called ``name`` ("fast" or "quality"); ``ValueError`` otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}") from None

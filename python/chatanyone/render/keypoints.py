@@ -1,0 +1,145 @@
+"""The renderer's control points: semantic groups of the renderer keypoints.
+
+The renderer keypoints (``chatanyone.data.landmarks.renderer_keypoints``: a face-mesh subset, 8
+upper-body pose points, 21 + 21 hand points) are many; a dense-motion network wants few. Each
+control point is the mean of the visible keypoints of one group: 19 facial regions (lips outer/inner
+upper/lower, mouth corners, lids, irises, brows, nose, forehead, jaw sides, chin), the 8 body
+points, and per hand the palm and the fingers. Facial groups are the paper's explicit face
+keypoints (the face refine network adds learned offsets to them); body groups get a learned
+per-frame offset (our stand-in for the paper's implicit body keypoints). Groups are defined on
+mediapipe face-mesh indices, so they work for any face subset that contains some of each group.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+# facial regions, mediapipe face mesh (478 with iris) indices; "a" is the image-left side
+FACE_GROUPS: dict[str, list[int]] = {
+    "lip_upper_outer": [185, 40, 39, 37, 0, 267, 269, 270, 409],
+    "lip_lower_outer": [146, 91, 181, 84, 17, 314, 405, 321, 375],
+    "lip_upper_inner": [191, 80, 81, 82, 13, 312, 311, 310, 415],
+    "lip_lower_inner": [95, 88, 178, 87, 14, 317, 402, 318, 324],
+    "mouth_corner_a": [61, 78],
+    "mouth_corner_b": [291, 308],
+    "eye_a_upper": [246, 161, 160, 159, 158, 157, 173],
+    "eye_a_lower": [7, 163, 144, 145, 153, 154, 155],
+    "eye_b_upper": [466, 388, 387, 386, 385, 384, 398],
+    "eye_b_lower": [249, 390, 373, 374, 380, 381, 382],
+    "iris_a": [468, 469, 470, 471, 472],
+    "iris_b": [473, 474, 475, 476, 477],
+    "brow_a": [70, 63, 105, 66, 107, 55, 65, 52, 53, 46],
+    "brow_b": [300, 293, 334, 296, 336, 285, 295, 282, 283, 276],
+    "nose": [1, 2, 98, 327, 4, 5, 195, 197, 6, 168],
+    "forehead": [10, 338, 297, 109, 67, 151, 108, 337],
+    "jaw_a": [234, 93, 132, 58, 172, 136],
+    "jaw_b": [454, 323, 361, 288, 397, 365],
+    "chin": [152, 148, 176, 149, 150, 377, 400, 378, 379],
+}
+BODY_IDX = [11, 12, 13, 14, 15, 16, 23, 24]  # mediapipe pose: shoulders, elbows, wrists, hips
+HAND_GROUPS = {"palm": [0, 1, 5, 9, 13, 17], "fingers": [3, 4, 7, 8, 11, 12, 15, 16, 19, 20]}
+
+N_FACE = len(FACE_GROUPS)          # 19
+N_BODY = len(BODY_IDX)             # 8
+N_HAND = 2 * len(HAND_GROUPS)      # 4
+N_CONTROL = N_FACE + N_BODY + N_HAND  # 31
+FACE_SLICE = slice(0, N_FACE)
+BODY_SLICE = slice(N_FACE, N_FACE + N_BODY)
+HAND_SLICE = slice(N_FACE + N_BODY, N_CONTROL)
+MOUTH_GROUPS = [0, 1, 2, 3, 4, 5]  # rows of the lip groups, for the mouth-weighted loss
+
+
+def _layout() -> list[int]:
+    """The face-mesh indices of the renderer keypoint layout's face part (KP_FACE_IDX)."""
+    try:
+        from chatanyone.data.landmarks import KP_FACE_IDX  # the contract's layout
+        return [int(i) for i in KP_FACE_IDX]
+    except ImportError:  # data pipeline not installed: full mesh order
+        return list(range(478))
+
+
+@functools.lru_cache(maxsize=None)
+def _group_matrix(face_idx: tuple[int, ...]) -> np.ndarray:
+    """``[N_CONTROL, K]`` 0/1 membership of keypoint k (face subset, 8 body, 21+21 hands) in group g."""
+    nf = len(face_idx)
+    K = nf + N_BODY + 42
+    A = np.zeros((N_CONTROL, K), np.float32)
+    pos = {m: i for i, m in enumerate(face_idx)}
+    for g, members in enumerate(FACE_GROUPS.values()):
+        cols = [pos[m] for m in members if m in pos]
+        if not cols:  # layout lacks this region: fall back to the nearest available mesh points
+            raise ValueError(f"renderer keypoint layout has no point of face group {list(FACE_GROUPS)[g]!r}")
+        A[g, cols] = 1.0
+    for j in range(N_BODY):
+        A[N_FACE + j, nf + j] = 1.0
+    for h in range(2):
+        for gi, members in enumerate(HAND_GROUPS.values()):
+            A[N_FACE + N_BODY + 2 * h + gi, [nf + N_BODY + 21 * h + m for m in members]] = 1.0
+    return A
+
+
+def group_matrix(num_keypoints: int | None = None) -> np.ndarray:
+    """Membership matrix for the installed renderer keypoint layout, ``[N_CONTROL, K]``."""
+    A = _group_matrix(tuple(_layout()))
+    if num_keypoints is not None and A.shape[1] != num_keypoints:
+        if num_keypoints == 478 + N_BODY + 42:
+            return _group_matrix(tuple(range(478)))
+        raise ValueError(f"kp: expected {A.shape[1]} renderer keypoints (or {478 + N_BODY + 42} with "
+                         f"the full face mesh), got {num_keypoints}")
+    return A
+
+
+def control_points(kp: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group means of visible keypoints.
+
+    Args:
+        kp: ``[..., K, 2]`` renderer keypoints, normalized crop coordinates.
+        vis: ``[..., K]`` visibility in {0, 1} (or [0, 1]).
+    Returns:
+        ``(ctrl [..., G, 2] float32, w [..., G] float32)``; ``w`` is 1 where the group has a visible
+        point, else 0 (and ``ctrl`` is then 0).
+    """
+    kp = np.asarray(kp, np.float32)
+    vis = np.asarray(vis, np.float32)
+    A = group_matrix(kp.shape[-2])
+    wv = A * vis[..., None, :]                                  # [..., G, K]
+    cnt = wv.sum(-1)                                            # [..., G]
+    ctrl = np.einsum("...gk,...kc->...gc", wv, kp) / np.maximum(cnt, 1e-6)[..., None]
+    w = (cnt > 0).astype(np.float32)
+    return (ctrl * w[..., None]).astype(np.float32), w
+
+
+def pair_controls(c_src: np.ndarray, w_src: np.ndarray, c_drv: np.ndarray, w_drv: np.ndarray):
+    """Make source and driving control points usable together.
+
+    A group seen on one side only takes the other side's position (no motion for it); a group seen
+    on neither side is parked outside the crop. Returns ``(c_src, c_drv, w)`` with
+    ``w = w_src * w_drv`` the heatmap weight.
+    """
+    ws = w_src[..., None] > 0
+    wd = w_drv[..., None] > 0
+    park = np.array([0.0, 3.0], np.float32)
+    cs = np.where(ws, c_src, np.where(wd, c_drv, park))
+    cd = np.where(wd, c_drv, cs)
+    return cs.astype(np.float32), cd.astype(np.float32), (w_src * w_drv).astype(np.float32)
+
+
+def from_landmarks(face: np.ndarray, face_ok: np.ndarray, pose: np.ndarray, hands: np.ndarray,
+                   hands_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renderer keypoints in the installed layout from corpus landmark arrays of one or T frames.
+
+    ``face [...,478,>=2]``, ``face_ok [...]``, ``pose [...,33,4]`` (visibility in the last column),
+    ``hands [...,2,21,>=2]``, ``hands_ok [...,2]``. Returns ``(kp [..., K, 2], vis [..., K])``.
+    """
+    idx = _layout()
+    f = np.asarray(face)[..., idx, :2]
+    fv = np.broadcast_to(np.asarray(face_ok, np.float32)[..., None], f.shape[:-1])
+    b = np.asarray(pose)[..., BODY_IDX, :2]
+    bv = (np.asarray(pose)[..., BODY_IDX, 3] > 0.5).astype(np.float32)
+    h = np.asarray(hands)[..., :2]
+    h = h.reshape(h.shape[:-3] + (42, 2))
+    hv = np.repeat(np.asarray(hands_ok, np.float32), 21, axis=-1)
+    kp = np.concatenate([f, b, h], -2).astype(np.float32)
+    vis = np.concatenate([fv, bv, hv], -1).astype(np.float32)
+    return kp, vis

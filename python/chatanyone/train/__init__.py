@@ -1,0 +1,1 @@
+"""Training code (PyTorch, extra ``[train]``): never imported at run time."""
