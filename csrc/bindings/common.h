@@ -3,6 +3,8 @@
 #pragma once
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>  // optional arrays (mask, weights, uncond, noise)
+#include <nanobind/stl/vector.h>    // timesteps and alphas of ddim_sample
 
 #include <initializer_list>
 #include <optional>

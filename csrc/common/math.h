@@ -15,8 +15,9 @@
 namespace chatanyone {
 
 // Normalized grid coordinate -> pixel coordinate, as torch.nn.functional.grid_sample does it.
+// Same operation order as torch's CPU kernel, so results agree to the last bit more often.
 CA_HD float unnormalize(float g, int64_t size, bool align_corners) {
-  return align_corners ? (g + 1.f) * 0.5f * float(size - 1) : ((g + 1.f) * float(size) - 1.f) * 0.5f;
+  return align_corners ? (g + 1.f) * (float(size - 1) * 0.5f) : (g + 1.f) * (float(size) * 0.5f) - 0.5f;
 }
 
 // One axis of a bilinear tap: lower index i0 and the two weights, zeroed where a tap falls

@@ -1,0 +1,79 @@
+"""`chatanyone bench`: per-stage and end-to-end timing of the Session on this machine."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+
+import numpy as np
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time each stage and the whole Session on this machine",
+                       description=__doc__)
+    p.add_argument("--preset", default="fast", choices=["fast", "quality"])
+    p.add_argument("--seconds", type=float, default=6.0, help="seconds of speech to stream (default 6)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps of the motion sampler")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) -> dict:
+    """Stream ``seconds`` of the demo speech through a Session, as a real-time producer would
+    (100 ms chunks), and return timings: avatar preparation, first-frame latency, steady fps,
+    per-stage mean times and peak resident memory."""
+    from ..assets import demo_speech
+    from ..avatar import Avatar
+    from ..config import SessionConfig
+    from ..data import default_avatar_image
+    from ..session import Session
+
+    pcm, rate = demo_speech()
+    reps = int(np.ceil(seconds * rate / len(pcm)))
+    pcm = np.tile(pcm, reps)[: int(seconds * rate)]
+    t = time.perf_counter()
+    avatar = Avatar.prepare(default_avatar_image())
+    prep_s = time.perf_counter() - t
+    kw = {"preset": preset} | ({"ddim_steps": steps} if steps else {})
+    cfg = SessionConfig(**kw)
+    with Session(avatar, cfg) as s:
+        t0 = time.perf_counter()
+        s.feed_audio(pcm[: rate // 10], rate)
+        for i in range(rate // 10, len(pcm), rate // 10):
+            s.feed_audio(pcm[i:i + rate // 10], rate)
+        s.flush()
+        stamps = []
+        while s.next_frame() is not None:
+            stamps.append(time.perf_counter() - t0)
+        stages = s._pipe.timings()
+    n = len(stamps)
+    steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")
+    return {
+        "preset": preset, "size": list(cfg.size), "frames": n, "speech_s": len(pcm) / rate,
+        "avatar_prepare_s": prep_s,
+        "first_frame_s": stamps[0] if stamps else None,
+        "steady_fps": steady, "end_to_end_fps": n / stamps[-1] if stamps else None,
+        "stage_ms": {k: 1000 * v for k, v in stages.items()},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def run(args) -> int:
+    r = bench(args.preset, args.seconds, args.steps)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"chatanyone bench: preset {r['preset']} {r['size'][0]}x{r['size'][1]}, "
+          f"{r['speech_s']:.1f} s of speech, {r['cpu_count']} CPUs")
+    rows = [("avatar prepare (once)", f"{r['avatar_prepare_s'] * 1000:.0f} ms"),
+            ("first-frame latency", f"{r['first_frame_s'] * 1000:.0f} ms"),
+            ("steady fps", f"{r['steady_fps']:.1f}"),
+            ("end-to-end fps", f"{r['end_to_end_fps']:.1f}")]
+    rows += [(f"stage: {k}", f"{v:.2f} ms") for k, v in r["stage_ms"].items()]
+    rows.append(("peak memory (RSS)", f"{r['peak_rss_mb']:.0f} MB"))
+    w = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"  {a:<{w}}  {b:>10}")
+    return 0

@@ -1,0 +1,473 @@
+"""Training of the hybrid-control warping renderer (PyTorch, extra ``[train]``).
+
+Networks (ChatAnyone Sec. 3.3, sized for 2 CPU cores in the fast preset):
+
+- ``AppearanceEncoder``: source crop -> features at 1/2 and 1/4 resolution; run once per avatar.
+- ``ControlRefine``: the face refine network (learned offsets for the explicit facial control
+  points of the driving frame, from source and driving points) plus a per-frame body offset head:
+  the paper's implicit body keypoints approximated as explicit pose points + a learned offset.
+- ``DenseMotion``: heatmap difference + source image deformed by each sparse motion -> K+1 masks
+  (softmax) and occlusion maps; the flow is the mask-weighted sum of the sparse grids.
+- ``Decoder``: warped features (1/4 and 1/2) + the rasterized driving-hand image, injected at both
+  scales -> RGB and a gate that blends it with the warped source image.
+
+Gaussian heatmaps, sparse motion and warping use the PyTorch references below, which the native
+kernels (``chatanyone.ops``) match; at run time those kernels run between the ONNX graphs.
+
+Training: self-reenactment, source and driving frames of one clip. Loss: weighted L1 (mouth x4,
+hands x2) + multi-scale L1 + image-gradient L1. No perceptual (VGG) loss: no pretrained backbone
+is available offline. Run: ``python -m chatanyone.train.render --corpus corpus/train --out runs/render_fast``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from chatanyone.render import keypoints as kpm
+from chatanyone.render.config import RenderPreset, get_preset
+from chatanyone.render.hands import rasterize_hands
+
+log = logging.getLogger("chatanyone")
+G = kpm.N_CONTROL
+
+
+# ----------------------------------------------------------------------------- kernel references
+def identity_grid(h: int, w: int, device=None) -> torch.Tensor:
+    """``[H, W, 2]`` (x, y) pixel centres, ``align_corners=False``."""
+    xs = (2 * torch.arange(w, dtype=torch.float32, device=device) + 1) / w - 1
+    ys = (2 * torch.arange(h, dtype=torch.float32, device=device) + 1) / h - 1
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)
+
+
+def heatmaps_torch(kp: torch.Tensor, h: int, w: int, sigma: float, weights=None) -> torch.Tensor:
+    """``kp [N,K,2] -> [N,K,H,W]``: ``w_k exp(-|p - kp_k|^2 / 2 sigma^2)`` (reference of ops.heatmaps)."""
+    xs = (2 * torch.arange(w, dtype=kp.dtype, device=kp.device) + 1) / w - 1
+    ys = (2 * torch.arange(h, dtype=kp.dtype, device=kp.device) + 1) / h - 1
+    gx = torch.exp(-(xs.view(1, 1, w) - kp[..., 0:1]) ** 2 / (2 * sigma ** 2))   # N,K,W
+    gy = torch.exp(-(ys.view(1, 1, h) - kp[..., 1:2]) ** 2 / (2 * sigma ** 2))   # N,K,H
+    out = gy.unsqueeze(-1) * gx.unsqueeze(-2)
+    if weights is not None:
+        out = out * weights[..., None, None]
+    return out
+
+
+def sparse_motion_torch(kp_s, kp_d, h, w, sigma, weights=None):
+    """Reference of ops.sparse_motion: ``(heatmap_diff [N,K+1,H,W], grids [N,K+1,H,W,2])``."""
+    n = kp_s.shape[0]
+    diff = heatmaps_torch(kp_d, h, w, sigma, weights) - heatmaps_torch(kp_s, h, w, sigma, weights)
+    hd = torch.cat([diff.new_zeros(n, 1, h, w), diff], 1)
+    shift = torch.cat([kp_s.new_zeros(n, 1, 2), kp_s - kp_d], 1)               # N,K+1,2
+    grids = identity_grid(h, w, kp_s.device)[None, None] + shift[:, :, None, None, :]
+    return hd, grids
+
+
+def warp_torch(x, grid, padding="zeros", mask=None):
+    """Reference of ops.warp (2-D, bilinear, align_corners=False)."""
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    return out if mask is None else out * mask
+
+
+def deform_source(image_q: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """Source image (1/4 res) warped by each sparse grid: ``[N,3,h,w]`` x ``[N,K+1,h,w,2] -> [N,(K+1)*3,h,w]``."""
+    n, k1, h, w, _ = grids.shape
+    src = image_q.unsqueeze(1).expand(n, k1, 3, h, w).reshape(n * k1, 3, h, w)
+    out = warp_torch(src, grids.reshape(n * k1, h, w, 2))
+    return out.reshape(n, k1 * 3, h, w)
+
+
+# ----------------------------------------------------------------------------- networks
+def conv(cin, cout, k=3, s=1):
+    return nn.Conv2d(cin, cout, k, s, k // 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c1, self.c2 = conv(c, c), conv(c, c)
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x):
+        return x + self.c2(F.relu(self.c1(x)))
+
+
+class AppearanceEncoder(nn.Module):
+    """``image [N,3,H,W]`` in [0,1] -> ``(feat_h [N,Ch,H/2,W/2], feat_q [N,Cq,H/4,W/4], image_q [N,3,H/4,W/4])``."""
+
+    def __init__(self, p: RenderPreset):
+        super().__init__()
+        self.c1 = conv(3, p.enc_half, 3, 2)
+        self.c2 = conv(p.enc_half, p.enc_half)
+        self.c3 = conv(p.enc_half, p.enc_quarter, 3, 2)
+        self.res = ResBlock(p.enc_quarter)
+
+    def forward(self, image):
+        x = F.relu(self.c1(image * 2 - 1))
+        fh = F.relu(self.c2(x))                                  # N,Ch,H/2,W/2
+        fq = self.res(F.relu(self.c3(fh)))                       # N,Cq,H/4,W/4
+        return fh, fq, F.avg_pool2d(image, 4)
+
+
+class ControlRefine(nn.Module):
+    """Face refine + body offsets. ``(c_src, c_drv [N,G,2], w_src, w_drv [N,G]) -> (d_src, d_drv [N,G,2])``.
+
+    Face groups: offsets for the driving points from (source, driving) points. Body groups: one
+    offset head applied to each frame alone (implicit body keypoints). Hands: no offsets.
+    """
+
+    def __init__(self, p: RenderPreset):
+        super().__init__()
+        hid, self.scale = p.refine_hidden, p.refine_scale
+        nf, nb = kpm.N_FACE, kpm.N_BODY
+        self.face = nn.Sequential(nn.Linear(nf * 6 + nf, hid), nn.ReLU(), nn.Linear(hid, hid), nn.ReLU(),
+                                  nn.Linear(hid, nf * 2))
+        self.body = nn.Sequential(nn.Linear(G * 3, hid), nn.ReLU(), nn.Linear(hid, nb * 2))
+        for last in (self.face[-1], self.body[-1]):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def _body(self, c, w):
+        n = c.shape[0]
+        return self.scale * torch.tanh(self.body(torch.cat([c * w[..., None], w[..., None]], -1).reshape(n, -1)))
+
+    def forward(self, c_src, c_drv, w_src, w_drv):
+        n = c_src.shape[0]
+        fs, fd = c_src[:, kpm.FACE_SLICE], c_drv[:, kpm.FACE_SLICE]
+        wf = (w_src * w_drv)[:, kpm.FACE_SLICE]
+        x = torch.cat([fs, fd, fd - fs], -1) * wf[..., None]
+        face = self.scale * torch.tanh(self.face(torch.cat([x.reshape(n, -1), wf], -1))).reshape(n, kpm.N_FACE, 2)
+        face = face * wf[..., None]
+        zh = c_src.new_zeros(n, kpm.N_HAND, 2)
+        bs = self._body(c_src, w_src).reshape(n, kpm.N_BODY, 2)
+        bd = self._body(c_drv, w_drv).reshape(n, kpm.N_BODY, 2)
+        d_src = torch.cat([torch.zeros_like(face), bs, zh], 1)
+        d_drv = torch.cat([face, bd, zh], 1)
+        return d_src, d_drv
+
+
+def _up(x):
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+def _resize_flow(grid_q, ident_out):
+    """Upsample the displacement (grid minus identity), then add the identity of the output size."""
+    n, h, w, _ = grid_q.shape
+    disp = (grid_q - identity_grid(h, w, grid_q.device)).permute(0, 3, 1, 2)   # N,2,h,w
+    ho, wo = ident_out.shape[:2]
+    disp = F.interpolate(disp, size=(ho, wo), mode="bilinear", align_corners=False)
+    return disp.permute(0, 2, 3, 1) + ident_out
+
+
+class DenseMotion(nn.Module):
+    """``(heatmap_diff [N,G+1,h,w], deformed [N,3(G+1),h,w], grids [N,G+1,h,w,2])`` at 1/4 res ->
+    ``(grid_q [N,h,w,2], grid_h [N,2h,2w,2], grid_f [N,4h,4w,2], occ_q [N,1,h,w], occ_h [N,1,2h,2w], masks)``."""
+
+    def __init__(self, p: RenderPreset):
+        super().__init__()
+        m = p.motion_base
+        cin = (G + 1) * 4
+        self.inp = conv(cin, m, 1)
+        self.e0 = conv(m, m)
+        self.e1 = conv(m, 2 * m, 3, 2)
+        self.e2 = conv(2 * m, 4 * m, 3, 2)
+        self.d1 = conv(6 * m, 2 * m)
+        self.d0 = conv(3 * m, m)
+        self.uq = conv(m + G + 1, m // 2)
+        self.mask = conv(m // 2, G + 1)
+        self.occ = conv(m // 2, 2)
+        nn.init.constant_(self.occ.bias, 2.0)
+        with torch.no_grad():
+            self.mask.bias[0] += 1.0   # start near the background (identity) motion
+
+    def forward(self, hd, deformed, grids):
+        x = F.avg_pool2d(torch.cat([hd, deformed], 1), 2)        # N,4(G+1),h/2,w/2
+        x = F.relu(self.inp(x))
+        e0 = F.relu(self.e0(x))
+        e1 = F.relu(self.e1(e0))
+        e2 = F.relu(self.e2(e1))
+        d1 = F.relu(self.d1(torch.cat([_up(e2), e1], 1)))
+        d0 = F.relu(self.d0(torch.cat([_up(d1), e0], 1)))
+        u = F.relu(self.uq(torch.cat([_up(d0), hd], 1)))       # N,m/2,h,w
+        masks = torch.softmax(self.mask(u), 1)                   # N,G+1,h,w
+        occ = torch.sigmoid(self.occ(u))                         # N,2,h,w
+        grid_q = (masks.unsqueeze(-1) * grids).sum(1)            # N,h,w,2
+        h, w = hd.shape[2:]
+        grid_h = _resize_flow(grid_q, identity_grid(2 * h, 2 * w, hd.device))[None][0]
+        grid_f = _resize_flow(grid_q, identity_grid(4 * h, 4 * w, hd.device))
+        occ_q = occ[:, 0:1]
+        occ_h = F.interpolate(occ[:, 1:2], scale_factor=2.0, mode="bilinear", align_corners=False)
+        return grid_q, grid_h, grid_f, occ_q, occ_h, masks
+
+
+class Decoder(nn.Module):
+    """``(warped_q [N,Cq,h,w], warped_h [N,Ch,2h,2w], warped_image [N,3,4h,4w], hand [N,3,2h,2w])``
+    -> ``(image [N,3,4h,4w] in [0,1], gate [N,1,4h,4w])``."""
+
+    def __init__(self, p: RenderPreset):
+        super().__init__()
+        self.inq = conv(p.enc_quarter + 3, p.dec_quarter)
+        self.blocks = nn.Sequential(*[ResBlock(p.dec_quarter) for _ in range(p.dec_blocks)])
+        self.toh = conv(p.dec_quarter, p.dec_half, 1)
+        self.inh = conv(p.dec_half + p.enc_half + 3 + 3, p.dec_half)
+        self.h2 = conv(p.dec_half, p.dec_half)
+        self.out = conv(p.dec_half, 16)
+        with torch.no_grad():
+            self.out.bias.view(4, 4)[3] -= 2.0   # gate channel starts mostly closed
+
+    def forward(self, wq, wh, wimg, hand):
+        x = F.relu(self.inq(torch.cat([wq, F.avg_pool2d(hand, 2)], 1)))
+        x = self.blocks(x)
+        x = _up(F.relu(self.toh(x)))                              # N,Dh,2h,2w
+        x = F.relu(self.inh(torch.cat([x, wh, hand, F.avg_pool2d(wimg, 2)], 1)))
+        x = F.relu(self.h2(x))
+        y = F.pixel_shuffle(self.out(x), 2)                       # N,4,4h,4w
+        rgb = torch.sigmoid(y[:, :3])
+        gate = torch.sigmoid(y[:, 3:4])
+        return wimg * (1 - gate) + rgb * gate, gate
+
+
+class RenderModel(nn.Module):
+    """All four networks plus the reference kernels: the PyTorch twin of the runtime pipeline."""
+
+    def __init__(self, preset: RenderPreset | str = "fast"):
+        super().__init__()
+        self.p = get_preset(preset) if isinstance(preset, str) else preset
+        self.encoder = AppearanceEncoder(self.p)
+        self.refine = ControlRefine(self.p)
+        self.motion = DenseMotion(self.p)
+        self.decoder = Decoder(self.p)
+
+    def forward(self, source, c_src, c_drv, w_src, w_drv, hand, *, use_refine=True, use_hands=True):
+        """``source [N,3,H,W]`` in [0,1]; control points ``[N,G,2]`` (paired, see keypoints.pair_controls);
+        ``w_*`` [N,G]; ``hand [N,3,H/2,W/2]``. Returns a dict with ``image`` [N,3,H,W] and intermediates."""
+        fh, fq, img_q = self.encoder(source)
+        d_src, d_drv = self.refine(c_src, c_drv, w_src, w_drv)
+        if not use_refine:
+            d_drv = d_drv.clone()
+            d_drv[:, kpm.FACE_SLICE] = 0
+        ks, kd = c_src + d_src, c_drv + d_drv
+        h, w = fq.shape[2:]
+        hd, grids = sparse_motion_torch(ks, kd, h, w, self.p.sigma, w_src * w_drv)
+        deformed = deform_source(img_q, grids)
+        grid_q, grid_h, grid_f, occ_q, occ_h, masks = self.motion(hd, deformed, grids)
+        wq = warp_torch(fq, grid_q, mask=occ_q)
+        wh = warp_torch(fh, grid_h, mask=occ_h)
+        wimg = warp_torch(source, grid_f, padding="border")
+        if not use_hands:
+            hand = torch.zeros_like(hand)
+        image, gate = self.decoder(wq, wh, wimg, hand)
+        return {"image": image, "gate": gate, "warped": wimg, "masks": masks, "occ_q": occ_q,
+                "d_src": d_src, "d_drv": d_drv}
+
+
+def count_macs(model: RenderModel) -> dict[str, int]:
+    """Multiply-adds per frame of each network (convs and linears; pooling, activations excluded)."""
+    p = model.p
+    counts: dict[str, int] = {}
+
+    def hook_for(name):
+        def hook(mod, inp, out):
+            if isinstance(mod, nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1]
+                counts[name] += out.numel() // out.shape[0] * mod.in_channels // mod.groups * k
+            elif isinstance(mod, nn.Linear):
+                counts[name] += mod.in_features * mod.out_features
+        return hook
+
+    hs = []
+    for name in ("encoder", "refine", "motion", "decoder"):
+        counts[name] = 0
+        for m in getattr(model, name).modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                hs.append(m.register_forward_hook(hook_for(name)))
+    with torch.no_grad():
+        x = synthetic_batch(p, 1)
+        model(*x)
+    for hnd in hs:
+        hnd.remove()
+    counts["refine"] = counts["refine"] * 2 // 3 + counts["refine"] // 3  # body head runs twice: counted already
+    return counts
+
+
+def synthetic_batch(p: RenderPreset, n: int, seed: int = 0, scale: float = 1.0):
+    """Random inputs of the right shapes (tests, export, MAC counting)."""
+    g = torch.Generator().manual_seed(seed)
+    H, W = int(p.height * scale), int(p.width * scale)
+    src = torch.rand(n, 3, H, W, generator=g)
+    c_src = torch.rand(n, G, 2, generator=g) * 1.6 - 0.8
+    c_drv = c_src + 0.05 * torch.randn(n, G, 2, generator=g)
+    w = torch.ones(n, G)
+    hand = torch.rand(n, 3, H // 2, W // 2, generator=g)
+    return src, c_src, c_drv, w, w.clone(), hand
+
+
+# ----------------------------------------------------------------------------- data
+class ClipSet:
+    """Frames and control points of corpus clips (``<dir>/<clip>/crops.npy`` + ``landmarks.npz``)."""
+
+    def __init__(self, roots: list[Path], min_frames: int = 8):
+        self.clips = []
+        for root in roots:
+            for d in sorted(Path(root).iterdir()):
+                if not (d / "crops.npy").exists() or not (d / "landmarks.npz").exists():
+                    continue
+                crops = np.load(d / "crops.npy", mmap_mode="r")
+                lm = np.load(d / "landmarks.npz")
+                kp, vis = kpm.from_landmarks(lm["face"], lm["face_ok"], lm["pose"], lm["hands"], lm["hands_ok"])
+                ctrl, w = kpm.control_points(kp, vis)                  # T,G,2 / T,G
+                ok = np.asarray(lm["face_ok"]).astype(bool)
+                idx = np.nonzero(ok)[0]
+                if len(idx) < min_frames:
+                    log.info("render train: skip %s (%d frames with a face)", d.name, len(idx))
+                    continue
+                hands = np.asarray(lm["hands"], np.float32)[..., :2]
+                self.clips.append({"name": d.name, "crops": crops, "ctrl": ctrl, "w": w, "idx": idx,
+                                   "hands": hands, "hands_ok": np.asarray(lm["hands_ok"], np.float32)})
+        if not self.clips:
+            raise FileNotFoundError(f"no clips with crops.npy and landmarks.npz under {roots}")
+        n = np.array([len(c["idx"]) for c in self.clips], np.float64)
+        self.prob = np.sqrt(n) / np.sqrt(n).sum()   # long clips count more, but not linearly
+
+    def sample(self, rng: np.random.Generator, batch: int, scale: float, p: RenderPreset):
+        H, W = int(p.height * scale), int(p.width * scale)
+        out = {k: [] for k in ("src", "drv", "cs", "cd", "ws", "wd", "hand")}
+        for _ in range(batch):
+            c = self.clips[rng.choice(len(self.clips), p=self.prob)]
+            ts, td = rng.choice(c["idx"], 2)
+            imgs = []
+            for t in (ts, td):
+                im = np.asarray(c["crops"][t], np.float32) / 255.0    # 384,256,3
+                if im.shape[0] != H:
+                    f = im.shape[0] // H
+                    im = im.reshape(H, f, W, f, 3).mean((1, 3))
+                imgs.append(im.transpose(2, 0, 1))
+            # same colour jitter on both frames
+            gain = 1 + 0.1 * rng.standard_normal(3).astype(np.float32)
+            imgs = [np.clip(i * gain[:, None, None], 0, 1) for i in imgs]
+            cs, cd, _ = kpm.pair_controls(c["ctrl"][ts], c["w"][ts], c["ctrl"][td], c["w"][td])
+            out["src"].append(imgs[0]); out["drv"].append(imgs[1])
+            out["cs"].append(cs); out["cd"].append(cd)
+            out["ws"].append(c["w"][ts]); out["wd"].append(c["w"][td])
+            out["hand"].append(rasterize_hands(c["hands"][td], c["hands_ok"][td], H // 2, W // 2))
+        return {k: torch.from_numpy(np.stack(v)) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- loss
+def region_weight(cd, wd, H, W):
+    """``[N,1,H,W]`` loss weight: 1, plus 3 in a box around the mouth, plus 1 around each seen hand."""
+    n = cd.shape[0]
+    ident = identity_grid(H, W)                                       # H,W,2
+    wt = torch.ones(n, 1, H, W)
+    mouth = cd[:, kpm.MOUTH_GROUPS].mean(1)                           # N,2
+    d = (ident[None] - mouth[:, None, None]).abs()
+    inbox = (d[..., 0] < 0.16) & (d[..., 1] < 0.09)
+    wt += 3.0 * (inbox & (wd[:, 0:1, None] > 0)).unsqueeze(1).float()
+    for h in range(2):
+        gi = kpm.N_FACE + kpm.N_BODY + 2 * h
+        ctr = cd[:, gi]
+        d = (ident[None] - ctr[:, None, None]).abs()
+        inbox = (d[..., 0] < 0.25) & (d[..., 1] < 0.17) & (wd[:, gi, None, None] > 0)
+        wt += inbox.unsqueeze(1).float()
+    return wt
+
+
+def render_loss(pred, target, weight):
+    l1 = ((pred - target).abs() * weight).mean()
+    ms = sum(F.l1_loss(F.avg_pool2d(pred, s), F.avg_pool2d(target, s)) for s in (2, 4, 8))
+    gx = lambda x: x[..., :, 1:] - x[..., :, :-1]
+    gy = lambda x: x[..., 1:, :] - x[..., :-1, :]
+    grad = F.l1_loss(gx(pred), gx(target)) + F.l1_loss(gy(pred), gy(target))
+    return l1 + 0.5 * ms + grad, {"l1": float(l1), "ms": float(ms), "grad": float(grad)}
+
+
+# ----------------------------------------------------------------------------- training loop
+def train(args) -> Path:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    p = get_preset(args.preset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = ClipSet([Path(c) for c in args.corpus])
+    log.info("render train: %d clips, %d frames", len(data.clips), sum(len(c["idx"]) for c in data.clips))
+    model = RenderModel(p)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    ckpt = out / "last.pt"
+    state = {"step": 0, "seconds": 0.0, "history": []}
+    if ckpt.exists() and not args.fresh:
+        s = torch.load(ckpt, map_location="cpu")
+        model.load_state_dict(s["model"])
+        opt.load_state_dict(s["opt"])
+        state = s["state"]
+        log.info("render train: resumed at step %d (%.0f s)", state["step"], state["seconds"])
+    if args.init and state["step"] == 0:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        log.info("render train: initialised from %s", args.init)
+    rng = np.random.default_rng(args.seed + state["step"])
+    t_last_save = time.time()
+    t0 = time.time() - state["seconds"]
+    budget = args.minutes * 60
+    run = {}
+    while state["seconds"] < budget and state["step"] < args.max_steps:
+        frac = state["seconds"] / budget
+        scale = 0.5 if frac < args.half_res_frac else 1.0
+        bs = args.batch * (2 if scale < 1 else 1)
+        lr = args.lr * (0.5 * (1 + math.cos(math.pi * frac)) * 0.9 + 0.1)
+        for gparam in opt.param_groups:
+            gparam["lr"] = lr
+        b = data.sample(rng, bs, scale, p)
+        res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"])
+        H, W = b["drv"].shape[2:]
+        loss, parts = render_loss(res["image"], b["drv"], region_weight(b["cd"], b["wd"], H, W))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        state["step"] += 1
+        state["seconds"] = time.time() - t0
+        for k, v in parts.items():
+            run[k] = 0.9 * run.get(k, v) + 0.1 * v
+        if state["step"] % 20 == 0:
+            log.info("step %d t=%.0fs scale=%.1f lr=%.1e l1=%.4f ms=%.4f grad=%.4f", state["step"],
+                     state["seconds"], scale, lr, run["l1"], run["ms"], run["grad"])
+            state["history"].append({"step": state["step"], "seconds": round(state["seconds"], 1), **run})
+        if time.time() - t_last_save > 120:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+                        "preset": p.name}, ckpt)
+            t_last_save = time.time()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "preset": p.name}, ckpt)
+    (out / "train_log.json").write_text(json.dumps({"args": vars(args), "state": state}, indent=1, default=str))
+    log.info("render train: done, %d steps in %.0f s -> %s", state["step"], state["seconds"], ckpt)
+    return ckpt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Train the renderer by self-reenactment")
+    ap.add_argument("--corpus", nargs="+", default=["corpus/train"], help="corpus split folder(s)")
+    ap.add_argument("--out", default="runs/render_fast", help="checkpoint folder (resumes from last.pt)")
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--minutes", type=float, default=40.0, help="training time budget (wall clock)")
+    ap.add_argument("--max-steps", type=int, default=10 ** 9)
+    ap.add_argument("--batch", type=int, default=4, help="batch at full resolution (x2 at half)")
+    ap.add_argument("--half-res-frac", type=float, default=0.5, help="fraction of time at half resolution")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    train(args)
+
+
+if __name__ == "__main__":
+    main()

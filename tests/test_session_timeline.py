@@ -1,0 +1,222 @@
+"""The Session's streaming contract, with a small deterministic pipeline in place of the networks.
+
+The pipeline double records what the Session asks of it, so these tests check the timeline
+(exact frame counts, audio slices, flush/interrupt, real-time idle, threads, memory) on their own;
+tests/test_session_e2e.py runs the same Session with the real models.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from chatanyone.audio.resample import StreamResampler
+from chatanyone.config import SessionConfig
+from chatanyone.session import Session
+
+
+class RecordingPipeline:
+    lookahead_samples = 3200  # 200 ms, like the motion model
+    max_motion_frames = 25
+
+    def __init__(self, delay=0.0):
+        self.motion_calls = []
+        self.delay = delay
+
+    def motion(self, m0, n, audio):
+        assert audio.shape == (n * 640 + self.lookahead_samples,)
+        self.motion_calls.append((m0, n))
+        if self.delay:
+            time.sleep(self.delay)
+        return [{"m": np.array([float(m0 + i)]),
+                 "rms": np.array([float(np.sqrt(np.mean(audio[i * 640:(i + 1) * 640] ** 2)))])}
+                for i in range(n)]
+
+    def render(self, mo):
+        img = np.zeros((6, 4, 3), np.uint8)
+        img[..., 0] = min(255, int(mo["m"][0]))
+        img[..., 1] = min(255, int(mo["rms"][0] * 400))
+        return img
+
+
+def _session(**kw):
+    return Session(None, SessionConfig(**kw), _pipeline=RecordingPipeline())
+
+
+def _feed_random_chunks(s, x, rate, seed=0, max_chunk=5000):
+    rng = np.random.default_rng(seed)
+    i = 0
+    while i < len(x):
+        n = int(rng.integers(1, max_chunk))
+        s.feed_audio(x[i:i + n], rate)
+        i += n
+
+
+@pytest.mark.parametrize("fps", [25, 30, 24, 29.97])
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_frame_count_is_duration_times_fps(fps, rate):
+    seconds = 2.5
+    x = (0.3 * np.sin(np.arange(int(rate * seconds)) * 0.05)).astype(np.float32)
+    with _session(fps=fps) as s:
+        _feed_random_chunks(s, x, rate)
+        s.flush()
+        frames = list(s.frames())
+    assert len(frames) == int(np.ceil(seconds * fps - 1e-9))
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[-1].timestamp == pytest.approx((len(frames) - 1) / fps)
+    # the slices tile the timeline: their total is the frames' span of the resampled audio
+    total = sum(f.audio.size for f in frames)
+    assert total == int(round(len(frames) * 16000 / fps))
+    assert all(f.image.dtype == np.uint8 and f.image.shape == (6, 4, 3) for f in frames)
+
+
+def test_audio_slices_are_the_resampled_input():
+    rate = 22050
+    x = (0.2 * np.random.default_rng(1).standard_normal(rate * 2)).astype(np.float32)
+    r = StreamResampler(rate)
+    ref = np.concatenate([r.push(x), r.flush()])
+    with _session() as s:
+        _feed_random_chunks(s, x, rate, seed=3)
+        s.flush()
+        got = np.concatenate([f.audio for f in s.frames()])
+    np.testing.assert_array_equal(got[:ref.size], ref)
+    assert not got[ref.size:].any()  # the last slice is padded with silence
+
+
+def test_int16_stereo_and_chunk_of_one_sample():
+    x = (np.random.default_rng(2).standard_normal((1600, 2)) * 3000).astype(np.int16)
+    with _session() as s:
+        for i in range(len(x)):
+            s.feed_audio(x[i:i + 1], 16000)
+        s.flush()
+        frames = list(s.frames())
+    assert len(frames) == 3  # 0.1 s at 25 fps = 2.5 -> 3 frames
+    np.testing.assert_allclose(frames[0].audio, x[:640].astype(np.float32).mean(1) / 32768, atol=1e-6)
+
+
+def test_utterances_follow_each_other():
+    with _session() as s:
+        for n in (16000, 8000):
+            s.feed_audio(np.zeros(n, np.float32), 16000)
+            s.flush()
+        first = list(s.frames())
+        second = list(s.frames())
+    assert len(first) == 25 and len(second) == 13
+    assert second[0].index == 25
+
+
+def test_flush_twice_and_empty_flush():
+    with _session() as s:
+        s.flush()
+        assert s.next_frame(timeout=5) is None
+        s.feed_audio(np.zeros(640, np.float32), 16000)
+        s.flush()
+        s.flush()  # nothing new: no second end marker
+        assert s.next_frame(timeout=5) is not None
+        assert s.next_frame(timeout=5) is None
+        with pytest.raises(TimeoutError):
+            s.next_frame(timeout=0.2)
+
+
+def test_interrupt_drops_queued_audio_and_session_goes_on():
+    pipe = RecordingPipeline(delay=0.02)
+    with Session(None, SessionConfig(max_ahead_frames=5), _pipeline=pipe) as s:
+        s.feed_audio(np.full(16000 * 20, 0.1, np.float32), 16000)  # 20 s queued
+        got = [s.next_frame(timeout=10) for _ in range(3)]
+        s.interrupt()
+        rest = []
+        while (f := s.next_frame(timeout=10)) is not None:
+            rest.append(f)
+        assert len(got) + len(rest) < 100  # far fewer than the 500 frames queued
+        # new speech after the interruption continues the timeline
+        s.feed_audio(np.zeros(3200, np.float32), 16000)
+        s.flush()
+        after = list(s.frames())
+        assert len(after) == 5
+        assert after[0].index == got[-1].index + len(rest) + 1
+
+
+def test_realtime_mode_gives_idle_frames_without_audio():
+    with _session(realtime=True) as s:
+        t0 = time.monotonic()
+        frames = [s.next_frame(timeout=5) for _ in range(10)]
+        elapsed = time.monotonic() - t0
+    assert [f.index for f in frames] == list(range(10))
+    assert all(not f.audio.any() for f in frames)
+    assert elapsed >= 9 / 25  # paced at the frame rate, not faster
+
+
+@pytest.mark.parametrize("pcm, rate, exc, words", [
+    (np.zeros(10, np.uint8), 16000, TypeError, "dtype"),
+    (np.zeros((2, 2, 2), np.float32), 16000, ValueError, "shape"),
+    (np.array([0.0, np.nan], np.float32), 16000, ValueError, "NaN"),
+    (np.zeros(10, np.float32), 0, ValueError, "sample_rate"),
+    (np.zeros(10, np.float32), 44100.5, ValueError, "sample_rate"),
+    (np.zeros(10, np.float32), 100, ValueError, "sample_rate"),
+    ("hello", 16000, TypeError, "pcm"),
+    (np.zeros((2, 1000), np.float32), 16000, ValueError, "channels"),
+])
+def test_bad_audio_gets_a_clear_error_and_session_stays_usable(pcm, rate, exc, words):
+    with _session() as s:
+        with pytest.raises(exc, match=words):
+            s.feed_audio(pcm, rate)
+        s.feed_audio(np.zeros(640, np.float32), 16000)
+        s.flush()
+        assert len(list(s.frames())) == 1
+
+
+@pytest.mark.parametrize("kw, exc", [
+    ({"fps": 0}, ValueError), ({"fps": "25"}, TypeError), ({"preset": "huge"}, ValueError),
+    ({"intensity": 3.0}, ValueError), ({"seed": -1}, ValueError), ({"seed": 1.5}, TypeError),
+    ({"style": "/no/such/file.npz"}, ValueError), ({"providers": "CPUExecutionProvider"}, TypeError),
+])
+def test_bad_config_names_the_field(kw, exc):
+    with pytest.raises(exc, match=next(iter(kw))):
+        SessionConfig(**kw)
+
+
+def test_closed_session_raises():
+    s = _session()
+    s.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.feed_audio(np.zeros(10, np.float32), 16000)
+    with pytest.raises(RuntimeError, match="closed"):
+        s.next_frame(timeout=1)
+
+
+def test_threads_feed_and_pull_concurrently():
+    rate, seconds = 48000, 4
+    x = (0.1 * np.random.default_rng(5).standard_normal(rate * seconds)).astype(np.float32)
+    out = []
+    with _session(max_ahead_frames=3) as s:
+        def consume():
+            while (f := s.next_frame(timeout=20)) is not None:
+                out.append(f.index)
+
+        t = threading.Thread(target=consume)
+        t.start()
+        _feed_random_chunks(s, x, rate, seed=7, max_chunk=2000)
+        s.flush()
+        t.join(timeout=60)
+        assert not t.is_alive()
+    assert out == list(range(seconds * 25))
+
+
+def test_memory_stays_flat_over_a_long_stream():
+    """A consumer that keeps up: what the session holds stays bounded over 60 s of audio."""
+    with _session(max_ahead_frames=10) as s:
+        sizes, n_out = [], 0
+        chunk = np.zeros(1600, np.float32)  # 100 ms
+        for i in range(600):
+            s.feed_audio(chunk, 16000)
+            # pull all frames whose audio and lookahead are in (2.5 frames per chunk, 5 lookahead)
+            while n_out < int((i + 1) * 2.5) - 6:
+                assert s.next_frame(timeout=10).index == n_out
+                n_out += 1
+            sizes.append((s._audio.size, len(s._motion), len(s._frames)))
+        s.flush()
+        assert len(list(s.frames())) == 1500 - n_out
+    late = sizes[-300:]
+    assert max(a for a, _, _ in late) <= 6 * 16000  # a few seconds of audio, not all 60
+    assert max(m for _, m, _ in late) <= 60
+    assert max(f for _, _, f in late) <= 10
