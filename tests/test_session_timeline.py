@@ -16,27 +16,44 @@ from chatanyone.session import Session
 
 
 class RecordingPipeline:
-    lookahead_samples = 3200  # 200 ms, like the motion model
-    max_motion_frames = 25
+    """Releases motion frames like the real generator: in hops, once their audio and lookahead are
+    in, or all at once at the end of an utterance. A frame's motion is its index and loudness."""
+
+    lookahead_samples = 3200 + 10 * 640  # the rest of a 10-frame hop plus 200 ms
+    idle_samples = 10 * 640
+    hop = 10
 
     def __init__(self, delay=0.0):
-        self.motion_calls = []
         self.delay = delay
+        self.audio = np.zeros(0, np.float32)
+        self.done = 0  # frames released
 
-    def motion(self, m0, n, audio):
-        assert audio.shape == (n * 640 + self.lookahead_samples,)
-        self.motion_calls.append((m0, n))
-        if self.delay:
-            time.sleep(self.delay)
-        return [{"m": np.array([float(m0 + i)]),
-                 "rms": np.array([float(np.sqrt(np.mean(audio[i * 640:(i + 1) * 640] ** 2)))])}
-                for i in range(n)]
+    def motion(self, audio, final):
+        self.audio = np.concatenate([self.audio, audio])
+        n_have = self.audio.size // 640
+        if final:
+            n_have = -(-self.audio.size // 640)
+            self.audio = np.concatenate([self.audio, np.zeros(n_have * 640 - self.audio.size, np.float32)])
+            ready = n_have
+        else:
+            ready = self.done + ((self.audio.size - 3200) // 640 - self.done) // self.hop * self.hop
+        out = []
+        while self.done < ready:
+            if self.delay:
+                time.sleep(self.delay)
+            seg = self.audio[self.done * 640:(self.done + 1) * 640]
+            out.append({"m": np.array([float(self.done)]), "rms": np.array([float(np.sqrt(np.mean(seg ** 2)))])})
+            self.done += 1
+        return out
 
     def render(self, mo):
         img = np.zeros((6, 4, 3), np.uint8)
         img[..., 0] = min(255, int(mo["m"][0]))
         img[..., 1] = min(255, int(mo["rms"][0] * 400))
         return img
+
+    def timings(self):
+        return {}
 
 
 def _session(**kw):
@@ -209,8 +226,8 @@ def test_memory_stays_flat_over_a_long_stream():
         chunk = np.zeros(1600, np.float32)  # 100 ms
         for i in range(600):
             s.feed_audio(chunk, 16000)
-            # pull all frames whose audio and lookahead are in (2.5 frames per chunk, 5 lookahead)
-            while n_out < int((i + 1) * 2.5) - 6:
+            # pull the frames whose audio, hop and lookahead are in (2.5 frames per chunk)
+            while n_out < int((i + 1) * 2.5) - 20:
                 assert s.next_frame(timeout=10).index == n_out
                 n_out += 1
             sizes.append((s._audio.size, len(s._motion), len(s._frames)))

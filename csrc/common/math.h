@@ -15,32 +15,43 @@
 namespace chatanyone {
 
 // Normalized grid coordinate -> pixel coordinate, as torch.nn.functional.grid_sample does it.
-// Same operation order as torch's CPU kernel, so results agree to the last bit more often.
-CA_HD float unnormalize(float g, int64_t size, bool align_corners) {
-  return align_corners ? (g + 1.f) * (float(size - 1) * 0.5f) : (g + 1.f) * (float(size) * 0.5f) - 0.5f;
-}
-
-// One axis of a bilinear tap: lower index i0 and the two weights, zeroed where a tap falls
-// outside [0, size). Clamping first keeps floorf->int defined for huge values and NaN (fmaxf
-// maps NaN to the bound), which is why no grid value can index out of bounds.
-struct AxisTap {
-  int32_t i0, i1;  // tap indices, already replaced by 0 where invalid
-  float w0, w1;    // weights, 0 where invalid
+// How one axis maps a normalized coordinate to a clamped pixel coordinate. Computed once per call
+// so the per-element code has no branches on padding or align_corners (the CPU loop vectorizes).
+struct AxisMap {
+  float scale, offset;  // x = (g + 1) * scale + offset: torch's operation order, bit-equal more often
+  float lo, hi;         // clamp bounds
+  int32_t size;
 };
 
-CA_HD AxisTap axis_tap(float g, int64_t size, bool align_corners, Padding padding) {
-  float x = unnormalize(g, size, align_corners);
-  if (padding == Padding::Border) {
-    x = fminf(fmaxf(x, 0.f), float(size - 1));
-  } else {
-    x = fminf(fmaxf(x, -2.f), float(size) + 1.f);  // beyond this every tap is outside anyway
-  }
+CA_HD AxisMap axis_map(int64_t size, bool align_corners, Padding padding) {
+  AxisMap m;
+  m.scale = align_corners ? float(size - 1) * 0.5f : float(size) * 0.5f;
+  m.offset = align_corners ? 0.f : -0.5f;
+  // Border: clamp onto the edge pixels, as grid_sample does. Zeros: beyond [-2, size+1] every tap
+  // is outside anyway; clamping keeps floorf->int defined for huge values and sends NaN to a
+  // bound, which is why no grid value can index out of bounds.
+  m.lo = padding == Padding::Border ? 0.f : -2.f;
+  m.hi = padding == Padding::Border ? float(size - 1) : float(size) + 1.f;
+  m.size = int32_t(size);
+  return m;
+}
+
+// One axis of a bilinear tap: indices and weights, both zeroed where a tap falls outside [0, size).
+struct AxisTap {
+  int32_t i0, i1;
+  float w0, w1;
+};
+
+CA_HD AxisTap axis_tap(float g, const AxisMap& m) {
+  float x = (g + 1.f) * m.scale + m.offset;
+  x = x > m.lo ? x : m.lo;  // written as selects, not fmaxf/fminf: NaN still goes to a bound, and
+  x = x < m.hi ? x : m.hi;  // the host compiler emits maxps/minps instead of libm calls
   const float f = floorf(x);
   const int32_t i0 = int32_t(f);
   const float t = x - f;
+  const bool v0 = (i0 >= 0) & (i0 < m.size);
+  const bool v1 = (i0 + 1 >= 0) & (i0 + 1 < m.size);
   AxisTap a;
-  const bool v0 = i0 >= 0 && i0 < size;
-  const bool v1 = i0 + 1 >= 0 && i0 + 1 < size;
   a.i0 = v0 ? i0 : 0;
   a.i1 = v1 ? i0 + 1 : 0;
   a.w0 = v0 ? 1.f - t : 0.f;
@@ -49,26 +60,25 @@ CA_HD AxisTap axis_tap(float g, int64_t size, bool align_corners, Padding paddin
 }
 
 // Four taps of a 2-D bilinear sample: plane offsets y*W+x and weights.
-CA_HD void taps_2d(float gx, float gy, int64_t H, int64_t W, bool align, Padding pad,
-                   int32_t off[4], float w[4]) {
-  const AxisTap ax = axis_tap(gx, W, align, pad);
-  const AxisTap ay = axis_tap(gy, H, align, pad);
-  const int32_t w_ = int32_t(W);
-  off[0] = ay.i0 * w_ + ax.i0; w[0] = ay.w0 * ax.w0;
-  off[1] = ay.i0 * w_ + ax.i1; w[1] = ay.w0 * ax.w1;
-  off[2] = ay.i1 * w_ + ax.i0; w[2] = ay.w1 * ax.w0;
-  off[3] = ay.i1 * w_ + ax.i1; w[3] = ay.w1 * ax.w1;
+CA_HD void taps_2d(float gx, float gy, const AxisMap& mx, const AxisMap& my, int32_t off[4], float w[4]) {
+  const AxisTap ax = axis_tap(gx, mx);
+  const AxisTap ay = axis_tap(gy, my);
+  const int32_t W = mx.size;
+  off[0] = ay.i0 * W + ax.i0; w[0] = ay.w0 * ax.w0;
+  off[1] = ay.i0 * W + ax.i1; w[1] = ay.w0 * ax.w1;
+  off[2] = ay.i1 * W + ax.i0; w[2] = ay.w1 * ax.w0;
+  off[3] = ay.i1 * W + ax.i1; w[3] = ay.w1 * ax.w1;
 }
 
 // Eight taps of a 3-D trilinear sample: volume offsets (z*H+y)*W+x and weights.
-CA_HD void taps_3d(float gx, float gy, float gz, int64_t D, int64_t H, int64_t W, bool align,
-                   Padding pad, int32_t off[8], float w[8]) {
-  const AxisTap ax = axis_tap(gx, W, align, pad);
-  const AxisTap ay = axis_tap(gy, H, align, pad);
-  const AxisTap az = axis_tap(gz, D, align, pad);
-  const int32_t hw = int32_t(H * W), w_ = int32_t(W);
+CA_HD void taps_3d(float gx, float gy, float gz, const AxisMap& mx, const AxisMap& my, const AxisMap& mz,
+                   int32_t off[8], float w[8]) {
+  const AxisTap ax = axis_tap(gx, mx);
+  const AxisTap ay = axis_tap(gy, my);
+  const AxisTap az = axis_tap(gz, mz);
+  const int32_t hw = my.size * mx.size, W = mx.size;
   const int32_t zs[2] = {az.i0 * hw, az.i1 * hw};
-  const int32_t ys[2] = {ay.i0 * w_, ay.i1 * w_};
+  const int32_t ys[2] = {ay.i0 * W, ay.i1 * W};
   const int32_t xs[2] = {ax.i0, ax.i1};
   const float wz[2] = {az.w0, az.w1}, wy[2] = {ay.w0, ay.w1}, wx[2] = {ax.w0, ax.w1};
 #pragma unroll

@@ -23,16 +23,18 @@ __global__ void warp_kernel(WarpParams p) {
   const T* mask = static_cast<const T*>(p.mask);
   T* out = static_cast<T*>(p.out);
   const long long in_plane = p.D * p.H * p.W;
+  const AxisMap mx = axis_map(p.W, p.align_corners, p.padding);
+  const AxisMap my = axis_map(p.H, p.align_corners, p.padding);
+  const AxisMap mz = axis_map(p.D, p.align_corners, p.padding);
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
     const long long n = i / out_plane, q = i - n * out_plane;
     int32_t off[K];
     float w[K];
     if constexpr (NDIM == 2) {
-      taps_2d(load(grid, 2 * i), load(grid, 2 * i + 1), p.H, p.W, p.align_corners, p.padding, off, w);
+      taps_2d(load(grid, 2 * i), load(grid, 2 * i + 1), mx, my, off, w);
     } else {
-      taps_3d(load(grid, 3 * i), load(grid, 3 * i + 1), load(grid, 3 * i + 2), p.D, p.H, p.W,
-              p.align_corners, p.padding, off, w);
+      taps_3d(load(grid, 3 * i), load(grid, 3 * i + 1), load(grid, 3 * i + 2), mx, my, mz, off, w);
     }
     if (mask) {
       const float m = load(mask, i);

@@ -80,7 +80,8 @@ class Session:
         self._t0: float | None = None
         self._error: BaseException | None = None
         self._closed = False
-        self._motion_busy_until = 0  # motion frames being computed right now (end, exclusive)
+        self._m_pushed = 0           # timeline samples handed to the motion model
+        self._gen_final_at = -1      # where the motion model was last told an utterance ends
         self._threads = [threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
                          for fn, name in ((self._motion_step, "chatanyone-motion"),
                                           (self._render_step, "chatanyone-render"))]
@@ -130,7 +131,7 @@ class Session:
         with self._cv:
             self._check_open()
             self._resampler = None
-            keep = max(self._motion_done, self._motion_busy_until) * SAMPLES_PER_MOTION
+            keep = self._m_pushed  # what the motion model has: it becomes motion, the rest goes
             keep_frames = self._frames_covering(keep)
             keep = self._frame_start(keep_frames)
             if keep < self._a_end:
@@ -182,9 +183,11 @@ class Session:
                     # feeding in real time is never cut off
                     la = self._pipe.lookahead_samples
                     due = self._t0 + (k + 1) / self._fps + la / SAMPLE_RATE + _REALTIME_SLACK_S
-                    if now >= due and self._a_end < self._frame_start(k + 1) + la:
+                    if (now >= due and self._final_until < self._frame_start(k + 1)
+                            and self._a_end < self._frame_start(k + 1) + la):
                         # underrun: the audio is late, so silence fills in (idle motion)
-                        self._pad_to(self._frame_start(k + 1) + la)
+                        self._pad_to(self._frame_start(k + 1) + self._pipe.idle_samples)
+                        self._final_until = self._a_end
                         self._cv.notify_all()
                     wait = due - now if now < due else 0.05
                 else:
@@ -272,28 +275,27 @@ class Session:
                 self._cv.notify_all()
 
     def _motion_step(self) -> bool:
-        """Compute the motion frames that the audio now allows. Returns False when idle."""
+        """Hand new timeline audio to the motion model and store the frames it releases.
+        Returns False when there is nothing to do."""
+        with self._cv:
+            start, end = self._m_pushed, self._a_end
+            # backpressure: push no further than the consumer needs, plus the model's lookahead
+            need_until = self._frame_start(self._next_out + self.config.max_ahead_frames)
+            end = min(end, max(need_until, self._motion_done * SAMPLES_PER_MOTION)
+                      + self._pipe.lookahead_samples)
+            final = end == self._a_end == self._final_until and self._gen_final_at != end
+            if end <= start and not final:
+                return False
+            audio = self._slice(start, max(start, end))
+            self._m_pushed = max(start, end)
+            if final:
+                self._gen_final_at = end
+        frames = self._pipe.motion(audio, final)  # outside the lock: the networks run here
         with self._cv:
             m0 = self._motion_done
-            # motion frame m needs its 640 samples plus the model's lookahead, unless final
-            avail = self._a_end - self._pipe.lookahead_samples
-            if self._final_until >= (m0 + 1) * SAMPLES_PER_MOTION:
-                avail = max(avail, self._final_until + SAMPLES_PER_MOTION - 1)
-            n_new = max(0, avail // SAMPLES_PER_MOTION - m0)
-            n_new = min(n_new, self._pipe.max_motion_frames)
-            # backpressure: stay within max_ahead_frames of the consumer
-            limit_m = int((self._next_out + self.config.max_ahead_frames) * MOTION_FPS / self._fps) + 2
-            n_new = min(n_new, max(0, limit_m - m0))
-            if n_new <= 0:
-                return False
-            hop_end = (m0 + n_new) * SAMPLES_PER_MOTION
-            audio = self._slice(m0 * SAMPLES_PER_MOTION, hop_end + self._pipe.lookahead_samples)
-            self._motion_busy_until = m0 + n_new
-        frames = self._pipe.motion(m0, n_new, audio)  # list of n_new dicts, outside the lock
-        with self._cv:
             for i, fr in enumerate(frames):
                 self._motion[m0 + i] = fr
-            self._motion_done = m0 + n_new
+            self._motion_done = m0 + len(frames)
             self._cv.notify_all()
         return True
 
@@ -323,7 +325,7 @@ class Session:
             tm_next = (k + 1.5) * MOTION_FPS / self._fps - 0.5
             for m in [m for m in self._motion if m < int(math.floor(tm_next)) - 1]:
                 del self._motion[m]
-            keep_from = min(self._frame_start(k + 1), self._motion_done * SAMPLES_PER_MOTION)
+            keep_from = min(self._frame_start(k + 1), self._m_pushed)
             if keep_from - self._a_start > 4 * SAMPLE_RATE:
                 drop = keep_from - self._a_start
                 self._audio = self._audio[drop:]

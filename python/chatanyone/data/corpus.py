@@ -90,14 +90,21 @@ def to_crop_space(pts_norm: np.ndarray, img_wh: tuple[int, int], box: framing.Bo
     return out
 
 
-def smooth_landmarks(raw: dict, fps: float = FPS) -> dict:
+def smooth_landmarks(raw: dict, fps: float = FPS, canonical: np.ndarray | None = None) -> dict:
     """Smoothed tracks from the raw ones (crop coordinates; see :mod:`.smoothing`).
 
     ``raw`` holds ``face [T,478,3], face_ok [T], pose [T,33,4], pose_ok [T], hands [T,2,21,3],
     hands_ok [T,2]``. Face gaps up to 5 frames and hand gaps up to 3 frames are interpolated (and
-    marked ok); pose visibility is smoothed like a coordinate.
+    marked ok); pose visibility is smoothed like a coordinate. The face is smoothed by
+    :func:`.smoothing.smooth_face` with ``canonical`` (default: the packaged basis's).
     """
-    face, face_ok = smoothing.smooth_track(raw["face"], raw["face_ok"], fps, max_gap=5)
+    if canonical is None:
+        try:
+            from .motion import load_basis
+            canonical = load_basis().canonical
+        except FileNotFoundError:
+            log.warning("no face basis yet: smoothing the face mesh point by point")
+    face, face_ok = smoothing.smooth_face(raw["face"], raw["face_ok"], fps, canonical, max_gap=5)
     pose_ok_in = raw["pose_ok"]
     pose_xyz, pose_ok = smoothing.smooth_track(raw["pose"][..., :3], pose_ok_in, fps, max_gap=5)
     pose_v, _ = smoothing.smooth_track(raw["pose"][..., 3:], pose_ok_in, fps, max_gap=5, speed_axes=None)
@@ -192,28 +199,7 @@ def prepare_clip(path: str | os.PathLike, out_dir: str | os.PathLike, *, fps: fl
     out.mkdir(parents=True, exist_ok=True)
     # crops: a second decoding pass (the box needed every frame's landmarks first)
     t1 = time.perf_counter()
-    fw, fh = framing.FAST_SIZE
-    crops = np.lib.format.open_memmap(out / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(n, fh, fw, 3))
-    heads = np.lib.format.open_memmap(out / "crops_head.tmp.npy", mode="w+", dtype=np.uint8,
-                                      shape=(n, framing.HEAD_SIZE, framing.HEAD_SIZE, 3))
-    last_src = None
-    for t, img in iter_frames(path, fps, max_side=CROP_MAX_SIDE):
-        if t >= n:
-            break
-        if img is not last_src:
-            s = img.shape[1] / info.width
-            b = framing.Box(box.x0 * s, box.y0 * s, box.w * s, box.h * s)
-            hb = framing.Box(hbox.x0 * s, hbox.y0 * s, hbox.w * s, hbox.h * s)
-            c = framing.crop(img, b, (fw, fh))
-            hc = framing.crop(img, hb, (framing.HEAD_SIZE, framing.HEAD_SIZE))
-            last_src = img
-        crops[t] = c
-        heads[t] = hc
-    crops.flush()
-    heads.flush()
-    del crops, heads
-    os.replace(out / "crops.tmp.npy", out / "crops.npy")
-    os.replace(out / "crops_head.tmp.npy", out / "crops_head.npy")
+    write_crops(path, out, n, fps, box, hbox, wh)
     t_crop = time.perf_counter() - t1
     audio, has_audio = read_audio(path, n, fps)
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if audio.size else 0.0
@@ -234,6 +220,8 @@ def prepare_clip(path: str | os.PathLike, out_dir: str | os.PathLike, *, fps: fl
         rotation=info.rotation, source_fps=info.nominal_fps,
         crop_box=[box.x0, box.y0, box.w, box.h], head_box=[hbox.x0, hbox.y0, hbox.w, hbox.h],
         crop_size=list(framing.FAST_SIZE), head_size=framing.HEAD_SIZE,
+        crop_valid=list(framing.valid_rect(box, wh, framing.FAST_SIZE)),
+        head_valid=list(framing.valid_rect(hbox, wh, (framing.HEAD_SIZE, framing.HEAD_SIZE))),
         has_audio=bool(has_audio), audio_silent=bool(silent), audio_rms=rms,
         audio_rate=info.audio_rate, audio_channels=info.audio_channels,
         face_fraction=frac, pose_fraction=float(raw["pose_ok"].mean()),
@@ -247,17 +235,62 @@ def prepare_clip(path: str | os.PathLike, out_dir: str | os.PathLike, *, fps: fl
     return meta
 
 
+def write_crops(path: str, out: Path, n: int, fps: float, box: framing.Box, hbox: framing.Box,
+                image_wh: tuple[int, int]) -> None:
+    """Decode ``path`` again and write ``crops.npy [T, 384, 256, 3]`` and ``crops_head.npy
+    [T, 256, 256, 3]`` (uint8, memory-mappable) for the fixed boxes (in source pixels)."""
+    fw, fh = framing.FAST_SIZE
+    hs = framing.HEAD_SIZE
+    crops = np.lib.format.open_memmap(out / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(n, fh, fw, 3))
+    heads = np.lib.format.open_memmap(out / "crops_head.tmp.npy", mode="w+", dtype=np.uint8, shape=(n, hs, hs, 3))
+    last_src = None
+    c = hc = None
+    t = -1
+    for t, img in iter_frames(path, fps, max_side=CROP_MAX_SIDE):
+        if t >= n:
+            break
+        if img is not last_src:  # a repeated source frame gives the same crops
+            s = img.shape[1] / image_wh[0]
+            b = framing.Box(box.x0 * s, box.y0 * s, box.w * s, box.h * s)
+            hb = framing.Box(hbox.x0 * s, hbox.y0 * s, hbox.w * s, hbox.h * s)
+            c = framing.crop(img, b, (fw, fh))
+            hc = framing.crop(img, hb, (hs, hs))
+            last_src = img
+        crops[t] = c
+        heads[t] = hc
+    if c is not None and t + 1 < n:  # decoding ended early: repeat the last crop
+        crops[t + 1:] = c
+        heads[t + 1:] = hc
+    crops.flush()
+    heads.flush()
+    del crops, heads
+    os.replace(out / "crops.tmp.npy", out / "crops.npy")
+    os.replace(out / "crops_head.tmp.npy", out / "crops_head.npy")
+
+
+def recrop(clip_dir: str | os.PathLike) -> None:
+    """Rewrite the crops of a finished clip from its source video (after a change in :mod:`.framing`)."""
+    d = Path(clip_dir)
+    m = load_meta(d)
+    box, hbox = framing.Box.from_array(m["crop_box"]), framing.Box.from_array(m["head_box"])
+    wh = tuple(m["original_size"])
+    write_crops(m["source"], d, m["n_frames"], m["fps"], box, hbox, wh)
+    m["crop_valid"] = list(framing.valid_rect(box, wh, framing.FAST_SIZE))
+    m["head_valid"] = list(framing.valid_rect(hbox, wh, (framing.HEAD_SIZE, framing.HEAD_SIZE)))
+    _save_json(d / "meta.json", m)
+
+
 def load_landmarks(clip_dir: str | os.PathLike) -> dict:
     with np.load(Path(clip_dir) / "landmarks.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
-def resmooth(clip_dir: str | os.PathLike, fps: float = FPS) -> None:
+def resmooth(clip_dir: str | os.PathLike, fps: float = FPS, canonical: np.ndarray | None = None) -> None:
     """Recompute the smoothed tracks of a finished clip from its raw ones (after retuning)."""
     d = Path(clip_dir)
     lm = load_landmarks(d)
     raw = {k[4:]: v for k, v in lm.items() if k.startswith("raw_")}
-    sm = smooth_landmarks(raw, fps)
+    sm = smooth_landmarks(raw, fps, canonical)
     lm.update(sm)
     _save_npz(d / "landmarks.npz", **lm)
 

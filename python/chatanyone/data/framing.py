@@ -115,8 +115,31 @@ def crop(image: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
     a = np.array([[box.w / ow / offx, 0, 0], [0, box.h / oh / offy, 0]], np.float64)
     a[0, 2] = (box.x0 / offx) + 0.5 * a[0, 0] - 0.5
     a[1, 2] = (box.y0 / offy) + 0.5 * a[1, 1] - 0.5
-    return cv2.warpAffine(img, a, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.warpAffine(img, a, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.full(img.shape[:2], 255, np.uint8), a, (ow, oh),
+                            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+    if inside.min() == 0:
+        # padded area: the repeated border pixels fade into the border's mean colour (no streaks
+        # far from the photo, no hard black bars)
+        dist = cv2.distanceTransform((inside == 0).astype(np.uint8), cv2.DIST_L2, 3)
+        fade = np.exp(-dist / (0.04 * ow + 1.0))[..., None]
+        edge = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]).reshape(-1, img.shape[2])
+        mean = edge.mean(0).astype(np.float32)
+        out = (out * fade + mean * (1 - fade) + 0.5).astype(np.uint8)
+    return out
+
+
+def valid_rect(box: Box, image_wh: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of a crop of ``size = (W, H)`` that shows real pixels (not padding):
+    ``(x0, y0, x1, y1)`` in crop pixels, end exclusive."""
+    iw, ih = image_wh
+    ow, oh = size
+    x0 = max(0.0, -box.x0 / box.w * ow)
+    y0 = max(0.0, -box.y0 / box.h * oh)
+    x1 = min(float(ow), (iw - box.x0) / box.w * ow)
+    y1 = min(float(oh), (ih - box.y0) / box.h * oh)
+    return int(np.ceil(x0)), int(np.ceil(y0)), int(np.floor(x1)), int(np.floor(y1))
 
 
 def to_crop_coords(xy_px: np.ndarray, box: Box) -> np.ndarray:

@@ -311,3 +311,14 @@ def clip_motion(lm: dict, basis: FaceBasis | None = None) -> dict[str, np.ndarra
                 ref_head=ref_head.astype(np.float32), ref_face=ref_face.astype(np.float32),
                 ref_eye=ref_eye.astype(np.float32), ref_body=ref_body.astype(np.float32),
                 fit_residual=np.nan_to_num(hf.residual).astype(np.float32))
+
+
+def pose_points(canon_face: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Pose a canonical face ``[N, 3]`` with an absolute ``head [6]`` (yaw, pitch, roll, tx, ty, log s)
+    -> crop coordinates ``[N, 3]`` (x, y in crop units, z in the unit of x). Inverse of :func:`fit_head`."""
+    r = euler_to_matrix(float(head[0]), float(head[1]), float(head[2]))
+    p = float(np.exp(head[5])) * np.asarray(canon_face, np.float64) @ r.T
+    p[:, 0] += head[3]
+    p[:, 1] += head[4] * Y_SCALE
+    p[:, 1] /= Y_SCALE
+    return p

@@ -4,7 +4,8 @@ Timing rule (the corpus and the tests rely on it):
 
 - Time 0 is the presentation time of the first decoded video frame.
 - The video's duration is ``pts(last) - pts(first) + duration(last frame)``; the last frame's duration
-  is its own ``duration`` field, else the median interval between frames.
+  is its own ``duration`` field, or the median interval between frames where that field is missing
+  or shorter than half the median.
 - The clip has ``T = floor(duration * fps)`` output frames (a 1e-6 tolerance absorbs rounding).
 - Output frame ``t`` shows the source frame on screen at the centre of its interval, ``(t + 0.5) / fps``:
   the last source frame whose time is <= that instant. Variable frame rate needs nothing special.
@@ -92,6 +93,13 @@ def _rotate(img: np.ndarray, rot: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=rot // 90))
 
 
+def _last_duration(stated: float, intervals: np.ndarray, fps: float) -> float:
+    """The last frame's duration: as stated, unless missing or implausibly short (some muxers write
+    1 tick), then the median interval between frames."""
+    med = float(np.median(intervals)) if intervals.size else 1.0 / fps
+    return stated if stated >= 0.5 * med else med
+
+
 def iter_frames(path: str | os.PathLike, fps: float = 25.0, *,
                 max_side: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Decode ``path`` and yield ``(t, rgb [H, W, 3] uint8)`` for ``t = 0 .. T-1`` at ``fps``.
@@ -120,7 +128,8 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, *,
         intervals: list[float] = []
         last_dur = 0.0
         t = 0
-        cache: dict[int, np.ndarray] = {}
+        cache: dict[int, np.ndarray] = {}  # the converted current source frame, by its index
+        src_i = 0
 
         def convert(fr) -> np.ndarray:
             img = fr.to_ndarray(format="rgb24")
@@ -147,11 +156,12 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, *,
                     intervals.append(rel - prev_time)
                     # emit every output frame whose centre falls before this source frame
                     while (t + 0.5) / fps < rel - _EPS:
-                        if id(prev_img) not in cache:
-                            cache = {id(prev_img): convert(prev_img)}
-                        yield t, cache[id(prev_img)]
+                        if src_i not in cache:
+                            cache = {src_i: convert(prev_img)}
+                        yield t, cache[src_i]
                         t += 1
                 prev_img, prev_time = fr, rel
+                src_i += 1
                 last_dur = (fr.duration or 0) * tb
         except Exception as exc:  # noqa: BLE001 - a corrupt stream part-way: keep what decoded
             if prev_img is None:
@@ -159,14 +169,13 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, *,
             log.warning("%s: decoding stopped early (%s); keeping %.2f s", path, exc, prev_time)
         if prev_img is None:
             raise VideoError(f"{path} has no decodable video frame")
-        if last_dur <= 0:
-            last_dur = float(np.median(intervals)) if intervals else 1.0 / fps
+        last_dur = _last_duration(last_dur, np.asarray(intervals), fps)
         duration = prev_time + last_dur
         n = int(math.floor(duration * fps + _EPS))
         while t < n:
-            if id(prev_img) not in cache:
-                cache = {id(prev_img): convert(prev_img)}
-            yield t, cache[id(prev_img)]
+            if src_i not in cache:
+                cache = {src_i: convert(prev_img)}
+            yield t, cache[src_i]
             t += 1
     finally:
         c.close()
@@ -196,8 +205,7 @@ def video_timing(path: str | os.PathLike, fps: float = 25.0) -> tuple[float, flo
         last = pts_sorted[-1]
         iv = np.diff(pts_sorted) * tb
         last_dur = durs.get(last, 0) * tb
-        if last_dur <= 0:
-            last_dur = float(np.median(iv)) if iv.size else 1.0 / fps
+        last_dur = _last_duration(last_dur, iv, fps)
         duration = (last - pts_sorted[0]) * tb + last_dur
         return float(start), float(duration), int(math.floor(duration * fps + _EPS))
 

@@ -32,27 +32,37 @@ def rasterize_hands(hands: np.ndarray, hands_ok: np.ndarray, height: int, width:
     """
     out = np.zeros((3, height, width), np.float32)
     hands = np.asarray(hands, np.float32)
+    r = int(np.ceil(3.0 * line_px)) + 1
+    scale = np.array([width, height], np.float32)
     for h in range(2):
         if not hands_ok[h]:
             continue
-        p = (hands[h] + 1.0) * 0.5 * np.array([width, height], np.float32) - 0.5  # [21,2] px
-        r = 3.0 * line_px + 1
-        x0 = int(max(np.floor(p[:, 0].min() - r), 0)); x1 = int(min(np.ceil(p[:, 0].max() + r) + 1, width))
-        y0 = int(max(np.floor(p[:, 1].min() - r), 0)); y1 = int(min(np.ceil(p[:, 1].max() + r) + 1, height))
-        if x1 <= x0 or y1 <= y0:
-            continue
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        q = np.stack([xx.ravel(), yy.ravel()], -1)                      # [P,2]
-        a = p[BONES[:, 0]]; b = p[BONES[:, 1]]                          # [B,2]
-        ab = b - a
-        t = ((q[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-6)[None]
-        t = np.clip(t, 0.0, 1.0)                                        # [P,B]
-        d2 = ((q[:, None] - (a[None] + t[..., None] * ab[None])) ** 2).sum(-1)
-        bones = np.exp(-d2.min(1) / (2 * line_px ** 2))                 # [P]
-        dj = ((q[:, None] - p[None]) ** 2).sum(-1)                      # [P,21]
-        j = dj.argmin(1)
-        joints = np.exp(-dj[np.arange(len(q)), j] / (2 * (1.5 * line_px) ** 2)) * _FINGER_OF[j]
-        sl = (slice(y0, y1), slice(x0, x1))
-        out[h][sl] = np.maximum(out[h][sl], bones.reshape(y1 - y0, x1 - x0))
-        out[2][sl] = np.maximum(out[2][sl], joints.reshape(y1 - y0, x1 - x0))
+        p = (hands[h] + 1.0) * 0.5 * scale - 0.5                     # [21,2] px
+        for i, j in BONES:   # each bone in its own small box
+            a, b = p[i], p[j]
+            x0, y0 = np.maximum(np.floor(np.minimum(a, b)) - r, 0).astype(int)
+            x1 = int(min(np.ceil(max(a[0], b[0])) + r + 1, width))
+            y1 = int(min(np.ceil(max(a[1], b[1])) + r + 1, height))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+            yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+            ab = b - a
+            t = ((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-6)
+            t = np.clip(t, 0.0, 1.0)
+            d2 = (xx - a[0] - t * ab[0]) ** 2 + (yy - a[1] - t * ab[1]) ** 2
+            sl = out[h, y0:y1, x0:x1]
+            np.maximum(sl, np.exp(-d2 / (2 * line_px ** 2)), out=sl)
+        rj = int(np.ceil(4.5 * line_px)) + 1
+        for k in range(21):
+            x0, y0 = np.maximum(np.floor(p[k]) - rj, 0).astype(int)
+            x1 = int(min(np.ceil(p[k, 0]) + rj + 1, width))
+            y1 = int(min(np.ceil(p[k, 1]) + rj + 1, height))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+            yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+            d2 = (xx - p[k, 0]) ** 2 + (yy - p[k, 1]) ** 2
+            sl = out[2, y0:y1, x0:x1]
+            np.maximum(sl, np.exp(-d2 / (2 * (1.5 * line_px) ** 2)) * _FINGER_OF[k], out=sl)
     return out

@@ -102,6 +102,10 @@ def control_points(kp: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     kp = np.asarray(kp, np.float32)
     vis = np.asarray(vis, np.float32)
+    bad = ~np.all(np.isfinite(kp), -1)
+    if bad.any():  # a NaN point is an unseen point
+        vis = np.where(bad, 0.0, vis).astype(np.float32)
+        kp = np.where(bad[..., None], 0.0, kp).astype(np.float32)
     A = group_matrix(kp.shape[-2])
     wv = A * vis[..., None, :]                                  # [..., G, K]
     cnt = wv.sum(-1)                                            # [..., G]
@@ -142,4 +146,7 @@ def from_landmarks(face: np.ndarray, face_ok: np.ndarray, pose: np.ndarray, hand
     hv = np.repeat(np.asarray(hands_ok, np.float32), 21, axis=-1)
     kp = np.concatenate([f, b, h], -2).astype(np.float32)
     vis = np.concatenate([fv, bv, hv], -1).astype(np.float32)
+    bad = ~np.all(np.isfinite(kp), -1)          # the corpus stores NaN for points not seen
+    vis = np.where(bad, 0.0, vis).astype(np.float32)
+    kp = np.where(bad[..., None], 0.0, kp).astype(np.float32)
     return kp, vis

@@ -71,7 +71,8 @@ def choose_providers(requested: Sequence[str] | str | None = None) -> list[str]:
 
 def weights_path(name: str) -> Path:
     """Path of a file shipped in ``chatanyone/weights`` (found through the package, not ``../``)."""
-    return Path(str(resources.files("chatanyone.weights").joinpath(name)))
+    # through the top package (a real package in every install mode, editable included)
+    return Path(str(resources.files("chatanyone").joinpath("weights", name)))
 
 
 class OnnxRunner:

@@ -54,10 +54,12 @@ DEFAULT_CONFIG = {
 @dataclass
 class Clip:
     name: str
-    face: np.ndarray      # [n, Df] raw
-    body: np.ndarray      # [n, 102] raw (hands zero where not seen)
+    face: np.ndarray      # [n, Df] raw; frames without a face interpolated from their neighbours
+    body: np.ndarray      # [n, 102] raw (hands zero where not seen); missing body frames interpolated
     hands_ok: np.ndarray  # [n, 2]
     mel: np.ndarray       # [4n, 80] raw log-mel
+    face_ok: np.ndarray   # [n] 1 where the face was tracked (loss mask)
+    body_ok: np.ndarray   # [n, 8] 1 where that body point was tracked and visible (loss mask)
 
     @property
     def n(self) -> int:
@@ -71,19 +73,41 @@ def load_clip(d: Path) -> Clip | None:
         meta = json.loads((d / "meta.json").read_text())
     except FileNotFoundError:
         meta = {}
-    if meta.get("has_audio") is False:
-        log.info("skip %s: no audio track", d.name)
+    if meta.get("has_audio") is False or meta.get("audio_silent"):
+        log.info("skip %s: no audio (or a silent track)", d.name)
         return None
-    m = np.load(d / "motion.npz")
+    m = dict(np.load(d / "motion.npz"))
     mel = np.load(d / "mel.npy").astype(np.float32)
     n = min(m["head"].shape[0], mel.shape[0] // MEL_PER_FRAME)
-    face = layout.pack_face(m["head"][:n], m["exp"][:n], m["eye"][:n])
-    body = layout.pack_body(m["body"][:n], m["hands"][:n], m["hands_ok"][:n])
-    if not np.all(np.isfinite(face)) or not np.all(np.isfinite(body)):
-        face = np.nan_to_num(face)
-        body = np.nan_to_num(body)
-        log.warning("%s: non-finite motion values replaced by 0", d.name)
-    return Clip(d.name, face, body, m["hands_ok"][:n].astype(np.float32), mel[: n * MEL_PER_FRAME])
+    face = np.nan_to_num(layout.pack_face(m["head"][:n], m["exp"][:n], m["eye"][:n]))
+    body = np.nan_to_num(layout.pack_body(m["body"][:n], m["hands"][:n], m["hands_ok"][:n]))
+    face_ok = (m["face_ok"][:n] > 0) if "face_ok" in m else np.ones(n, bool)
+    face_ok &= np.all(np.isfinite(layout.pack_face(m["head"][:n], m["exp"][:n], m["eye"][:n])), 1)
+    if face_ok.mean() < 0.5:
+        log.info("skip %s: face tracked in %.0f%% of frames", d.name, 100 * face_ok.mean())
+        return None
+    body_ok = np.ones((n, 8), bool)
+    if "body_ok" in m:
+        body_ok &= (m["body_ok"][:n] > 0)[:, None]
+    if "body_vis" in m:
+        body_ok &= m["body_vis"][:n] > 0.5
+    face = interpolate_missing(face, face_ok)
+    body[:, :layout.BODY_DIM] = interpolate_missing(body[:, :layout.BODY_DIM],
+                                                    body_ok.all(1) if body_ok.any() else np.ones(n, bool))
+    return Clip(d.name, face, body, m["hands_ok"][:n].astype(np.float32), mel[: n * MEL_PER_FRAME],
+                face_ok.astype(np.float32), body_ok.astype(np.float32))
+
+
+def interpolate_missing(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Frames where ``ok`` is False, linearly interpolated from the tracked ones ``[n, D]``."""
+    ok = np.asarray(ok, bool)
+    if ok.all() or not ok.any():
+        return x
+    t = np.arange(x.shape[0])
+    out = x.copy()
+    for j in range(x.shape[1]):
+        out[~ok, j] = np.interp(t[~ok], t[ok], x[ok, j])
+    return out
 
 
 def load_corpus(root: Path | list, *, min_frames: int = 40, min_loudness: float = -7.5) -> list[Clip]:
@@ -119,7 +143,7 @@ def compute_stats(clips: list[Clip], n_exp: int) -> dict[str, np.ndarray]:
     mel = np.concatenate([c.mel for c in clips])
     floor = np.percentile(mel, 2.0, axis=0).astype(np.float32)  # quiet-room level: digital zeros map here
     melc = np.maximum(mel, floor)
-    face = np.concatenate([c.face for c in clips])
+    face = np.concatenate([c.face[c.face_ok > 0] for c in clips])
     body = np.concatenate([c.body for c in clips])
     ok = np.concatenate([c.hands_ok for c in clips])
     bm, bs = body.mean(0), body.std(0)
@@ -132,13 +156,14 @@ def compute_stats(clips: list[Clip], n_exp: int) -> dict[str, np.ndarray]:
         else:
             bm[sl], bs[sl] = 0.0, 0.05
     bm[-2:], bs[-2:] = 0.5, 0.5  # hands_ok: 0/1 -> -1/+1
-    energies = [np.sqrt(np.mean(np.sum(c.face[:, 6:6 + n_exp].astype(np.float64) ** 2, -1))) for c in clips]
+    energies = [np.sqrt(np.mean(np.sum(c.face[c.face_ok > 0, 6:6 + n_exp].astype(np.float64) ** 2, -1)))
+                for c in clips]
     # loudness -> expression linear fit: the "mouth opening from loudness" baseline of the evaluation
-    loud = melc.reshape(-1, MEL_PER_FRAME, N_MELS).mean(axis=(1, 2)) if False else None
     lf, ex = [], []
     for c in clips:
-        lf.append(np.maximum(c.mel, floor).reshape(c.n, -1).mean(1))
-        ex.append(c.face[:, 6:6 + n_exp])
+        sel = c.face_ok > 0
+        lf.append(np.maximum(c.mel, floor).reshape(c.n, -1).mean(1)[sel])
+        ex.append(c.face[sel, 6:6 + n_exp])
     lf, ex = np.concatenate(lf), np.concatenate(ex)
     lmu, lsd = lf.mean(), lf.std() + 1e-6
     z = (lf - lmu) / lsd
@@ -199,7 +224,8 @@ def make_synthetic_corpus(out: Path, *, n_clips: int = 6, seconds: float = 12.0,
         d.mkdir(parents=True, exist_ok=True)
         np.save(d / "audio.npy", audio)
         np.save(d / "mel.npy", log_mel(audio))
-        np.savez(d / "motion.npz", head=head, exp=exp, eye=eye, body=body, hands=hands, hands_ok=hands_ok)
+        np.savez(d / "motion.npz", head=head, exp=exp, eye=eye, body=body, hands=hands, hands_ok=hands_ok,
+                 face_ok=np.ones(n, np.uint8), body_ok=np.ones(n, np.uint8), body_vis=np.ones((n, 8), np.float32))
         (d / "meta.json").write_text(json.dumps({"source": "synthetic", "fps": FPS, "n_frames": n,
                                                  "has_audio": True}))
         dirs.append(d)
@@ -271,12 +297,18 @@ class WindowSampler:
                 ref = np.resize(ref, (R, ref.shape[1]))
             sk = float(not train or rng.random() > 0.25)
             mask = np.ones_like(x0)
-            if self.part == "body":
-                ok = self.clips[i].hands_ok[s:s + T]
-                if ok.shape[0] < T:
-                    ok = np.concatenate([ok, np.repeat(ok[-1:], T - ok.shape[0], 0)])
+
+            def win(a):  # frames s..s+T of a per-frame array, the last frame repeated past the end
+                w = a[s:s + T]
+                return np.concatenate([w, np.repeat(w[-1:], T - w.shape[0], 0)]) if w.shape[0] < T else w
+
+            if self.part == "face":
+                mask *= win(c.face_ok)[:, None]
+            else:
+                ok = win(c.hands_ok)
                 for h in range(2):
                     mask[:, layout.BODY_DIM + h * 42:layout.BODY_DIM + (h + 1) * 42] = ok[:, h:h + 1]
+                mask[:, :layout.BODY_DIM] = np.repeat(win(c.body_ok), 2, axis=1)
                 f = self.face[i][max(s - P, 0):s + T]
                 f = np.concatenate([np.zeros((P + T - f.shape[0], f.shape[1]), np.float32), f]) \
                     if f.shape[0] < P + T else f
@@ -285,7 +317,7 @@ class WindowSampler:
                     f[:P] = 0.0
                 if train:
                     f = f + rng.normal(0, 0.1, f.shape).astype(np.float32)
-            else:
+            if self.part == "face":
                 f = np.zeros((P + T, 1), np.float32)
             for k, v in (("x0", x0), ("audio", aud.reshape(N, MEL_PER_FRAME * N_MELS)),
                          ("audio_keep", ak), ("prefix", pre), ("prefix_keep", pk), ("style_ref", ref),
@@ -336,7 +368,7 @@ def diffusion_loss(models, bt: dict, ac: torch.Tensor, part: str, gen=None):
     v = a.sqrt() * eps - (1 - a).sqrt() * x0
     pred = models["denoiser"](*denoiser_inputs(models, bt, x_t, t.float(), part))
     m = bt["mask"]
-    loss_v = ((pred - v) ** 2 * m).sum() / m.sum()
+    loss_v = ((pred - v) ** 2 * m).sum() / m.sum().clamp_min(1.0)
     x0p = a.sqrt() * x_t - (1 - a).sqrt() * pred
     # velocity of the clean estimate, including the step from the prefix's last frame (joins)
     pk = bt["prefix_keep"].reshape(b, 1, 1)
@@ -345,7 +377,7 @@ def diffusion_loss(models, bt: dict, ac: torch.Tensor, part: str, gen=None):
     dv = (full_p[:, 1:] - full_p[:, :-1]) - (full_r[:, 1:] - full_r[:, :-1])
     w = torch.cat([pk, torch.ones(b, x0.shape[1] - 1, 1)], 1) * m * a  # trust it where signal is high
     loss_vel = (dv ** 2 * w).sum() / w.sum().clamp_min(1.0)
-    return loss_v + 0.5 * loss_vel, float(loss_v)
+    return loss_v + 0.5 * loss_vel, float(loss_v.detach())
 
 
 # -------------------------------------------------------------------------------------- training

@@ -295,7 +295,6 @@ def count_macs(model: RenderModel) -> dict[str, int]:
         model(*x)
     for hnd in hs:
         hnd.remove()
-    counts["refine"] = counts["refine"] * 2 // 3 + counts["refine"] // 3  # body head runs twice: counted already
     return counts
 
 
@@ -316,27 +315,43 @@ class ClipSet:
     """Frames and control points of corpus clips (``<dir>/<clip>/crops.npy`` + ``landmarks.npz``)."""
 
     def __init__(self, roots: list[Path], min_frames: int = 8):
+        self.roots, self.min_frames = roots, min_frames
         self.clips = []
-        for root in roots:
+        self.rescan()
+        if not self.clips:
+            raise FileNotFoundError(f"no clips with crops.npy and landmarks.npz under {roots}")
+
+    def rescan(self) -> int:
+        """Pick up clips that appeared since the last scan (a corpus still being built); returns how many."""
+        have = {c["path"] for c in self.clips}
+        added = 0
+        for root in self.roots:
             for d in sorted(Path(root).iterdir()):
-                if not (d / "crops.npy").exists() or not (d / "landmarks.npz").exists():
+                if str(d) in have or not all((d / f).exists() for f in ("crops.npy", "landmarks.npz", "meta.json")):
                     continue
-                crops = np.load(d / "crops.npy", mmap_mode="r")
-                lm = np.load(d / "landmarks.npz")
+                try:
+                    crops = np.load(d / "crops.npy", mmap_mode="r")
+                    lm = dict(np.load(d / "landmarks.npz"))
+                except (OSError, ValueError, EOFError, KeyError) as exc:   # still being written
+                    log.debug("render train: %s not readable yet (%s)", d.name, exc)
+                    continue
+                if crops.ndim != 4 or len(crops) != len(lm["face"]):
+                    continue
                 kp, vis = kpm.from_landmarks(lm["face"], lm["face_ok"], lm["pose"], lm["hands"], lm["hands_ok"])
                 ctrl, w = kpm.control_points(kp, vis)                  # T,G,2 / T,G
                 ok = np.asarray(lm["face_ok"]).astype(bool)
                 idx = np.nonzero(ok)[0]
-                if len(idx) < min_frames:
+                if len(idx) < self.min_frames:
                     log.info("render train: skip %s (%d frames with a face)", d.name, len(idx))
                     continue
-                hands = np.asarray(lm["hands"], np.float32)[..., :2]
-                self.clips.append({"name": d.name, "crops": crops, "ctrl": ctrl, "w": w, "idx": idx,
-                                   "hands": hands, "hands_ok": np.asarray(lm["hands_ok"], np.float32)})
-        if not self.clips:
-            raise FileNotFoundError(f"no clips with crops.npy and landmarks.npz under {roots}")
+                hands = np.nan_to_num(np.asarray(lm["hands"], np.float32)[..., :2])
+                self.clips.append({"name": d.name, "path": str(d), "crops": crops, "ctrl": ctrl, "w": w,
+                                   "idx": idx, "hands": hands,
+                                   "hands_ok": np.asarray(lm["hands_ok"], np.float32)})
+                added += 1
         n = np.array([len(c["idx"]) for c in self.clips], np.float64)
         self.prob = np.sqrt(n) / np.sqrt(n).sum()   # long clips count more, but not linearly
+        return added
 
     def sample(self, rng: np.random.Generator, batch: int, scale: float, p: RenderPreset):
         H, W = int(p.height * scale), int(p.width * scale)
@@ -387,7 +402,7 @@ def render_loss(pred, target, weight):
     gx = lambda x: x[..., :, 1:] - x[..., :, :-1]
     gy = lambda x: x[..., 1:, :] - x[..., :-1, :]
     grad = F.l1_loss(gx(pred), gx(target)) + F.l1_loss(gy(pred), gy(target))
-    return l1 + 0.5 * ms + grad, {"l1": float(l1), "ms": float(ms), "grad": float(grad)}
+    return l1 + 0.5 * ms + grad, {"l1": l1.item(), "ms": ms.item(), "grad": grad.item()}
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -400,17 +415,23 @@ def train(args) -> Path:
     data = ClipSet([Path(c) for c in args.corpus])
     log.info("render train: %d clips, %d frames", len(data.clips), sum(len(c["idx"]) for c in data.clips))
     model = RenderModel(p)
+    ema = RenderModel(p)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
     ckpt = out / "last.pt"
     state = {"step": 0, "seconds": 0.0, "history": []}
     if ckpt.exists() and not args.fresh:
         s = torch.load(ckpt, map_location="cpu")
         model.load_state_dict(s["model"])
+        ema.load_state_dict(s.get("ema", s["model"]))
         opt.load_state_dict(s["opt"])
         state = s["state"]
         log.info("render train: resumed at step %d (%.0f s)", state["step"], state["seconds"])
     if args.init and state["step"] == 0:
-        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        s = torch.load(args.init, map_location="cpu")
+        model.load_state_dict(s["model"])
+        ema.load_state_dict(s.get("ema", s["model"]))
         log.info("render train: initialised from %s", args.init)
     rng = np.random.default_rng(args.seed + state["step"])
     t_last_save = time.time()
@@ -432,7 +453,12 @@ def train(args) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - args.ema)
         state["step"] += 1
+        if state["step"] % 50 == 0 and data.rescan():
+            log.info("render train: now %d clips", len(data.clips))
         state["seconds"] = time.time() - t0
         for k, v in parts.items():
             run[k] = 0.9 * run.get(k, v) + 0.1 * v
@@ -441,10 +467,10 @@ def train(args) -> Path:
                      state["seconds"], scale, lr, run["l1"], run["ms"], run["grad"])
             state["history"].append({"step": state["step"], "seconds": round(state["seconds"], 1), **run})
         if time.time() - t_last_save > 120:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
                         "preset": p.name}, ckpt)
             t_last_save = time.time()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "preset": p.name}, ckpt)
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state, "preset": p.name}, ckpt)
     (out / "train_log.json").write_text(json.dumps({"args": vars(args), "state": state}, indent=1, default=str))
     log.info("render train: done, %d steps in %.0f s -> %s", state["step"], state["seconds"], ckpt)
     return ckpt
@@ -460,6 +486,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=4, help="batch at full resolution (x2 at half)")
     ap.add_argument("--half-res-frac", type=float, default=0.5, help="fraction of time at half resolution")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--ema", type=float, default=0.99, help="decay of the weight average that is exported")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")

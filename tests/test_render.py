@@ -1,0 +1,174 @@
+"""The renderer: shapes, control points, hand image, native kernels against the PyTorch references,
+PyTorch against ONNX + native kernels, determinism, and the shipped weights."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatanyone.render import keypoints as kpm
+from chatanyone.render import _kernels
+from chatanyone.render.config import get_preset
+from chatanyone.render.hands import rasterize_hands
+
+torch = pytest.importorskip("torch")
+from chatanyone.train import render as tr  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "python" / "chatanyone" / "weights"
+HAVE_SHIPPED = all((WEIGHTS / f"render_fast_{p}.onnx").exists() for p in ("encoder", "refine", "motion", "decoder"))
+K = kpm.group_matrix().shape[1]
+
+
+def native():
+    if not _kernels.native_available():
+        pytest.skip("native extension not built")
+    from chatanyone import ops
+    return ops
+
+
+def random_keypoints(rng, jitter=0.04):
+    kp_s = rng.uniform(-0.8, 0.8, (K, 2)).astype(np.float32)
+    kp_d = (kp_s + rng.normal(0, jitter, (K, 2))).astype(np.float32)
+    return kp_s, kp_d, np.ones(K, np.float32)
+
+
+# ---------------------------------------------------------------- shapes and building blocks
+def test_model_shapes_half_scale():
+    torch.manual_seed(0)
+    m = tr.RenderModel("fast").eval()
+    src, cs, cd, ws, wd, hand = tr.synthetic_batch(m.p, 2, scale=0.5)
+    with torch.no_grad():
+        out = m(src, cs, cd, ws, wd, hand)
+    assert out["image"].shape == (2, 3, 192, 128)
+    assert out["masks"].shape == (2, kpm.N_CONTROL + 1, 48, 32)
+    assert out["d_drv"].shape == (2, kpm.N_CONTROL, 2)
+    assert float(out["image"].min()) >= 0 and float(out["image"].max()) <= 1
+    torch.testing.assert_close(out["masks"].sum(1), torch.ones(2, 48, 32))
+
+
+def test_control_points_groups_and_nan():
+    rng = np.random.default_rng(0)
+    kp, _, vis = random_keypoints(rng)
+    vis[-21:] = 0
+    kp[-21:] = np.nan        # the corpus stores NaN for unseen points
+    ctrl, w = kpm.control_points(kp, vis)
+    assert ctrl.shape == (kpm.N_CONTROL, 2) and np.isfinite(ctrl).all()
+    assert w[kpm.HAND_SLICE].tolist() == [1, 1, 0, 0]
+    assert w[kpm.FACE_SLICE].all()
+    # the mouth-corner group is the mean of its members
+    face_idx = kpm._layout()
+    members = [face_idx.index(m) for m in kpm.FACE_GROUPS["mouth_corner_a"] if m in face_idx]
+    np.testing.assert_allclose(ctrl[4], kp[members].mean(0), rtol=1e-6)
+
+
+def test_pair_controls_fills_unseen():
+    c = np.zeros((kpm.N_CONTROL, 2), np.float32)
+    c2 = c + 0.1
+    ws = np.ones(kpm.N_CONTROL, np.float32); wd = ws.copy()
+    ws[0] = 0; wd[1] = 0; ws[2] = wd[2] = 0
+    cs, cd, w = kpm.pair_controls(c, ws, c2, wd)
+    np.testing.assert_allclose(cs[0], cd[0])       # unseen in source: no motion
+    np.testing.assert_allclose(cd[1], cs[1])       # unseen in driving: no motion
+    assert cs[2, 1] > 1.5 and w[:3].tolist() == [0, 0, 0]
+
+
+def test_hand_image():
+    rng = np.random.default_rng(1)
+    h = (rng.normal(0, 0.05, (2, 21, 2)) + [[0.2, 0.5]]).astype(np.float32)
+    a = rasterize_hands(h, np.array([1, 0]), 192, 128)
+    assert a.shape == (3, 192, 128) and a.dtype == np.float32
+    assert a[0].max() > 0.9 and a[1].max() == 0 and 0 < a[2].max() <= 1
+    np.testing.assert_array_equal(a, rasterize_hands(h, np.array([1, 0]), 192, 128))
+    assert not rasterize_hands(h, np.array([0, 0]), 192, 128).any()
+
+
+# ---------------------------------------------------------------- kernels: native / numpy vs torch
+@pytest.mark.parametrize("impl", ["numpy", "native"])
+def test_sparse_motion_matches_torch(impl):
+    rng = np.random.default_rng(2)
+    ks = rng.uniform(-1.2, 1.2, (2, kpm.N_CONTROL, 2)).astype(np.float32)
+    kd = (ks + rng.normal(0, 0.05, ks.shape)).astype(np.float32)
+    w = (rng.uniform(size=(2, kpm.N_CONTROL)) > 0.2).astype(np.float32)
+    p = get_preset("fast")
+    h, wd = p.quarter
+    fn = _kernels.sparse_motion_np if impl == "numpy" else native().sparse_motion
+    hd, grids = fn(ks, kd, h, wd, p.sigma, weights=w)
+    rh, rg = tr.sparse_motion_torch(torch.from_numpy(ks), torch.from_numpy(kd), h, wd, p.sigma, torch.from_numpy(w))
+    torch.testing.assert_close(torch.from_numpy(np.asarray(hd)), rh, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(np.asarray(grids)), rg, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["numpy", "native"])
+@pytest.mark.parametrize("padding", ["zeros", "border"])
+def test_warp_matches_grid_sample(impl, padding):
+    rng = np.random.default_rng(3)
+    feat = rng.standard_normal((1, 32, 96, 64)).astype(np.float32)
+    grid = (tr.identity_grid(96, 64).numpy()[None] + rng.normal(0, 0.3, (1, 96, 64, 2))).astype(np.float32)
+    mask = rng.uniform(size=(1, 1, 96, 64)).astype(np.float32)
+    if impl == "numpy":
+        out = _kernels.warp_np(feat, grid, padding, mask)
+    else:
+        out = native().warp(feat, grid, padding=padding, align_corners=False, mask=mask)
+    ref = tr.warp_torch(torch.from_numpy(feat), torch.from_numpy(grid), padding, torch.from_numpy(mask))
+    torch.testing.assert_close(torch.from_numpy(np.asarray(out)), ref, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- ONNX + native vs PyTorch
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    spec = importlib.util.spec_from_file_location("render_export", ROOT / "onnx_export" / "render.py")
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    torch.manual_seed(0)
+    model = tr.RenderModel("fast").eval()
+    with torch.no_grad():   # move off the zero/identity init so every path matters
+        for q in model.parameters():
+            q.add_(0.03 * torch.randn_like(q))
+    out = tmp_path_factory.mktemp("render_onnx")
+    ex.export(model, out)
+    return ex, model, out
+
+
+def test_onnx_native_matches_pytorch(exported):
+    ex, model, out = exported
+    res = ex.parity(model, out, n=2)
+    assert res["max_abs_diff"] < 2e-3, res
+
+
+def test_render_deterministic_and_ablations(exported):
+    from chatanyone.render.renderer import Renderer
+    _, model, out = exported
+    r = Renderer("fast", weights_dir=str(out), threads=1)
+    rng = np.random.default_rng(4)
+    crop = rng.integers(0, 256, (384, 256, 3), dtype=np.uint8)
+    kp_s, kp_d, vis = random_keypoints(rng)
+    cache = r.prepare_source(crop, kp_s, vis)
+    a = r.render(cache, kp_d, vis)
+    assert a.shape == (384, 256, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, r.render(cache, kp_d, vis))
+    assert not np.array_equal(a, r.render(cache, kp_d, vis, hands=False))
+    assert not np.array_equal(a, r.render(cache, kp_d, vis, refine=False))
+    with pytest.raises(ValueError, match="crop"):
+        r.prepare_source(crop[:100], kp_s, vis)
+
+
+# ---------------------------------------------------------------- shipped weights
+@pytest.mark.skipif(not HAVE_SHIPPED, reason="render_fast weights not shipped yet")
+def test_shipped_weights_render_identity():
+    """Driving with the source's own keypoints must give back (nearly) the source."""
+    from chatanyone.render.renderer import Renderer
+    r = Renderer("fast")
+    meta = json.loads((WEIGHTS / "render_fast.json").read_text())
+    assert meta["parity"]["max_abs_diff"] < 2e-3
+    y, x = np.mgrid[0:384, 0:256]
+    crop = np.stack([(x % 64) * 4, (y % 96) * 2, (x + y) % 256], -1).astype(np.uint8)
+    rng = np.random.default_rng(5)
+    kp, _, vis = random_keypoints(rng)
+    cache = r.prepare_source(crop, kp, vis)
+    out = r.render(cache, kp, vis)
+    np.testing.assert_array_equal(out, r.render(cache, kp, vis))
+    assert np.abs(out.astype(float) - crop).mean() < 40
