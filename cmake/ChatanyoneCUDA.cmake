@@ -20,15 +20,20 @@ set(CHATANYONE_WITH_CUDA FALSE)
 if(_ca_cuda STREQUAL "OFF")
   message(STATUS "chatanyone: CUDA disabled (CHATANYONE_CUDA=OFF)")
 elseif(_ca_cuda STREQUAL "ON" OR _ca_cuda STREQUAL "AUTO")
-  # Let CMake find nvcc on PATH or in the usual /usr/local/cuda if the user did not say where.
+  # Unless the user said which nvcc (CMAKE_CUDA_COMPILER or CUDACXX), take the one on PATH, else
+  # the usual /usr/local/cuda (often installed but not on PATH). Passed through CUDACXX, not
+  # CMAKE_CUDA_COMPILER, so that check_language still test-compiles with it.
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
-    find_program(_ca_nvcc nvcc HINTS /usr/local/cuda/bin)
+    find_program(_ca_nvcc nvcc NO_CACHE)
+    if(NOT _ca_nvcc)
+      find_program(_ca_nvcc nvcc PATHS /usr/local/cuda/bin NO_DEFAULT_PATH NO_CACHE)
+    endif()
     if(_ca_nvcc)
-      set(CMAKE_CUDA_COMPILER "${_ca_nvcc}")
+      set(ENV{CUDACXX} "${_ca_nvcc}")
     endif()
   endif()
   include(CheckLanguage)
-  check_language(CUDA)  # test-compiles a CUDA file: catches a present-but-broken nvcc too
+  check_language(CUDA)  # test-compiles a CUDA file: a present but broken nvcc counts as missing
   if(CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_ARCHITECTURES "${CHATANYONE_CUDA_ARCHITECTURES}")
     enable_language(CUDA)

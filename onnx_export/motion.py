@@ -66,7 +66,7 @@ def random_inputs(cfg: dict, part: str, batch: int = 2, seed: int = 0) -> dict[s
     f = lambda *s: g.standard_normal(s).astype(np.float32)  # noqa: E731
     d = {"x": f(batch, T, dx), "t": g.uniform(0, cfg["n_train"] - 1, batch).astype(np.float32),
          "audio": f(batch, P + T + L, cfg["mel_per_frame"] * cfg["n_mels"]),
-         "audio_keep": np.array([1, 0] * batch, np.float32)[:batch], "prefix": f(batch, P, dx),
+         "audio_keep": (g.random((batch, P + T + L)) > 0.3).astype(np.float32), "prefix": f(batch, P, dx),
          "prefix_keep": np.ones(batch, np.float32)}
     if part == "face":
         d.update(style=f(batch, cfg["face"]["d_style"]), style_keep=np.array([1, 0] * batch, np.float32)[:batch],
@@ -94,7 +94,8 @@ def parity(module, onnx_path: Path, feeds: dict, names: list[str]) -> float:
     return float(np.max(np.abs(ref - got)))
 
 
-def export(face_run: Path, body_run: Path | None, out: Path, *, tol: float = 1e-4) -> dict:
+def export(face_run: Path, body_run: Path | None, out: Path, *, tol: float = 1e-4,
+           sampling: dict | None = None) -> dict:
     """Export, check parity (max abs diff <= ``tol`` on random inputs, batch 1 and 3), write config."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,7 @@ def export(face_run: Path, body_run: Path | None, out: Path, *, tol: float = 1e-
         raise RuntimeError(f"ONNX parity failed (tol {tol}): {bad}")
     np.savez(out / "motion_stats.npz", **stats)
     meta = dict(cfg)
+    meta["sampling"] = {**cfg["sampling"], **(sampling or {})}  # run-time defaults chosen on the eval
     meta["parity"] = report
     meta["training"] = {k: {kk: vv for kk, vv in v.items() if kk != "clips"} for k, v in summaries.items()}
     meta["training_clips"] = summaries["face"].get("clips", [])
@@ -152,9 +154,13 @@ def main(argv=None) -> int:
     p.add_argument("--body", type=Path, default=None, help="body run folder")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "python/chatanyone/weights")
     p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument("--steps", type=int, default=None, help="default DDIM steps at run time")
+    p.add_argument("--guidance", type=float, default=None, help="default audio guidance at run time")
+    p.add_argument("--hop", type=int, default=None, help="default frames released per window")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rep = export(a.face, a.body, a.out, tol=a.tol)
+    sampling = {k: v for k, v in (("steps", a.steps), ("guidance", a.guidance), ("hop", a.hop)) if v is not None}
+    rep = export(a.face, a.body, a.out, tol=a.tol, sampling=sampling)
     print(json.dumps(rep))
     return 0
 

@@ -10,7 +10,8 @@ Graphs (native kernels between them, see ``chatanyone.render.renderer``):
   A encoder  image -> feat_h, feat_q, image_q                       (once per avatar)
   R refine   c_src, c_drv, w_src, w_drv -> d_src, d_drv             (control-point offsets)
      native: ops.sparse_motion (heatmap diff, sparse grids); ops.warp (source deformed per grid)
-  B motion   heatmap_diff, deformed, grids -> grid_q, grid_h, grid_f, occ_q, occ_h
+     native: ops.heatmaps of the driving points (mask prior)
+  B motion   heatmap_diff, deformed, grids, heat_drv -> grid_q, grid_h, grid_f, occ_q, occ_h
      native: ops.warp of feat_q, feat_h (x occlusion) and of the image
   C decoder  warped_q, warped_h, warped_image, hand -> image
 """
@@ -35,8 +36,8 @@ class _Motion(torch.nn.Module):
         super().__init__()
         self.m = m
 
-    def forward(self, heatmap_diff, deformed, grids):
-        return self.m(heatmap_diff, deformed, grids)[:5]
+    def forward(self, heatmap_diff, deformed, grids, heat_drv):
+        return self.m(heatmap_diff, deformed, grids, heat_drv)[:5]
 
 
 class _Decoder(torch.nn.Module):
@@ -68,7 +69,7 @@ def _export(module, args, names_in, names_out, path: Path):
 
 def export(model, out: Path) -> list[Path]:
     """Write the four graphs for ``model``'s preset into ``out``; returns their paths."""
-    from chatanyone.train.render import G, deform_source, sparse_motion_torch, synthetic_batch
+    from chatanyone.train.render import deform_source, driving_heatmaps, sparse_motion_torch, synthetic_batch
     p = model.p
     out.mkdir(parents=True, exist_ok=True)
     src, cs, cd, ws, wd, hand = synthetic_batch(p, 1)
@@ -82,10 +83,11 @@ def export(model, out: Path) -> list[Path]:
         h, w = fq.shape[2:]
         hd, grids = sparse_motion_torch(cs, cd, h, w, p.sigma, ws * wd)
         deformed = deform_source(iq, grids)
+        heat = driving_heatmaps(cd, h, w, p.sigma, ws * wd)
         pb = out / f"render_{p.name}_motion.onnx"
-        _export(_Motion(model.motion), (hd, deformed, grids), ["heatmap_diff", "deformed", "grids"],
+        _export(_Motion(model.motion), (hd, deformed, grids, heat), ["heatmap_diff", "deformed", "grids", "heat_drv"],
                 ["grid_q", "grid_h", "grid_f", "occ_q", "occ_h"], pb)
-        gq, gh, gf, oq, oh, _ = model.motion(hd, deformed, grids)
+        gq, gh, gf, oq, oh, _ = model.motion(hd, deformed, grids, heat)
         wq = torch.nn.functional.grid_sample(fq, gq, align_corners=False) * oq
         wh = torch.nn.functional.grid_sample(fh, gh, align_corners=False) * oh
         wi = torch.nn.functional.grid_sample(src, gf, padding_mode="border", align_corners=False)

@@ -61,8 +61,11 @@ def test_cli_errors(tmp_path, capsys):
 @pytest.mark.skipif(not REAL.exists(), reason="../shared/data not present")
 def test_real_clip_end_to_end(tmp_path):
     out = tmp_path / "corpus"
-    rep = corpus.build([REAL], out, progress=False)
-    assert not rep.failed, rep.failed
+    basis_file = tmp_path / "basis.npz"
+    assert main(["prepare-data", str(REAL), "--out", str(out), "--fit-basis", str(basis_file),
+                 "--no-progress"]) == 0
+    from chatanyone.data.motion import FaceBasis
+    assert FaceBasis.load(basis_file).n_exp == 32
     d = out / corpus.clip_id(REAL)
     meta = json.loads((d / "meta.json").read_text())
     T = meta["n_frames"]
@@ -99,6 +102,10 @@ def test_real_clip_end_to_end(tmp_path):
     # inspect draws it
     png = tmp_path / "look.png"
     assert main(["inspect", str(d), "-o", str(png)]) == 0 and png.stat().st_size > 10000
+    mp4 = tmp_path / "look.mp4"
+    assert main(["inspect", str(d), "-o", str(mp4)]) == 0
+    with av.open(str(mp4)) as c:
+        assert c.streams.video[0].frames == T
     # the renderer's keypoints of a corpus frame
     with np.load(d / "landmarks.npz") as z:
         kp, vis = L.renderer_keypoints(z["face"][0], z["pose"][0], z["hands"][0], hands_ok=z["hands_ok"][0])

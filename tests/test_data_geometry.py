@@ -140,6 +140,10 @@ def test_smooth_face_keeps_mouth(basis):
     canon = np.repeat(basis.canonical[None].astype(np.float64), T, 0)
     open_ = 0.08 * np.maximum(0, np.sin(2 * np.pi * 3.5 * np.arange(T) / 25))
     canon[:, 14, 1] += open_  # the lower inner lip goes down
+    blink = np.zeros(T)
+    blink[[40, 41, 42]] = [0.5, 1.0, 0.5]  # a 3-frame blink: the upper lid comes down
+    lid = canon[0, 145, 1] - canon[0, 159, 1]
+    canon[:, 159, 1] += 0.9 * lid * blink
     heads = np.tile([0.0, 0.1, 0.0, 0.0, -0.5, np.log(0.35)], (T, 1))
     raw = np.stack([M.pose_points(canon[t], heads[t]) for t in range(T)])
     raw += 0.002 * rng.normal(size=(T, 1, 3))  # rigid shake
@@ -151,6 +155,10 @@ def test_smooth_face_keeps_mouth(basis):
     mouth_raw = raw[:, 14, 1] - raw[:, 13, 1]
     mouth_sm = sm[:, 14, 1] - sm[:, 13, 1]
     assert np.corrcoef(mouth_raw, mouth_sm)[0, 1] > 0.98
+    lid_raw = raw[:, 145, 1] - raw[:, 159, 1]
+    lid_sm = sm[:, 145, 1] - sm[:, 159, 1]
+    depth_raw = np.median(lid_raw) - lid_raw[41]
+    assert np.median(lid_sm) - lid_sm[41] > 0.8 * depth_raw  # the blink keeps its depth
 
 
 def _source(basis) -> compose.SourceState:
@@ -203,3 +211,22 @@ def test_driving_keypoints_apply_motion(basis):
     assert vis[L.LEFT_HAND_SLICE].all() and vis[L.RIGHT_HAND_SLICE].all()
     with pytest.raises(ValueError, match="coefficients"):
         compose.driving_keypoints(src, dict(exp=np.zeros(3)), basis=basis)
+
+
+def test_plausible_hands_needs_an_arm():
+    T = 3
+    face = np.zeros((T, 478, 2))
+    face[:, 10] = [0, -0.6]
+    face[:, 152] = [0, -0.3]  # face height 0.45 isotropic units
+    pose = np.zeros((T, 33, 4))
+    pose[:, :, 3] = 0.9
+    pose[:, 15, :2] = [0.5, 0.2]   # left wrist
+    pose[:, 16, :2] = [-0.5, 0.2]  # right wrist
+    hands = np.zeros((T, 2, 21, 2))
+    hands[:, 0] = [0.52, 0.21]
+    hands[:, 1] = [-0.5, 0.2]
+    ok = np.ones((T, 2), bool)
+    pose[1, 14, 3] = 0.1       # frame 1: the right elbow is not seen -> the right "hand" is dropped
+    hands[2, 0] = [0.0, -0.45]  # frame 2: the left "hand" sits on the face, far from its wrist
+    out = L.plausible_hands(face, np.ones(T, bool), pose, hands, ok)
+    assert out.tolist() == [[True, True], [True, False], [False, True]]

@@ -213,7 +213,7 @@ def test_style_and_intensity_inputs(tiny):
     g = MotionGenerator(weights_dir=tiny["weights"], style=ref, intensity=1.5)
     assert g.style_keep == 1.0 and g.style_vec.shape == (1, 16)
     with pytest.raises(ValueError):
-        MotionGenerator(weights_dir=tiny["weights"], intensity=0.0)
+        MotionGenerator(weights_dir=tiny["weights"], intensity=-1.0)
     g.push_audio(_audio(1.5))
     g.flush()
     assert len(g.generate_all()) == -(-int(1.5 * 16000) // 640)
@@ -269,3 +269,36 @@ def test_hop_determinism_under_chunking(tiny):
     assert len(x) == len(y) == -(-a.size // 640)
     np.testing.assert_array_equal(x.exp, y.exp)
     np.testing.assert_array_equal(x.hands, y.hands)
+
+
+def _toy_lips(n_exp):
+    from chatanyone.eval.motion import LipModel
+    comp = np.zeros((n_exp, 468, 3))
+    comp[0, 14, 1] = 1.0  # coefficient 0 opens the mouth
+    return LipModel(comp.reshape(n_exp, -1))
+
+
+def test_eval_metrics_basics():
+    from chatanyone.eval.motion import lmd, pearson, ssim_1d
+    lm = _toy_lips(4)
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(50, 4))
+    assert lmd(lm, e, e) == 0.0
+    assert lmd(lm, e, 0 * e) > 0
+    np.testing.assert_allclose(lm.gap(e), e[:, 0])
+    assert pearson(e[:, 0], 2 * e[:, 0] + 1) == pytest.approx(1.0)
+    assert ssim_1d(e, e) == pytest.approx(1.0)
+    assert ssim_1d(e, rng.normal(size=e.shape)) < 0.5
+
+
+def test_eval_motion_runs_on_a_corpus_clip(tiny, tmp_path):
+    from chatanyone.eval.motion import evaluate
+    res = evaluate([tiny["root"] / "corpus" / "synth_00"], seeds=2, steps_list=(2,), hops=(5,),
+                   weights_dir=tiny["weights"], plot=tmp_path / "mouth.png", lip_model=_toy_lips(8))
+    m = res["mean"]
+    for k in ("lmd", "lmd_no_motion", "lmd_loudness", "mouth_corr", "mouth_corr_loudness", "diversity_head_rad",
+              "style_mae_with_ref", "style_ssim_without_ref", "join_ratio", "ms_per_window"):
+        assert np.isfinite(m[k]), k
+    assert m["intensity_rms_ratio_2"] == pytest.approx(2.0, rel=1e-4)
+    assert (tmp_path / "mouth.png").stat().st_size > 1000
+    json.dumps(res)  # one JSON object

@@ -183,3 +183,16 @@ def test_num_threads_roundtrip():
     assert ops.get_num_threads() == n
     with pytest.raises(ValueError, match="n"):
         ops.set_num_threads(0)
+
+
+def test_autograd_tensor_is_refused_with_advice():
+    x = torch.zeros(1, 1, 2, 2, requires_grad=True)
+    msg = _raises(TypeError, "features", ops.warp, x, torch.zeros(1, 1, 1, 2))
+    assert "detach" in msg
+
+
+def test_native_zero_sized_maps_do_not_crash():
+    c = core()
+    c.heatmaps(np.zeros((1, 2, 2), np.float32), None, np.zeros((1, 2, 0, 3), np.float32), 0.1)
+    c.sparse_motion(np.zeros((1, 2, 2), np.float32), np.zeros((1, 2, 2), np.float32), None,
+                    np.zeros((1, 3, 4, 0), np.float32), np.zeros((1, 3, 4, 0, 2), np.float32), 0.1)

@@ -172,3 +172,17 @@ def test_shipped_weights_render_identity():
     out = r.render(cache, kp, vis)
     np.testing.assert_array_equal(out, r.render(cache, kp, vis))
     assert np.abs(out.astype(float) - crop).mean() < 40
+
+
+@pytest.mark.skipif(not HAVE_SHIPPED, reason="render_fast weights not shipped yet")
+@pytest.mark.skipif(not (ROOT / "corpus" / "dev").is_dir(), reason="no corpus/dev (built from ../shared/data)")
+def test_eval_render_json(capsys):
+    from chatanyone.cli import main
+    dev = sorted(p for p in (ROOT / "corpus" / "dev").iterdir() if (p / "crops.npy").exists())
+    if not dev:
+        pytest.skip("no dev clip prepared")
+    rc = main(["eval", "render", str(dev[0]), "--max-frames", "2", "--no-csim", "--no-hkc", "--no-video", "--json"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(rep["mean"]) >= {"full", "no_hands", "no_refine", "baseline"}
+    assert rep["clips"][0]["frames"] == 2 and 5 < rep["mean"]["full"]["psnr"] < 60

@@ -20,6 +20,8 @@ DDIMCoeffs make_coeffs(double a_t, double a_prev, int prediction, double guidanc
   c.prediction = Prediction(prediction);
   c.sqrt_a = float(std::sqrt(a_t));
   c.sqrt_1ma = float(std::sqrt(1 - a_t));
+  c.inv_sqrt_a = float(1 / std::sqrt(a_t));
+  c.inv_sqrt_1ma = float(1 / std::sqrt(1 - a_t));
   c.sqrt_a_prev = float(std::sqrt(a_prev));
   c.dir_coef = float(std::sqrt(std::max(0.0, 1 - a_prev - sigma * sigma)));
   c.sigma = float(sigma);

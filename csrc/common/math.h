@@ -11,6 +11,11 @@
 #else
 #define CA_HD inline
 #endif
+#if defined(__CUDA_ARCH__)
+#define CA_UNROLL _Pragma("unroll")
+#else
+#define CA_UNROLL  // host compilers unroll these constant-trip loops at -O3 anyway
+#endif
 
 namespace chatanyone {
 
@@ -81,7 +86,7 @@ CA_HD void taps_3d(float gx, float gy, float gz, const AxisMap& mx, const AxisMa
   const int32_t ys[2] = {ay.i0 * W, ay.i1 * W};
   const int32_t xs[2] = {ax.i0, ax.i1};
   const float wz[2] = {az.w0, az.w1}, wy[2] = {ay.w0, ay.w1}, wx[2] = {ax.w0, ax.w1};
-#pragma unroll
+  CA_UNROLL
   for (int k = 0; k < 8; ++k) {
     const int iz = k >> 2, iy = (k >> 1) & 1, ix = k & 1;
     off[k] = zs[iz] + ys[iy] + xs[ix];
@@ -98,27 +103,50 @@ CA_HD float gauss_axis(float c, float k, float inv_two_sigma2) {
   return expf(-d * d * inv_two_sigma2);
 }
 
-// One element of the DDIM update (see python/chatanyone/ops/ddim.py for the formulas).
-CA_HD float ddim_update(float x, float m, float u, float z, const DDIMCoeffs& c) {
-  if (c.has_uncond) m = u + c.guidance * (m - u);
+// One element of the DDIM update (see python/chatanyone/ops/ddim.py for the formulas). The
+// template arguments fix the branches, so the CPU loop over elements has none and vectorizes.
+template <int P, bool UNCOND, bool NOISE, bool CLIP>
+CA_HD float ddim_update_t(float x, float m, float u, float z, const DDIMCoeffs& c) {
+  if (UNCOND) m = u + c.guidance * (m - u);
   float x0, eps;
-  if (c.prediction == Prediction::Eps) {
+  if (P == int(Prediction::Eps)) {
     eps = m;
-    x0 = (x - c.sqrt_1ma * eps) / c.sqrt_a;
-  } else if (c.prediction == Prediction::V) {
+    x0 = (x - c.sqrt_1ma * eps) * c.inv_sqrt_a;
+  } else if (P == int(Prediction::V)) {
     x0 = c.sqrt_a * x - c.sqrt_1ma * m;
     eps = c.sqrt_1ma * x + c.sqrt_a * m;
   } else {
     x0 = m;
-    eps = (x - c.sqrt_a * x0) / c.sqrt_1ma;
+    eps = (x - c.sqrt_a * x0) * c.inv_sqrt_1ma;
   }
-  if (c.clip > 0.f) {
-    x0 = fminf(fmaxf(x0, -c.clip), c.clip);
-    eps = (x - c.sqrt_a * x0) / c.sqrt_1ma;  // keep eps consistent with the clipped x0
+  if (CLIP) {
+    x0 = x0 > -c.clip ? x0 : -c.clip;
+    x0 = x0 < c.clip ? x0 : c.clip;
+    eps = (x - c.sqrt_a * x0) * c.inv_sqrt_1ma;  // keep eps consistent with the clipped x0
   }
   float r = c.sqrt_a_prev * x0 + c.dir_coef * eps;
-  if (c.has_noise) r += c.sigma * z;
+  if (NOISE) r += c.sigma * z;
   return r;
+}
+
+// Runtime-dispatched form (the CUDA kernel: the branches are uniform across a warp).
+CA_HD float ddim_update(float x, float m, float u, float z, const DDIMCoeffs& c) {
+  const bool clip = c.clip > 0.f;
+#define CA_DDIM_CASE(P)                                                                       \
+  if (c.has_uncond) {                                                                         \
+    if (c.has_noise) return clip ? ddim_update_t<P, true, true, true>(x, m, u, z, c)          \
+                                 : ddim_update_t<P, true, true, false>(x, m, u, z, c);        \
+    return clip ? ddim_update_t<P, true, false, true>(x, m, u, z, c)                          \
+                : ddim_update_t<P, true, false, false>(x, m, u, z, c);                        \
+  }                                                                                           \
+  if (c.has_noise) return clip ? ddim_update_t<P, false, true, true>(x, m, u, z, c)           \
+                               : ddim_update_t<P, false, true, false>(x, m, u, z, c);         \
+  return clip ? ddim_update_t<P, false, false, true>(x, m, u, z, c)                           \
+              : ddim_update_t<P, false, false, false>(x, m, u, z, c);
+  if (c.prediction == Prediction::Eps) { CA_DDIM_CASE(0) }
+  if (c.prediction == Prediction::V) { CA_DDIM_CASE(1) }
+  CA_DDIM_CASE(2)
+#undef CA_DDIM_CASE
 }
 
 }  // namespace chatanyone

@@ -50,6 +50,8 @@ struct DDIMCoeffs {
   Prediction prediction;
   float sqrt_a;        // sqrt(alpha_t)
   float sqrt_1ma;      // sqrt(1 - alpha_t)
+  float inv_sqrt_a;    // 1 / sqrt(alpha_t): multiplies instead of divides per element
+  float inv_sqrt_1ma;  // 1 / sqrt(1 - alpha_t)
   float sqrt_a_prev;   // sqrt(alpha_prev)
   float dir_coef;      // sqrt(max(0, 1 - alpha_prev - sigma^2))
   float sigma;         // eta * sqrt((1-a_prev)/(1-a_t)) * sqrt(1 - a_t/a_prev)

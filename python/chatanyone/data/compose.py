@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from . import landmarks as L
-from .motion import N_MESH, Y_SCALE, FaceBasis, euler_to_matrix, eye_widths, load_basis
+from .motion import N_MESH, FaceBasis, eye_widths, load_basis, pose_points
 
 
 @dataclasses.dataclass
@@ -45,18 +45,6 @@ class SourceState:
         kw["face_ok"] = bool(kw["face_ok"])
         kw["hands_ok"] = kw["hands_ok"].astype(bool)
         return cls(**kw)
-
-
-def face_points(canon_face: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """Pose a canonical face ``[478, 3]`` with ``head [6]`` (absolute) -> crop coordinates ``[478, 3]``
-    (x, y in crop units, z in the unit of x)."""
-    r = euler_to_matrix(float(head[0]), float(head[1]), float(head[2]))
-    s = float(np.exp(head[5]))
-    p = s * np.asarray(canon_face, np.float64) @ r.T
-    p[:, 0] += head[3]
-    p[:, 1] += head[4] * Y_SCALE
-    p[:, 1] /= Y_SCALE
-    return p
 
 
 def driving_keypoints(source: SourceState, motion_frame: Mapping[str, np.ndarray], *,
@@ -93,7 +81,7 @@ def driving_keypoints(source: SourceState, motion_frame: Mapping[str, np.ndarray
             d = np.asarray(m["head"], np.float64)
             head[:5] += d[:5]
             head[5] += d[5]
-        face = face_points(c, head)
+        face = pose_points(c, head)
     body = np.array(source.body, np.float64, copy=True)
     if "body" in m:
         body += np.asarray(m["body"], np.float64)

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.features import SAMPLE_RATE, log_mel
+from ..audio.features import log_mel
 from . import framing, smoothing
 from .detect import Detector, N_FACE, N_HAND, N_POSE
+from .landmarks import plausible_hands
 from .video import VideoError, iter_frames, probe, read_audio, video_timing
 
 log = logging.getLogger("chatanyone")
@@ -95,7 +96,8 @@ def smooth_landmarks(raw: dict, fps: float = FPS, canonical: np.ndarray | None =
 
     ``raw`` holds ``face [T,478,3], face_ok [T], pose [T,33,4], pose_ok [T], hands [T,2,21,3],
     hands_ok [T,2]``. Face gaps up to 5 frames and hand gaps up to 3 frames are interpolated (and
-    marked ok); pose visibility is smoothed like a coordinate. The face is smoothed by
+    marked ok); pose visibility is smoothed like a coordinate. Hands without a supporting arm in the
+    pose are dropped first (:func:`.landmarks.plausible_hands`). The face is smoothed by
     :func:`.smoothing.smooth_face` with ``canonical`` (default: the packaged basis's).
     """
     if canonical is None:
@@ -111,9 +113,9 @@ def smooth_landmarks(raw: dict, fps: float = FPS, canonical: np.ndarray | None =
     pose = np.concatenate([pose_xyz, pose_v], -1)
     hands = np.full(raw["hands"].shape, np.nan, np.float32)
     hands_ok = np.zeros(raw["hands_ok"].shape, bool)
+    seen = plausible_hands(raw["face"], raw["face_ok"], raw["pose"], raw["hands"], raw["hands_ok"])
     for s in range(2):
-        hands[:, s], hands_ok[:, s] = smoothing.smooth_track(raw["hands"][:, s], raw["hands_ok"][:, s],
-                                                             fps, max_gap=3)
+        hands[:, s], hands_ok[:, s] = smoothing.smooth_track(raw["hands"][:, s], seen[:, s], fps, max_gap=3)
     return dict(face=face, face_ok=face_ok, pose=pose, pose_ok=pose_ok, hands=hands, hands_ok=hands_ok)
 
 
@@ -177,6 +179,10 @@ def prepare_clip(path: str | os.PathLike, out_dir: str | os.PathLike, *, fps: fl
         raise ClipError(f"unreadable: {exc}") from exc
     if require_audio and not info.has_audio:
         raise ClipError("no audio track (audio required)")
+    if require_audio:  # cheap to check before the slow detection
+        a, _ = read_audio(path, video_timing(path, fps)[2], fps)
+        if a.size == 0 or float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) < SILENCE_RMS:
+            raise ClipError("audio track is silent (audio required)")
     try:
         raw_img, n, t_detect = detect_clip(path, fps, progress)
     except VideoError as exc:
@@ -301,10 +307,15 @@ def write_motion(clip_dir: str | os.PathLike, basis=None) -> dict:
     d = Path(clip_dir)
     lm = load_landmarks(d)
     meta = load_meta(d)
-    feats = motion.clip_motion(lm, basis=basis)
+    fit: list = []
+    feats = motion.clip_motion(lm, basis=basis, fit=fit)
     _save_npz(d / "motion.npz", **feats)
+    # the face in canonical space and the absolute head pose, beside the other geometry
+    lm["canon_face"], lm["head_abs"] = fit[0].canon, fit[0].head
+    _save_npz(d / "landmarks.npz", **lm)
     meta["stage2"] = True
     meta["motion_frames_ok"] = float(feats["face_ok"].mean())
+    meta["cuts"] = [int(t) for t in np.flatnonzero(feats["cut"])]
     _save_json(d / "meta.json", meta)
     return meta
 

@@ -264,20 +264,42 @@ def eye_widths(canon_one: np.ndarray) -> tuple[float, float]:
             float(np.linalg.norm(canon_one[LEFT_EYE_CORNERS[0]] - canon_one[LEFT_EYE_CORNERS[1]])))
 
 
-def clip_motion(lm: dict, basis: FaceBasis | None = None) -> dict[str, np.ndarray]:
+def detect_cuts(head_abs: np.ndarray, ok: np.ndarray, *, max_scale_jump: float = 0.15,
+                max_move: float = 0.4) -> np.ndarray:
+    """Camera cuts and zooms: frames where the face jumps between consecutive frames by more than
+    ``max_scale_jump`` in log scale or ``max_move`` face heights. ``head_abs [T, 6]`` -> ``[T]`` uint8."""
+    T = len(head_abs)
+    cut = np.zeros(T, np.uint8)
+    for t in range(1, T):
+        if not (ok[t] and ok[t - 1]):
+            continue
+        a, b = head_abs[t - 1], head_abs[t]
+        size = float(np.exp(a[5]))
+        move = np.hypot(b[3] - a[3], (b[4] - a[4]) * Y_SCALE) / size
+        if abs(b[5] - a[5]) > max_scale_jump or move > max_move:
+            cut[t] = 1
+    return cut
+
+
+def clip_motion(lm: dict, basis: FaceBasis | None = None, *, fit: list | None = None) -> dict[str, np.ndarray]:
     """The ``motion.npz`` arrays of one clip from its (smoothed) ``landmarks.npz`` arrays.
 
     Returns a dict (all float32 unless noted):
         head [T, 6], exp [T, E], eye [T, 4], body [T, 8, 2], hands [T, 2, 21, 2],
         hands_ok [T, 2] (uint8), face_ok [T] (uint8), body_vis [T, 8],
         ref_head [6], ref_face [478, 3], ref_eye [4], ref_body [8, 2],
+        cut [T] (uint8, 1 on the first frame of a new camera shot),
         canon_face [T, 478, 3] is NOT stored (it is ``ref_face + reconstruct(exp)`` up to PCA error).
     Frames without a face have zeros in head, exp and eye (and face_ok 0).
+    ``fit``: pass a list to receive the clip's :class:`HeadFit` (absolute head pose and
+    canonical-space faces) appended to it.
     """
     basis = basis or load_basis()
     face, face_ok = lm["face"], lm["face_ok"].astype(bool)
     T = face.shape[0]
     hf = fit_head(face, face_ok, basis.canonical, basis.rigid_idx)
+    if fit is not None:
+        fit.append(hf)
     ok = face_ok & np.isfinite(hf.residual)
     if not ok.any():
         raise ValueError("clip has no frame with a face")
@@ -305,7 +327,8 @@ def clip_motion(lm: dict, basis: FaceBasis | None = None) -> dict[str, np.ndarra
     hands = np.zeros((T, 2, 21, 2), np.float32)
     rel = lm["hands"][..., :2] - lm["hands"][:, :, :1, :2]
     hands[hands_ok] = rel[hands_ok]
-    return dict(head=head, exp=exp, eye=eye, body=body, hands=hands,
+    cut = detect_cuts(hf.head, ok)
+    return dict(head=head, exp=exp, eye=eye, body=body, hands=hands, cut=cut,
                 hands_ok=hands_ok.astype(np.uint8), face_ok=ok.astype(np.uint8),
                 body_vis=body_vis, body_ok=pose_ok.astype(np.uint8),
                 ref_head=ref_head.astype(np.float32), ref_face=ref_face.astype(np.float32),

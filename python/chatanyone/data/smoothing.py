@@ -123,10 +123,23 @@ def jitter(x: np.ndarray) -> float:
 
 HEAD_MIN_CUTOFF = 1.0  # Hz, head pose (angles, translation, log scale)
 HEAD_BETA = 6.0
-SHAPE_MIN_CUTOFF = 1.0  # Hz, canonical shape above the nose (brows, eyes, forehead)
+SHAPE_MIN_CUTOFF = 1.0  # Hz, canonical shape of the slow parts (forehead, nose, cheeks, brows)
 SHAPE_BETA = 4.0
-MOUTH_MIN_CUTOFF = 4.0  # Hz, canonical shape below the nose (lips, jaw): barely smoothed
-MOUTH_BETA = 200.0
+MOUTH_MIN_CUTOFF = 4.0  # Hz, canonical shape of the fast parts (lips, jaw, eyelids, irises): barely
+MOUTH_BETA = 200.0      # smoothed, so speech and blinks keep their speed and depth
+
+
+def fast_points(canonical: np.ndarray) -> np.ndarray:
+    """``[478]`` bool: the face-mesh points that move fast (below the nose: lips and jaw; around the
+    eyes: lids and irises), from the canonical face's geometry."""
+    c = np.asarray(canonical, np.float64)
+    fast = c[:, 1] > c[2, 1]   # point 2: just below the nose tip
+    for a, b in ((33, 133), (263, 362)):  # eye corners
+        mid = 0.5 * (c[a] + c[b])
+        w = np.linalg.norm(c[a] - c[b])
+        fast |= (np.abs(c[:, 0] - mid[0]) < 0.65 * w) & (np.abs(c[:, 1] - mid[1]) < 0.38 * w)
+    fast[468:] = True
+    return fast
 
 
 def smooth_face(face: np.ndarray, ok: np.ndarray, fps: float, canonical: np.ndarray | None = None, *,
@@ -134,9 +147,10 @@ def smooth_face(face: np.ndarray, ok: np.ndarray, fps: float, canonical: np.ndar
     """Smooth a face-mesh track ``[T, 478, 3]`` (crop coordinates) without dulling the mouth.
 
     Detector jitter is mostly a rigid shake of the whole mesh; speech is a fast local deformation of
-    the lips. So each frame is split into a rigid head pose (similarity fit of ``canonical``) and a
-    canonical-space shape; the pose is smoothed with one One-Euro setting, the shape above the nose
-    with a strong one and below the nose with a light one; then the two are recombined.
+    the lips and blinks of the lids. So each frame is split into a rigid head pose (similarity fit of
+    ``canonical``) and a canonical-space shape; the pose is smoothed with one One-Euro setting, the
+    slow parts of the shape with a strong one and the fast parts (:func:`fast_points`) with a light
+    one; then the two are recombined.
     Without ``canonical`` (no basis yet) it falls back to per-point One-Euro of the whole mesh.
 
     Returns ``(smoothed [T, 478, 3] float32, NaN where no face; ok [T])``.
@@ -146,18 +160,17 @@ def smooth_face(face: np.ndarray, ok: np.ndarray, fps: float, canonical: np.ndar
         return smooth_track(face, ok, fps, max_gap=max_gap)
     xf, okf = fill_gaps(face, ok, max_gap)
     fit = M.fit_head(xf, okf, canonical)
-    canon = np.asarray(canonical, np.float64)
-    mouth = canon[:, 1] > canon[2, 1]   # point 2: just below the nose tip
+    fast = fast_points(canonical)
     out = np.full(xf.shape, np.nan, np.float64)
     for a, b in runs(okf & np.isfinite(fit.residual)):
         head = one_euro_zero_phase(fit.head[a:b].astype(np.float64), fps, min_cutoff=HEAD_MIN_CUTOFF,
                                    beta=HEAD_BETA)
         q = fit.canon[a:b].astype(np.float64)
         qs = np.empty_like(q)
-        qs[:, ~mouth] = one_euro_zero_phase(q[:, ~mouth], fps, min_cutoff=SHAPE_MIN_CUTOFF, beta=SHAPE_BETA,
-                                            speed_axes=1)
-        qs[:, mouth] = one_euro_zero_phase(q[:, mouth], fps, min_cutoff=MOUTH_MIN_CUTOFF, beta=MOUTH_BETA,
+        qs[:, ~fast] = one_euro_zero_phase(q[:, ~fast], fps, min_cutoff=SHAPE_MIN_CUTOFF, beta=SHAPE_BETA,
                                            speed_axes=1)
+        qs[:, fast] = one_euro_zero_phase(q[:, fast], fps, min_cutoff=MOUTH_MIN_CUTOFF, beta=MOUTH_BETA,
+                                          speed_axes=1)
         for i, t in enumerate(range(a, b)):
             out[t] = M.pose_points(qs[i], head[i])
     return out.astype(np.float32), okf & np.isfinite(fit.residual)

@@ -62,8 +62,13 @@ class LipModel:
 
     @classmethod
     def packaged(cls) -> "LipModel":
-        from ..data.motion import load_basis
-        b = load_basis()
+        """From the shipped ``weights/face_basis.npz`` (FileNotFoundError when it is missing)."""
+        from ..data.motion import FaceBasis
+        from ..runners.base import weights_path
+        p = weights_path("face_basis.npz")
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} is missing: LMD needs the expression basis of the data pipeline")
+        b = FaceBasis.load(p)
         return cls(b.components, b.canonical)
 
     def lips(self, exp: np.ndarray) -> np.ndarray:
@@ -203,6 +208,13 @@ def evaluate_clip(clip: EvalClip, lm: LipModel, *, seeds: int = 5, steps_list=(2
     res["diversity_lips"] = float(100 * np.linalg.norm(lips - lips.mean(0), axis=-1).mean()) if seeds > 1 else 0.0
     res["head_std_rad_generated"] = float(rot[0].std(0).mean())
     res["head_std_rad_real"] = float(clip.motion["head"][:n][ok, :3].std(0).mean())
+    # body and hands: amount of motion against the real clip's, and how often hands are shown
+    bok = (clip.motion["body_ok"][:n] > 0) if "body_ok" in clip.motion else np.ones(n, bool)
+    if bok.sum() > 10:
+        res["body_std_generated"] = float(g.body[:n].reshape(n, -1).std(0).mean())
+        res["body_std_real"] = float(clip.motion["body"][:n][bok].reshape(int(bok.sum()), -1).std(0).mean())
+    res["hands_shown_generated"] = float(g.hands_ok[:n].mean())
+    res["hands_shown_real"] = float(clip.motion["hands_ok"][:n].mean())
     # joins: frame-to-frame change at window boundaries vs inside windows (normalized face units)
     T = gen0.T
     fn = (layout.pack_face(g.head, g.exp, g.eye)[:n] - stats["face_mean"]) / stats["face_std"]
@@ -287,7 +299,8 @@ def evaluate_clip(clip: EvalClip, lm: LipModel, *, seeds: int = 5, steps_list=(2
 
 SUMMARY_KEYS = ["lmd", "lmd_no_motion", "lmd_loudness", "mouth_corr", "mouth_corr_loudness",
                 "mouth_gap_std_ratio", "diversity_head_rad", "diversity_lips", "head_std_rad_generated",
-                "head_std_rad_real", "join_ratio", "ms_per_window",
+                "head_std_rad_real", "body_std_generated", "body_std_real", "hands_shown_generated",
+                "hands_shown_real", "join_ratio", "ms_per_window",
                 "style_mae_with_ref", "style_mae_without_ref", "style_ssim_with_ref", "style_ssim_without_ref",
                 "intensity_rms_ratio_0.5", "intensity_rms_ratio_2", "silence_mouth_std_ratio",
                 "silence_head_std_ratio", "silence_blinks"]

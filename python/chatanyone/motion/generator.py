@@ -59,14 +59,14 @@ class MotionGenerator:
         style: reference motion clip whose speaking style to imitate (see :func:`load_motion_clip`);
             ``None``: the average style.
         intensity: expression-intensity scale, 1.0 = as the reference (or the average speaker);
-            0.5 calmer, 2.0 more expressive. Must be > 0. The model is conditioned on the style
+            0.5 calmer, 2.0 more expressive, 0 a neutral face. Must be >= 0. The model is conditioned on the style
             reference's own intensity; this scale then multiplies the expression coefficients
             (relative to the neutral face), so it is an exact, explicit control.
         seed: random seed; the same seed and audio give the same motion, however the audio is chunked.
         steps: DDIM steps per window (default from the shipped config).
         guidance: classifier-free guidance scale on the audio (default from the config).
         hands: how often hands are shown, 0..1 (default: from ``style``, else 1.0).
-        hop: frames released per window, 1..T (default T = 25). Each window is sampled over the full
+        hop: frames released per window, 1..T (default: the shipped config's). Each window is sampled over the full
             T frames with the audio up to ``hop + L`` frames ahead and only its first ``hop`` frames
             are kept, so a smaller hop lowers latency (see :attr:`lookahead_samples`) at the cost of
             more windows per second (compute ~ 25 / hop windows per second of speech).
@@ -99,8 +99,8 @@ class MotionGenerator:
                  providers=None, threads: int = 1, body: bool = True):
         from ..runners.motion import BodyDenoiserRunner, FaceDenoiserRunner, StyleEncoderRunner
 
-        if not intensity > 0:
-            raise ValueError(f"intensity must be > 0, got {intensity!r}")
+        if not intensity >= 0:
+            raise ValueError(f"intensity must be >= 0, got {intensity!r}")
         wd = _weights_dir(weights_dir)
         self.cfg = json.loads((wd / "motion_config.json").read_text())
         with np.load(wd / "motion_stats.npz") as z:
@@ -112,7 +112,7 @@ class MotionGenerator:
         self.steps = int(steps if steps is not None else c["sampling"]["steps"])
         self.guidance = float(guidance if guidance is not None else c["sampling"]["guidance"])
         self.clip_x0 = c["sampling"].get("clip_x0")
-        self.hop = int(hop if hop is not None else self.T)
+        self.hop = int(hop if hop is not None else c["sampling"].get("hop", self.T))
         if not 1 <= self.hop <= self.T:
             raise ValueError(f"hop must be in [1, {self.T}], got {hop!r}")
         self.seed = int(seed)
@@ -157,9 +157,9 @@ class MotionGenerator:
         self.hands_rate = float(hands if hands is not None else hands_rate)
 
     def set_intensity(self, intensity: float) -> None:
-        """Expression-intensity scale (> 0) from the next window on."""
-        if not intensity > 0:
-            raise ValueError(f"intensity must be > 0, got {intensity!r}")
+        """Expression-intensity scale (>= 0; 0 = neutral face) from the next window on."""
+        if not intensity >= 0:
+            raise ValueError(f"intensity must be >= 0, got {intensity!r}")
         self.intensity = float(intensity)
 
     def reset(self) -> None:
@@ -289,7 +289,10 @@ class MotionGenerator:
         xf = rng.standard_normal((1, self.T, self.df)).astype(np.float32)
         cfg_on = self.guidance != 1.0
         b = 2 if cfg_on else 1
-        ak = np.array([1.0, 0.0][:b], np.float32)
+        N = self.P + self.T + self.L
+        ak = np.zeros((b, N), np.float32)
+        known = self.P + n_out + self.L if self._eos is None else N  # after flush: real silence
+        ak[0, :known] = 1.0  # row 1 (guidance): no audio at all
         ones = np.ones(b, np.float32)
         aud_b = np.repeat(audio, b, 0)
         face_feeds = dict(audio=aud_b, audio_keep=ak, prefix=np.repeat(prefix_f, b, 0), prefix_keep=ones * pk,
@@ -318,7 +321,10 @@ class MotionGenerator:
                                  clip_x0=self.clip_x0)
         else:
             body_n = None
-        face_n, body_n = face_n[0, :n_out], (None if body_n is None else body_n[0, :n_out])
+        face_n = self._smooth_join(face_n[0], self._hist_face)
+        if body_n is not None:
+            body_n = self._smooth_join(body_n[0], self._hist_body, skip_last=layout.HANDS_OK_DIM)[None]
+        face_n, body_n = face_n[:n_out], (None if body_n is None else body_n[0, :n_out])
         frames = self._denormalize(w0, face_n, body_n)
         self._hist_face = np.concatenate([self._hist_face, face_n])[-self.P:]
         if body_n is not None:
@@ -354,6 +360,22 @@ class MotionGenerator:
         return MotionFrames.concat(parts) if parts else None
 
     # ---------------------------------------------------------------------------------- internals
+    JOIN_TAU = 3.0  # frames: how fast a join's residual offset decays
+
+    def _smooth_join(self, x: np.ndarray, hist: np.ndarray, skip_last: int = 0) -> np.ndarray:
+        """Remove the seam at a window join: the first frame's offset from the previous window's
+        linear extrapolation decays over a few frames (``x [T, D]`` normalized; binary channels
+        at the end are left alone). The model already sees the prefix; this takes out the rest."""
+        if hist.shape[0] < 2:
+            return x
+        d = x.shape[1] - skip_last
+        expect = hist[-1, :d] + (hist[-1, :d] - hist[-2, :d])
+        off = x[0, :d] - expect
+        w = np.exp(-np.arange(x.shape[0]) / self.JOIN_TAU)[:, None].astype(np.float32)
+        out = x.copy()
+        out[:, :d] -= w * off[None]
+        return out
+
     def _prefix(self, hist: np.ndarray) -> tuple[np.ndarray, float]:
         if hist.shape[0] == 0:
             return np.zeros((1, self.P, hist.shape[1]), np.float32), 0.0

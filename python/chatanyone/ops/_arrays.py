@@ -38,6 +38,9 @@ def info(a, name: str) -> ArrayInfo:
     if fw == "numpy":
         return ArrayInfo("numpy", tuple(a.shape), a.dtype.name, False, "cpu", a.flags.c_contiguous)
     if fw == "torch":
+        if a.requires_grad:  # torch refuses to export these through DLPack
+            raise TypeError(f"{name}: expected a tensor without autograd (call .detach()); "
+                            "chatanyone.ops kernels are not differentiable")
         dev = a.device
         return ArrayInfo("torch", tuple(a.shape), str(a.dtype).replace("torch.", ""), dev.type == "cuda",
                          str(dev), a.is_contiguous())

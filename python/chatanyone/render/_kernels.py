@@ -110,6 +110,13 @@ def sparse_motion(kp_source, kp_driving, height, width, sigma, weights=None):
     return sparse_motion_np(kp_source, kp_driving, height, width, sigma, weights)
 
 
+def heatmaps(kp, height, width, sigma, weights=None):
+    ops = _ops()
+    if ops is not None:
+        return ops.heatmaps(kp, height, width, sigma, weights=weights)
+    return heatmaps_np(kp, height, width, sigma, weights)
+
+
 def warp(features, grid, *, padding="zeros", mask=None):
     ops = _ops()
     if ops is not None:

@@ -69,7 +69,8 @@ class Renderer:
             vis: ``[K]`` visibility in {0, 1}.
         Returns:
             A dict of float32 arrays (goes into ``Avatar.features``): ``image [1,3,H,W]``,
-            ``image_q_rep [G+1,3,H/4,W/4]``, ``feat_h``, ``feat_q``, ``ctrl [G,2]``, ``ctrl_w [G]``.
+            ``image_q [1,3,H/4,W/4]``, ``feat_h [1,Ch,H/2,W/2]``, ``feat_q [1,Cq,H/4,W/4]``,
+            ``ctrl [G,2]``, ``ctrl_w [G]`` (G = 31 control points).
             Blocks while the encoder runs (a few ms).
         """
         crop = np.asarray(crop)
@@ -78,9 +79,8 @@ class Renderer:
             raise ValueError(f"crop: expected uint8 [{H}, {W}, 3], got {crop.dtype} {list(crop.shape)}")
         image = (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()   # 1,3,H,W
         feat_h, feat_q, image_q = self.encoder(image)
-        ctrl, w = kpm.control_points(kp_source, vis)
-        rep = np.ascontiguousarray(np.broadcast_to(image_q, (kpm.N_CONTROL + 1,) + image_q.shape[1:]))
-        return {"image": image, "image_q_rep": rep, "feat_h": feat_h, "feat_q": feat_q,
+        ctrl, w = kpm.control_points(*_check_kp(kp_source, vis, "kp_source"))
+        return {"image": image, "image_q": image_q, "feat_h": feat_h, "feat_q": feat_q,
                 "ctrl": ctrl, "ctrl_w": w}
 
     def render(self, source_cache: dict, kp_driving: np.ndarray, vis: np.ndarray, *,
@@ -102,6 +102,7 @@ class Renderer:
         p = self.preset
         t = time.perf_counter()
         hq, wq = p.quarter
+        kp_driving, vis = _check_kp(kp_driving, vis, "kp_driving")
         c_drv, w_drv = kpm.control_points(kp_driving, vis)
         cs, cd, w = kpm.pair_controls(source_cache["ctrl"], source_cache["ctrl_w"], c_drv, w_drv)
         d_src, d_drv = self.refine(cs[None], cd[None], source_cache["ctrl_w"][None], w_drv[None])
@@ -112,10 +113,13 @@ class Renderer:
         kd = (cd[None] + d_drv).astype(np.float32)
         t = self._tick("refine", t)
         hd, grids = K.sparse_motion(ks, kd, hq, wq, p.sigma, weights=w[None])
-        deformed = K.warp(source_cache["image_q_rep"], grids[0])                       # G+1,3,h,w
+        rep = np.repeat(source_cache["image_q"], kpm.N_CONTROL + 1, axis=0)           # G+1,3,h,w
+        deformed = K.warp(rep, grids[0])                                               # G+1,3,h,w
         deformed = deformed.reshape(1, -1, hq, wq)
+        heat = np.zeros_like(hd)
+        heat[:, 1:] = K.heatmaps(kd, hq, wq, p.sigma, weights=w[None])
         t = self._tick("sparse_motion", t)
-        grid_q, grid_h, grid_f, occ_q, occ_h = self.motion(hd, deformed, grids)
+        grid_q, grid_h, grid_f, occ_q, occ_h = self.motion(hd, deformed, grids, heat)
         t = self._tick("dense_motion", t)
         warped_q = K.warp(source_cache["feat_q"], grid_q, mask=occ_q)
         warped_h = K.warp(source_cache["feat_h"], grid_h, mask=occ_h)
@@ -141,3 +145,15 @@ class Renderer:
         t1 = time.perf_counter()
         self.times.add(name, t1 - t0)
         return t1
+
+
+def _check_kp(kp, vis, name):
+    kp = np.asarray(kp, np.float32)
+    vis = np.asarray(vis, np.float32)
+    k = kpm.group_matrix().shape[1]
+    if kp.ndim != 2 or kp.shape[1] != 2:
+        raise ValueError(f"{name}: expected [K, 2] renderer keypoints (K = {k}), got {list(kp.shape)}")
+    kpm.group_matrix(kp.shape[0])   # raises ValueError naming the expected K
+    if vis.shape != kp.shape[:1]:
+        raise ValueError(f"vis: expected [{kp.shape[0]}] to match {name}, got {list(vis.shape)}")
+    return kp, vis

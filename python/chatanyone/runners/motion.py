@@ -9,7 +9,7 @@ from .base import OnnxRunner
 class FaceDenoiserRunner(OnnxRunner):
     """``motion_face.onnx``: the face-motion denoiser (one DDIM step's network evaluation).
 
-    ``__call__(x [B,T,Df], t [B], audio [B,N,320], audio_keep [B], prefix [B,P,Df], prefix_keep [B],
+    ``__call__(x [B,T,Df], t [B], audio [B,N,320], audio_keep [B,N], prefix [B,P,Df], prefix_keep [B],
     style [B,S], style_keep [B], scalars [B,1]) -> [B,T,Df]`` (v-prediction, normalized units).
     Blocks while the graph runs (about a millisecond on a CPU core).
     """
@@ -24,7 +24,7 @@ class FaceDenoiserRunner(OnnxRunner):
 class BodyDenoiserRunner(OnnxRunner):
     """``motion_body.onnx``: the body+hands denoiser, conditioned on audio and face motion.
 
-    ``__call__(x [B,T,102], t [B], audio [B,N,320], audio_keep [B], prefix [B,P,102], prefix_keep [B],
+    ``__call__(x [B,T,102], t [B], audio [B,N,320], audio_keep [B,N], prefix [B,P,102], prefix_keep [B],
     face [B,P+T,Df], scalars [B,2]) -> [B,T,102]``.
     """
 

@@ -37,12 +37,14 @@ class FaceRefineRunner(_RenderGraph):
 
 
 class DenseMotionRunner(_RenderGraph):
-    """Graph B: ``heatmap_diff [1,G+1,h,w]``, ``deformed [1,3(G+1),h,w]``, ``grids [1,G+1,h,w,2]`` (1/4 res)
-    -> ``(grid_q [1,h,w,2], grid_h [1,2h,2w,2], grid_f [1,4h,4w,2], occ_q [1,1,h,w], occ_h [1,1,2h,2w])``."""
+    """Graph B: ``heatmap_diff [1,G+1,h,w]``, ``deformed [1,3(G+1),h,w]``, ``grids [1,G+1,h,w,2]``,
+    ``heat_drv [1,G+1,h,w]`` (driving heatmaps, zero background channel; 1/4 res) ->
+    ``(grid_q [1,h,w,2], grid_h [1,2h,2w,2], grid_f [1,4h,4w,2], occ_q [1,1,h,w], occ_h [1,1,2h,2w])``."""
     part = "motion"
 
-    def __call__(self, heatmap_diff, deformed, grids):
-        return self.run({"heatmap_diff": heatmap_diff, "deformed": deformed, "grids": grids})
+    def __call__(self, heatmap_diff, deformed, grids, heat_drv):
+        return self.run({"heatmap_diff": heatmap_diff, "deformed": deformed, "grids": grids,
+                         "heat_drv": heat_drv})
 
 
 class DecoderRunner(_RenderGraph):

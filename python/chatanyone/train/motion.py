@@ -46,6 +46,7 @@ DEFAULT_CONFIG = {
     "style": {"d": 96, "layers": 1},
     "body": {"d_model": 96, "n_layers": 3, "n_heads": 4, "mlp_ratio": 2, "d_cond": 64, "dropout": 0.1},
     "sampling": {"steps": 8, "guidance": 2.0, "clip_x0": 5.0},
+    "mouth_weight": 3.0,                              # face loss: lip-moving expression dims up to 4x
 }
 
 
@@ -60,6 +61,7 @@ class Clip:
     mel: np.ndarray       # [4n, 80] raw log-mel
     face_ok: np.ndarray   # [n] 1 where the face was tracked (loss mask)
     body_ok: np.ndarray   # [n, 8] 1 where that body point was tracked and visible (loss mask)
+    shot: np.ndarray | None = None  # [n] int camera-shot index (windows never span a cut)
 
     @property
     def n(self) -> int:
@@ -94,8 +96,9 @@ def load_clip(d: Path) -> Clip | None:
     face = interpolate_missing(face, face_ok)
     body[:, :layout.BODY_DIM] = interpolate_missing(body[:, :layout.BODY_DIM],
                                                     body_ok.all(1) if body_ok.any() else np.ones(n, bool))
+    shot = np.cumsum(m["cut"][:n] > 0) if "cut" in m else np.zeros(n, np.int64)
     return Clip(d.name, face, body, m["hands_ok"][:n].astype(np.float32), mel[: n * MEL_PER_FRAME],
-                face_ok.astype(np.float32), body_ok.astype(np.float32))
+                face_ok.astype(np.float32), body_ok.astype(np.float32), shot)
 
 
 def interpolate_missing(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -262,6 +265,14 @@ class WindowSampler:
             self.scal.append(np.array([li], np.float32) if part == "face" else np.array([li, 2 * hr - 1], np.float32))
         w = np.array([max(c.n - self.T, 1) for c in clips], np.float64)
         self.p = w / w.sum()
+        self.dim_w = np.ones(layout.face_dim(n_exp) if part == "face" else layout.BODY_VEC_DIM, np.float32)
+
+    def weight_mouth(self, lip_energy: np.ndarray, strength: float) -> None:
+        """Weight each expression dim's loss by how much it moves the lips: ``1 + strength * e``,
+        ``e`` = lip displacement per normalized unit (``[E]``, from the face basis), max 1."""
+        e = np.asarray(lip_energy, np.float64) * self.stats["face_std"][6:6 + len(lip_energy)]
+        e = e / max(e.max(), 1e-12)
+        self.dim_w[6:6 + len(e)] = (1.0 + strength * e).astype(np.float32)
 
     def norm_mel(self, raw: np.ndarray, gain: float = 0.0) -> np.ndarray:
         s = self.stats
@@ -277,11 +288,16 @@ class WindowSampler:
             i = int(rng.choice(len(self.clips), p=self.p))
             c = self.clips[i]
             s = int(rng.integers(0, max(c.n - T, 0) + 1))
+            for _ in range(20):  # a window inside one camera shot
+                if c.shot is None or c.shot[s] == c.shot[min(s + T, c.n) - 1]:
+                    break
+                s = int(rng.integers(0, max(c.n - T, 0) + 1))
             src = self.face[i] if self.part == "face" else self.body[i]
             x0 = src[s:s + T]
             if x0.shape[0] < T:  # clip shorter than a window: repeat the last frame
                 x0 = np.concatenate([x0, np.repeat(x0[-1:], T - x0.shape[0], 0)])
-            pk = float(s >= P and (not train or rng.random() > 0.15))
+            same_shot = c.shot is None or s < P or c.shot[s - P] == c.shot[s]
+            pk = float(s >= P and same_shot and (not train or rng.random() > 0.15))
             pre = src[s - P:s] if s >= P else np.zeros((P, src.shape[1]), np.float32)
             if train and pk:
                 pre = pre + rng.normal(0, 0.05, pre.shape).astype(np.float32)
@@ -290,7 +306,21 @@ class WindowSampler:
             aud = self.norm_mel(raw, gain)
             if train:
                 aud = aud + rng.normal(0, 0.1, aud.shape).astype(np.float32)
-            ak = float(not train or rng.random() > 0.1)
+                if rng.random() < 0.5:  # SpecAugment-like masks (mean = 0 after normalization)
+                    for _ in range(2):
+                        w = int(rng.integers(0, 9))
+                        f0 = int(rng.integers(0, N_MELS - w + 1))
+                        aud[:, f0:f0 + w] = 0.0
+                    w = int(rng.integers(0, 7))
+                    r0_ = int(rng.integers(0, aud.shape[0] - w + 1))
+                    aud[r0_:r0_ + w] = 0.0
+            ak = np.ones(N, np.float32)
+            if train:
+                u = rng.random()
+                if u < 0.1:  # classifier-free guidance: no audio
+                    ak[:] = 0.0
+                elif u < 0.5:  # low latency: audio known only up to k frames + lookahead
+                    ak[P + int(rng.integers(1, T + 1)) + L:] = 0.0
             r0 = int(rng.integers(0, max(c.n - R, 0) + 1))
             ref = self.face[i][r0:r0 + R]
             if ref.shape[0] < R:
@@ -319,6 +349,7 @@ class WindowSampler:
                     f = f + rng.normal(0, 0.1, f.shape).astype(np.float32)
             if self.part == "face":
                 f = np.zeros((P + T, 1), np.float32)
+            mask = mask * self.dim_w
             for k, v in (("x0", x0), ("audio", aud.reshape(N, MEL_PER_FRAME * N_MELS)),
                          ("audio_keep", ak), ("prefix", pre), ("prefix_keep", pk), ("style_ref", ref),
                          ("style_keep", sk), ("scalars", self.scal[i]), ("face", f), ("mask", mask)):
@@ -386,9 +417,28 @@ def _to_torch(b: dict) -> dict:
     return {k: torch.from_numpy(v) for k, v in b.items()}
 
 
+def lip_energy(basis_path: Path | None, n_exp: int) -> np.ndarray | None:
+    """``[E]`` RMS lip-landmark displacement per unit of each expression coefficient (the face
+    basis of the data pipeline: ``basis_path`` or the packaged one), or None without a basis."""
+    from ..runners.base import weights_path
+    p = Path(basis_path) if basis_path else weights_path("face_basis.npz")
+    if not p.is_file():
+        log.warning("no face basis at %s: loss not mouth-weighted", p)
+        return None
+    with np.load(p) as z:
+        comp = z["components"]
+    if comp.shape[0] != n_exp:
+        log.warning("face basis has %d components, corpus %d: loss not mouth-weighted", comp.shape[0], n_exp)
+        return None
+    lips = [61, 291, 0, 17, 37, 267, 84, 314, 78, 308, 13, 14, 82, 312, 87, 317]
+    pts = comp.reshape(n_exp, -1, 3)[:, lips, :2]
+    return np.sqrt((pts ** 2).sum(-1).mean(-1))
+
+
 def train(part: str, corpus: Path, run: Path, *, minutes: float = 20.0, dev: Path | None = None,
           batch: int = 64, lr: float = 1e-3, threads: int = 2, seed: int = 0, config: dict | None = None,
-          max_steps: int | None = None, log_every_s: float = 30.0, ckpt_every_s: float = 60.0) -> dict:
+          max_steps: int | None = None, log_every_s: float = 30.0, ckpt_every_s: float = 60.0,
+          basis: Path | None = None) -> dict:
     """Train one level (``part`` = "face" or "body") until ``minutes`` of training time are spent
     (across restarts) or ``max_steps``. Returns a summary dict (also in ``run/summary_<part>.json``)."""
     if part not in ("face", "body"):
@@ -415,6 +465,11 @@ def train(part: str, corpus: Path, run: Path, *, minutes: float = 20.0, dev: Pat
     step, elapsed = 0, 0.0
     ck = run / f"ckpt_{part}.pt"
     sampler = WindowSampler(clips, stats, cfg, part, seed=seed)
+    if part == "face" and cfg.get("mouth_weight", 0) > 0:
+        e = lip_energy(basis, n_exp)
+        if e is not None:
+            sampler.weight_mouth(e, cfg["mouth_weight"])
+            log.info("face: mouth-weighted loss, dim weights %s", np.round(sampler.dim_w[6:6 + n_exp], 2).tolist())
     gen = torch.Generator().manual_seed(seed)
     if ck.exists():
         st = torch.load(ck, map_location="cpu", weights_only=False)
@@ -504,13 +559,14 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--basis", type=Path, default=None, help="face_basis.npz (default: the packaged one)")
     p.add_argument("--synthetic", action="store_true", help="first write a synthetic corpus into --corpus")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.synthetic:
         make_synthetic_corpus(a.corpus)
     train(a.part, a.corpus, a.run, minutes=a.minutes, dev=a.dev, batch=a.batch, lr=a.lr,
-          threads=a.threads, seed=a.seed, max_steps=a.max_steps)
+          threads=a.threads, seed=a.seed, max_steps=a.max_steps, basis=a.basis)
     return 0
 
 

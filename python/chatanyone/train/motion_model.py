@@ -9,7 +9,8 @@ small conv encoder), a motion token (clean prefix motion / noisy window motion /
 and a learned position. Timestep, style embedding and scalar controls (log expression intensity,
 hands rate) form one condition vector that modulates every block through AdaLN-Zero (DiT). The
 body model also reads the face motion of the prefix and window positions (hierarchy).
-Classifier-free guidance: ``audio_keep = 0`` swaps the audio tokens for a learned null token.
+Classifier-free guidance: ``audio_keep = 0`` swaps the audio tokens for a learned null token; per token,
+the same marks audio not heard yet (a low-latency window that keeps only its first frames).
 Every input is a tensor so that the graph exports to ONNX as is.
 """
 from __future__ import annotations
@@ -121,7 +122,8 @@ class MotionDiT(nn.Module):
         x: ``[B, T, Dx]`` noisy window motion (normalized).
         t: ``[B]`` float diffusion timestep in [0, n_train).
         audio: ``[B, N, 320]`` normalized log-mel, 4 frames per video frame.
-        audio_keep: ``[B]`` 1 = use the audio, 0 = null audio (classifier-free guidance).
+        audio_keep: ``[B, N]`` per token 1 = use the audio, 0 = null audio (classifier-free
+            guidance: all 0; audio not heard yet: 0 from some position on).
         prefix: ``[B, P, Dx]`` the motion just before the window (normalized).
         prefix_keep: ``[B]`` 0 = no previous motion (stream start).
         style: ``[B, S]`` style embedding (ignored when ``d_style`` is 0).
@@ -165,7 +167,7 @@ class MotionDiT(nn.Module):
 
     def forward(self, x, t, audio, audio_keep, prefix, prefix_keep, style, style_keep, scalars, face):
         b = x.shape[0]
-        ak = audio_keep.float().reshape(-1, 1, 1)
+        ak = audio_keep.float().reshape(b, -1, 1)  # B x N x 1 (or B x 1 x 1)
         a = self.audio(audio) * ak + self.null_audio * (1 - ak)  # B x N x d
         pk = prefix_keep.float().reshape(-1, 1, 1)
         pre = self.prefix_in(prefix) * pk + self.null_prefix * (1 - pk)  # B x P x d

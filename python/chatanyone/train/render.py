@@ -71,6 +71,12 @@ def sparse_motion_torch(kp_s, kp_d, h, w, sigma, weights=None):
     return hd, grids
 
 
+def driving_heatmaps(kp_d, h, w, sigma, weights=None):
+    """``[N,K+1,H,W]``: a zero background channel, then the heatmaps of the driving keypoints."""
+    hm = heatmaps_torch(kp_d, h, w, sigma, weights)
+    return torch.cat([hm.new_zeros(hm.shape[0], 1, h, w), hm], 1)
+
+
 def warp_torch(x, grid, padding="zeros", mask=None):
     """Reference of ops.warp (2-D, bilinear, align_corners=False)."""
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
@@ -169,7 +175,8 @@ def _resize_flow(grid_q, ident_out):
 
 
 class DenseMotion(nn.Module):
-    """``(heatmap_diff [N,G+1,h,w], deformed [N,3(G+1),h,w], grids [N,G+1,h,w,2])`` at 1/4 res ->
+    """``(heatmap_diff [N,G+1,h,w], deformed [N,3(G+1),h,w], grids [N,G+1,h,w,2], heat_drv [N,G+1,h,w])``
+    at 1/4 res (``heat_drv``: driving heatmaps, background channel 0 zero) ->
     ``(grid_q [N,h,w,2], grid_h [N,2h,2w,2], grid_f [N,4h,4w,2], occ_q [N,1,h,w], occ_h [N,1,2h,2w], masks)``."""
 
     def __init__(self, p: RenderPreset):
@@ -189,7 +196,9 @@ class DenseMotion(nn.Module):
         with torch.no_grad():
             self.mask.bias[0] += 1.0   # start near the background (identity) motion
 
-    def forward(self, hd, deformed, grids):
+    prior_scale = 6.0  # mask logits get + 6 x driving heatmap: each sparse motion starts owning its keypoint's area
+
+    def forward(self, hd, deformed, grids, heat_drv):
         x = F.avg_pool2d(torch.cat([hd, deformed], 1), 2)        # N,4(G+1),h/2,w/2
         x = F.relu(self.inp(x))
         e0 = F.relu(self.e0(x))
@@ -198,7 +207,7 @@ class DenseMotion(nn.Module):
         d1 = F.relu(self.d1(torch.cat([_up(e2), e1], 1)))
         d0 = F.relu(self.d0(torch.cat([_up(d1), e0], 1)))
         u = F.relu(self.uq(torch.cat([_up(d0), hd], 1)))       # N,m/2,h,w
-        masks = torch.softmax(self.mask(u), 1)                   # N,G+1,h,w
+        masks = torch.softmax(self.mask(u) + self.prior_scale * heat_drv, 1)   # N,G+1,h,w
         occ = torch.sigmoid(self.occ(u))                         # N,2,h,w
         grid_q = (masks.unsqueeze(-1) * grids).sum(1)            # N,h,w,2
         h, w = hd.shape[2:]
@@ -259,7 +268,8 @@ class RenderModel(nn.Module):
         h, w = fq.shape[2:]
         hd, grids = sparse_motion_torch(ks, kd, h, w, self.p.sigma, w_src * w_drv)
         deformed = deform_source(img_q, grids)
-        grid_q, grid_h, grid_f, occ_q, occ_h, masks = self.motion(hd, deformed, grids)
+        heat_drv = driving_heatmaps(kd, h, w, self.p.sigma, w_src * w_drv)
+        grid_q, grid_h, grid_f, occ_q, occ_h, masks = self.motion(hd, deformed, grids, heat_drv)
         wq = warp_torch(fq, grid_q, mask=occ_q)
         wh = warp_torch(fh, grid_h, mask=occ_h)
         wimg = warp_torch(source, grid_f, padding="border")

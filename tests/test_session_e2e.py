@@ -1,0 +1,112 @@
+"""The whole chain with the shipped models: avatar -> Session -> frames -> MP4, and the CLI."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import chatanyone as ca
+from chatanyone.assets import demo_speech
+from chatanyone.data import default_avatar_image
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    return ca.Avatar.prepare(default_avatar_image())
+
+
+@pytest.fixture(scope="module")
+def speech():
+    pcm, rate = demo_speech()
+    return pcm[: int(1.6 * rate)], rate
+
+
+def _run(avatar, pcm, rate, **kw):
+    with ca.Session(avatar, ca.SessionConfig(**kw)) as s:
+        for i in range(0, len(pcm), 1000):
+            s.feed_audio(pcm[i:i + 1000], rate)
+        s.flush()
+        return list(s.frames())
+
+
+def test_session_end_to_end(avatar, speech):
+    pcm, rate = speech
+    frames = _run(avatar, pcm, rate)
+    assert len(frames) == int(np.ceil(len(pcm) / rate * 25))
+    imgs = np.stack([f.image for f in frames])
+    assert imgs.shape[1:] == (384, 256, 3) and imgs.dtype == np.uint8
+    # a talking face is not a still: consecutive frames differ, and the frames stay a picture of
+    # the avatar (close to its crop on average, not noise)
+    assert np.abs(np.diff(imgs.astype(np.int16), axis=0)).mean() > 0.2
+    err = np.abs(imgs.astype(np.float32).mean(0) - avatar.crop.astype(np.float32)).mean()
+    assert err < 40
+    # the audio slices are the speech
+    got = np.concatenate([f.audio for f in frames])[: len(pcm)]
+    np.testing.assert_allclose(got, pcm, atol=1e-6)
+
+
+def test_same_seed_same_frames_other_seed_other_motion(avatar, speech):
+    pcm, rate = speech
+    pcm = pcm[: rate]  # 1 s
+    a = np.stack([f.image for f in _run(avatar, pcm, rate, seed=3)])
+    b = np.stack([f.image for f in _run(avatar, pcm, rate, seed=3)])
+    c = np.stack([f.image for f in _run(avatar, pcm, rate, seed=4)])
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a.astype(np.int16) - c).mean() > 0.05
+
+
+def test_fps_30_frame_count(avatar, speech):
+    pcm, rate = speech
+    pcm = pcm[: rate]
+    frames = _run(avatar, pcm, rate, fps=30)
+    assert len(frames) == 30
+
+
+def test_cli_render_writes_h264_aac(tmp_path, speech):
+    import soundfile as sf
+    import av
+
+    pcm, rate = speech
+    wav = tmp_path / "speech.mp3"  # WAV content behind an .mp3 name: judged by content
+    sf.write(wav, pcm[: rate], rate, format="WAV")
+    from chatanyone.data import default_avatar_path
+
+    portrait = default_avatar_path()
+    out = tmp_path / "out.mp4"
+    r = subprocess.run([sys.executable, "-m", "chatanyone", "render", str(portrait), str(wav), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        kinds = {s.type: s.codec_context.name for s in c.streams}
+        n = sum(1 for _ in c.decode(video=0))
+    assert kinds == {"video": "h264", "audio": "aac"}
+    assert n == 25
+
+
+@pytest.mark.parametrize("args, words", [
+    (["render", "/no/such.png", "x.wav", "-o", "o.mp4"], "not found"),
+    (["render", "{portrait}", "/no/such.wav", "-o", "o.mp4"], "not found"),
+    (["render", "{portrait}", "{junk}", "-o", "{tmp}/o.mp4"], "FFmpeg"),
+    (["render", "{portrait}", "{wav}", "-o", "{tmp}/missing_dir/o.mp4"], "folder"),
+    (["render", "{portrait}", "{wav}", "-o", "{tmp}/o.avi"], "mp4"),
+    (["render", "{portrait}", "{wav}", "-o", "{tmp}/o.mp4", "--fps", "0"], "fps"),
+    (["render", "{portrait}", "{wav}", "-o", "{tmp}/o.mp4", "--intensity", "9"], "intensity"),
+    (["render", "{wav}", "{wav}", "-o", "{tmp}/o.mp4"], "image"),
+])
+def test_cli_errors_are_one_clear_line(tmp_path, args, words):
+    import soundfile as sf
+    from PIL import Image
+
+    portrait = tmp_path / "p.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(portrait)
+    wav = tmp_path / "s.wav"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio" * 50)
+    args = [a.format(portrait=portrait, wav=wav, junk=junk, tmp=tmp_path) for a in args]
+    r = subprocess.run([sys.executable, "-m", "chatanyone", *args], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert words.lower() in r.stderr.lower(), r.stderr
