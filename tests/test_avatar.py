@@ -119,3 +119,16 @@ def test_errors(photo, tmp_path):
             Avatar.prepare(cut)
     with pytest.raises(AvatarError, match="too small"):
         Avatar.prepare(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_inspect_photo(tmp_path, capsys):
+    from chatanyone.cli import main
+    out = tmp_path / "look.png"
+    assert main(["inspect", default_avatar_path(), "-o", str(out)]) == 0
+    import cv2
+    img = cv2.imread(str(out))
+    assert img.shape == (768, 512, 3)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
+    assert main(["inspect", str(blank), "-o", str(tmp_path / "x.png")]) == 2
+    assert "no face" in capsys.readouterr().err

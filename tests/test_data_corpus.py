@@ -83,6 +83,7 @@ def test_real_clip_end_to_end(tmp_path):
         assert z["face"].shape == (T, 478, 3) and z["raw_face"].shape == (T, 478, 3)
         assert z["pose"].shape == (T, 33, 4) and z["hands"].shape == (T, 2, 21, 3)
         assert z["hands_ok"].shape == (T, 2) and z["face_ok"].all()
+        assert z["canon_face"].shape == (T, 478, 3) and z["head_abs"].shape == (T, 6)
         face = z["face"]
         # the face sits in the upper part of the crop, inside it
         assert -0.8 < np.median(face[:, 1, 0]) < 0.8 and -0.9 < np.median(face[:, 1, 1]) < -0.2

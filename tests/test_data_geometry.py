@@ -209,6 +209,10 @@ def test_driving_keypoints_apply_motion(basis):
     np.testing.assert_allclose(kp[L.LEFT_HAND_SLICE][0], src.body[4] + 0.1, atol=1e-6)
     np.testing.assert_allclose(kp[L.RIGHT_HAND_SLICE][0], src.body[5] + 0.1, atol=1e-6)
     assert vis[L.LEFT_HAND_SLICE].all() and vis[L.RIGHT_HAND_SLICE].all()
+    # an avatar whose wrists are outside its photo gets no hands
+    src.body_vis[[4, 5]] = 0
+    _, vis = compose.driving_keypoints(src, dict(hands=rel, hands_ok=np.array([1, 1])), basis=basis)
+    assert not vis[L.LEFT_HAND_SLICE].any() and not vis[L.RIGHT_HAND_SLICE].any()
     with pytest.raises(ValueError, match="coefficients"):
         compose.driving_keypoints(src, dict(exp=np.zeros(3)), basis=basis)
 

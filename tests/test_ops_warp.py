@@ -151,3 +151,21 @@ def test_warp_float16_cuda(device, nd):
     assert out.dtype == torch.float16
     ref = warp_ref(xh.float(), gh.float())
     torch.testing.assert_close(out.float(), ref, atol=2e-3, rtol=2e-3)
+
+
+def test_read_only_inputs_are_accepted_without_copy():
+    """Memory-mapped (np.load(mmap_mode='r')) and other read-only arrays are valid inputs."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 3, 5, 6), dtype=np.float32)
+    g = rng.uniform(-1, 1, (1, 4, 4, 2)).astype(np.float32)
+    m = rng.uniform(0, 1, (1, 4, 4)).astype(np.float32)
+    for a in (x, g, m):
+        a.setflags(write=False)
+    out = ops.warp(x, g, mask=m)
+    ref = warp_ref(torch.from_numpy(x.copy()), torch.from_numpy(g.copy()), mask=torch.from_numpy(m.copy()))
+    np.testing.assert_allclose(out, ref.numpy(), atol=1e-4, rtol=1e-5)
+    kp = np.zeros((1, 2, 2), np.float32)
+    kp.setflags(write=False)
+    assert ops.heatmaps(kp, 3, 3, 0.5).shape == (1, 2, 3, 3)
+    assert ops.sparse_motion(kp, kp, 3, 3, 0.5)[1].shape == (1, 3, 3, 3, 2)
+    assert ops.ddim_step(x, x, 0.5, 0.6).shape == x.shape

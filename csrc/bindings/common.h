@@ -16,24 +16,48 @@
 namespace chatanyone {
 namespace nb = nanobind;
 
-// Any dtype, any device; C-contiguous (noconvert on every argument, so no silent copies).
-using Array = nb::ndarray<nb::c_contig>;
-using OptArray = std::optional<Array>;
+// Any dtype, any device, C-contiguous (noconvert on every argument, so no silent copies).
+// Inputs are read-only views, so read-only numpy arrays (np.load mmap, broadcasts) are accepted.
+using In = nb::ndarray<nb::ro, nb::c_contig>;
+using Out = nb::ndarray<nb::c_contig>;
+using OptIn = std::optional<In>;
 
-std::string shape_str(const Array& a);
+// One array argument for the device check: DLPack device type and id, and its name.
+struct DevArg {
+  int type, id;
+  const char* name;
+};
+template <class A>
+DevArg dev(const A& a, const char* name) {
+  return {int(a.device_type()), int(a.device_id()), name};
+}
+
+template <class A>
+std::string shape_str(const A& a) {
+  std::string s = "[";
+  for (size_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + "]";
+}
+
+template <class A>
+std::vector<int64_t> shape_of(const A& a) {
+  std::vector<int64_t> v;
+  for (size_t i = 0; i < a.ndim(); ++i) v.push_back(int64_t(a.shape(i)));
+  return v;
+}
+
 std::string dtype_str(nb::dlpack::dtype d);
-bool is_f32(const Array& a);
-bool is_f16(const Array& a);
+bool is_f32(nb::dlpack::dtype d);
+bool is_f16(nb::dlpack::dtype d);
 
-// Raises TypeError unless `a` is float32 (or float16 where allowed).
-void check_float(const Array& a, const char* name, bool allow_f16);
-// Raises ValueError unless `a` has exactly this shape.
-void check_shape(const Array& a, const char* name, std::initializer_list<int64_t> shape);
-void check_shape(const Array& a, const char* name, const std::vector<int64_t>& shape);
+// Raises TypeError unless the dtype is float32 (or float16 where allowed).
+void check_float(nb::dlpack::dtype d, const char* name, bool allow_f16);
+// Raises ValueError unless `shape` equals `want`.
+void check_shape(const std::vector<int64_t>& shape, const char* name, const std::vector<int64_t>& want);
 
 // The single device check of a call: every array on one device, supported by this build.
 // Returns true for CUDA (after making that device current), false for CPU.
-bool check_device(std::initializer_list<const Array*> arrays, std::initializer_list<const char*> names);
+bool check_device(std::initializer_list<DevArg> arrays);
 
 // Raises RuntimeError if a CUDA entry point reported an error.
 void check_cuda(const char* err, const char* what);

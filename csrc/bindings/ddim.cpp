@@ -32,18 +32,18 @@ DDIMCoeffs make_coeffs(double a_t, double a_prev, int prediction, double guidanc
   return c;
 }
 
-void check_like(const Array& a, const char* name, const Array& x) {
-  check_float(a, name, false);
-  std::vector<int64_t> shape;
-  for (size_t i = 0; i < x.ndim(); ++i) shape.push_back(x.shape(i));
-  check_shape(a, name, shape);
+template <class A, class X>
+void check_like(const A& a, const char* name, const X& x) {
+  check_float(a.dtype(), name, false);
+  check_shape(shape_of(a), name, shape_of(x));
 }
 
-bool check_step_devices(const Array& x, const Array& m, const OptArray& u, const OptArray& z, const Array& out) {
-  if (u && z) return check_device({&x, &m, &*u, &*z, &out}, {"x", "model_out", "uncond", "noise", "out"});
-  if (u) return check_device({&x, &m, &*u, &out}, {"x", "model_out", "uncond", "out"});
-  if (z) return check_device({&x, &m, &*z, &out}, {"x", "model_out", "noise", "out"});
-  return check_device({&x, &m, &out}, {"x", "model_out", "out"});
+bool check_step_devices(const In& x, const In& m, const OptIn& u, const OptIn& z, const Out& out) {
+  const DevArg dx = dev(x, "x"), dm = dev(m, "model_out"), dout = dev(out, "out");
+  if (u && z) return check_device({dx, dm, dev(*u, "uncond"), dev(*z, "noise"), dout});
+  if (u) return check_device({dx, dm, dev(*u, "uncond"), dout});
+  if (z) return check_device({dx, dm, dev(*z, "noise"), dout});
+  return check_device({dx, dm, dout});
 }
 
 void run_step(bool cuda, const DDIMParams& p) {
@@ -54,9 +54,9 @@ void run_step(bool cuda, const DDIMParams& p) {
   ddim_step_cpu(p);
 }
 
-void ddim_step(Array x, Array model_out, OptArray uncond, OptArray noise, Array out, double alpha_t,
-               double alpha_prev, int prediction, double guidance, double eta, double clip) {
-  check_float(x, "x", false);
+void ddim_step(In x, In model_out, OptIn uncond, OptIn noise, Out out, double alpha_t, double alpha_prev,
+               int prediction, double guidance, double eta, double clip) {
+  check_float(x.dtype(), "x", false);
   check_like(model_out, "model_out", x);
   check_like(out, "out", x);
   if (uncond) check_like(*uncond, "uncond", x);
@@ -73,20 +73,25 @@ void ddim_step(Array x, Array model_out, OptArray uncond, OptArray noise, Array 
 
 // The whole step loop in C++; the GIL is held only around the denoiser call.
 void ddim_sample(nb::callable denoiser, nb::object x_obj, std::vector<int64_t> timesteps,
-                 std::vector<double> alpha_t, std::vector<double> alpha_prev, OptArray noise, int prediction,
+                 std::vector<double> alpha_t, std::vector<double> alpha_prev, OptIn noise, int prediction,
                  double guidance, double eta, double clip) {
-  Array x = nb::cast<Array>(x_obj, false);
-  check_float(x, "x_T", false);
+  Out x;
+  try {
+    x = nb::cast<Out>(x_obj, false);
+  } catch (const nb::cast_error&) {
+    throw nb::type_error("x_T: expected a writable C-contiguous float32 array");
+  }
+  check_float(x.dtype(), "x_T", false);
   const size_t S = timesteps.size();
   if (alpha_t.size() != S || alpha_prev.size() != S)
     throw nb::value_error("alphas: expected one alpha_t and one alpha_prev per timestep");
   const int64_t numel = int64_t(x.size());
   if (noise) {
-    check_float(*noise, "noise", false);
+    check_float(noise->dtype(), "noise", false);
     std::vector<int64_t> shape{int64_t(S)};
-    for (size_t i = 0; i < x.ndim(); ++i) shape.push_back(x.shape(i));
-    check_shape(*noise, "noise", shape);
-    check_device({&x, &*noise}, {"x_T", "noise"});
+    for (int64_t s : shape_of(x)) shape.push_back(s);
+    check_shape(shape_of(*noise), "noise", shape);
+    check_device({dev(x, "x_T"), dev(*noise, "noise")});
   }
   for (size_t s = 0; s < S; ++s)  // validate every step before the first network call
     make_coeffs(alpha_t[s], alpha_prev[s], prediction, guidance, eta, clip, true, bool(noise));
@@ -94,7 +99,7 @@ void ddim_sample(nb::callable denoiser, nb::object x_obj, std::vector<int64_t> t
   float* xp = static_cast<float*>(x.data());
   nb::gil_scoped_release release;
   for (size_t s = 0; s < S; ++s) {
-    std::optional<Array> cond, unc;
+    OptIn cond, unc;
     DDIMParams p{};
     bool cuda = false;
     {
@@ -105,10 +110,10 @@ void ddim_sample(nb::callable denoiser, nb::object x_obj, std::vector<int64_t> t
           nb::sequence seq = nb::borrow<nb::sequence>(res);
           if (nb::len(seq) != 2)
             throw nb::value_error("denoiser: expected an array or a (cond, uncond) pair");
-          cond = nb::cast<Array>(seq[0], false);
-          unc = nb::cast<Array>(seq[1], false);
+          cond = nb::cast<In>(seq[0], false);
+          unc = nb::cast<In>(seq[1], false);
         } else {
-          cond = nb::cast<Array>(res, false);
+          cond = nb::cast<In>(res, false);
         }
       } catch (const nb::cast_error&) {
         throw nb::type_error(
@@ -119,8 +124,8 @@ void ddim_sample(nb::callable denoiser, nb::object x_obj, std::vector<int64_t> t
         throw nb::value_error("denoiser: guidance != 1 needs the denoiser to return (cond, uncond)");
       check_like(*cond, "denoiser output", x);
       if (unc) check_like(*unc, "denoiser uncond output", x);
-      cuda = unc ? check_device({&x, &*cond, &*unc}, {"x_T", "denoiser output", "denoiser uncond output"})
-                 : check_device({&x, &*cond}, {"x_T", "denoiser output"});
+      cuda = unc ? check_device({dev(x, "x_T"), dev(*cond, "denoiser output"), dev(*unc, "denoiser uncond output")})
+                 : check_device({dev(x, "x_T"), dev(*cond, "denoiser output")});
       p.numel = numel;
       p.c = make_coeffs(alpha_t[s], alpha_prev[s], prediction, guidance, eta, clip, bool(unc), bool(noise));
       p.x = xp;

@@ -5,11 +5,11 @@
 namespace chatanyone {
 namespace {
 
-void warp(Array input, Array grid, OptArray mask, Array out, int padding, bool align_corners) {
+void warp(In input, In grid, OptIn mask, Out out, int padding, bool align_corners) {
   const int nd = int(input.ndim()) - 2;
   if (nd != 2 && nd != 3)
     throw nb::value_error(("features: expected [N,C,H,W] or [N,C,D,H,W], got " + shape_str(input)).c_str());
-  check_float(input, "features", true);
+  check_float(input.dtype(), "features", true);
   if (grid.ndim() != size_t(nd + 2) || grid.shape(0) != input.shape(0) || grid.shape(nd + 1) != size_t(nd))
     throw nb::value_error(("grid: expected [N," + std::string(nd == 2 ? "Ho,Wo,2" : "Do,Ho,Wo,3") + "] with N=" +
                            std::to_string(input.shape(0)) + ", got " + shape_str(grid))
@@ -35,19 +35,20 @@ void warp(Array input, Array grid, OptArray mask, Array out, int padding, bool a
   if (nd == 3) out_shape.push_back(p.Do);
   out_shape.push_back(p.Ho);
   out_shape.push_back(p.Wo);
-  check_shape(out, "out", out_shape);
+  check_shape(shape_of(out), "out", out_shape);
   if (out.dtype() != input.dtype()) throw nb::type_error("out: expected the dtype of features");
   if (mask) {
     if (mask->size() != size_t(p.N * p.Do * p.Ho * p.Wo))
       throw nb::value_error(("mask: expected N*Do*Ho*Wo elements, got " + shape_str(*mask)).c_str());
     if (mask->dtype() != input.dtype()) throw nb::type_error("mask: expected the dtype of features");
   }
-  const bool cuda = mask ? check_device({&input, &grid, &*mask, &out}, {"features", "grid", "mask", "out"})
-                         : check_device({&input, &grid, &out}, {"features", "grid", "out"});
-  if (!cuda && is_f16(input)) throw nb::type_error("features: float16 is supported on CUDA only; use float32 on CPU");
+  const bool cuda = mask ? check_device({dev(input, "features"), dev(grid, "grid"), dev(*mask, "mask"), dev(out, "out")})
+                         : check_device({dev(input, "features"), dev(grid, "grid"), dev(out, "out")});
+  if (!cuda && is_f16(input.dtype()))
+    throw nb::type_error("features: float16 is supported on CUDA only; use float32 on CPU");
   p.padding = Padding(padding);
   p.align_corners = align_corners;
-  p.dtype = is_f16(input) ? DType::F16 : DType::F32;
+  p.dtype = is_f16(input.dtype()) ? DType::F16 : DType::F32;
   p.input = input.data();
   p.grid = grid.data();
   p.mask = mask ? mask->data() : nullptr;

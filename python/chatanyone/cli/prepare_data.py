@@ -28,8 +28,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25)")
     p.add_argument("--require-audio", action="store_true",
                    help="fail clips without audio or with a silent track")
-    p.add_argument("--exclude", nargs="*", default=[], metavar="NAME",
-                   help="file names to leave out (e.g. evaluation clips)")
+    p.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                   help="a file name to leave out (e.g. an evaluation clip); repeat for several")
     p.add_argument("--fit-basis", metavar="NPZ",
                    help="fit the canonical face and expression basis on these clips and write it to NPZ "
                         "before computing motion (training set only)")
@@ -76,11 +76,20 @@ def run(args: argparse.Namespace) -> int:
     if two_pass and not args.no_motion:
         if not rep.done:
             raise CliError("no clip prepared: cannot fit a basis")
-        tracks = []
-        for m in rep.done:
-            lm = corpus.load_landmarks(Path(args.out) / m["clip_id"])
-            tracks.append((lm["face"], lm["face_ok"]))
-        basis = motion.fit_basis(tracks, n_exp=args.n_exp)
+        dirs = [Path(args.out) / m["clip_id"] for m in rep.done]
+
+        def fit():
+            tracks = []
+            for d in dirs:
+                lm = corpus.load_landmarks(d)
+                tracks.append((lm["face"], lm["face_ok"]))
+            return motion.fit_basis(tracks, n_exp=args.n_exp)
+
+        # the face smoothing uses the canonical face: fit, smooth again with it, fit the final basis
+        basis = fit()
+        for d in dirs:
+            corpus.resmooth(d, args.fps, canonical=basis.canonical)
+        basis = fit()
         basis.save(args.fit_basis)
         log.info("basis: %d components explain %.1f%% of the expression variance -> %s",
                  basis.n_exp, 100 * float(basis.explained.sum()), args.fit_basis)

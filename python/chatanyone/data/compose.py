@@ -9,7 +9,8 @@ avatar. With a zero motion frame the result is the avatar's source keypoints (up
   pose plus the motion's head change (angles added, translation added, scale multiplied) and
   projected orthographically into the crop.
 - Body: the avatar's ``KP_BODY_IDX`` points plus the motion's offsets.
-- Hands: each hand's points relative to its wrist, placed at the driven pose wrist (15 / 16).
+- Hands: each hand's points relative to its wrist, placed at the driven pose wrist (15 / 16);
+  visible only where the motion has the hand and the avatar's own wrist is visible in its photo.
 
 Eye openness (``eye[:, :2]``) is not applied here: the lids move with the expression coefficients,
 which already carry blinks. The openness is a feature for the motion model and for analysis.
@@ -89,7 +90,9 @@ def driving_keypoints(source: SourceState, motion_frame: Mapping[str, np.ndarray
     pose[L.KP_BODY_IDX, :2] = body
     pose[L.KP_BODY_IDX, 3] = np.asarray(source.body_vis, np.float64)
     if "hands" in m:
-        hok = np.asarray(m.get("hands_ok", np.ones(2)), bool).reshape(2)
+        # a hand is drawn only where the avatar's own arm is in the picture (its wrist is visible):
+        # an avatar cut at the chest does not grow hands in the padding below the photo
+        hok = np.asarray(m.get("hands_ok", np.ones(2)), bool).reshape(2) & (np.asarray(source.body_vis)[[4, 5]] > 0)
         rel = np.asarray(m["hands"], np.float64)
         wrists = body[[4, 5]]  # KP_BODY_IDX positions of pose 15 (left wrist) and 16 (right wrist)
         hands = rel + wrists[:, None, :]

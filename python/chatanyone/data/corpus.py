@@ -307,6 +307,7 @@ def write_motion(clip_dir: str | os.PathLike, basis=None) -> dict:
     d = Path(clip_dir)
     lm = load_landmarks(d)
     meta = load_meta(d)
+    basis = basis or motion.load_basis()
     fit: list = []
     feats = motion.clip_motion(lm, basis=basis, fit=fit)
     _save_npz(d / "motion.npz", **feats)
@@ -314,10 +315,19 @@ def write_motion(clip_dir: str | os.PathLike, basis=None) -> dict:
     lm["canon_face"], lm["head_abs"] = fit[0].canon, fit[0].head
     _save_npz(d / "landmarks.npz", **lm)
     meta["stage2"] = True
+    meta["basis"] = basis.fingerprint
     meta["motion_frames_ok"] = float(feats["face_ok"].mean())
     meta["cuts"] = [int(t) for t in np.flatnonzero(feats["cut"])]
     _save_json(d / "meta.json", meta)
     return meta
+
+
+def _basis_fp(basis) -> str | None:
+    from . import motion
+    try:
+        return (basis or motion.load_basis()).fingerprint
+    except FileNotFoundError:
+        return None
 
 
 @dataclasses.dataclass
@@ -356,7 +366,11 @@ def build(videos: list[str | os.PathLike], out_dir: str | os.PathLike, *, fps: f
             else:
                 log.info("preparing %s", v)
                 meta = prepare_clip(v, d, fps=fps, require_audio=require_audio, progress=progress)
-            if motion and (redo or not meta.get("stage2") or not (d / "motion.npz").exists()):
+            if motion and (redo or not meta.get("stage2") or not (d / "motion.npz").exists()
+                           or meta.get("basis") != _basis_fp(basis)):
+                if meta.get("stage2") and meta.get("basis") != _basis_fp(basis):
+                    from .motion import load_basis  # a new basis: its canonical face smooths too
+                    resmooth(d, fps, canonical=(basis or load_basis()).canonical)
                 meta = write_motion(d, basis)
             rep.done.append(meta)
             failures.pop(cid, None)

@@ -47,6 +47,14 @@ class FaceBasis:
     def n_exp(self) -> int:
         return int(self.components.shape[0])
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the canonical face and components (which basis made a motion.npz)."""
+        import hashlib
+        h = hashlib.sha1(np.ascontiguousarray(self.canonical).tobytes())
+        h.update(np.ascontiguousarray(self.components).tobytes())
+        return h.hexdigest()[:12]
+
     def save(self, path) -> None:
         np.savez(path, canonical=self.canonical, components=self.components, std=self.std,
                  explained=self.explained, rigid_idx=self.rigid_idx)

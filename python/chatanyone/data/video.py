@@ -72,7 +72,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         rot = 0
         try:
             for fr in c.decode(v):
-                rot = int(round(fr.rotation or 0)) % 360
+                rot = int(round(getattr(fr, "rotation", 0) or 0)) % 360
                 break
         except Exception as exc:  # noqa: BLE001 - any FFmpeg failure means the file is unreadable
             raise VideoError(f"cannot decode {path}: {exc}") from exc
@@ -133,7 +133,7 @@ def iter_frames(path: str | os.PathLike, fps: float = 25.0, *,
 
         def convert(fr) -> np.ndarray:
             img = fr.to_ndarray(format="rgb24")
-            img = _rotate(img, int(round(fr.rotation or 0)) % 360)
+            img = _rotate(img, int(round(getattr(fr, "rotation", 0) or 0)) % 360)
             if max_side and max(img.shape[:2]) > max_side:
                 import cv2
                 s = max_side / max(img.shape[:2])
