@@ -157,9 +157,11 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="default DDIM steps at run time")
     p.add_argument("--guidance", type=float, default=None, help="default audio guidance at run time")
     p.add_argument("--hop", type=int, default=None, help="default frames released per window")
+    p.add_argument("--temperature", type=float, default=None, help="default start-noise scale")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    sampling = {k: v for k, v in (("steps", a.steps), ("guidance", a.guidance), ("hop", a.hop)) if v is not None}
+    sampling = {k: v for k, v in (("steps", a.steps), ("guidance", a.guidance), ("hop", a.hop),
+                                  ("temperature", a.temperature)) if v is not None}
     rep = export(a.face, a.body, a.out, tol=a.tol, sampling=sampling)
     print(json.dumps(rep))
     return 0

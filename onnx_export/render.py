@@ -46,7 +46,7 @@ class _Decoder(torch.nn.Module):
         self.m = m
 
     def forward(self, warped_q, warped_h, warped_image, hand):
-        return self.m(warped_q, warped_h, warped_image, hand)[0]
+        return self.m(warped_q, warped_h, warped_image, hand)[0]  # image only (gate, rgb stay inside)
 
 
 def load_model(ckpt: str | Path):

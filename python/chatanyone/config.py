@@ -31,8 +31,9 @@ class SessionConfig:
     intensity: float = 1.0
     # Random seed: the same seed, avatar and audio give the same frames.
     seed: int = 0
-    # DDIM steps of the motion sampler (fewer = faster, see the evaluation in README).
-    ddim_steps: int = 8
+    # DDIM steps of the motion sampler; None: the shipped model's default (4). Fewer is faster;
+    # see the quality-against-steps table in README.
+    ddim_steps: int | None = None
     # Real-time mode: when the caller asks for a frame whose audio has not arrived by the frame's
     # due time, silence is inserted (idle motion) instead of waiting. False: wait for audio (offline).
     realtime: bool = False
@@ -57,7 +58,11 @@ class SessionConfig:
         num("intensity", 0.0, 2.0)
         if self.preset not in PRESETS:
             raise ValueError(f"SessionConfig.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        for name, lo, hi in (("seed", 0, 2**63 - 1), ("ddim_steps", 1, 100),
+        if self.ddim_steps is not None and (isinstance(self.ddim_steps, bool) or not isinstance(self.ddim_steps, int)):
+            raise TypeError(f"SessionConfig.ddim_steps must be None or an int, got {type(self.ddim_steps).__name__}")
+        if self.ddim_steps is not None and not 1 <= self.ddim_steps <= 100:
+            raise ValueError(f"SessionConfig.ddim_steps must be in [1, 100], got {self.ddim_steps}")
+        for name, lo, hi in (("seed", 0, 2**63 - 1),
                              ("max_ahead_frames", 1, 10_000), ("intra_op_threads", 0, 256)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):

@@ -312,7 +312,13 @@ def evaluate(paths: list, *, seeds: int = 5, steps_list=(2, 4, 8, 16), hops=(5, 
     lm = lip_model or LipModel.packaged()
     t0 = time.perf_counter()
     per = []
-    for p in paths:
+    skip = {".json", ".npz", ".npy", ".txt", ".tsv", ".md"}
+    kept = [p for p in paths if not (Path(p).is_file() and Path(p).suffix.lower() in skip)]
+    for p in set(map(str, paths)) - set(map(str, kept)):
+        log.info("eval motion: %s is neither a clip folder nor a video; skipped", p)
+    if not kept:
+        raise ValueError("eval motion: no clip folders or videos given")
+    for p in kept:
         clip = load_eval_clip(p)
         log.info("eval motion: %s (%d frames)", clip.name, clip.n)
         per.append(evaluate_clip(clip, lm, seeds=seeds, steps_list=steps_list, hops=hops, weights_dir=weights_dir))

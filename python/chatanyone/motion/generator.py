@@ -66,6 +66,8 @@ class MotionGenerator:
         steps: DDIM steps per window (default from the shipped config).
         guidance: classifier-free guidance scale on the audio (default from the config).
         hands: how often hands are shown, 0..1 (default: from ``style``, else 1.0).
+        temperature: scale of the start noise (default: the config's); < 1 gives calmer, more
+            average motion (less diversity, less motion not locked to the audio).
         hop: frames released per window, 1..T (default: the shipped config's). Each window is sampled over the full
             T frames with the audio up to ``hop + L`` frames ahead and only its first ``hop`` frames
             are kept, so a smaller hop lowers latency (see :attr:`lookahead_samples`) at the cost of
@@ -95,6 +97,7 @@ class MotionGenerator:
 
     def __init__(self, style=None, intensity: float = 1.0, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, hands: float | None = None, *, hop: int | None = None,
+                 temperature: float | None = None,
                  weights_dir=None,
                  providers=None, threads: int = 1, body: bool = True):
         from ..runners.motion import BodyDenoiserRunner, FaceDenoiserRunner, StyleEncoderRunner
@@ -112,6 +115,7 @@ class MotionGenerator:
         self.steps = int(steps if steps is not None else c["sampling"]["steps"])
         self.guidance = float(guidance if guidance is not None else c["sampling"]["guidance"])
         self.clip_x0 = c["sampling"].get("clip_x0")
+        self.temperature = float(temperature if temperature is not None else c["sampling"].get("temperature", 1.0))
         self.hop = int(hop if hop is not None else c["sampling"].get("hop", self.T))
         if not 1 <= self.hop <= self.T:
             raise ValueError(f"hop must be in [1, {self.T}], got {hop!r}")
@@ -286,12 +290,18 @@ class MotionGenerator:
         scal = self.style_log_intensity  # the model's intensity condition; the user scale is applied after
         prefix_f, pk = self._prefix(self._hist_face)
         rng = np.random.default_rng([self.seed, w0])
-        xf = rng.standard_normal((1, self.T, self.df)).astype(np.float32)
+        xf = (self.temperature * rng.standard_normal((1, self.T, self.df))).astype(np.float32)
         cfg_on = self.guidance != 1.0
         b = 2 if cfg_on else 1
         N = self.P + self.T + self.L
         ak = np.zeros((b, N), np.float32)
-        known = self.P + n_out + self.L if self._eos is None else N  # after flush: real silence
+        # audio positions the model may trust: up to hop + L frames ahead; the rest is "not heard
+        # yet" (null tokens), unless the utterance has ended there (real silence) or the lookahead
+        # is silent (then more silence is the likely continuation: calm idle)
+        known = self.P + n_out + self.L
+        if (self._eos is not None and self._eos <= w0 + n_out + self.L) or \
+                self._lookahead_silent(w0 + n_out, w0 + n_out + self.L):
+            known = N
         ak[0, :known] = 1.0  # row 1 (guidance): no audio at all
         ones = np.ones(b, np.float32)
         aud_b = np.repeat(audio, b, 0)
@@ -308,7 +318,7 @@ class MotionGenerator:
         if self.body_net is not None:
             prefix_b, pkb = self._prefix(self._hist_body)
             fcond = np.concatenate([prefix_f if pk else np.zeros_like(prefix_f), face_n], 1)  # [1, P+T, Df]
-            xb = rng.standard_normal((1, self.T, layout.BODY_VEC_DIM)).astype(np.float32)
+            xb = (self.temperature * rng.standard_normal((1, self.T, layout.BODY_VEC_DIM))).astype(np.float32)
             body_feeds = dict(audio=aud_b, audio_keep=ak, prefix=np.repeat(prefix_b, b, 0),
                               prefix_keep=ones * pkb, face=np.repeat(fcond, b, 0),
                               scalars=np.repeat(np.array([[scal, 2 * self.hands_rate - 1]], np.float32), b, 0))
@@ -382,6 +392,17 @@ class MotionGenerator:
         if hist.shape[0] < self.P:  # a short first utterance: repeat its first frame
             hist = np.concatenate([np.repeat(hist[:1], self.P - hist.shape[0], 0), hist])
         return hist[None].astype(np.float32), 1.0
+
+    SILENCE_NATS = 1.0  # mean log-mel above the corpus floor under which a frame counts as silent
+
+    def _lookahead_silent(self, f0: int, f1: int) -> bool:
+        """Whether video frames ``[f0, f1)`` (the window's lookahead) are all silent."""
+        lo, hi = f0 * MEL_PER_FRAME - self._mel0, f1 * MEL_PER_FRAME - self._mel0
+        m = self._mel[max(lo, 0):max(hi, 0)]
+        if m.shape[0] < hi - lo:
+            return False
+        e = (np.maximum(m, self.stats["mel_floor"]) - self.stats["mel_floor"]).mean(1)
+        return bool(np.all(e < self.SILENCE_NATS))
 
     def _window_audio(self, w0: int, upto: int) -> np.ndarray:
         s = self.stats

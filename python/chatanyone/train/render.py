@@ -196,7 +196,12 @@ class DenseMotion(nn.Module):
         with torch.no_grad():
             self.mask.bias[0] += 1.0   # start near the background (identity) motion
 
-    prior_scale = 6.0  # mask logits get + 6 x driving heatmap: each sparse motion starts owning its keypoint's area
+    # Mask logits = bounded network term + 8 x driving heatmap: near a driving keypoint its sparse
+    # motion always wins, so the network cannot settle on "copy the source" (it did, unbounded, on
+    # 2 cores' worth of training); away from keypoints the network term chooses.
+    prior_scale = 8.0
+    net_bound = 2.0
+    bg_bound = 6.0
 
     def forward(self, hd, deformed, grids, heat_drv):
         x = F.avg_pool2d(torch.cat([hd, deformed], 1), 2)        # N,4(G+1),h/2,w/2
@@ -207,7 +212,11 @@ class DenseMotion(nn.Module):
         d1 = F.relu(self.d1(torch.cat([_up(e2), e1], 1)))
         d0 = F.relu(self.d0(torch.cat([_up(d1), e0], 1)))
         u = F.relu(self.uq(torch.cat([_up(d0), hd], 1)))       # N,m/2,h,w
-        masks = torch.softmax(self.mask(u) + self.prior_scale * heat_drv, 1)   # N,G+1,h,w
+        raw = self.mask(u)
+        # the background may win by more (bound 6: static regions stay static), a keypoint by less (2)
+        logits = torch.cat([self.bg_bound * torch.tanh(raw[:, :1] / self.bg_bound),
+                            self.net_bound * torch.tanh(raw[:, 1:] / self.net_bound)], 1) + self.prior_scale * heat_drv
+        masks = torch.softmax(logits, 1)                         # N,G+1,h,w
         occ = torch.sigmoid(self.occ(u))                         # N,2,h,w
         grid_q = (masks.unsqueeze(-1) * grids).sum(1)            # N,h,w,2
         h, w = hd.shape[2:]
@@ -242,7 +251,7 @@ class Decoder(nn.Module):
         y = F.pixel_shuffle(self.out(x), 2)                       # N,4,4h,4w
         rgb = torch.sigmoid(y[:, :3])
         gate = torch.sigmoid(y[:, 3:4])
-        return wimg * (1 - gate) + rgb * gate, gate
+        return wimg * (1 - gate) + rgb * gate, gate, rgb
 
 
 class RenderModel(nn.Module):
@@ -275,8 +284,8 @@ class RenderModel(nn.Module):
         wimg = warp_torch(source, grid_f, padding="border")
         if not use_hands:
             hand = torch.zeros_like(hand)
-        image, gate = self.decoder(wq, wh, wimg, hand)
-        return {"image": image, "gate": gate, "warped": wimg, "masks": masks, "occ_q": occ_q,
+        image, gate, rgb = self.decoder(wq, wh, wimg, hand)
+        return {"image": image, "gate": gate, "rgb": rgb, "warped": wimg, "masks": masks, "occ_q": occ_q,
                 "d_src": d_src, "d_drv": d_drv}
 
 
@@ -442,6 +451,14 @@ def train(args) -> Path:
         s = torch.load(args.init, map_location="cpu")
         model.load_state_dict(s["model"])
         ema.load_state_dict(s.get("ema", s["model"]))
+        if args.reset_heads:
+            with torch.no_grad():
+                for m in (model, ema):
+                    m.decoder.out.weight.view(4, 4, *m.decoder.out.weight.shape[1:])[3].zero_()
+                    m.decoder.out.bias.view(4, 4)[3].fill_(-2.0)
+                    m.motion.mask.weight.mul_(0.1)
+                    m.motion.mask.bias.zero_()
+            log.info("render train: gate and mask heads re-initialised")
         log.info("render train: initialised from %s", args.init)
     rng = np.random.default_rng(args.seed + state["step"])
     t_last_save = time.time()
@@ -458,7 +475,12 @@ def train(args) -> Path:
         b = data.sample(rng, bs, scale, p)
         res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"])
         H, W = b["drv"].shape[2:]
-        loss, parts = render_loss(res["image"], b["drv"], region_weight(b["cd"], b["wd"], H, W))
+        wmap = region_weight(b["cd"], b["wd"], H, W)
+        loss, parts = render_loss(res["image"], b["drv"], wmap)
+        # the decoder's own RGB is also asked to match, so it becomes worth opening the gate for
+        aux = ((res["rgb"] - b["drv"]).abs() * wmap).mean()
+        loss = loss + args.aux * aux
+        parts["aux"] = aux.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -473,8 +495,9 @@ def train(args) -> Path:
         for k, v in parts.items():
             run[k] = 0.9 * run.get(k, v) + 0.1 * v
         if state["step"] % 20 == 0:
-            log.info("step %d t=%.0fs scale=%.1f lr=%.1e l1=%.4f ms=%.4f grad=%.4f", state["step"],
-                     state["seconds"], scale, lr, run["l1"], run["ms"], run["grad"])
+            log.info("step %d t=%.0fs scale=%.1f lr=%.1e l1=%.4f ms=%.4f grad=%.4f aux=%.4f gate=%.3f bg=%.3f",
+                     state["step"], state["seconds"], scale, lr, run["l1"], run["ms"], run["grad"], run["aux"],
+                     float(res["gate"].mean()), float(res["masks"][:, 0].mean()))
             state["history"].append({"step": state["step"], "seconds": round(state["seconds"], 1), **run})
         if time.time() - t_last_save > 120:
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
@@ -501,6 +524,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
+    ap.add_argument("--aux", type=float, default=0.5, help="weight of the L1 loss on the decoder's ungated RGB")
+    ap.add_argument("--reset-heads", action="store_true", help="with --init: re-initialise gate and mask heads")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(args)
