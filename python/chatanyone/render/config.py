@@ -18,7 +18,7 @@ class RenderPreset:
     motion_base: int = 32     # dense-motion hourglass width at 1/8 resolution (x2 per level down)
     refine_hidden: int = 128  # face refine / body offset MLP width
     sigma: float = 0.06       # Gaussian heatmap sigma in normalized crop units (grid_sample coords)
-    refine_scale: float = 0.05  # max |offset| the refine net may add to a control point (normalized)
+    refine_scale: float = 0.02  # max |offset| the refine net may add to a control point (normalized)
 
     def __post_init__(self):
         if self.height * 2 != self.width * 3:
