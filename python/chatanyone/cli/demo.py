@@ -2,7 +2,7 @@
 package) speaking the built-in speech clip."""
 from __future__ import annotations
 
-from .render import add_session_options, config_from_args, render_to_file
+from .render import add_session_options, check_output, config_from_args, render_to_file
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,7 @@ def run(args) -> int:
     from ..data import default_avatar_image
 
     config = config_from_args(args)
+    check_output(args.output)
     avatar = Avatar.prepare(default_avatar_image())
     pcm, rate = demo_speech()
     stats = render_to_file(avatar, pcm, rate, args.output, config)

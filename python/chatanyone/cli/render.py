@@ -56,6 +56,15 @@ def load_avatar(path: str, preset: str):
     return Avatar.prepare(path)
 
 
+def check_output(output: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if not output.lower().endswith((".mp4", ".m4v", ".mov")):
+        raise CliError(f"output must be an .mp4 file, got {output!r}")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise CliError(f"output folder does not exist: {parent!r}")
+
+
 def render_to_file(avatar, pcm: np.ndarray, rate: int, output: str, config, *, progress=True) -> dict:
     """Run a Session over ``pcm`` and write an MP4 with the audio muxed. Returns timing figures."""
     from tqdm import tqdm
@@ -63,11 +72,7 @@ def render_to_file(avatar, pcm: np.ndarray, rate: int, output: str, config, *, p
     from ..media import VideoWriter
     from ..session import Session
 
-    if not output.lower().endswith((".mp4", ".m4v", ".mov")):
-        raise CliError(f"output must be an .mp4 file, got {output!r}")
-    parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent):
-        raise CliError(f"output folder does not exist: {parent!r}")
+    check_output(output)
     duration = len(pcm) / rate
     n_expected = int(np.ceil(duration * config.fps - 1e-9))
     w, h = config.size
@@ -97,6 +102,7 @@ def run(args) -> int:
     from ..media import read_audio
 
     config = config_from_args(args)
+    check_output(args.output)
     if not os.path.isfile(args.audio):
         raise CliError(f"audio file not found: {args.audio!r}")
     try:
