@@ -110,3 +110,26 @@ def test_cli_errors_are_one_clear_line(tmp_path, args, words):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     assert words.lower() in r.stderr.lower(), r.stderr
+
+
+def test_untrained_preset_is_a_clear_error(avatar):
+    with pytest.raises(ValueError, match="no trained weights"):
+        ca.Session(avatar, ca.SessionConfig(preset="quality"))
+
+
+def test_interrupt_then_new_speech_with_real_models(avatar, speech):
+    pcm, rate = speech
+    with ca.Session(avatar, ca.SessionConfig(max_ahead_frames=5)) as s:
+        s.feed_audio(np.tile(pcm, 4), rate)  # ~6 s queued
+        first = [s.next_frame(timeout=30) for _ in range(3)]
+        s.interrupt()
+        rest = list(s.frames())
+        assert len(first) + len(rest) < 100  # far fewer than the ~160 frames queued
+        s.feed_audio(pcm[: rate // 2], rate)
+        s.flush()
+        after = list(s.frames())
+        assert len(after) == 13
+        assert after[0].index == first[-1].index + len(rest) + 1
+        # smooth return: the first frame after the interruption is close to the last one before
+        jump = np.abs(after[0].image.astype(np.int16) - (rest or first)[-1].image).mean()
+        assert jump < 12

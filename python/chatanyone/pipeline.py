@@ -39,7 +39,11 @@ class Pipeline:
         self.gen = MotionGenerator(style=config.style, intensity=max(config.intensity, 1e-6),
                                    seed=config.seed, steps=config.ddim_steps,
                                    providers=config.providers)
-        self.renderer = Renderer(config.preset, providers=config.providers, threads=threads)
+        try:
+            self.renderer = Renderer(config.preset, providers=config.providers, threads=threads)
+        except FileNotFoundError as exc:
+            raise ValueError(f"preset {config.preset!r} has no trained weights in this installation "
+                             f"({exc}); use preset='fast'") from None
         self.source = avatar.source
         key = f"{config.preset}:"
         cache = {k[len(key):]: v for k, v in avatar.features.items() if k.startswith(key)}
