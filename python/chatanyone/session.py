@@ -59,6 +59,12 @@ class Session:
             config = SessionConfig()
         if not isinstance(config, SessionConfig):
             raise TypeError(f"config must be a SessionConfig, got {type(config).__name__}")
+        if _pipeline is None:
+            from .avatar import Avatar
+
+            if not isinstance(avatar, Avatar):
+                raise TypeError(f"avatar must be a chatanyone.Avatar (see Avatar.prepare), "
+                                f"got {type(avatar).__name__}")
         self.config = config
         self.avatar = avatar
         self._pipe = _pipeline if _pipeline is not None else _default_pipeline(avatar, config)
