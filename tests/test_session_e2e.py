@@ -143,3 +143,21 @@ def test_interrupt_then_new_speech_with_real_models(avatar, speech):
         # smooth return: the first frame after the interruption is close to the last one before
         jump = np.abs(after[0].image.astype(np.int16) - (rest or first)[-1].image).mean()
         assert jump < 12
+
+
+def test_style_from_a_video(avatar, speech, tmp_path):
+    """A style reference given as a video: its motion is extracted and conditions the model."""
+    from chatanyone.media import VideoWriter
+
+    # a short video of the avatar's own crop, slightly moving: enough for the data pipeline
+    vid = tmp_path / "style.mp4"
+    with VideoWriter(vid, 256, 384, 25, audio_rate=None) as w:
+        for i in range(40):
+            w.write(np.roll(avatar.crop, i % 5 - 2, axis=1))
+    pcm, rate = speech
+    frames = _run(avatar, pcm[: rate // 2], rate, style=str(vid))
+    assert len(frames) == 13
+    with pytest.raises(ValueError, match="style"):
+        bad = tmp_path / "bad.mp4"
+        bad.write_bytes(b"not a video" * 20)
+        _run(avatar, pcm[: rate // 2], rate, style=str(bad))

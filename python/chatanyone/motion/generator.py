@@ -38,18 +38,39 @@ def _weights_dir(path=None) -> Path:
 
 def load_motion_clip(src) -> dict[str, np.ndarray]:
     """A reference motion clip as a dict of arrays: a ``motion.npz`` path, a corpus clip folder,
-    a mapping with ``head``/``exp``/``eye`` (and optionally ``hands_ok``), or :class:`MotionFrames`."""
+    a video file (its motion is extracted with the data pipeline: landmarks, head pose, expression;
+    about 0.1 s per frame of video), a mapping with ``head``/``exp``/``eye`` (and optionally
+    ``hands_ok``), or :class:`MotionFrames`."""
     if isinstance(src, MotionFrames):
         return src.as_dict()
     if isinstance(src, Mapping):
         return {k: np.asarray(v) for k, v in src.items()}
     p = Path(src)
+    if p.is_file() and p.suffix.lower() != ".npz":
+        return _motion_of_video(p)
     if p.is_dir():
         p = p / "motion.npz"
     if not p.is_file():
         raise FileNotFoundError(f"style: no motion clip at {src} (expected a motion.npz or a corpus clip folder)")
     with np.load(p) as z:
         return {k: z[k] for k in z.files}
+
+
+def _motion_of_video(path: Path) -> dict[str, np.ndarray]:
+    """Run the data pipeline (``prepare-data``'s two stages) on one video in a temporary folder."""
+    import tempfile
+
+    from ..data.corpus import ClipError, prepare_clip, write_motion
+
+    log.info("style: extracting the motion of %s (about 0.1 s per frame)", path)
+    with tempfile.TemporaryDirectory(prefix="chatanyone-style-") as d:
+        try:
+            prepare_clip(path, d)
+            write_motion(d)
+        except ClipError as exc:
+            raise ValueError(f"style: cannot use {path} as a style reference: {exc}") from None
+        with np.load(Path(d) / "motion.npz") as z:
+            return {k: z[k] for k in z.files}
 
 
 class MotionGenerator:
