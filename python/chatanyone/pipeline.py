@@ -56,7 +56,7 @@ class Pipeline:
         # audio a motion frame may wait for: the rest of its window's hop and the model's lookahead
         self.lookahead_samples = int(self.gen.lookahead_samples)
         self.idle_samples = int(self.gen.hop) * SAMPLES_PER_MOTION
-        self._t = {"motion_window": [0.0, 0], "compose": [0.0, 0]}
+        self._compose_s = [0.0, 0]  # seconds, calls
         self._lock = threading.Lock()
 
     def motion(self, audio: np.ndarray, final: bool) -> list[dict]:
@@ -67,14 +67,7 @@ class Pipeline:
         if final:
             self.gen.flush()
         out = []
-        while True:
-            t = time.perf_counter()
-            fr = self.gen.pop_frames()
-            if fr is None:
-                break
-            with self._lock:
-                self._t["motion_window"][0] += time.perf_counter() - t
-                self._t["motion_window"][1] += 1
+        while (fr := self.gen.pop_frames()) is not None:
             d = fr.as_dict()
             n = len(fr)
             for i in range(n):
@@ -89,14 +82,19 @@ class Pipeline:
         t = time.perf_counter()
         kp, vis = self._compose(self.source, motion_frame)
         with self._lock:
-            self._t["compose"][0] += time.perf_counter() - t
-            self._t["compose"][1] += 1
+            self._compose_s[0] += time.perf_counter() - t
+            self._compose_s[1] += 1
         return self.renderer.render(self._cache, kp, vis)
 
     def timings(self) -> dict[str, float]:
         """Mean seconds per call of each stage: a motion window, keypoint composition, and each
         renderer stage per frame."""
+        out = {}
+        ms = list(self.gen.window_ms)
+        if ms:
+            out["motion_window"] = sum(ms) / len(ms) / 1000
         with self._lock:
-            out = {k: s / n for k, (s, n) in self._t.items() if n}
+            if self._compose_s[1]:
+                out["compose"] = self._compose_s[0] / self._compose_s[1]
         out.update({f"render.{k}": v / 1000 for k, v in self.renderer.times.per_frame_ms().items()})
         return out

@@ -8,6 +8,7 @@ over the face denoiser), then body and hands conditioned on it (hierarchy). See 
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -149,7 +150,8 @@ class MotionGenerator:
                          if body and (wd / "motion_body.onnx").is_file() else None)
         self._style_net = StyleEncoderRunner(wd / "motion_style.onnx", providers=providers, threads=threads)
         self.set_style(style, hands=hands)
-        self.window_ms: list[float] = []  # compute time of each generated window
+        # compute time of the last 1000 generated windows (bounded: a long session stays flat)
+        self.window_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self.reset()
 
     # ---------------------------------------------------------------------------------- controls
