@@ -12,6 +12,8 @@ Conventions (shared with training, ``chatanyone.train.motion``):
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 import math
 from typing import Callable
@@ -95,8 +97,9 @@ def ddim_sample_reference(denoiser: Callable, x_T, timesteps, alphas_cumprod, *,
     return x
 
 
+@functools.lru_cache(maxsize=1)
 def native_ops():
-    """``chatanyone.ops`` when the native extension is built and has the DDIM kernels, else None."""
+    """(Looked up once: it is asked for every window.) ``chatanyone.ops`` when the native extension is built and has the DDIM kernels, else None."""
     try:
         from .. import ops
         from .._native import build_info
