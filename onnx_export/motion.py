@@ -59,13 +59,14 @@ def _load(run: Path, part: str):
 def random_inputs(cfg: dict, part: str, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     """Random denoiser inputs of the right shapes (for parity checks and tests)."""
     from chatanyone.motion import layout
+    from chatanyone.train.motion import audio_dim
     g = np.random.default_rng(seed)
     T, P, L = cfg["window"], cfg["prefix"], cfg["lookahead"]
     df = layout.face_dim(cfg["n_exp"])
     dx = df if part == "face" else layout.BODY_VEC_DIM
     f = lambda *s: g.standard_normal(s).astype(np.float32)  # noqa: E731
     d = {"x": f(batch, T, dx), "t": g.uniform(0, cfg["n_train"] - 1, batch).astype(np.float32),
-         "audio": f(batch, P + T + L, cfg["mel_per_frame"] * cfg["n_mels"]),
+         "audio": f(batch, P + T + L, audio_dim(cfg)),
          "audio_keep": (g.random((batch, P + T + L)) > 0.3).astype(np.float32), "prefix": f(batch, P, dx),
          "prefix_keep": np.ones(batch, np.float32)}
     if part == "face":
@@ -129,8 +130,10 @@ def export(face_run: Path, body_run: Path | None, out: Path, *, tol: float = 1e-
         report["body_max_abs_diff"] = max(parity(body, out / "motion_body.onnx",
                                                  random_inputs(cfg, "body", b, 9 + b), BODY_INPUTS) for b in (1, 3))
         bstats = dict(np.load(Path(body_run) / "stats.npz"))
-        for k in ("face_mean", "face_std", "mel_mean"):
-            if not np.allclose(bstats[k], stats[k], atol=1e-5):
+        for k in ("face_mean", "face_std", "mel_mean", "wfeat_mean"):
+            if (k in bstats) != (k in stats):
+                raise ValueError(f"face and body runs use different audio features ({k})")
+            if k in stats and not np.allclose(bstats[k], stats[k], atol=1e-5):
                 raise ValueError(f"face and body runs have different normalization ({k}): train both on one corpus")
         summaries["body"] = json.loads((Path(body_run) / "summary_body.json").read_text()) \
             if (Path(body_run) / "summary_body.json").exists() else {"steps": bst["step"]}
@@ -157,11 +160,14 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="default DDIM steps at run time")
     p.add_argument("--guidance", type=float, default=None, help="default audio guidance at run time")
     p.add_argument("--hop", type=int, default=None, help="default frames released per window")
-    p.add_argument("--temperature", type=float, default=None, help="default start-noise scale")
+    p.add_argument("--temperature", type=float, default=None, help="default start-noise scale (expression)")
+    p.add_argument("--head-temperature", type=float, default=None,
+                   help="default start-noise scale of head, eyes and body")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sampling = {k: v for k, v in (("steps", a.steps), ("guidance", a.guidance), ("hop", a.hop),
-                                  ("temperature", a.temperature)) if v is not None}
+                                  ("temperature", a.temperature), ("head_temperature", a.head_temperature))
+                if v is not None}
     rep = export(a.face, a.body, a.out, tol=a.tol, sampling=sampling)
     print(json.dumps(rep))
     return 0

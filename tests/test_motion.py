@@ -99,7 +99,7 @@ TINY = {
     "face": {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "d_cond": 16, "d_style": 16, "dropout": 0.0},
     "style": {"d": 32, "layers": 1},
     "body": {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "d_cond": 16, "dropout": 0.0},
-    "sampling": {"steps": 4, "guidance": 2.0, "clip_x0": 5.0},
+    "sampling": {"steps": 4, "guidance": 2.0, "clip_x0": 5.0, "hop": 10},
 }
 
 
@@ -159,8 +159,8 @@ def test_generator_shapes_and_frame_count(tiny):
     g.push_audio(a)
     # before flush: only whole windows with their lookahead
     out = g.generate_all()
-    assert out is not None and len(out) % g.T == 0
-    assert len(out) + g.T + g.L <= a.size // 640 + g.T
+    assert out is not None and len(out) % g.hop == 0
+    assert len(out) + g.L <= a.size // 640
     g.flush()
     rest = g.generate_all()
     total = len(out) + len(rest)
@@ -228,6 +228,66 @@ def test_memory_flat_over_long_stream(tiny):
             pass
     assert g._mel.shape[0] <= 4 * (g.P + 2 * g.T + g.L) + 8
     assert g._pcm.size < 640 * 2
+    assert g._wav.size <= 640 * (g.C + g.P + 2 * g.T + g.L)  # raw samples kept for Whisper segments
+
+
+def test_runtime_whisper_features_equal_training_features(tiny):
+    """The generator encodes, for each window, the very segment training precomputed for that start."""
+    from chatanyone.motion import MotionGenerator
+    from chatanyone.train.motion import load_clip, whisper_window_features
+    clip_dir = tiny["root"] / "corpus" / "synth_00"
+    cfg = json.loads((tiny["weights"] / "motion_config.json").read_text())
+    assert cfg["audio"]["kind"] == "whisper"
+    c = load_clip(clip_dir)
+    whisper_window_features([c], cfg, threads=1, cache=False)
+    g = MotionGenerator(weights_dir=tiny["weights"], body=False)
+    audio = np.load(clip_dir / "audio.npy")[: c.n * 640]
+    rng = np.random.default_rng(2)
+    i = 0
+    while i < audio.size:  # ragged chunks
+        n = int(rng.integers(100, 5000))
+        g.push_audio(audio[i:i + n])
+        i += n
+    st = g.stats
+    for w0 in (0, 10, 40):
+        assert g.hop == cfg["audio"]["hop"]
+        g._next = w0  # as if the windows before it were generated (no trimming has happened)
+        got = g._window_whisper(w0)[0]
+        n_tok = g.P + g.hop + g.L
+        raw = got[:n_tok] * st["wfeat_std"] + st["wfeat_mean"]
+        # training stores float16: equal to its rounding
+        np.testing.assert_allclose(raw, c.wfeat[w0].astype(np.float32), rtol=2e-3, atol=2e-3)
+        assert np.all(got[n_tok:] == 0)  # not heard yet
+
+
+def test_whisper_model_rejects_precomputed_mel(tiny):
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(weights_dir=tiny["weights"], body=False)
+    with pytest.raises(ValueError, match="Whisper"):
+        g.push_audio_features(np.zeros((8, 80), np.float32))
+
+
+def test_logmel_model_still_trains_and_streams(tmp_path):
+    """The log-mel variant (``--audio logmel``, the baseline of the feature comparison)."""
+    from chatanyone.motion import MotionGenerator
+    from chatanyone.train.motion import DEFAULT_CONFIG, make_synthetic_corpus, train
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "onnx_export"))
+    import motion as export_motion
+
+    make_synthetic_corpus(tmp_path / "corpus", n_clips=2, seconds=4, n_exp=8)
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    cfg.update(copy.deepcopy(TINY))
+    cfg.pop("audio")
+    train("face", tmp_path / "corpus", tmp_path / "run", max_steps=3, batch=4, threads=1, config=cfg,
+          log_every_s=1e9)
+    export_motion.export(tmp_path / "run", None, tmp_path / "w")
+    g = MotionGenerator(weights_dir=tmp_path / "w", body=False)
+    assert g.audio_kind == "logmel"
+    g.push_audio(_audio(1.2))
+    g.flush()
+    assert len(g.generate_all()) == -(-int(1.2 * 16000) // 640)
 
 
 @pytest.mark.parametrize("hop", [4, 25])

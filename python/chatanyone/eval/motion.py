@@ -120,6 +120,7 @@ class EvalClip:
     name: str
     motion: dict          # real motion arrays (motion.npz)
     mel: np.ndarray       # [4n, 80]
+    audio: np.ndarray | None = None  # 16 kHz mono samples (audio.npy), when the clip has them
 
     @property
     def n(self) -> int:
@@ -143,7 +144,8 @@ def load_eval_clip(path: str | os.PathLike, cache: Path | None = None) -> EvalCl
         raise FileNotFoundError(f"clip not found: {path}")
     with np.load(d / "motion.npz") as z:
         motion = {k: np.nan_to_num(z[k]) for k in z.files}
-    return EvalClip(d.name, motion, np.load(d / "mel.npy").astype(np.float32))
+    audio = np.load(d / "audio.npy").astype(np.float32).reshape(-1) if (d / "audio.npy").is_file() else None
+    return EvalClip(d.name, motion, np.load(d / "mel.npy").astype(np.float32), audio)
 
 
 def generate(clip: EvalClip, *, seed=0, steps=None, style=None, intensity=1.0, weights_dir=None,
@@ -157,7 +159,12 @@ def generate(clip: EvalClip, *, seed=0, steps=None, style=None, intensity=1.0, w
         g.set_intensity(intensity)
         g.reset()
         g.window_ms.clear()
-    g.push_audio_features(clip.mel[: clip.n * 4])
+    if clip.audio is not None:  # the samples themselves (the generator computes its own features)
+        g.push_audio(clip.audio[: clip.n * 640])
+    elif g.audio_kind == "logmel":
+        g.push_audio_features(clip.mel[: clip.n * 4])
+    else:
+        raise ValueError(f"eval motion: clip {clip.name} has no audio.npy, and this model reads the audio itself")
     if tail_silence:
         g.push_silence(tail_silence)
     g.flush()

@@ -88,8 +88,11 @@ class MotionGenerator:
         steps: DDIM steps per window (default from the shipped config).
         guidance: classifier-free guidance scale on the audio (default from the config).
         hands: how often hands are shown, 0..1 (default: from ``style``, else 1.0).
-        temperature: scale of the start noise (default: the config's); < 1 gives calmer, more
-            average motion (less diversity, less motion not locked to the audio).
+        temperature: scale of the start noise of the expression (default: the config's); < 1 gives
+            more average expression (less diversity, better lip sync: the mouth follows the audio
+            more closely), > 1 more varied.
+        head_temperature: the same for head pose, eyes and body (default: the config's, else 1.0):
+            the part of the motion the audio decides least, where variety looks alive.
         hop: frames released per window, 1..T (default: the shipped config's). Each window is sampled over the full
             T frames with the audio up to ``hop + L`` frames ahead and only its first ``hop`` frames
             are kept, so a smaller hop lowers latency (see :attr:`lookahead_samples`) at the cost of
@@ -119,7 +122,7 @@ class MotionGenerator:
 
     def __init__(self, style=None, intensity: float = 1.0, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, hands: float | None = None, *, hop: int | None = None,
-                 temperature: float | None = None,
+                 temperature: float | None = None, head_temperature: float | None = None,
                  weights_dir=None,
                  providers=None, threads: int = 1, body: bool = True):
         from ..runners.motion import BodyDenoiserRunner, FaceDenoiserRunner, StyleEncoderRunner
@@ -138,6 +141,13 @@ class MotionGenerator:
         self.guidance = float(guidance if guidance is not None else c["sampling"]["guidance"])
         self.clip_x0 = c["sampling"].get("clip_x0")
         self.temperature = float(temperature if temperature is not None else c["sampling"].get("temperature", 1.0))
+        self.head_temperature = float(head_temperature if head_temperature is not None
+                                      else c["sampling"].get("head_temperature", 1.0))
+        if not (self.temperature >= 0 and self.head_temperature >= 0):
+            raise ValueError(f"temperatures must be >= 0, got {temperature!r}, {head_temperature!r}")
+        # start-noise scale per face channel: head | expression | eyes
+        self._face_temp = np.full(self.df, self.head_temperature, np.float32)
+        self._face_temp[layout.HEAD_DIM:layout.HEAD_DIM + self.n_exp] = self.temperature
         self.hop = int(hop if hop is not None else c["sampling"].get("hop", self.T))
         if not 1 <= self.hop <= self.T:
             raise ValueError(f"hop must be in [1, {self.T}], got {hop!r}")
@@ -145,6 +155,16 @@ class MotionGenerator:
         self.intensity = float(intensity)
         self.ac = cosine_alphas_cumprod(c["n_train"])
         self.timesteps = ddim_timesteps(c["n_train"], self.steps)
+        # audio features: "logmel" (the model reads log-mel directly) or "whisper" (Whisper tiny.en
+        # encoder features of a short segment per window; ``audio/whisper.py``)
+        self.audio_cfg = dict(c.get("audio") or {"kind": "logmel"})
+        self.audio_kind = self.audio_cfg.get("kind", "logmel")
+        if self.audio_kind == "whisper":
+            from ..audio.whisper import shared_encoder
+            self.C = int(self.audio_cfg["context"])
+            self._wenc = shared_encoder(max(int(threads), 1), self.audio_cfg.get("compute_type", "int8"))
+        elif self.audio_kind != "logmel":
+            raise ValueError(f"motion_config.json: unknown audio kind {self.audio_kind!r}")
         self.face_net = FaceDenoiserRunner(wd / "motion_face.onnx", providers=providers, threads=threads)
         self.body_net = (BodyDenoiserRunner(wd / "motion_body.onnx", providers=providers, threads=threads)
                          if body and (wd / "motion_body.onnx").is_file() else None)
@@ -197,6 +217,8 @@ class MotionGenerator:
         self._mel0 = 0                           # mel frame index of _mel[0]
         self._mel_done = 0                       # mel frames computed
         self._mode = None                        # "audio" or "features"
+        self._wav = np.zeros(0, np.float32)      # raw samples from _wav0 (whisper features)
+        self._wav0 = 0
         self._eos = None                         # frame index where flushed audio ends
         self._next = 0                           # first frame not yet generated
         self._hist_face = np.zeros((0, self.df), np.float32)   # last <= P generated frames (normalized)
@@ -217,6 +239,8 @@ class MotionGenerator:
             raise ValueError("push_audio: samples contain NaN or infinite values")
         self._eos = None
         self._pcm = np.concatenate([self._pcm, a])
+        if self.audio_kind == "whisper":
+            self._wav = np.concatenate([self._wav, a])
         self._n_samples += a.size
         # mel frame i needs samples up to i*160+280; compute one extra hop and drop it (exactness)
         n_ready = self._n_samples // HOP - 1
@@ -230,6 +254,9 @@ class MotionGenerator:
             raise ValueError(f"push_audio_features: mel must be [n, 80], got {m.shape}")
         if self._mode == "audio":
             raise ValueError("push_audio_features: this stream was fed audio; call reset() first")
+        if self.audio_kind == "whisper":
+            raise ValueError("push_audio_features: this model reads Whisper features of the audio; "
+                             "push_audio() the 16 kHz samples instead")
         self._mode = "features"
         self._eos = None
         self._mel = np.concatenate([self._mel, m])
@@ -256,6 +283,8 @@ class MotionGenerator:
             rem = (-self._n_samples) % SAMPLES_PER_FRAME
             if rem:
                 self._pcm = np.concatenate([self._pcm, np.zeros(rem, np.float32)])
+                if self.audio_kind == "whisper":
+                    self._wav = np.concatenate([self._wav, np.zeros(rem, np.float32)])
                 self._n_samples += rem
             self._compute_mel(self._n_samples // HOP, final=True)
             n_frames = self._n_samples // SAMPLES_PER_FRAME
@@ -313,7 +342,7 @@ class MotionGenerator:
         scal = self.style_log_intensity  # the model's intensity condition; the user scale is applied after
         prefix_f, pk = self._prefix(self._hist_face)
         rng = np.random.default_rng([self.seed, w0])
-        xf = (self.temperature * rng.standard_normal((1, self.T, self.df))).astype(np.float32)
+        xf = (self._face_temp * rng.standard_normal((1, self.T, self.df))).astype(np.float32)
         cfg_on = self.guidance != 1.0
         b = 2 if cfg_on else 1
         N = self.P + self.T + self.L
@@ -322,7 +351,9 @@ class MotionGenerator:
         # yet" (null tokens), unless the utterance has ended there (real silence) or the lookahead
         # is silent (then more silence is the likely continuation: calm idle)
         known = self.P + n_out + self.L
-        if (self._eos is not None and self._eos <= w0 + n_out + self.L) or \
+        if self.audio_kind == "whisper":  # features exist for the heard positions only (as trained)
+            known = self.P + self.hop + self.L
+        elif (self._eos is not None and self._eos <= w0 + n_out + self.L) or \
                 self._lookahead_silent(w0 + n_out, w0 + n_out + self.L):
             known = N
         ak[0, :known] = 1.0  # row 1 (guidance): no audio at all
@@ -341,7 +372,7 @@ class MotionGenerator:
         if self.body_net is not None:
             prefix_b, pkb = self._prefix(self._hist_body)
             fcond = np.concatenate([prefix_f if pk else np.zeros_like(prefix_f), face_n], 1)  # [1, P+T, Df]
-            xb = (self.temperature * rng.standard_normal((1, self.T, layout.BODY_VEC_DIM))).astype(np.float32)
+            xb = (self.head_temperature * rng.standard_normal((1, self.T, layout.BODY_VEC_DIM))).astype(np.float32)
             body_feeds = dict(audio=aud_b, audio_keep=ak, prefix=np.repeat(prefix_b, b, 0),
                               prefix_keep=ones * pkb, face=np.repeat(fcond, b, 0),
                               scalars=np.repeat(np.array([[scal, 2 * self.hands_rate - 1]], np.float32), b, 0))
@@ -428,6 +459,8 @@ class MotionGenerator:
         return bool(np.all(e < self.SILENCE_NATS))
 
     def _window_audio(self, w0: int, upto: int) -> np.ndarray:
+        if self.audio_kind == "whisper":
+            return self._window_whisper(w0)
         s = self.stats
         N = self.P + self.T + self.L
         lo, hi = (w0 - self.P) * MEL_PER_FRAME, (w0 + self.T + self.L) * MEL_PER_FRAME
@@ -440,7 +473,33 @@ class MotionGenerator:
         norm = (np.maximum(raw, s["mel_floor"]) - s["mel_mean"]) / s["mel_std"]
         return norm.reshape(1, N, MEL_PER_FRAME * 80).astype(np.float32)
 
+    def _window_whisper(self, w0: int) -> np.ndarray:
+        """``[1, N, 768]``: normalized Whisper features of the segment from ``C`` frames before the
+        prefix to the window's last heard frame (``hop + L`` frames in); zeros past it (not heard:
+        the model reads null tokens there). Samples before 0 or after the flushed end are silence."""
+        from ..audio.whisper import FEAT_DIM, segment_features
+        N = self.P + self.T + self.L
+        n_tok = self.P + self.hop + self.L
+        f_lo, f_hi = w0 - self.P - self.C, w0 + self.hop + self.L
+        s_lo = f_lo * SAMPLES_PER_FRAME
+        seg = np.zeros((f_hi - f_lo) * SAMPLES_PER_FRAME, np.float32)
+        a = max(s_lo, self._wav0)
+        b = min(f_hi * SAMPLES_PER_FRAME, self._wav0 + self._wav.size)
+        if self._eos is not None:
+            b = min(b, self._eos * SAMPLES_PER_FRAME)
+        if b > a:
+            seg[a - s_lo:b - s_lo] = self._wav[a - self._wav0:b - self._wav0]
+        feat = segment_features(self._wenc, seg, n_tok)
+        out = np.zeros((1, N, FEAT_DIM), np.float32)
+        out[0, :n_tok] = (feat - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
+        return out
+
     def _trim_mel(self) -> None:
+        if self.audio_kind == "whisper":
+            keep = max((self._next - self.P - self.C) * SAMPLES_PER_FRAME, 0)
+            if keep > self._wav0:
+                self._wav = self._wav[keep - self._wav0:]
+                self._wav0 = keep
         keep_from = max((self._next - self.P) * MEL_PER_FRAME, 0)
         drop = keep_from - self._mel0
         if drop > 0:

@@ -45,7 +45,10 @@ DEFAULT_CONFIG = {
              "dropout": 0.1},
     "style": {"d": 96, "layers": 1},
     "body": {"d_model": 96, "n_layers": 3, "n_heads": 4, "mlp_ratio": 2, "d_cond": 64, "dropout": 0.1},
-    "sampling": {"steps": 8, "guidance": 2.0, "clip_x0": 5.0},
+    "sampling": {"steps": 4, "guidance": 2.0, "clip_x0": 5.0, "hop": 10},
+    # Whisper tiny.en encoder features of a segment per window: C frames of context before the
+    # prefix, up to the window's last heard frame (hop + L); see audio/whisper.py
+    "audio": {"kind": "whisper", "context": 12, "hop": 10, "compute_type": "int8"},
     "mouth_weight": 3.0,                              # face loss: lip-moving expression dims up to 4x
 }
 
@@ -62,6 +65,8 @@ class Clip:
     face_ok: np.ndarray   # [n] 1 where the face was tracked (loss mask)
     body_ok: np.ndarray   # [n, 8] 1 where that body point was tracked and visible (loss mask)
     shot: np.ndarray | None = None  # [n] int camera-shot index (windows never span a cut)
+    path: Path | None = None        # the clip folder (caches of derived features live there)
+    wfeat: np.ndarray | None = None  # [n_starts, n_tok, 768] float16 Whisper features per window start
 
     @property
     def n(self) -> int:
@@ -98,7 +103,7 @@ def load_clip(d: Path) -> Clip | None:
                                                     body_ok.all(1) if body_ok.any() else np.ones(n, bool))
     shot = np.cumsum(m["cut"][:n] > 0) if "cut" in m else np.zeros(n, np.int64)
     return Clip(d.name, face, body, m["hands_ok"][:n].astype(np.float32), mel[: n * MEL_PER_FRAME],
-                face_ok.astype(np.float32), body_ok.astype(np.float32), shot)
+                face_ok.astype(np.float32), body_ok.astype(np.float32), shot, path=d)
 
 
 def interpolate_missing(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -111,6 +116,40 @@ def interpolate_missing(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     for j in range(x.shape[1]):
         out[~ok, j] = np.interp(t[~ok], t[ok], x[ok, j])
     return out
+
+
+def whisper_window_features(clips: list[Clip], cfg: dict, *, threads: int = 2, cache: bool = True) -> None:
+    """Fill each clip's ``wfeat``: for every training window start ``s`` the Whisper features of the
+    segment the generator encodes at run time (``MotionGenerator._window_whisper``): audio from
+    frame ``s - P - C`` to ``s + hop + L`` (zeros outside the clip), the last ``P + hop + L`` tokens.
+    Cached in the clip folder (float16), keyed by the segment layout."""
+    from ..audio.whisper import segment_features_batch, shared_encoder
+    a = cfg["audio"]
+    T, P, L, C, hop = cfg["window"], cfg["prefix"], cfg["lookahead"], a["context"], a["hop"]
+    n_tok, n_seg = P + hop + L, C + P + hop + L
+    spf = SAMPLE_RATE // FPS
+    enc = None
+    for c in clips:
+        f = (Path(c.path) / f"whisper_{a.get('compute_type', 'int8')}_c{C}p{P}h{hop}l{L}.npy") if c.path else None
+        n_starts = max(c.n - T, 0) + 1
+        if cache and f is not None and f.is_file():
+            w = np.load(f)
+            if w.shape[0] == n_starts:
+                c.wfeat = w
+                continue
+        enc = enc or shared_encoder(threads, a.get("compute_type", "int8"))
+        audio = np.load(Path(c.path) / "audio.npy").astype(np.float32).reshape(-1)[: c.n * spf]
+        audio = np.concatenate([np.zeros((P + C) * spf, np.float32), audio,
+                                np.zeros((c.n * spf - audio.size) + (T + hop + L) * spf, np.float32)])
+        out = np.zeros((n_starts, n_tok, 2 * 384), np.float16)
+        for b0 in range(0, n_starts, 32):
+            idx = range(b0, min(b0 + 32, n_starts))
+            segs = np.stack([audio[s * spf:(s + n_seg) * spf] for s in idx])
+            out[b0:b0 + len(idx)] = segment_features_batch(enc, segs, n_tok)
+        c.wfeat = out
+        if cache and f is not None:
+            np.save(f, out)
+        log.info("whisper features: %s (%d windows)", c.name, n_starts)
 
 
 def load_corpus(root: Path | list, *, min_frames: int = 40, min_loudness: float = -7.5) -> list[Clip]:
@@ -172,7 +211,12 @@ def compute_stats(clips: list[Clip], n_exp: int) -> dict[str, np.ndarray]:
     z = (lf - lmu) / lsd
     A = np.stack([z, np.ones_like(z)], 1)
     coef, *_ = np.linalg.lstsq(A, ex, rcond=None)  # [2, E]
+    extra = {}
+    if all(c.wfeat is not None for c in clips):
+        w = np.concatenate([c.wfeat.reshape(-1, c.wfeat.shape[-1])[::7].astype(np.float32) for c in clips])
+        extra = {"wfeat_mean": w.mean(0).astype(np.float32), "wfeat_std": (w.std(0) + 1e-3).astype(np.float32)}
     return {
+        **extra,
         "mel_floor": floor, "mel_mean": melc.mean(0).astype(np.float32),
         "mel_std": (melc.std(0) + 1e-3).astype(np.float32),
         "face_mean": face.mean(0).astype(np.float32), "face_std": np.maximum(face.std(0), 1e-4).astype(np.float32),
@@ -245,6 +289,8 @@ class WindowSampler:
         self.T, self.P, self.L = cfg["window"], cfg["prefix"], cfg["lookahead"]
         self.R = cfg["style_frames"]
         self.rng = np.random.default_rng(seed)
+        self.whisper = (cfg.get("audio") or {}).get("kind") == "whisper"
+        self.d_audio = audio_dim(cfg)
         n_exp = cfg["n_exp"]
         ref = float(stats["exp_energy_ref"])
         self.face = [(c.face - stats["face_mean"]) / stats["face_std"] for c in clips]
@@ -301,10 +347,25 @@ class WindowSampler:
             pre = src[s - P:s] if s >= P else np.zeros((P, src.shape[1]), np.float32)
             if train and pk:
                 pre = pre + rng.normal(0, 0.05, pre.shape).astype(np.float32)
-            gain = float(rng.uniform(-1.5, 1.5)) if train else 0.0
-            raw = self.mel[i][s * MEL_PER_FRAME:(s + N) * MEL_PER_FRAME]  # pad offset P*4 included
-            aud = self.norm_mel(raw, gain)
-            if train:
+            ak = np.ones(N, np.float32)
+            if self.whisper:
+                aud = np.zeros((N, self.d_audio), np.float32)
+                n_tok = c.wfeat.shape[1]
+                aud[:n_tok] = (c.wfeat[s].astype(np.float32) - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
+                ak[n_tok:] = 0.0  # not heard yet at run time
+                if train:
+                    aud[:n_tok] += rng.normal(0, 0.1, (n_tok, self.d_audio)).astype(np.float32)
+                    if rng.random() < 0.5:  # drop a few tokens (null audio there)
+                        w = int(rng.integers(1, 5))
+                        r0_ = int(rng.integers(0, n_tok - w + 1))
+                        ak[r0_:r0_ + w] = 0.0
+                    if rng.random() < 0.1:  # classifier-free guidance: no audio
+                        ak[:] = 0.0
+            else:
+                gain = float(rng.uniform(-1.5, 1.5)) if train else 0.0
+                raw = self.mel[i][s * MEL_PER_FRAME:(s + N) * MEL_PER_FRAME]  # pad offset P*4 included
+                aud = self.norm_mel(raw, gain)
+            if train and not self.whisper:
                 aud = aud + rng.normal(0, 0.1, aud.shape).astype(np.float32)
                 if rng.random() < 0.5:  # SpecAugment-like masks (mean = 0 after normalization)
                     for _ in range(2):
@@ -314,8 +375,7 @@ class WindowSampler:
                     w = int(rng.integers(0, 7))
                     r0_ = int(rng.integers(0, aud.shape[0] - w + 1))
                     aud[r0_:r0_ + w] = 0.0
-            ak = np.ones(N, np.float32)
-            if train:
+            if train and not self.whisper:
                 u = rng.random()
                 if u < 0.1:  # classifier-free guidance: no audio
                     ak[:] = 0.0
@@ -350,7 +410,7 @@ class WindowSampler:
             if self.part == "face":
                 f = np.zeros((P + T, 1), np.float32)
             mask = mask * self.dim_w
-            for k, v in (("x0", x0), ("audio", aud.reshape(N, MEL_PER_FRAME * N_MELS)),
+            for k, v in (("x0", x0), ("audio", aud.reshape(N, self.d_audio)),
                          ("audio_keep", ak), ("prefix", pre), ("prefix_keep", pk), ("style_ref", ref),
                          ("style_keep", sk), ("scalars", self.scal[i]), ("face", f), ("mask", mask)):
                 out[k].append(v)
@@ -360,6 +420,13 @@ class WindowSampler:
 
 # -------------------------------------------------------------------------------------- the models
 
+def audio_dim(cfg: dict) -> int:
+    """Width of one audio token: 4 log-mel frames (320) or two Whisper encoder frames (768)."""
+    if (cfg.get("audio") or {}).get("kind") == "whisper":
+        return 768
+    return cfg["mel_per_frame"] * cfg["n_mels"]
+
+
 def build_models(cfg: dict, part: str) -> dict[str, torch.nn.Module]:
     T, P, L = cfg["window"], cfg["prefix"], cfg["lookahead"]
     df = layout.face_dim(cfg["n_exp"])
@@ -367,13 +434,14 @@ def build_models(cfg: dict, part: str) -> dict[str, torch.nn.Module]:
         f = cfg["face"]
         den = MotionDiT(df, window=T, prefix=P, lookahead=L, d_model=f["d_model"], n_layers=f["n_layers"],
                         n_heads=f["n_heads"], mlp_ratio=f["mlp_ratio"], d_cond=f["d_cond"],
-                        d_style=f["d_style"], n_scalars=1, dropout=f["dropout"])
+                        d_style=f["d_style"], n_scalars=1, dropout=f["dropout"], d_audio=audio_dim(cfg))
         sty = StyleEncoder(df, d=cfg["style"]["d"], d_style=f["d_style"], layers=cfg["style"]["layers"])
         return {"denoiser": den, "style": sty}
     b = cfg["body"]
     den = MotionDiT(layout.BODY_VEC_DIM, window=T, prefix=P, lookahead=L, d_model=b["d_model"],
                     n_layers=b["n_layers"], n_heads=b["n_heads"], mlp_ratio=b["mlp_ratio"],
-                    d_cond=b["d_cond"], d_style=0, n_scalars=2, d_face=df, dropout=b["dropout"])
+                    d_cond=b["d_cond"], d_style=0, n_scalars=2, d_face=df, dropout=b["dropout"],
+                    d_audio=audio_dim(cfg))
     return {"denoiser": den}
 
 
@@ -450,6 +518,8 @@ def train(part: str, corpus: Path, run: Path, *, minutes: float = 20.0, dev: Pat
     n_exp = clips[0].face.shape[1] - layout.HEAD_DIM - layout.EYE_DIM
     cfg = copy.deepcopy(config or DEFAULT_CONFIG)
     cfg["n_exp"] = n_exp
+    if (cfg.get("audio") or {}).get("kind") == "whisper":
+        whisper_window_features(clips, cfg, threads=threads)
     stats = compute_stats(clips, n_exp)
     np.savez(run / "stats.npz", **stats)
     (run / "config.json").write_text(json.dumps(cfg, indent=1))
@@ -486,6 +556,8 @@ def train(part: str, corpus: Path, run: Path, *, minutes: float = 20.0, dev: Pat
     if dev is not None and Path(dev).exists():
         try:
             dclips = load_corpus(dev, min_frames=cfg["window"] + 1)
+            if (cfg.get("audio") or {}).get("kind") == "whisper":
+                whisper_window_features(dclips, cfg, threads=threads)
             dev_batch = _to_torch(WindowSampler(dclips, stats, cfg, part, seed=1).batch(
                 256, train=False, rng=np.random.default_rng(123)))
         except ValueError:
@@ -560,13 +632,18 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--basis", type=Path, default=None, help="face_basis.npz (default: the packaged one)")
+    p.add_argument("--audio", choices=["whisper", "logmel"], default="whisper",
+                   help="audio features: Whisper tiny.en encoder segments (default) or log-mel")
     p.add_argument("--synthetic", action="store_true", help="first write a synthetic corpus into --corpus")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.synthetic:
         make_synthetic_corpus(a.corpus)
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    if a.audio == "logmel":
+        cfg.pop("audio")
     train(a.part, a.corpus, a.run, minutes=a.minutes, dev=a.dev, batch=a.batch, lr=a.lr,
-          threads=a.threads, seed=a.seed, max_steps=a.max_steps, basis=a.basis)
+          threads=a.threads, seed=a.seed, max_steps=a.max_steps, basis=a.basis, config=cfg)
     return 0
 
 
