@@ -206,3 +206,39 @@ def test_fid_features_when_installed():
     imgs = [rng.integers(0, 255, (96, 64, 3), dtype=np.uint8) for _ in range(3)]
     feats = f.features(imgs)
     assert feats.shape == (3, 2048) and np.isfinite(feats).all()
+
+
+def test_hand_weighting_and_hand_sampling(tmp_path):
+    """Training asks the renderer to move hands: frames with hands are drawn on purpose, and the
+    loss weighs both where the driving hand is and where the source hand was."""
+    rng = np.random.default_rng(0)
+    T = 12
+    d = tmp_path / "clip"
+    d.mkdir()
+    np.save(d / "crops.npy", rng.integers(0, 255, (T, 384, 256, 3), dtype=np.uint8))
+    face = np.tile(rng.uniform(0.3, 0.7, (1, 478, 3)), (T, 1, 1)).astype(np.float32)
+    pose = np.tile(np.concatenate([rng.uniform(0.2, 0.8, (1, 33, 3)), np.ones((1, 33, 1))], -1), (T, 1, 1))
+    hands = rng.uniform(0.2, 0.8, (T, 2, 21, 3)).astype(np.float32)
+    hands_ok = np.zeros((T, 2), bool)
+    hands_ok[[3, 7], 0] = True  # two frames of twelve show a hand
+    np.savez(d / "landmarks.npz", face=face, face_ok=np.ones(T, bool), pose=pose.astype(np.float32),
+             hands=hands, hands_ok=hands_ok)
+    (d / "meta.json").write_text("{}")
+    data = tr.ClipSet([tmp_path])
+    assert sorted(t for _, t in data.hand_frames) == [3, 7]
+    p = get_preset("fast")
+    b = data.sample(np.random.default_rng(1), 16, 0.5, p, hand_frac=1.0)
+    gi = kpm.N_FACE + kpm.N_BODY  # the first hand's palm
+    assert bool((b["wd"][:, gi] > 0).all())  # every driving frame shows the hand
+    b0 = data.sample(np.random.default_rng(1), 64, 0.5, p, hand_frac=0.0)
+    assert float((b0["wd"][:, gi] > 0).float().mean()) < 0.5
+    H, W = 192, 128
+    cs, cd = b["cs"].clone(), b["cd"].clone()
+    cs[:, gi] = torch.tensor([-0.6, 0.6])
+    cd[:, gi] = torch.tensor([0.6, 0.6])
+    ws = torch.ones_like(b["ws"])
+    w1 = tr.region_weight(cd, b["wd"], H, W)
+    w3 = tr.region_weight(cd, b["wd"], H, W, cs, ws, hand_w=3.0)
+    ys, xd, xs = int(0.8 * H), int(0.8 * W), int(0.2 * W)  # (y=+0.6; x=+0.6 driving, -0.6 source)
+    assert float(w3[0, 0, ys, xd] - w1[0, 0, ys, xd]) == pytest.approx(2.0)
+    assert float(w3[0, 0, ys, xs] - w1[0, 0, ys, xs]) == pytest.approx(1.0)

@@ -290,6 +290,9 @@ class WindowSampler:
         self.R = cfg["style_frames"]
         self.rng = np.random.default_rng(seed)
         self.whisper = (cfg.get("audio") or {}).get("kind") == "whisper"
+        # training augmentation: prefix_drop (stream starts; also makes the model read the style
+        # reference instead of copying the prefix), style_drop (the null style), audio_noise
+        self.aug = dict(cfg.get("augment") or {})
         self.d_audio = audio_dim(cfg)
         n_exp = cfg["n_exp"]
         ref = float(stats["exp_energy_ref"])
@@ -343,7 +346,7 @@ class WindowSampler:
             if x0.shape[0] < T:  # clip shorter than a window: repeat the last frame
                 x0 = np.concatenate([x0, np.repeat(x0[-1:], T - x0.shape[0], 0)])
             same_shot = c.shot is None or s < P or c.shot[s - P] == c.shot[s]
-            pk = float(s >= P and same_shot and (not train or rng.random() > 0.15))
+            pk = float(s >= P and same_shot and (not train or rng.random() > self.aug.get("prefix_drop", 0.15)))
             pre = src[s - P:s] if s >= P else np.zeros((P, src.shape[1]), np.float32)
             if train and pk:
                 pre = pre + rng.normal(0, 0.05, pre.shape).astype(np.float32)
@@ -354,7 +357,7 @@ class WindowSampler:
                 aud[:n_tok] = (c.wfeat[s].astype(np.float32) - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
                 ak[n_tok:] = 0.0  # not heard yet at run time
                 if train:
-                    aud[:n_tok] += rng.normal(0, 0.1, (n_tok, self.d_audio)).astype(np.float32)
+                    aud[:n_tok] += rng.normal(0, self.aug.get("audio_noise", 0.1), (n_tok, self.d_audio)).astype(np.float32)
                     if rng.random() < 0.5:  # drop a few tokens (null audio there)
                         w = int(rng.integers(1, 5))
                         r0_ = int(rng.integers(0, n_tok - w + 1))
@@ -385,7 +388,7 @@ class WindowSampler:
             ref = self.face[i][r0:r0 + R]
             if ref.shape[0] < R:
                 ref = np.resize(ref, (R, ref.shape[1]))
-            sk = float(not train or rng.random() > 0.25)
+            sk = float(not train or rng.random() > self.aug.get("style_drop", 0.25))
             mask = np.ones_like(x0)
 
             def win(a):  # frames s..s+T of a per-frame array, the last frame repeated past the end
@@ -634,6 +637,8 @@ def main(argv=None) -> int:
     p.add_argument("--basis", type=Path, default=None, help="face_basis.npz (default: the packaged one)")
     p.add_argument("--audio", choices=["whisper", "logmel"], default="whisper",
                    help="audio features: Whisper tiny.en encoder segments (default) or log-mel")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="override a config entry, e.g. face.dropout=0.2 or augment={\"prefix_drop\": 0.5}")
     p.add_argument("--synthetic", action="store_true", help="first write a synthetic corpus into --corpus")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -642,6 +647,13 @@ def main(argv=None) -> int:
     cfg = copy.deepcopy(DEFAULT_CONFIG)
     if a.audio == "logmel":
         cfg.pop("audio")
+    for item in a.set:
+        key, _, val = item.partition("=")
+        *path, last = key.split(".")
+        d = cfg
+        for k in path:
+            d = d[k]
+        d[last] = json.loads(val)
     train(a.part, a.corpus, a.run, minutes=a.minutes, dev=a.dev, batch=a.batch, lr=a.lr,
           threads=a.threads, seed=a.seed, max_steps=a.max_steps, basis=a.basis, config=cfg)
     return 0

@@ -370,14 +370,24 @@ class ClipSet:
                 added += 1
         n = np.array([len(c["idx"]) for c in self.clips], np.float64)
         self.prob = np.sqrt(n) / np.sqrt(n).sum()   # long clips count more, but not linearly
+        # frames that show a hand (8% of the corpus): sampled on purpose as driving frames, so the
+        # renderer learns to move hands, which uniform pairs almost never ask of it
+        self.hand_frames = [(ci, int(t)) for ci, c in enumerate(self.clips)
+                            for t in c["idx"] if c["hands_ok"][t].any()]
         return added
 
-    def sample(self, rng: np.random.Generator, batch: int, scale: float, p: RenderPreset):
+    def sample(self, rng: np.random.Generator, batch: int, scale: float, p: RenderPreset,
+               hand_frac: float = 0.0):
         H, W = int(p.height * scale), int(p.width * scale)
         out = {k: [] for k in ("src", "drv", "cs", "cd", "ws", "wd", "hand")}
         for _ in range(batch):
-            c = self.clips[rng.choice(len(self.clips), p=self.prob)]
-            ts, td = rng.choice(c["idx"], 2)
+            if self.hand_frames and rng.random() < hand_frac:
+                ci, td = self.hand_frames[int(rng.integers(len(self.hand_frames)))]
+                c = self.clips[ci]
+                ts = int(rng.choice(c["idx"]))
+            else:
+                c = self.clips[rng.choice(len(self.clips), p=self.prob)]
+                ts, td = rng.choice(c["idx"], 2)
             imgs = []
             for t in (ts, td):
                 im = np.asarray(c["crops"][t], np.float32) / 255.0    # 384,256,3
@@ -397,8 +407,9 @@ class ClipSet:
 
 
 # ----------------------------------------------------------------------------- loss
-def region_weight(cd, wd, H, W):
-    """``[N,1,H,W]`` loss weight: 1, plus 3 in a box around the mouth, plus 1 around each seen hand."""
+def region_weight(cd, wd, H, W, cs=None, ws=None, hand_w: float = 1.0):
+    """``[N,1,H,W]`` loss weight: 1, plus 3 in a box around the mouth, plus ``hand_w`` around each
+    driving hand and 1 where a source hand was (that region must change when the hand moves away)."""
     n = cd.shape[0]
     ident = identity_grid(H, W)                                       # H,W,2
     wt = torch.ones(n, 1, H, W)
@@ -411,7 +422,11 @@ def region_weight(cd, wd, H, W):
         ctr = cd[:, gi]
         d = (ident[None] - ctr[:, None, None]).abs()
         inbox = (d[..., 0] < 0.25) & (d[..., 1] < 0.17) & (wd[:, gi, None, None] > 0)
-        wt += inbox.unsqueeze(1).float()
+        wt += hand_w * inbox.unsqueeze(1).float()
+        if cs is not None and ws is not None and hand_w != 1.0:
+            d = (ident[None] - cs[:, gi][:, None, None]).abs()
+            inbox = (d[..., 0] < 0.25) & (d[..., 1] < 0.17) & (ws[:, gi, None, None] > 0)
+            wt += inbox.unsqueeze(1).float()
     return wt
 
 
@@ -472,10 +487,10 @@ def train(args) -> Path:
         lr = args.lr * (0.5 * (1 + math.cos(math.pi * frac)) * 0.9 + 0.1)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
-        b = data.sample(rng, bs, scale, p)
+        b = data.sample(rng, bs, scale, p, hand_frac=getattr(args, "hand_frac", 0.0))
         res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"])
         H, W = b["drv"].shape[2:]
-        wmap = region_weight(b["cd"], b["wd"], H, W)
+        wmap = region_weight(b["cd"], b["wd"], H, W, b["cs"], b["ws"], hand_w=getattr(args, "hand_weight", 1.0))
         loss, parts = render_loss(res["image"], b["drv"], wmap)
         # the decoder's own RGB is also asked to match, so it becomes worth opening the gate for
         aux = ((res["rgb"] - b["drv"]).abs() * wmap).mean()
@@ -524,6 +539,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
+    ap.add_argument("--hand-frac", type=float, default=0.0,
+                    help="fraction of driving frames drawn from frames that show a hand")
+    ap.add_argument("--hand-weight", type=float, default=1.0,
+                    help="loss weight added around driving hands (above 1: also 1 around source hands)")
     ap.add_argument("--aux", type=float, default=0.5, help="weight of the L1 loss on the decoder's ungated RGB")
     ap.add_argument("--reset-heads", action="store_true", help="with --init: re-initialise gate and mask heads")
     args = ap.parse_args(argv)
