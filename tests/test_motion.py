@@ -361,4 +361,5 @@ def test_eval_motion_runs_on_a_corpus_clip(tiny, tmp_path):
         assert np.isfinite(m[k]), k
     assert m["intensity_rms_ratio_2"] == pytest.approx(2.0, rel=1e-4)
     assert (tmp_path / "mouth.png").stat().st_size > 1000
+    assert "style_following" in res
     json.dumps(res)  # one JSON object

@@ -325,10 +325,13 @@ def evaluate(paths: list, *, seeds: int = 5, steps_list=(2, 4, 8, 16), hops=(5, 
         log.info("eval motion: %s is neither a clip folder nor a video; skipped", p)
     if not kept:
         raise ValueError("eval motion: no clip folders or videos given")
+    clips = []
     for p in kept:
         clip = load_eval_clip(p)
+        clips.append(clip)
         log.info("eval motion: %s (%d frames)", clip.name, clip.n)
         per.append(evaluate_clip(clip, lm, seeds=seeds, steps_list=steps_list, hops=hops, weights_dir=weights_dir))
+    follow = style_following(clips, weights_dir=weights_dir)
     if plot and per:
         plot_mouth(per[0], plot)
     mean = {k: float(np.mean([r[k] for r in per if k in r])) for k in SUMMARY_KEYS if any(k in r for r in per)}
@@ -341,11 +344,43 @@ def evaluate(paths: list, *, seeds: int = 5, steps_list=(2, 4, 8, 16), hops=(5, 
     for r in per:
         r.pop("_curves", None)
     return {"clips": per, "mean": mean, "by_steps": by_steps, "by_hop": by_hop, "seeds": seeds,
+            "style_following": follow,
             "window_frames": cfg["window"], "lookahead_frames": cfg["lookahead"],
             "eval_seconds": time.perf_counter() - t0,
             "units": {"lmd": "% of face height (canonical lips, x-y)", "diversity_head_rad": "rad",
                       "diversity_lips": "% of face height", "ms_per_window": "ms, face+body, one CPU thread",
                       "latency_ms": "audio needed after a frame's start before it can be generated"}}
+
+
+def style_following(clips: list, weights_dir=None) -> dict | None:
+    """Does the generated motion take on the reference's style? Every clip is driven by its own audio
+    with each half of every clip as the style reference (the evaluation clips only, never training
+    clips); across those runs, the correlation of the reference's motion amplitude (log of the mean
+    per-coefficient std of the expression; of the head rotation) with the generated motion's. The
+    Table 4 MAE compares frames and so mostly measures timing; this measures style as statistics."""
+    refs = []
+    for c in clips:
+        h = c.n // 2
+        if h < 50:
+            continue
+        ok = (c.motion["face_ok"][:c.n] > 0) if "face_ok" in c.motion else np.ones(c.n, bool)
+        for sl in (slice(0, h), slice(h, c.n)):
+            sel = ok[sl]
+            ref = {k: c.motion[k][:c.n][sl][sel] for k in ("head", "exp", "eye")}
+            refs.append((ref, np.log(ref["exp"].std(0).mean()), np.log(ref["head"][:, :3].std(0).mean())))
+    if len(refs) < 3:
+        return None
+    g = MotionGenerator(seed=0, weights_dir=weights_dir, body=False)
+    rows = []
+    for c in clips:
+        for ref, re, rh in refs:
+            fr, _ = generate(c, seed=0, style=ref, gen=g)
+            rows.append((re, np.log(fr.exp[:c.n].std(0).mean()), rh, np.log(fr.head[:c.n, :3].std(0).mean())))
+    a = np.array(rows)
+    return {"runs": len(rows), "references": len(refs),
+            "exp_amplitude_r": pearson(a[:, 0], a[:, 1]), "head_amplitude_r": pearson(a[:, 2], a[:, 3]),
+            "exp_amplitude_slope": float(np.polyfit(a[:, 0], a[:, 1], 1)[0]),
+            "head_amplitude_slope": float(np.polyfit(a[:, 2], a[:, 3], 1)[0])}
 
 
 def plot_mouth(res: dict, path) -> None:
@@ -399,6 +434,10 @@ def run(args) -> int:
     for k in SUMMARY_KEYS[5:]:
         if k in m:
             print(f"{k:32s}{m[k]:10.4f}")
+    sf = res.get("style_following")
+    if sf:
+        print(f"style following ({sf['runs']} runs): reference vs generated amplitude r = "
+              f"{sf['exp_amplitude_r']:.2f} (expression), {sf['head_amplitude_r']:.2f} (head)")
     print("DDIM steps: " + ", ".join(f"{k}: LMD {v['lmd']:.3f} r {v['mouth_corr']:.3f} {v['ms_per_window']:.1f} ms"
                                      for k, v in res["by_steps"].items()))
     print("hop: " + ", ".join(f"{k}: LMD {v['lmd']:.3f} r {v['mouth_corr']:.3f} join {v['join_ratio']:.2f} "
