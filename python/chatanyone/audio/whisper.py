@@ -129,20 +129,16 @@ def segment_features(encoder: WhisperEncoder, segment: np.ndarray, n_tokens: int
     the whole segment (its left context included). Each video frame's token is its two encoder frames
     concatenated.
     """
-    seg = np.asarray(segment, np.float32).reshape(-1)
-    if seg.size % SAMPLES_PER_FRAME:
-        raise ValueError(f"segment_features: segment of {seg.size} samples is not whole video frames")
-    n_frames = seg.size // SAMPLES_PER_FRAME
-    if not 1 <= n_tokens <= n_frames:
-        raise ValueError(f"segment_features: n_tokens must be in [1, {n_frames}], got {n_tokens}")
-    enc = encoder.encode(whisper_log_mel(seg))[0]  # [2 n_frames, 384]
-    return enc.reshape(n_frames, FEAT_DIM)[n_frames - n_tokens:]
+    return segment_features_batch(encoder, np.asarray(segment, np.float32).reshape(1, -1), n_tokens)[0]
 
 
 def segment_features_batch(encoder: WhisperEncoder, segments: np.ndarray, n_tokens: int) -> np.ndarray:
     """:func:`segment_features` for ``[B, S]`` segments in one encoder call: ``[B, n_tokens, 768]``."""
     segs = np.asarray(segments, np.float32)
+    if segs.shape[1] % SAMPLES_PER_FRAME:
+        raise ValueError(f"segment_features: segment of {segs.shape[1]} samples is not whole video frames")
     n_frames = segs.shape[1] // SAMPLES_PER_FRAME
-    mel = np.stack([whisper_log_mel(s) for s in segs])
-    enc = encoder.encode(mel)
+    if not 1 <= n_tokens <= n_frames:
+        raise ValueError(f"segment_features: n_tokens must be in [1, {n_frames}], got {n_tokens}")
+    enc = encoder.encode(np.stack([whisper_log_mel(s) for s in segs]))  # [B, 2 n_frames, 384]
     return enc.reshape(segs.shape[0], n_frames, FEAT_DIM)[:, n_frames - n_tokens:]

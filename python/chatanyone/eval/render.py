@@ -143,7 +143,9 @@ def _resolve(clip: str, corpus: str) -> Path:
     raise FileNotFoundError(f"clip {clip!r}: no crops.npy in {p} or {q} (run `chatanyone prepare-data` first)")
 
 
-def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, pool: dict | None = None) -> dict:
+def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, fid=None, feats: dict | None = None) -> dict:
+    """One clip's figures; with ``fid``, each variant's Inception features (and the real frames')
+    are appended to ``feats`` for the FID pooled over all clips."""
     from chatanyone.render import keypoints as kpm
     crops = np.load(clip_dir / "crops.npy", mmap_mode="r")
     lm = np.load(clip_dir / "landmarks.npz")
@@ -160,6 +162,7 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, pool: dict | None =
     src_desc = csim.descriptor(src) if csim else None
     hands_ok = np.asarray(lm["hands_ok"]).astype(bool)
     acc = {v: {"psnr": [], "ssim": [], "csim": [], "hkc": []} for v in VARIANTS + ("real",)}
+    frames_by: dict[str, list] = {}
     video = []
     t_render = 0.0
     n_render = 0
@@ -173,9 +176,9 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, pool: dict | None =
         outs["no_hands"] = renderer.render(cache, kp[t], vis[t], hands=False)
         outs["no_refine"] = renderer.render(cache, kp[t], vis[t], refine=False)
         outs["baseline"] = src
-        if pool is not None:  # frames for FID, pooled over clips
+        if fid is not None:  # this clip's frames for FID (features taken at the end of the clip)
             for v, img in list(outs.items()) + [("real", real)]:
-                pool.setdefault(v, []).append(np.asarray(img))
+                frames_by.setdefault(v, []).append(np.asarray(img))
         for v, img in outs.items():
             acc[v]["psnr"].append(psnr(img, real))
             acc[v]["ssim"].append(ssim(img, real))
@@ -188,6 +191,8 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, pool: dict | None =
                 acc[v]["hkc"].append(hkc.score(img))
         if not args.no_video:
             video.append(np.concatenate([real, outs["full"], outs["no_hands"], outs["no_refine"]], 1))
+    for v, imgs in frames_by.items():
+        feats.setdefault(v, []).append(fid.features(imgs))
     res = {"clip": clip_dir.name, "frames": int(len(frames)), "source_frame": s,
            "frames_with_hands": int(hands_ok[frames].any(1).sum()),
            "render_ms": 1000 * t_render / max(n_render, 1)}
@@ -242,19 +247,19 @@ def run(args) -> int:
             fid = _Fid()
         except ImportError as exc:
             log.warning("FID left out: %s", exc)
-    pool: dict | None = {} if fid else None
+    feats: dict[str, list] = {}
     results = []
     for clip in args.clips:
         d = _resolve(clip, args.corpus)
         log.info("eval render: %s", d.name)
-        results.append(evaluate_clip(renderer, d, args, csim, hkc, pool))
+        results.append(evaluate_clip(renderer, d, args, csim, hkc, fid, feats))
     summary = {v: {k: _mean_over(results, v, k) for k in ("psnr", "ssim", "csim", "hkc")}
                for v in VARIANTS}
-    if fid and pool:
-        log.info("eval render: FID over %d frames per variant", len(pool["real"]))
-        real_f = fid.features(pool.pop("real"))
+    if fid and feats:
+        real_f = np.concatenate(feats["real"])
+        log.info("eval render: FID over %d frames per variant", len(real_f))
         for v in VARIANTS:
-            summary[v]["fid"] = fid.distance(fid.features(pool.pop(v)), real_f)
+            summary[v]["fid"] = fid.distance(np.concatenate(feats[v]), real_f)
     summary["real"] = {k: _mean_over(results, "real", k) for k in ("csim", "hkc")}
     report = {"preset": args.preset, "clips": results, "mean": summary,
               "render_ms": float(np.mean([r["render_ms"] for r in results])),

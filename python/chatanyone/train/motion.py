@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..audio.features import SAMPLE_RATE, log_mel
+from ..audio.whisper import FEAT_DIM
 from ..motion import layout
 from ..motion.sampler import cosine_alphas_cumprod
 from .motion_model import MotionDiT, StyleEncoder, n_params
@@ -141,7 +142,7 @@ def whisper_window_features(clips: list[Clip], cfg: dict, *, threads: int = 2, c
         audio = np.load(Path(c.path) / "audio.npy").astype(np.float32).reshape(-1)[: c.n * spf]
         audio = np.concatenate([np.zeros((P + C) * spf, np.float32), audio,
                                 np.zeros((c.n * spf - audio.size) + (T + hop + L) * spf, np.float32)])
-        out = np.zeros((n_starts, n_tok, 2 * 384), np.float16)
+        out = np.zeros((n_starts, n_tok, FEAT_DIM), np.float16)
         for b0 in range(0, n_starts, 32):
             idx = range(b0, min(b0 + 32, n_starts))
             segs = np.stack([audio[s * spf:(s + n_seg) * spf] for s in idx])
@@ -289,7 +290,7 @@ class WindowSampler:
         self.T, self.P, self.L = cfg["window"], cfg["prefix"], cfg["lookahead"]
         self.R = cfg["style_frames"]
         self.rng = np.random.default_rng(seed)
-        self.whisper = (cfg.get("audio") or {}).get("kind") == "whisper"
+        self.whisper = uses_whisper(cfg)
         # training augmentation: prefix_drop (stream starts; also makes the model read the style
         # reference instead of copying the prefix), style_drop (the null style), audio_noise
         self.aug = dict(cfg.get("augment") or {})
@@ -327,6 +328,51 @@ class WindowSampler:
         s = self.stats
         return (np.maximum(raw + gain, s["mel_floor"]) - s["mel_mean"]) / s["mel_std"]
 
+    def _whisper_audio(self, c: Clip, s: int, train: bool, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Audio tokens and keep-mask of the window at ``s``: the precomputed Whisper segment
+        features; positions after the last heard frame are null, as at run time."""
+        N = self.P + self.T + self.L
+        aud = np.zeros((N, self.d_audio), np.float32)
+        ak = np.ones(N, np.float32)
+        n_tok = c.wfeat.shape[1]
+        aud[:n_tok] = (c.wfeat[s].astype(np.float32) - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
+        ak[n_tok:] = 0.0  # not heard yet at run time
+        if train:
+            aud[:n_tok] += rng.normal(0, self.aug.get("audio_noise", 0.1), (n_tok, self.d_audio)).astype(np.float32)
+            if rng.random() < 0.5:  # drop a few tokens (null audio there)
+                w = int(rng.integers(1, 5))
+                r0 = int(rng.integers(0, n_tok - w + 1))
+                ak[r0:r0 + w] = 0.0
+            if rng.random() < 0.1:  # classifier-free guidance: no audio
+                ak[:] = 0.0
+        return aud, ak
+
+    def _mel_audio(self, i: int, s: int, train: bool, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Audio tokens and keep-mask of the window at ``s`` from log-mel (gain, noise and
+        SpecAugment-like masks in training; low-latency masks of the keep-mask)."""
+        P, T, L = self.P, self.T, self.L
+        N = P + T + L
+        gain = float(rng.uniform(-1.5, 1.5)) if train else 0.0
+        raw = self.mel[i][s * MEL_PER_FRAME:(s + N) * MEL_PER_FRAME]  # pad offset P*4 included
+        aud = self.norm_mel(raw, gain)
+        ak = np.ones(N, np.float32)
+        if train:
+            aud = aud + rng.normal(0, 0.1, aud.shape).astype(np.float32)
+            if rng.random() < 0.5:  # SpecAugment-like masks (mean = 0 after normalization)
+                for _ in range(2):
+                    w = int(rng.integers(0, 9))
+                    f0 = int(rng.integers(0, N_MELS - w + 1))
+                    aud[:, f0:f0 + w] = 0.0
+                w = int(rng.integers(0, 7))
+                r0 = int(rng.integers(0, aud.shape[0] - w + 1))
+                aud[r0:r0 + w] = 0.0
+            u = rng.random()
+            if u < 0.1:  # classifier-free guidance: no audio
+                ak[:] = 0.0
+            elif u < 0.5:  # low latency: audio known only up to k frames + lookahead
+                ak[P + int(rng.integers(1, T + 1)) + L:] = 0.0
+        return aud.reshape(N, self.d_audio), ak
+
     def batch(self, bsz: int, *, train: bool = True, rng=None) -> dict[str, np.ndarray]:
         rng = rng or self.rng
         T, P, L, R = self.T, self.P, self.L, self.R
@@ -350,40 +396,10 @@ class WindowSampler:
             pre = src[s - P:s] if s >= P else np.zeros((P, src.shape[1]), np.float32)
             if train and pk:
                 pre = pre + rng.normal(0, 0.05, pre.shape).astype(np.float32)
-            ak = np.ones(N, np.float32)
             if self.whisper:
-                aud = np.zeros((N, self.d_audio), np.float32)
-                n_tok = c.wfeat.shape[1]
-                aud[:n_tok] = (c.wfeat[s].astype(np.float32) - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
-                ak[n_tok:] = 0.0  # not heard yet at run time
-                if train:
-                    aud[:n_tok] += rng.normal(0, self.aug.get("audio_noise", 0.1), (n_tok, self.d_audio)).astype(np.float32)
-                    if rng.random() < 0.5:  # drop a few tokens (null audio there)
-                        w = int(rng.integers(1, 5))
-                        r0_ = int(rng.integers(0, n_tok - w + 1))
-                        ak[r0_:r0_ + w] = 0.0
-                    if rng.random() < 0.1:  # classifier-free guidance: no audio
-                        ak[:] = 0.0
+                aud, ak = self._whisper_audio(c, s, train, rng)
             else:
-                gain = float(rng.uniform(-1.5, 1.5)) if train else 0.0
-                raw = self.mel[i][s * MEL_PER_FRAME:(s + N) * MEL_PER_FRAME]  # pad offset P*4 included
-                aud = self.norm_mel(raw, gain)
-            if train and not self.whisper:
-                aud = aud + rng.normal(0, 0.1, aud.shape).astype(np.float32)
-                if rng.random() < 0.5:  # SpecAugment-like masks (mean = 0 after normalization)
-                    for _ in range(2):
-                        w = int(rng.integers(0, 9))
-                        f0 = int(rng.integers(0, N_MELS - w + 1))
-                        aud[:, f0:f0 + w] = 0.0
-                    w = int(rng.integers(0, 7))
-                    r0_ = int(rng.integers(0, aud.shape[0] - w + 1))
-                    aud[r0_:r0_ + w] = 0.0
-            if train and not self.whisper:
-                u = rng.random()
-                if u < 0.1:  # classifier-free guidance: no audio
-                    ak[:] = 0.0
-                elif u < 0.5:  # low latency: audio known only up to k frames + lookahead
-                    ak[P + int(rng.integers(1, T + 1)) + L:] = 0.0
+                aud, ak = self._mel_audio(i, s, train, rng)
             r0 = int(rng.integers(0, max(c.n - R, 0) + 1))
             ref = self.face[i][r0:r0 + R]
             if ref.shape[0] < R:
@@ -425,9 +441,12 @@ class WindowSampler:
 
 def audio_dim(cfg: dict) -> int:
     """Width of one audio token: 4 log-mel frames (320) or two Whisper encoder frames (768)."""
-    if (cfg.get("audio") or {}).get("kind") == "whisper":
-        return 768
-    return cfg["mel_per_frame"] * cfg["n_mels"]
+    return FEAT_DIM if uses_whisper(cfg) else cfg["mel_per_frame"] * cfg["n_mels"]
+
+
+def uses_whisper(cfg: dict) -> bool:
+    """Whether the config's audio tokens are Whisper segment features (else log-mel)."""
+    return (cfg.get("audio") or {}).get("kind") == "whisper"
 
 
 def build_models(cfg: dict, part: str) -> dict[str, torch.nn.Module]:
@@ -521,7 +540,7 @@ def train(part: str, corpus: Path, run: Path, *, minutes: float = 20.0, dev: Pat
     n_exp = clips[0].face.shape[1] - layout.HEAD_DIM - layout.EYE_DIM
     cfg = copy.deepcopy(config or DEFAULT_CONFIG)
     cfg["n_exp"] = n_exp
-    if (cfg.get("audio") or {}).get("kind") == "whisper":
+    if uses_whisper(cfg):
         whisper_window_features(clips, cfg, threads=threads)
     stats = compute_stats(clips, n_exp)
     np.savez(run / "stats.npz", **stats)
@@ -559,7 +578,7 @@ def train(part: str, corpus: Path, run: Path, *, minutes: float = 20.0, dev: Pat
     if dev is not None and Path(dev).exists():
         try:
             dclips = load_corpus(dev, min_frames=cfg["window"] + 1)
-            if (cfg.get("audio") or {}).get("kind") == "whisper":
+            if uses_whisper(cfg):
                 whisper_window_features(dclips, cfg, threads=threads)
             dev_batch = _to_torch(WindowSampler(dclips, stats, cfg, part, seed=1).batch(
                 256, train=False, rng=np.random.default_rng(123)))

@@ -487,10 +487,10 @@ def train(args) -> Path:
         lr = args.lr * (0.5 * (1 + math.cos(math.pi * frac)) * 0.9 + 0.1)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
-        b = data.sample(rng, bs, scale, p, hand_frac=getattr(args, "hand_frac", 0.0))
+        b = data.sample(rng, bs, scale, p, hand_frac=args.hand_frac)
         res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"])
         H, W = b["drv"].shape[2:]
-        wmap = region_weight(b["cd"], b["wd"], H, W, b["cs"], b["ws"], hand_w=getattr(args, "hand_weight", 1.0))
+        wmap = region_weight(b["cd"], b["wd"], H, W, b["cs"], b["ws"], hand_w=args.hand_weight)
         loss, parts = render_loss(res["image"], b["drv"], wmap)
         # the decoder's own RGB is also asked to match, so it becomes worth opening the gate for
         aux = ((res["rgb"] - b["drv"]).abs() * wmap).mean()
