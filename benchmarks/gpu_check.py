@@ -1,4 +1,5 @@
-"""Check every CUDA kernel of chatanyone.ops against its CPU path, then time them.
+"""Check every CUDA kernel of chatanyone.ops against its CPU path, time them, then check frames
+on the GPU (DLPack) and time the Session per preset.
 
 Run through benchmarks/gpu_check.sh (which builds with CUDA first), or alone on an installed CUDA
 build: ``python benchmarks/gpu_check.py``. Exits 1 on any mismatch, 2 when no CUDA is usable.
@@ -133,6 +134,39 @@ def timings():
         print(f"  {name:<52} {ours:11.4f} {ref:9.4f} {ref / ours:7.2f}")
 
 
+def check_pipeline():
+    """Frames on the GPU through DLPack, then the Session timing per preset with the providers this
+    onnxruntime has (CUDA with onnxruntime-gpu; otherwise the figures are the CPU provider's)."""
+    import numpy as np
+    import chatanyone as ca
+    from chatanyone.cli.bench import bench
+    from chatanyone.runners.base import available_providers
+    print(f"pipeline (onnxruntime providers: {available_providers()})")
+    if "CUDAExecutionProvider" in available_providers():
+        pcm = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+        from chatanyone.data import default_avatar_image
+        av = ca.Avatar.prepare(default_avatar_image())
+        frames = {}
+        for dev in ("host", "cuda"):
+            with ca.Session(av, ca.SessionConfig(frame_device=dev, seed=1)) as s:
+                s.feed_audio(pcm, 16000)
+                s.flush()
+                frames[dev] = list(s.frames())
+        for a, b in zip(frames["host"], frames["cuda"]):
+            t = torch.from_dlpack(b.image)
+            if t.device.type != "cuda":
+                failures.append("frame_device=cuda gave a frame off the GPU")
+                break
+            check("Session frame_device=cuda vs host", t, torch.from_numpy(a.image), atol=0)
+            break
+    else:
+        print("  no CUDAExecutionProvider (install onnxruntime-gpu): GPU frames not checked")
+    for preset in ("fast", "quality"):
+        r = bench(preset, seconds=6.0)
+        print(f"  {preset}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in r.items() if not isinstance(v, dict)))
+
+
 def main() -> int:
     info = chatanyone.build_info()
     print(f"build_info: {info}")
@@ -144,6 +178,7 @@ def main() -> int:
     check_heatmaps()
     check_ddim()
     timings()
+    check_pipeline()
     print(f"{len(failures)} mismatches" + (": " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build chatanyone with CHATANYONE_CUDA=ON, run the kernel tests (their
-# CUDA parameters now run), check every CUDA kernel against the CPU path and print kernel timings.
+# CUDA parameters now run), check every CUDA kernel against the CPU path and print kernel timings,
+# then check frames on the GPU (DLPack) and time the Session per preset.
 #   bash benchmarks/gpu_check.sh            (PYTHON=/path/to/python to pick the interpreter)
 # Needs: nvcc, a CUDA GPU, and a Python with torch (CUDA build), pytest, hypothesis, numpy.
 set -euo pipefail

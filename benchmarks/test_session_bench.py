@@ -41,7 +41,7 @@ def _stream(avatar, pcm, rate, preset):
         return first, n, time.perf_counter() - t0
 
 
-@pytest.mark.parametrize("preset", ["fast"])
+@pytest.mark.parametrize("preset", ["fast", "quality"])
 def test_session_stream(benchmark, avatar, speech, preset):
     pcm, rate = speech
     first, n, wall = benchmark.pedantic(_stream, args=(avatar, pcm, rate, preset), rounds=2, iterations=1)

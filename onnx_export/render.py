@@ -46,14 +46,13 @@ class _Decoder(torch.nn.Module):
         self.m = m
 
     def forward(self, warped_q, warped_h, warped_image, hand):
-        return self.m(warped_q, warped_h, warped_image, hand)[0]  # image only (gate, rgb stay inside)
+        return self.m(warped_q, warped_h, warped_image, hand)[:2]  # image, gate (rgb stays inside)
 
 
 def load_model(ckpt: str | Path):
-    from chatanyone.train.render import RenderModel
+    from chatanyone.train.render import model_from_checkpoint
     st = torch.load(ckpt, map_location="cpu", weights_only=False)
-    model = RenderModel(st.get("preset", "fast"))
-    model.load_state_dict(st.get("ema", st["model"]))
+    model = model_from_checkpoint(st)
     model.eval()
     return model, st
 
@@ -67,9 +66,27 @@ def _export(module, args, names_in, names_out, path: Path):
     onnx.checker.check_model(onnx.load(str(path)))
 
 
+def export_detail(model, out: Path) -> list[Path]:
+    """A preset with a core (quality): write its detail graph only. The core's graphs are the core
+    preset's own files (exported from the core checkpoint; parity checks they match)."""
+    p, cp = model.p, model.p.core_preset
+    g = torch.Generator().manual_seed(0)
+    core_image = torch.rand(1, 3, cp.height, cp.width, generator=g)
+    core_gate = torch.rand(1, 1, cp.height, cp.width, generator=g)
+    warped = torch.rand(1, 3, p.height, p.width, generator=g)
+    path = out / f"render_{p.name}_detail.onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        _export(model.detail, (core_image, core_gate, warped), ["core_image", "core_gate", "warped_full"],
+                ["image"], path)
+    return [path]
+
+
 def export(model, out: Path) -> list[Path]:
     """Write the four graphs for ``model``'s preset into ``out``; returns their paths."""
     from chatanyone.train.render import deform_source, driving_heatmaps, sparse_motion_torch, synthetic_batch
+    if model.p.core:
+        return export_detail(model, out)
     p = model.p
     out.mkdir(parents=True, exist_ok=True)
     src, cs, cd, ws, wd, hand = synthetic_batch(p, 1)
@@ -93,8 +110,10 @@ def export(model, out: Path) -> list[Path]:
         wi = torch.nn.functional.grid_sample(src, gf, padding_mode="border", align_corners=False)
         pc = out / f"render_{p.name}_decoder.onnx"
         _export(_Decoder(model.decoder), (wq, wh, wi, hand), ["warped_q", "warped_h", "warped_image", "hand"],
-                ["image"], pc)
+                ["image", "gate"], pc)
         paths += [pa, pr, pb, pc]
+    # what the runtime must know of how these graphs were trained (main() adds the rest)
+    (out / f"render_{p.name}.json").write_text(json.dumps({"preset": p.name, "affine": bool(p.affine)}))
     return paths
 
 
@@ -121,13 +140,14 @@ def parity(model, weights_dir: Path, n: int = 3, seed: int = 1) -> dict:
         cs, ws = kpm.control_points(kp_s, vis)
         cd, wd = kpm.control_points(kp_d, vis)
         cs2, cd2, _ = kpm.pair_controls(cs, ws, cd, wd)
+        aff = kpm.group_affines(kp_s, vis, kp_d, vis)
         hk = kp_d[-42:].reshape(2, 21, 2)
-        hand = rasterize_hands(hk, vis[-42:].reshape(2, 21).max(1), *p.half)
+        hand = rasterize_hands(hk, vis[-42:].reshape(2, 21).max(1), *(p.core_preset or p).half)
         with torch.no_grad():
             ref = model(torch.from_numpy(crop.astype(np.float32) / 255).permute(2, 0, 1)[None],
                         torch.from_numpy(cs2)[None], torch.from_numpy(cd2)[None],
                         torch.from_numpy(ws)[None], torch.from_numpy(wd)[None],
-                        torch.from_numpy(hand)[None])["image"].numpy()
+                        torch.from_numpy(hand)[None], affines=torch.from_numpy(aff)[None])["image"].numpy()
         worst = max(worst, float(np.abs(ref - img).max()))
     return {"max_abs_diff": worst, "pairs": n, "native_kernels": _kernels.native_available()}
 
@@ -147,9 +167,11 @@ def main(argv=None) -> int:
     macs = count_macs(model)
     state = st.get("state", {})
     meta = {"preset": model.p.name, "height": model.p.height, "width": model.p.width,
-            "control_points": int(model.refine.face[0].in_features and __import__(
-                "chatanyone.render.keypoints", fromlist=["N_CONTROL"]).N_CONTROL),
-            "macs_per_frame": macs, "macs_per_frame_runtime": macs["refine"] + macs["motion"] + macs["decoder"],
+            "core": model.p.core,
+            "affine": bool((model.core if model.p.core else model).p.affine),
+            "control_points": __import__("chatanyone.render.keypoints", fromlist=["N_CONTROL"]).N_CONTROL,
+            "macs_per_frame": macs,
+            "macs_per_frame_runtime": sum(v for k, v in macs.items() if k != "encoder"),
             "params": sum(q.numel() for q in model.parameters()),
             "train": {"steps": state.get("step"), "seconds": state.get("seconds"),
                       "history_tail": state.get("history", [])[-3:]},

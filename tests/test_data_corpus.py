@@ -100,6 +100,14 @@ def test_real_clip_end_to_end(tmp_path):
     # resumable: a second run skips it
     rep2 = corpus.build([REAL], out, progress=False)
     assert rep2.skipped == [corpus.clip_id(REAL)]
+    # quality-preset crops of a finished clip: the same box at twice the size
+    assert main(["prepare-data", str(REAL), "--out", str(out), "--quality-crops", "10", "--no-progress"]) == 0
+    hq = np.load(d / "crops_hq.npy", mmap_mode="r")
+    idx = np.load(d / "crops_hq_idx.npy")
+    assert hq.shape == (10, 768, 512, 3) and hq.dtype == np.uint8
+    assert idx[0] == 0 and idx[-1] == T - 1 and np.all(np.diff(idx) > 0)
+    small = np.asarray(hq, np.float32).reshape(10, 384, 2, 256, 2, 3).mean((2, 4))
+    assert np.abs(small - crops[idx].astype(np.float32)).mean() < 4
     # inspect draws it
     png = tmp_path / "look.png"
     assert main(["inspect", str(d), "-o", str(png)]) == 0 and png.stat().st_size > 10000

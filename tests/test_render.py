@@ -116,13 +116,18 @@ def test_warp_matches_grid_sample(impl, padding):
 
 
 # ---------------------------------------------------------------- ONNX + native vs PyTorch
+def _export_module():
+    spec = importlib.util.spec_from_file_location("render_export", ROOT / "onnx_export" / "render.py")
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    return ex
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    spec = importlib.util.spec_from_file_location("render_export", ROOT / "onnx_export" / "render.py")
-    ex = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ex)
+    ex = _export_module()
     torch.manual_seed(0)
     model = tr.RenderModel("fast").eval()
     with torch.no_grad():   # move off the zero/identity init so every path matters
@@ -142,18 +147,124 @@ def test_onnx_native_matches_pytorch(exported):
 def test_render_deterministic_and_ablations(exported):
     from chatanyone.render.renderer import Renderer
     _, model, out = exported
-    r = Renderer("fast", weights_dir=str(out), threads=1)
+    r, a, (cache, kp_d, vis) = _render_twice_same(Renderer("fast", weights_dir=str(out), threads=1))
+    assert not np.array_equal(a, r.render(cache, kp_d, vis, hands=False))
+    assert not np.array_equal(a, r.render(cache, kp_d, vis, refine=False))
+
+
+def _render_twice_same(r):
+    """A random crop and keypoints through ``r``: the right shape, the same frame twice, a clear
+    error for a crop of the wrong size. Returns ``(r, frame, (cache, kp_d, vis))``."""
+    H, W = r.size
     rng = np.random.default_rng(4)
-    crop = rng.integers(0, 256, (384, 256, 3), dtype=np.uint8)
+    crop = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     kp_s, kp_d, vis = random_keypoints(rng)
     cache = r.prepare_source(crop, kp_s, vis)
     a = r.render(cache, kp_d, vis)
-    assert a.shape == (384, 256, 3) and a.dtype == np.uint8
+    assert a.shape == (H, W, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, r.render(cache, kp_d, vis))
-    assert not np.array_equal(a, r.render(cache, kp_d, vis, hands=False))
-    assert not np.array_equal(a, r.render(cache, kp_d, vis, refine=False))
     with pytest.raises(ValueError, match="crop"):
-        r.prepare_source(crop[:100], kp_s, vis)
+        r.prepare_source(crop[::2, ::2], kp_s, vis)
+    return r, a, (cache, kp_d, vis)
+
+
+# ---------------------------------------------------------------- local affine sparse motion
+def test_group_affines_recover_a_rotation_and_give_identity_for_single_points():
+    rng = np.random.default_rng(11)
+    K = kpm.group_matrix().shape[1]
+    ks = rng.uniform(-0.6, 0.6, (K, 2)).astype(np.float32)
+    vis = np.ones(K, np.float32)
+    th, sc = 0.25, 1.1
+    R = sc * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    kd = (ks @ R.T + 0.05).astype(np.float32)
+    A = kpm.group_affines(ks, vis, kd, vis)
+    assert A.shape == (kpm.N_CONTROL, 2, 2)
+    hand_palm = kpm.N_FACE + kpm.N_BODY                 # 6 well-spread points
+    np.testing.assert_allclose(A[hand_palm], np.linalg.inv(R), atol=0.12)
+    np.testing.assert_array_equal(A[kpm.BODY_SLICE], np.broadcast_to(np.eye(2), (kpm.N_BODY, 2, 2)))
+    # unseen in one frame: identity; no motion: identity
+    v2 = vis.copy()
+    v2[-21:] = 0
+    assert np.allclose(kpm.group_affines(ks, vis, kd, v2)[-2:], np.eye(2))
+    assert np.allclose(kpm.group_affines(ks, vis, ks, vis), np.eye(2), atol=1e-5)
+    assert np.all(np.abs(A - np.eye(2)) <= kpm.AFFINE_LIMIT + 1e-6)
+
+
+def test_affine_grids_match_torch():
+    rng = np.random.default_rng(12)
+    ks = rng.uniform(-0.8, 0.8, (1, kpm.N_CONTROL, 2)).astype(np.float32)
+    kd = (ks + rng.normal(0, 0.05, ks.shape)).astype(np.float32)
+    aff = (np.eye(2) + rng.normal(0, 0.2, (1, kpm.N_CONTROL, 2, 2))).astype(np.float32)
+    p = get_preset("fast")
+    h, w = p.quarter
+    _, grids = _kernels.sparse_motion(ks, kd, h, w, p.sigma)
+    got = kpm.affine_grids(np.array(grids, np.float32), kd, aff, h, w)
+    _, want = tr.sparse_motion_torch(torch.from_numpy(ks), torch.from_numpy(kd), h, w, p.sigma,
+                                     affines=torch.from_numpy(aff))
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+
+
+def test_affine_model_exports_and_runs_affine(tmp_path):
+    """A model trained with affine sparse motion: the export says so, the runtime follows, parity holds."""
+    ex = _export_module()
+    torch.manual_seed(2)
+    model = tr.build_model("fast", affine=True).eval()
+    with torch.no_grad():
+        for q in model.parameters():
+            q.add_(0.03 * torch.randn_like(q))
+    ex.export(model, tmp_path)
+    res = ex.parity(model, tmp_path, n=2)
+    assert res["max_abs_diff"] < 2e-3, res
+    from chatanyone.render.renderer import Renderer
+    assert Renderer("fast", weights_dir=str(tmp_path)).core.affine
+
+
+# ---------------------------------------------------------------- quality preset: core + detail
+def test_quality_model_shapes_patches_and_untrained_detail():
+    torch.manual_seed(0)
+    m = tr.QualityModel("quality").eval()
+    src, cs, cd, ws, wd, hand = tr.synthetic_batch(m.p, 2)
+    assert src.shape == (2, 3, 768, 512) and hand.shape == (2, 3, 192, 128)
+    with torch.no_grad():
+        out = m(src, cs, cd, ws, wd, hand)
+        # an untrained detail stage (zero-initialised head) is the plain upsampled blend
+        img, g = tr.DetailNet.upsample(out["core_image"], out["gate"])
+        torch.testing.assert_close(out["image"], out["warped_full"] * (1 - g) + img * g, atol=1e-6, rtol=1e-5)
+        corners, size = tr.detail_patches(np.random.default_rng(0), cd, 768, 512, size=(128, 96))
+        part = m(src, cs, cd, ws, wd, hand, patches=(corners, size))["image"]
+    assert out["image"].shape == (2, 3, 768, 512) and out["core_image"].shape == (2, 3, 384, 256)
+    assert part.shape == (2, 3, 128, 96)
+    for (y, x) in corners:
+        assert 0 <= y <= 768 - 128 and 0 <= x <= 512 - 96 and y % 2 == 0 and x % 2 == 0
+
+
+def test_upsample_grid_matches_torch():
+    rng = np.random.default_rng(8)
+    g = (tr.identity_grid(96, 64).numpy()[None] + rng.normal(0, 0.1, (1, 96, 64, 2))).astype(np.float32)
+    want = tr._resize_flow(torch.from_numpy(g), tr.identity_grid(768, 512)).numpy()
+    np.testing.assert_allclose(_kernels.upsample_grid(g, 768, 512), want, atol=1e-5)
+    with pytest.raises(ValueError, match="grid"):
+        _kernels.upsample_grid(g[0], 768, 512)
+
+
+def test_quality_onnx_native_matches_pytorch(exported, tmp_path):
+    """The quality pipeline (the fast graphs + the detail graph, native warps between) against
+    QualityModel, with a perturbed detail stage on the exported fast core."""
+    from chatanyone.render.renderer import Renderer
+    ex, core, out = exported
+    torch.manual_seed(1)
+    qm = tr.QualityModel("quality", core=core).eval()
+    with torch.no_grad():
+        for q in qm.detail.parameters():
+            q.add_(0.03 * torch.randn_like(q))
+    for f in out.glob("render_fast_*.onnx"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    ex.export(qm, tmp_path)
+    assert (tmp_path / "render_quality_detail.onnx").exists()
+    res = ex.parity(qm, tmp_path, n=2)
+    assert res["max_abs_diff"] < 2e-3, res
+    r = _render_twice_same(Renderer("quality", weights_dir=str(tmp_path), threads=1))[0]
+    assert r.size == (768, 512)
 
 
 # ---------------------------------------------------------------- shipped weights

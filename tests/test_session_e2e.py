@@ -122,7 +122,26 @@ def test_session_needs_an_avatar():
         ca.Session("portrait.jpg")
 
 
-def test_untrained_preset_is_a_clear_error(avatar):
+def test_quality_preset_session(avatar, speech):
+    pcm, rate = speech
+    pcm = pcm[: rate // 2]
+    frames = _run(avatar, pcm, rate, preset="quality")
+    assert len(frames) == int(np.ceil(len(pcm) / rate * 25))
+    imgs = np.stack([f.image for f in frames])
+    assert imgs.shape[1:] == (768, 512, 3) and imgs.dtype == np.uint8
+    # a picture of the avatar at full size, and the same picture as the fast preset's, downsized
+    err = np.abs(imgs.astype(np.float32).mean(0) - avatar.crop_hq.astype(np.float32)).mean()
+    assert err < 40
+    fast = np.stack([f.image for f in _run(avatar, pcm, rate)]).astype(np.float32)
+    small = imgs.astype(np.float32).reshape(len(imgs), 384, 2, 256, 2, 3).mean((2, 4))
+    assert np.abs(small - fast).mean() < 6
+
+
+def test_missing_preset_weights_are_a_clear_error(avatar, monkeypatch, tmp_path):
+    import chatanyone.runners.base as base
+    real = base.weights_path
+    monkeypatch.setattr(base, "weights_path",
+                        lambda name: tmp_path / name if name.startswith("render_quality") else real(name))
     with pytest.raises(ValueError, match="no trained weights"):
         ca.Session(avatar, ca.SessionConfig(preset="quality"))
 

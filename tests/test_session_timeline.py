@@ -186,6 +186,8 @@ def test_bad_audio_gets_a_clear_error_and_session_stays_usable(pcm, rate, exc, w
     ({"fps": 0}, ValueError), ({"fps": "25"}, TypeError), ({"preset": "huge"}, ValueError),
     ({"intensity": 3.0}, ValueError), ({"seed": -1}, ValueError), ({"seed": 1.5}, TypeError),
     ({"style": "/no/such/file.npz"}, ValueError), ({"providers": "CPUExecutionProvider"}, TypeError),
+    ({"frame_device": "gpu"}, ValueError), ({"frame_device": "cuda:x"}, ValueError),
+    ({"frame_device": 0}, TypeError),
 ])
 def test_bad_config_names_the_field(kw, exc):
     with pytest.raises(exc, match=next(iter(kw))):
@@ -237,3 +239,28 @@ def test_memory_stays_flat_over_a_long_stream():
     assert max(a for a, _, _ in late) <= 6 * 16000  # a few seconds of audio, not all 60
     assert max(m for _, m, _ in late) <= 60
     assert max(f for _, _, f in late) <= 10
+
+
+def test_frames_on_a_device_are_dlpack_arrays_with_the_same_pixels():
+    """frame_device='cpu' goes through the same upload path as 'cuda' (an ORT OrtValue, DLPack)."""
+    x = np.random.default_rng(5).normal(0, 0.1, 16000).astype(np.float32)
+    got = {}
+    for dev in ("host", "cpu"):
+        s = _session(frame_device=dev)
+        s.feed_audio(x, 16000)
+        s.flush()
+        got[dev] = list(s.frames())
+        s.close()
+    assert len(got["host"]) == len(got["cpu"]) == 25
+    for a, b in zip(got["host"], got["cpu"]):
+        assert not isinstance(b.image, np.ndarray) and hasattr(b.image, "__dlpack__")
+        assert b.image.__dlpack_device__()[0] == 1          # kDLCPU
+        np.testing.assert_array_equal(np.from_dlpack(b.image), a.image)
+
+
+def test_cuda_frames_without_cuda_are_a_clear_error():
+    from chatanyone.runners.base import available_providers
+    if "CUDAExecutionProvider" in available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.raises(ValueError, match="frame_device.*onnxruntime-gpu"):
+        _session(frame_device="cuda")

@@ -40,6 +40,10 @@ class SessionConfig:
     # ONNX Runtime execution providers to use, in order of preference; those not available on this
     # machine are skipped. None: CUDA when available, then CPU.
     providers: tuple[str, ...] | None = None
+    # Where Frame.image lives: "host" (a numpy uint8 array), or an onnxruntime.OrtValue that any
+    # DLPack consumer takes without a copy (torch.from_dlpack, cupy.from_dlpack, np.from_dlpack):
+    # "cpu", "cuda" or "cuda:N" (GPU memory; needs onnxruntime-gpu with its CUDA provider).
+    frame_device: str = "host"
     # Most frames computed ahead of the consumer (bounds memory and latency).
     max_ahead_frames: int = 50
     # Internal threads of ONNX Runtime per session (0 = its default).
@@ -75,6 +79,7 @@ class SessionConfig:
             raise ValueError(f"SessionConfig.style: no such file {os.fspath(self.style)!r}")
         if not isinstance(self.realtime, bool):
             raise TypeError(f"SessionConfig.realtime must be a bool, got {type(self.realtime).__name__}")
+        parse_frame_device(self.frame_device)
         if self.providers is not None:
             if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
                 raise TypeError("SessionConfig.providers must be a tuple of provider names, "
@@ -85,3 +90,18 @@ class SessionConfig:
     def size(self) -> tuple[int, int]:
         """(width, height) of the frames of this preset."""
         return PRESETS[self.preset]
+
+
+def parse_frame_device(spec) -> tuple[str, int] | None:
+    """``SessionConfig.frame_device`` -> None for "host", else ``(kind, device id)`` with kind "cpu"
+    or "cuda". ``ValueError``/``TypeError`` naming the field otherwise."""
+    if not isinstance(spec, str):
+        raise TypeError(f"SessionConfig.frame_device must be a str, got {type(spec).__name__}")
+    if spec == "host":
+        return None
+    if spec == "cpu":
+        return "cpu", 0
+    kind, _, idx = spec.partition(":")
+    if kind == "cuda" and (idx == "" or (idx.isdigit() and len(idx) < 4)):
+        return "cuda", int(idx or 0)
+    raise ValueError(f"SessionConfig.frame_device must be 'host', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")

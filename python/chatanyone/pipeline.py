@@ -47,7 +47,7 @@ class Pipeline:
         self.source = avatar.source
         key = f"{config.preset}:"
         cache = {k[len(key):]: v for k, v in avatar.features.items() if k.startswith(key)}
-        if not cache:
+        if not cache or "kp" not in cache:   # none yet, or saved by a version without the keypoints
             crop = avatar.crop if config.preset == "fast" else avatar.crop_hq
             cache = self.renderer.prepare_source(crop, avatar.kp, avatar.vis)
             avatar.features.update({key + k: v for k, v in cache.items()})

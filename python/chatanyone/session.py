@@ -36,7 +36,8 @@ SAMPLES_PER_MOTION = SAMPLE_RATE // MOTION_FPS
 class Frame:
     """One rendered frame and the audio it belongs to."""
 
-    image: np.ndarray       # uint8 [H, W, 3] RGB
+    image: np.ndarray       # uint8 [H, W, 3] RGB; an onnxruntime.OrtValue (DLPack) when
+                            # SessionConfig.frame_device is not "host"
     index: int              # frame number since the session started
     timestamp: float        # seconds: start of the frame on the session's timeline (index / fps)
     audio: np.ndarray       # float32 [n] 16 kHz mono samples this frame shows (n ~ 16000 / fps)
@@ -67,6 +68,8 @@ class Session:
                                 f"got {type(avatar).__name__}")
         self.config = config
         self.avatar = avatar
+        from .runners.base import frame_uploader
+        self._upload = frame_uploader(config.frame_device)   # before the pipeline: fails fast
         self._pipe = _pipeline if _pipeline is not None else _default_pipeline(avatar, config)
         self._fps = float(config.fps)
 
@@ -324,6 +327,8 @@ class Session:
             mo = _lerp(self._motion[m_lo], self._motion[m_hi], w)
             audio = self._slice(self._frame_start(k), self._frame_start(k + 1))
         image = self._pipe.render(mo)  # outside the lock
+        if self._upload is not None:
+            image = self._upload(image)
         with self._cv:
             self._frames.append(Frame(image=image, index=k, timestamp=k / self._fps, audio=audio))
             self._next_render = k + 1

@@ -36,6 +36,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--basis", metavar="NPZ", help="expression basis to use (default: the packaged one)")
     p.add_argument("--n-exp", type=int, default=32, help="expression coefficients with --fit-basis")
     p.add_argument("--no-motion", action="store_true", help="landmarks, crops and audio only")
+    p.add_argument("--quality-crops", type=int, default=None, metavar="N",
+                   help="also write 512x768 crops (crops_hq.npy, the quality preset's targets) of N evenly "
+                        "spread frames per clip; 0: every frame")
     p.add_argument("--redo", action="store_true", help="recompute finished clips")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -95,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
                  basis.n_exp, 100 * float(basis.explained.sum()), args.fit_basis)
         for m in rep.done:
             corpus.write_motion(Path(args.out) / m["clip_id"], basis)
+    if args.quality_crops is not None:
+        if args.quality_crops < 0:
+            raise CliError(f"--quality-crops must be >= 0, got {args.quality_crops}")
+        for cid in [m["clip_id"] for m in rep.done] + list(rep.skipped):
+            corpus.write_quality_crops(Path(args.out) / cid, args.quality_crops or None)
     wall = time.perf_counter() - t0
     frames = sum(m["n_frames"] for m in rep.done)
     print(f"{'clip':48s} {'frames':>6s} {'sec':>6s} {'face%':>6s} {'audio':>6s} {'ms/f':>6s}")

@@ -286,6 +286,42 @@ def recrop(clip_dir: str | os.PathLike) -> None:
     _save_json(d / "meta.json", m)
 
 
+def write_quality_crops(clip_dir: str | os.PathLike, max_frames: int | None = None) -> Path:
+    """Write ``crops_hq.npy [n, 768, 512, 3]`` uint8 and ``crops_hq_idx.npy [n]`` (the frame indices,
+    evenly spread, all frames when ``max_frames`` is None) for a finished clip, from its source video
+    and its fixed crop box: the quality preset's targets. The fast crops are untouched.
+    Returns the path of ``crops_hq.npy``. Blocks while decoding."""
+    d = Path(clip_dir)
+    m = load_meta(d)
+    n = int(m["n_frames"])
+    idx = np.arange(n) if max_frames is None or max_frames >= n else \
+        np.unique(np.linspace(0, n - 1, max_frames).round().astype(int))
+    want = {int(t): i for i, t in enumerate(idx)}
+    box = framing.Box.from_array(m["crop_box"])
+    wh = tuple(m["original_size"])
+    qw, qh = framing.QUALITY_SIZE
+    crops = np.lib.format.open_memmap(d / "crops_hq.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(idx), qh, qw, 3))
+    done = np.zeros(len(idx), bool)
+    last = None
+    for t, img in iter_frames(m["source"], m["fps"], max_side=CROP_MAX_SIDE):
+        if t > idx[-1]:
+            break
+        if t not in want:
+            continue
+        s = img.shape[1] / wh[0]
+        last = framing.crop(img, framing.Box(box.x0 * s, box.y0 * s, box.w * s, box.h * s), (qw, qh))
+        crops[want[t]] = last
+        done[want[t]] = True
+    if last is None:
+        raise ValueError(f"{d.name}: no frame decoded from {m['source']}")
+    crops[~done] = last   # decoding ended early: repeat the last crop, as write_crops does
+    crops.flush()
+    del crops
+    np.save(d / "crops_hq_idx.npy", idx.astype(np.int32))
+    os.replace(d / "crops_hq.tmp.npy", d / "crops_hq.npy")
+    return d / "crops_hq.npy"
+
+
 def load_landmarks(clip_dir: str | os.PathLike) -> dict:
     with np.load(Path(clip_dir) / "landmarks.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -8,9 +8,13 @@ of every later frame (evenly subsampled to ``--max-frames``) drive the renderer.
 - ``no_hands``: the hand image replaced by zeros at inference (ablation "without hand injection");
 - ``no_refine``: the face refine offsets set to zero at inference (ablation "without face refine";
   the body offsets stay);
-- ``baseline``: the source frame repeated.
+- ``baseline``: the source frame repeated;
+- ``upscaled`` (presets with a core, i.e. quality): the core preset's frame, rendered from the
+  source downsized 2x, resized bilinearly to full size: what the detail stage must beat.
 
-Metrics against the real frames: PSNR and SSIM (whole 256x384 crop); CSIM, the cosine similarity of
+Quality-preset clips need ``crops_hq.npy`` (``chatanyone.data.corpus.write_quality_crops``).
+
+Metrics against the real frames: PSNR and SSIM (whole crop, at the preset's size); CSIM, the cosine similarity of
 dlib's 128-d face descriptor of the generated frame with the source frame's (as in the paper; the
 repeated-source baseline scores 1 by construction) — left out if dlib is not installed; HKC, the
 mean mediapipe hand confidence on generated frames whose real frame shows a hand (0 where no hand is
@@ -20,7 +24,8 @@ frames, pooled over all clips, with the TorchScript InceptionV3 that ``fid-helpe
 NumPy) — left out when it is not installed. With a few hundred frames FID is biased upwards: compare
 variants with each other, not with published figures. LPIPS is not available offline.
 
-Writes a side-by-side video real | generated | no hands | no refine per clip under ``--out``.
+Writes a side-by-side video real | generated | no hands | no refine per clip under ``--out``
+(quality: real | generated | upscaled).
 """
 from __future__ import annotations
 
@@ -143,14 +148,33 @@ def _resolve(clip: str, corpus: str) -> Path:
     raise FileNotFoundError(f"clip {clip!r}: no crops.npy in {p} or {q} (run `chatanyone prepare-data` first)")
 
 
-def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, fid=None, feats: dict | None = None) -> dict:
+def variants(renderer) -> tuple[str, ...]:
+    """The variants evaluated for ``renderer``'s preset."""
+    return VARIANTS + (("upscaled",) if renderer.preset.core else ())
+
+
+def _frames_of(clip_dir: Path, preset) -> tuple[np.ndarray, np.ndarray]:
+    """``(crops [n,H,W,3] memmap, frame index of each crop [n])`` at the preset's size."""
+    if preset.core is None:
+        crops = np.load(clip_dir / "crops.npy", mmap_mode="r")
+        return crops, np.arange(len(crops))
+    if not (clip_dir / "crops_hq.npy").exists():
+        raise FileNotFoundError(f"clip {clip_dir.name}: no crops_hq.npy for preset {preset.name!r} "
+                                "(chatanyone.data.corpus.write_quality_crops writes it)")
+    return np.load(clip_dir / "crops_hq.npy", mmap_mode="r"), np.load(clip_dir / "crops_hq_idx.npy")
+
+
+def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, fid=None, feats: dict | None = None,
+                  core_renderer=None) -> dict:
     """One clip's figures; with ``fid``, each variant's Inception features (and the real frames')
-    are appended to ``feats`` for the FID pooled over all clips."""
+    are appended to ``feats`` for the FID pooled over all clips. ``core_renderer``: the core
+    preset's Renderer, for the ``upscaled`` variant of a preset with a core."""
+    import cv2
     from chatanyone.render import keypoints as kpm
-    crops = np.load(clip_dir / "crops.npy", mmap_mode="r")
+    crops, tmap = _frames_of(clip_dir, renderer.preset)
     lm = np.load(clip_dir / "landmarks.npz")
     kp, vis = kpm.from_landmarks(lm["face"], lm["face_ok"], lm["pose"], lm["hands"], lm["hands_ok"])
-    ok = np.nonzero(np.asarray(lm["face_ok"]).astype(bool))[0]
+    ok = np.nonzero(np.asarray(lm["face_ok"]).astype(bool)[tmap])[0]     # crop positions with a face
     if len(ok) < 2:
         raise ValueError(f"clip {clip_dir.name}: fewer than 2 frames with a face")
     s = int(ok[0])
@@ -158,16 +182,23 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, fid=None, feats: di
     frames = later[np.linspace(0, len(later) - 1, min(args.max_frames, len(later))).round().astype(int)]
     frames = np.unique(frames)
     src = np.asarray(crops[s])
-    cache = renderer.prepare_source(src, kp[s], vis[s])
+    ts = int(tmap[s])
+    cache = renderer.prepare_source(src, kp[ts], vis[ts])
+    if core_renderer is not None:
+        H, W = src.shape[:2]
+        small = (src.reshape(H // 2, 2, W // 2, 2, 3).mean((1, 3)) + 0.5).astype(np.uint8)
+        core_cache = core_renderer.prepare_source(small, kp[ts], vis[ts])
     src_desc = csim.descriptor(src) if csim else None
     hands_ok = np.asarray(lm["hands_ok"]).astype(bool)
-    acc = {v: {"psnr": [], "ssim": [], "csim": [], "hkc": []} for v in VARIANTS + ("real",)}
+    names = variants(renderer)
+    acc = {v: {"psnr": [], "ssim": [], "csim": [], "hkc": []} for v in names + ("real",)}
     frames_by: dict[str, list] = {}
     video = []
     t_render = 0.0
     n_render = 0
-    for i, t in enumerate(frames):
-        real = np.asarray(crops[t])
+    for i, pos in enumerate(frames):
+        real = np.asarray(crops[pos])
+        t = int(tmap[pos])
         outs = {}
         t0 = time.perf_counter()
         outs["full"] = renderer.render(cache, kp[t], vis[t])
@@ -176,6 +207,9 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, fid=None, feats: di
         outs["no_hands"] = renderer.render(cache, kp[t], vis[t], hands=False)
         outs["no_refine"] = renderer.render(cache, kp[t], vis[t], refine=False)
         outs["baseline"] = src
+        if core_renderer is not None:
+            small = core_renderer.render(core_cache, kp[t], vis[t])
+            outs["upscaled"] = cv2.resize(small, (src.shape[1], src.shape[0]), interpolation=cv2.INTER_LINEAR)
         if fid is not None:  # this clip's frames for FID (features taken at the end of the clip)
             for v, img in list(outs.items()) + [("real", real)]:
                 frames_by.setdefault(v, []).append(np.asarray(img))
@@ -190,11 +224,12 @@ def evaluate_clip(renderer, clip_dir: Path, args, csim, hkc, fid=None, feats: di
             for v, img in list(outs.items()) + [("real", real)]:
                 acc[v]["hkc"].append(hkc.score(img))
         if not args.no_video:
-            video.append(np.concatenate([real, outs["full"], outs["no_hands"], outs["no_refine"]], 1))
+            cols = ["full", "upscaled"] if "upscaled" in outs else ["full", "no_hands", "no_refine"]
+            video.append(np.concatenate([real] + [outs[c] for c in cols], 1))
     for v, imgs in frames_by.items():
         feats.setdefault(v, []).append(fid.features(imgs))
-    res = {"clip": clip_dir.name, "frames": int(len(frames)), "source_frame": s,
-           "frames_with_hands": int(hands_ok[frames].any(1).sum()),
+    res = {"clip": clip_dir.name, "frames": int(len(frames)), "source_frame": ts,
+           "frames_with_hands": int(hands_ok[tmap[frames]].any(1).sum()),
            "render_ms": 1000 * t_render / max(n_render, 1)}
     for v, m in acc.items():
         res[v] = {k: (float(np.mean(x)) if x else None) for k, x in m.items()}
@@ -233,6 +268,8 @@ def _mean_over(results, variant, key):
 def run(args) -> int:
     from chatanyone.render.renderer import Renderer
     renderer = Renderer(args.preset, weights_dir=args.weights_dir)
+    core_renderer = Renderer(renderer.core.name, weights_dir=args.weights_dir) if renderer.preset.core else None
+    names = variants(renderer)
     csim = hkc = None
     if not args.no_csim:
         try:
@@ -252,13 +289,13 @@ def run(args) -> int:
     for clip in args.clips:
         d = _resolve(clip, args.corpus)
         log.info("eval render: %s", d.name)
-        results.append(evaluate_clip(renderer, d, args, csim, hkc, fid, feats))
+        results.append(evaluate_clip(renderer, d, args, csim, hkc, fid, feats, core_renderer))
     summary = {v: {k: _mean_over(results, v, k) for k in ("psnr", "ssim", "csim", "hkc")}
-               for v in VARIANTS}
+               for v in names}
     if fid and feats:
         real_f = np.concatenate(feats["real"])
         log.info("eval render: FID over %d frames per variant", len(real_f))
-        for v in VARIANTS:
+        for v in names:
             summary[v]["fid"] = fid.distance(np.concatenate(feats[v]), real_f)
     summary["real"] = {k: _mean_over(results, "real", k) for k in ("csim", "hkc")}
     report = {"preset": args.preset, "clips": results, "mean": summary,
@@ -274,7 +311,7 @@ def run(args) -> int:
     fmt = lambda x: "   -  " if x is None else f"{x:6.3f}"
     print(f"{'clip':<42}{'variant':<11}{'PSNR':>8}{'SSIM':>8}{'CSIM':>8}{'HKC':>8}{'FID':>9}")
     for r in results + [{"clip": "MEAN", **summary}]:
-        for v in VARIANTS + ("real",):
+        for v in names + ("real",):
             m = r[v]
             f = m.get("fid")
             print(f"{r['clip']:<42}{v:<11}{fmt(m.get('psnr')):>8}{fmt(m.get('ssim')):>8}"

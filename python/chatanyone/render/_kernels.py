@@ -122,3 +122,17 @@ def warp(features, grid, *, padding="zeros", mask=None):
     if ops is not None:
         return ops.warp(features, grid, padding=padding, align_corners=False, mask=mask)
     return warp_np(features, grid, padding, mask)
+
+
+def upsample_grid(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``grid [N,h,w,2] -> [N,height,width,2]``: the displacement (grid minus identity) resized
+    bilinearly (half-pixel centres, as ``F.interpolate(align_corners=False)``), plus the identity
+    of the new size. The twin of ``chatanyone.train.render._resize_flow``."""
+    import cv2
+    grid = np.asarray(grid, np.float32)
+    if grid.ndim != 4 or grid.shape[-1] != 2:
+        raise ValueError(f"grid: expected [N, h, w, 2], got {list(grid.shape)}")
+    n, h, w, _ = grid.shape
+    disp = grid - identity_grid(h, w)[None]
+    out = np.stack([cv2.resize(d, (width, height), interpolation=cv2.INTER_LINEAR) for d in disp])
+    return (out + identity_grid(height, width)[None]).astype(np.float32)

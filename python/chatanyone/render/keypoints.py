@@ -150,3 +150,53 @@ def from_landmarks(face: np.ndarray, face_ok: np.ndarray, pose: np.ndarray, hand
     vis = np.where(bad, 0.0, vis).astype(np.float32)
     kp = np.where(bad[..., None], 0.0, kp).astype(np.float32)
     return kp, vis
+
+
+AFFINE_MIN_POINTS = 3     # a group needs this many points seen in both frames for a linear map
+AFFINE_RIDGE = 0.1        # ridge towards the identity, relative to the group's driving spread
+AFFINE_LIMIT = 0.5        # |A - I| entries are clipped to this (no folds, no wild stretches)
+
+
+def group_affines(kp_src: np.ndarray, vis_src: np.ndarray, kp_drv: np.ndarray, vis_drv: np.ndarray) -> np.ndarray:
+    """Per control group, the 2x2 linear map ``A`` with ``src - c_src ~ A (drv - c_drv)`` over the
+    group's keypoints seen in both frames (least squares, ridge towards the identity, entries of
+    ``A - I`` clipped to ``AFFINE_LIMIT``): the local affine motion of the group, so a turning hand
+    or head is rotated and scaled, not only shifted. Groups with fewer than ``AFFINE_MIN_POINTS``
+    shared points (the single body points, unseen groups) get the identity.
+
+    ``kp_* [..., K, 2]``, ``vis_* [..., K]`` -> ``[..., G, 2, 2]`` float32.
+    """
+    kp_s = np.nan_to_num(np.asarray(kp_src, np.float64))
+    kp_d = np.nan_to_num(np.asarray(kp_drv, np.float64))
+    both = np.asarray(vis_src, np.float64) * np.asarray(vis_drv, np.float64)
+    both = np.where(np.all(np.isfinite(kp_src), -1) & np.all(np.isfinite(kp_drv), -1), both, 0.0)
+    wv = group_matrix(kp_s.shape[-2]) * both[..., None, :]                          # [..., G, K]
+    cnt = wv.sum(-1)
+    cs = np.einsum("...gk,...kc->...gc", wv, kp_s) / np.maximum(cnt, 1e-9)[..., None]
+    cd = np.einsum("...gk,...kc->...gc", wv, kp_d) / np.maximum(cnt, 1e-9)[..., None]
+    s = kp_s[..., None, :, :] - cs[..., :, None, :]                                  # [..., G, K, 2]
+    d = kp_d[..., None, :, :] - cd[..., :, None, :]
+    c_sd = np.einsum("...gk,...gki,...gkj->...gij", wv, s, d)                        # [..., G, 2, 2]
+    c_dd = np.einsum("...gk,...gki,...gkj->...gij", wv, d, d)
+    eye = np.eye(2)
+    lam = AFFINE_RIDGE * np.trace(c_dd, axis1=-2, axis2=-1)[..., None, None] / 2 + 1e-9
+    a = (c_sd + lam * eye) @ np.linalg.inv(c_dd + lam * eye)
+    a = eye + np.clip(a - eye, -AFFINE_LIMIT, AFFINE_LIMIT)
+    a = np.where((cnt >= AFFINE_MIN_POINTS)[..., None, None], a, eye)
+    return a.astype(np.float32)
+
+
+def affine_grids(grids: np.ndarray, kp_drv_ctrl: np.ndarray, affines: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Turn the translation grids of ``ops.sparse_motion`` into local affine ones, in place:
+    channel ``k+1`` becomes ``c_src_k + A_k (p - c_drv_k)`` (it was ``p + c_src_k - c_drv_k``).
+
+    ``grids [N, G+1, h, w, 2]``, ``kp_drv_ctrl [N, G, 2]`` (the driving control points the grids
+    were made with), ``affines [N, G, 2, 2]``. Returns ``grids``.
+    """
+    xs = (2 * np.arange(width, dtype=np.float32) + 1) / width - 1
+    ys = (2 * np.arange(height, dtype=np.float32) + 1) / height - 1
+    ident = np.stack(np.meshgrid(xs, ys), -1)                                       # h, w, 2
+    delta = ident[None, None] - np.asarray(kp_drv_ctrl, np.float32)[:, :, None, None, :]
+    m = np.asarray(affines, np.float32) - np.eye(2, dtype=np.float32)
+    grids[:, 1:] += np.einsum("ngij,nghwj->nghwi", m, delta)
+    return grids

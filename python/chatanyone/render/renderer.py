@@ -1,9 +1,12 @@
 """The run-time renderer: ONNX Runtime graphs with the native kernels between them. No torch."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +14,7 @@ from . import _kernels as K
 from . import keypoints as kpm
 from .config import RenderPreset, get_preset
 from .hands import rasterize_hands
+from chatanyone.runners.base import weights_path
 
 log = logging.getLogger("chatanyone")
 
@@ -32,7 +36,8 @@ class Renderer:
     """Hybrid-control warping generator (ChatAnyone Sec. 3.3) at one preset.
 
     Args:
-        preset: "fast" (256x384, shipped) or "quality" (512x768; needs its weights).
+        preset: "fast" (256x384) or "quality" (512x768: the fast graphs at half size plus a
+            full-resolution detail graph).
         providers: ONNX Runtime providers requested (see ``runners.base.choose_providers``).
         threads: intra-op threads per graph (0: ONNX Runtime's default).
         weights_dir: folder with ``render_<preset>_{encoder,refine,motion,decoder}.onnx``
@@ -43,16 +48,24 @@ class Renderer:
 
     def __init__(self, preset: str = "fast", *, providers=None, threads: int = 0, weights_dir=None):
         from chatanyone.runners.render import (AppearanceEncoderRunner, DecoderRunner,
-                                               DenseMotionRunner, FaceRefineRunner)
+                                               DenseMotionRunner, DetailRunner, FaceRefineRunner)
         self.preset: RenderPreset = get_preset(preset)
+        # a preset with a core (quality) runs the core's four graphs at half size, then its detail graph
+        self.core: RenderPreset = self.preset.core_preset or self.preset
         kw = {"providers": providers, "threads": threads}
 
-        def path(part):
-            return None if weights_dir is None else f"{weights_dir}/render_{preset}_{part}.onnx"
-        self.encoder = AppearanceEncoderRunner(preset, path("encoder"), **kw)
-        self.refine = FaceRefineRunner(preset, path("refine"), **kw)
-        self.motion = DenseMotionRunner(preset, path("motion"), **kw)
-        self.decoder = DecoderRunner(preset, path("decoder"), **kw)
+        def path(name, part):
+            return None if weights_dir is None else f"{weights_dir}/render_{name}_{part}.onnx"
+        core = self.core.name
+        meta = Path(weights_dir) / f"render_{core}.json" if weights_dir else weights_path(f"render_{core}.json")
+        if meta.exists() and json.loads(meta.read_text()).get("affine"):
+            # these weights were trained with local affine sparse motion: run it the same way
+            self.core = dataclasses.replace(self.core, affine=True)
+        self.encoder = AppearanceEncoderRunner(core, path(core, "encoder"), **kw)
+        self.refine = FaceRefineRunner(core, path(core, "refine"), **kw)
+        self.motion = DenseMotionRunner(core, path(core, "motion"), **kw)
+        self.decoder = DecoderRunner(core, path(core, "decoder"), **kw)
+        self.detail = DetailRunner(preset, path(preset, "detail"), **kw) if self.preset.core else None
         self.times = StageTimes()
 
     @property
@@ -70,7 +83,9 @@ class Renderer:
         Returns:
             A dict of float32 arrays (goes into ``Avatar.features``): ``image [1,3,H,W]``,
             ``image_q [1,3,H/4,W/4]``, ``feat_h [1,Ch,H/2,W/2]``, ``feat_q [1,Cq,H/4,W/4]``,
-            ``ctrl [G,2]``, ``ctrl_w [G]`` (G = 31 control points).
+            ``ctrl [G,2]``, ``ctrl_w [G]`` (G = 31 control points). With a core (quality) the
+            sizes are the core's, ``image`` is the crop downsized 2x (2x2 means) and ``image_full``
+            ``[1,3,H,W]`` is the crop itself.
             Blocks while the encoder runs (a few ms).
         """
         crop = np.asarray(crop)
@@ -78,10 +93,15 @@ class Renderer:
         if crop.shape != (H, W, 3) or crop.dtype != np.uint8:
             raise ValueError(f"crop: expected uint8 [{H}, {W}, 3], got {crop.dtype} {list(crop.shape)}")
         image = (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()   # 1,3,H,W
+        extra = {}
+        if self.detail is not None:
+            extra["image_full"] = image
+            image = image.reshape(1, 3, H // 2, 2, W // 2, 2).mean((3, 5), dtype=np.float32)
         feat_h, feat_q, image_q = self.encoder(image)
         ctrl, w = kpm.control_points(*_check_kp(kp_source, vis, "kp_source"))
+        kp_source, vis = _check_kp(kp_source, vis, "kp_source")
         return {"image": image, "image_q": image_q, "feat_h": feat_h, "feat_q": feat_q,
-                "ctrl": ctrl, "ctrl_w": w}
+                "ctrl": ctrl, "ctrl_w": w, "kp": kp_source, "vis": vis, **extra}
 
     def render(self, source_cache: dict, kp_driving: np.ndarray, vis: np.ndarray, *,
                hands: bool = True, refine: bool = True) -> np.ndarray:
@@ -99,7 +119,7 @@ class Renderer:
 
     def render_float(self, source_cache, kp_driving, vis, *, hands=True, refine=True):
         """Like :meth:`render`, returning ``(image [1,3,H,W] float32 in [0,1], uint8 [H,W,3])``."""
-        p = self.preset
+        p = self.core
         t = time.perf_counter()
         hq, wq = p.quarter
         kp_driving, vis = _check_kp(kp_driving, vis, "kp_driving")
@@ -113,6 +133,9 @@ class Renderer:
         kd = (cd[None] + d_drv).astype(np.float32)
         t = self._tick("refine", t)
         hd, grids = K.sparse_motion(ks, kd, hq, wq, p.sigma, weights=w[None])
+        if p.affine:
+            aff = kpm.group_affines(source_cache["kp"], source_cache["vis"], kp_driving, vis)
+            grids = kpm.affine_grids(np.array(grids, np.float32), kd, aff[None], hq, wq)
         rep = np.repeat(source_cache["image_q"], kpm.N_CONTROL + 1, axis=0)           # G+1,3,h,w
         deformed = K.warp(rep, grids[0])                                               # G+1,3,h,w
         deformed = deformed.reshape(1, -1, hq, wq)
@@ -134,8 +157,14 @@ class Renderer:
         else:
             hand = np.zeros((1, 3, hh, wh), np.float32)
         t = self._tick("hand_image", t)
-        image = self.decoder(warped_q, warped_h, warped_img, hand)
+        image, gate = self.decoder(warped_q, warped_h, warped_img, hand)
         t = self._tick("decoder", t)
+        if self.detail is not None:
+            H, W = self.size
+            warped_full = K.warp(source_cache["image_full"], K.upsample_grid(grid_q, H, W), padding="border")
+            t = self._tick("warp_full", t)
+            image = self.detail(image, gate, warped_full)
+            t = self._tick("detail", t)
         out = (np.clip(image[0], 0, 1).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
         self._tick("to_uint8", t)
         self.times.frames += 1

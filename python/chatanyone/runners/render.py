@@ -49,9 +49,21 @@ class DenseMotionRunner(_RenderGraph):
 
 class DecoderRunner(_RenderGraph):
     """Graph C: ``warped_q [1,Cq,h,w]``, ``warped_h [1,Ch,2h,2w]``, ``warped_image [1,3,H,W]``,
-    ``hand [1,3,H/2,W/2]`` -> ``image [1,3,H,W]`` in [0,1]."""
+    ``hand [1,3,H/2,W/2]`` -> ``(image [1,3,H,W] in [0,1], gate [1,1,H,W])`` (the gate: where the
+    decoder's own RGB replaced the warped source; the quality preset's detail stage uses it)."""
     part = "decoder"
 
     def __call__(self, warped_q, warped_h, warped_image, hand):
-        return self.run({"warped_q": warped_q, "warped_h": warped_h, "warped_image": warped_image,
-                         "hand": hand})[0]
+        image, gate = self.run({"warped_q": warped_q, "warped_h": warped_h, "warped_image": warped_image,
+                                "hand": hand})
+        return image, gate
+
+
+class DetailRunner(_RenderGraph):
+    """Graph D of a preset with a core (quality): ``core_image [1,3,h,w]``, ``core_gate [1,1,h,w]``
+    (the core's decoder outputs) and ``warped_full [1,3,2h,2w]`` (the full-size source warped by
+    the core's flow) -> ``image [1,3,2h,2w]``."""
+    part = "detail"
+
+    def __call__(self, core_image, core_gate, warped_full):
+        return self.run({"core_image": core_image, "core_gate": core_gate, "warped_full": warped_full})[0]

@@ -61,13 +61,19 @@ def heatmaps_torch(kp: torch.Tensor, h: int, w: int, sigma: float, weights=None)
     return out
 
 
-def sparse_motion_torch(kp_s, kp_d, h, w, sigma, weights=None):
-    """Reference of ops.sparse_motion: ``(heatmap_diff [N,K+1,H,W], grids [N,K+1,H,W,2])``."""
+def sparse_motion_torch(kp_s, kp_d, h, w, sigma, weights=None, affines=None):
+    """Reference of ops.sparse_motion: ``(heatmap_diff [N,K+1,H,W], grids [N,K+1,H,W,2])``; with
+    ``affines [N,K,2,2]`` the grids are local affine (reference of ``keypoints.affine_grids``)."""
     n = kp_s.shape[0]
     diff = heatmaps_torch(kp_d, h, w, sigma, weights) - heatmaps_torch(kp_s, h, w, sigma, weights)
     hd = torch.cat([diff.new_zeros(n, 1, h, w), diff], 1)
     shift = torch.cat([kp_s.new_zeros(n, 1, 2), kp_s - kp_d], 1)               # N,K+1,2
-    grids = identity_grid(h, w, kp_s.device)[None, None] + shift[:, :, None, None, :]
+    ident = identity_grid(h, w, kp_s.device)
+    grids = ident[None, None] + shift[:, :, None, None, :]
+    if affines is not None:
+        delta = ident[None, None] - kp_d[:, :, None, None, :]                   # N,K,H,W,2
+        m = affines - torch.eye(2, device=kp_s.device)
+        grids = torch.cat([grids[:, :1], grids[:, 1:] + torch.einsum("ngij,nghwj->nghwi", m, delta)], 1)
     return hd, grids
 
 
@@ -265,9 +271,12 @@ class RenderModel(nn.Module):
         self.motion = DenseMotion(self.p)
         self.decoder = Decoder(self.p)
 
-    def forward(self, source, c_src, c_drv, w_src, w_drv, hand, *, use_refine=True, use_hands=True):
+    def forward(self, source, c_src, c_drv, w_src, w_drv, hand, *, use_refine=True, use_hands=True,
+                affines=None):
         """``source [N,3,H,W]`` in [0,1]; control points ``[N,G,2]`` (paired, see keypoints.pair_controls);
-        ``w_*`` [N,G]; ``hand [N,3,H/2,W/2]``. Returns a dict with ``image`` [N,3,H,W] and intermediates."""
+        ``w_*`` [N,G]; ``hand [N,3,H/2,W/2]``; ``affines [N,G,2,2]`` (keypoints.group_affines) for a
+        model trained with local affine sparse motion, else None.
+        Returns a dict with ``image`` [N,3,H,W] and intermediates."""
         fh, fq, img_q = self.encoder(source)
         d_src, d_drv = self.refine(c_src, c_drv, w_src, w_drv)
         if not use_refine:
@@ -275,7 +284,8 @@ class RenderModel(nn.Module):
             d_drv[:, kpm.FACE_SLICE] = 0
         ks, kd = c_src + d_src, c_drv + d_drv
         h, w = fq.shape[2:]
-        hd, grids = sparse_motion_torch(ks, kd, h, w, self.p.sigma, w_src * w_drv)
+        hd, grids = sparse_motion_torch(ks, kd, h, w, self.p.sigma, w_src * w_drv,
+                                        affines if self.p.affine else None)
         deformed = deform_source(img_q, grids)
         heat_drv = driving_heatmaps(kd, h, w, self.p.sigma, w_src * w_drv)
         grid_q, grid_h, grid_f, occ_q, occ_h, masks = self.motion(hd, deformed, grids, heat_drv)
@@ -286,7 +296,115 @@ class RenderModel(nn.Module):
             hand = torch.zeros_like(hand)
         image, gate, rgb = self.decoder(wq, wh, wimg, hand)
         return {"image": image, "gate": gate, "rgb": rgb, "warped": wimg, "masks": masks, "occ_q": occ_q,
-                "d_src": d_src, "d_drv": d_drv}
+                "d_src": d_src, "d_drv": d_drv, "grid_q": grid_q}
+
+
+class DetailNet(nn.Module):
+    """The quality preset's full-resolution stage.
+
+    ``(core_image [N,3,h,w], core_gate [N,1,h,w], warped_full [N,3,2h,2w])`` -> ``image [N,3,2h,2w]``:
+    the core's output and gate are upsampled 2x (bilinear); the full-size source photo warped by the
+    core's flow shows where the gate is closed, as in the core, but now at full resolution. A small
+    network (one full-resolution layer, two at half) corrects the gate and adds a residual; both
+    start at zero, so an untrained detail stage is the plain upsampled blend.
+    """
+
+    def __init__(self, p: RenderPreset):
+        super().__init__()
+        c = p.detail_channels
+        self.c1 = conv(7, c)
+        self.c2 = conv(c, c, 3, 2)
+        self.c3 = conv(c, c)
+        self.out = conv(2 * c, 4, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @staticmethod
+    def upsample(core_image, core_gate):
+        up = lambda x: F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return up(core_image), up(core_gate).clamp(1e-4, 1 - 1e-4)
+
+    def forward(self, core_image, core_gate, warped_full):
+        return self.blend(*self.upsample(core_image, core_gate), warped_full)
+
+    def blend(self, img, g, warped_full):
+        """The full-resolution part on upsampled inputs (training runs it on patches)."""
+        f1 = F.relu(self.c1(torch.cat([warped_full * 2 - 1, img * 2 - 1, g], 1)))
+        f3 = F.relu(self.c3(F.relu(self.c2(f1))))
+        y = self.out(torch.cat([f1, _up(f3)], 1))
+        gate = torch.sigmoid(torch.log(g / (1 - g)) + y[:, 3:4])
+        return warped_full * (1 - gate) + img * gate + y[:, :3]
+
+
+class QualityModel(nn.Module):
+    """A preset with a core (``quality``): the core :class:`RenderModel` on the source downsized 2x,
+    then :class:`DetailNet` at full resolution. ``forward`` takes the full-size source and the hand
+    image at the core's half resolution; returns the core's dict with ``image`` at full size and
+    ``core_image`` (the core's own output)."""
+
+    def __init__(self, preset: RenderPreset | str = "quality", core: "RenderModel | None" = None):
+        super().__init__()
+        self.p = get_preset(preset) if isinstance(preset, str) else preset
+        cp = self.p.core_preset
+        if cp is None:
+            raise ValueError(f"preset {self.p.name!r} has no core: use RenderModel")
+        self.core = core if core is not None else RenderModel(cp)
+        self.detail = DetailNet(self.p)
+
+    def forward(self, source, c_src, c_drv, w_src, w_drv, hand, *, use_refine=True, use_hands=True,
+                patches=None, affines=None):
+        """``patches``: optional ``[(y0, x0)] * N`` and a size ``(h, w)``: the detail stage then runs
+        on those windows only (training) and ``image`` is ``[N,3,h,w]``."""
+        res = self.core(F.avg_pool2d(source, 2), c_src, c_drv, w_src, w_drv, hand,
+                        use_refine=use_refine, use_hands=use_hands, affines=affines)
+        H, W = source.shape[2:]
+        grid = _resize_flow(res["grid_q"], identity_grid(H, W, source.device))
+        warped = warp_torch(source, grid, padding="border")
+        res["core_image"] = res["image"]
+        img, g = self.detail.upsample(res["image"], res["gate"])
+        if patches is not None:
+            (corners, (h, w)) = patches
+            cut = lambda x: torch.stack([x[i, :, y:y + h, xx:xx + w] for i, (y, xx) in enumerate(corners)])
+            img, g, warped = cut(img), cut(g), cut(warped)
+        res["image"] = self.detail.blend(img, g, warped)
+        res["warped_full"] = warped
+        return res
+
+
+def detail_patches(rng: np.random.Generator, c_drv: torch.Tensor, H: int, W: int, size=(256, 256)):
+    """Training windows for the detail stage: half of them around the driving mouth (where the
+    detail matters most), half anywhere. Returns ``([(y0, x0)] * N, size)``."""
+    h, w = size
+    mouth = c_drv[:, kpm.MOUTH_GROUPS].mean(1).numpy()          # N,2 normalized (x, y)
+    corners = []
+    for i in range(c_drv.shape[0]):
+        if rng.random() < 0.5:
+            cx = (mouth[i, 0] + 1) / 2 * W + rng.normal(0, 0.15 * w)
+            cy = (mouth[i, 1] + 1) / 2 * H + rng.normal(0, 0.15 * h)
+        else:
+            cx, cy = rng.uniform(0, W), rng.uniform(0, H)
+        y0 = int(np.clip(round(cy - h / 2), 0, H - h)) // 2 * 2
+        x0 = int(np.clip(round(cx - w / 2), 0, W - w)) // 2 * 2
+        corners.append((y0, x0))
+    return corners, size
+
+
+def build_model(preset: RenderPreset | str, affine: bool = False) -> nn.Module:
+    """:class:`RenderModel` or, for a preset with a core, :class:`QualityModel` (whose core gets
+    ``affine``: local affine sparse motion)."""
+    import dataclasses
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    if p.core:
+        core = RenderModel(dataclasses.replace(p.core_preset, affine=affine))
+        return QualityModel(p, core=core)
+    return RenderModel(dataclasses.replace(p, affine=affine))
+
+
+def model_from_checkpoint(st: dict, ema: bool = True) -> nn.Module:
+    """The model a checkpoint dict of :func:`train` describes, with its (EMA) weights loaded."""
+    model = build_model(st.get("preset", "fast"), affine=bool(st.get("affine", False)))
+    model.load_state_dict(st.get("ema", st["model"]) if ema else st["model"])
+    return model
 
 
 def count_macs(model: RenderModel) -> dict[str, int]:
@@ -304,9 +422,12 @@ def count_macs(model: RenderModel) -> dict[str, int]:
         return hook
 
     hs = []
-    for name in ("encoder", "refine", "motion", "decoder"):
+    parts = {n: getattr(model, n) for n in ("encoder", "refine", "motion", "decoder")} if isinstance(
+        model, RenderModel) else {**{n: getattr(model.core, n) for n in ("encoder", "refine", "motion", "decoder")},
+                                  "detail": model.detail}
+    for name, part in parts.items():
         counts[name] = 0
-        for m in getattr(model, name).modules():
+        for m in part.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 hs.append(m.register_forward_hook(hook_for(name)))
     with torch.no_grad():
@@ -325,7 +446,8 @@ def synthetic_batch(p: RenderPreset, n: int, seed: int = 0, scale: float = 1.0):
     c_src = torch.rand(n, G, 2, generator=g) * 1.6 - 0.8
     c_drv = c_src + 0.05 * torch.randn(n, G, 2, generator=g)
     w = torch.ones(n, G)
-    hand = torch.rand(n, 3, H // 2, W // 2, generator=g)
+    f = 4 if p.core else 2   # the hand image is at the core's half resolution
+    hand = torch.rand(n, 3, H // f, W // f, generator=g)
     return src, c_src, c_drv, w, w.clone(), hand
 
 
@@ -364,9 +486,16 @@ class ClipSet:
                     log.info("render train: skip %s (%d frames with a face)", d.name, len(idx))
                     continue
                 hands = np.nan_to_num(np.asarray(lm["hands"], np.float32)[..., :2])
-                self.clips.append({"name": d.name, "path": str(d), "crops": crops, "ctrl": ctrl, "w": w,
-                                   "idx": idx, "hands": hands,
-                                   "hands_ok": np.asarray(lm["hands_ok"], np.float32)})
+                clip = {"name": d.name, "path": str(d), "crops": crops, "ctrl": ctrl, "w": w,
+                        "idx": idx, "hands": hands, "hands_ok": np.asarray(lm["hands_ok"], np.float32),
+                        "kp": kp, "vis": vis}
+                if (d / "crops_hq.npy").exists() and (d / "crops_hq_idx.npy").exists():
+                    # quality-preset targets (corpus.write_quality_crops): positions whose frame has a face
+                    hq_t = np.load(d / "crops_hq_idx.npy")
+                    clip["hq"] = np.load(d / "crops_hq.npy", mmap_mode="r")
+                    clip["hq_t"] = hq_t
+                    clip["hq_pos"] = np.nonzero(ok[hq_t])[0]
+                self.clips.append(clip)
                 added += 1
         n = np.array([len(c["idx"]) for c in self.clips], np.float64)
         self.prob = np.sqrt(n) / np.sqrt(n).sum()   # long clips count more, but not linearly
@@ -379,7 +508,7 @@ class ClipSet:
     def sample(self, rng: np.random.Generator, batch: int, scale: float, p: RenderPreset,
                hand_frac: float = 0.0):
         H, W = int(p.height * scale), int(p.width * scale)
-        out = {k: [] for k in ("src", "drv", "cs", "cd", "ws", "wd", "hand")}
+        out = {k: [] for k in ("src", "drv", "cs", "cd", "ws", "wd", "hand", "affines")}
         for _ in range(batch):
             if self.hand_frames and rng.random() < hand_frac:
                 ci, td = self.hand_frames[int(rng.integers(len(self.hand_frames)))]
@@ -403,6 +532,31 @@ class ClipSet:
             out["cs"].append(cs); out["cd"].append(cd)
             out["ws"].append(c["w"][ts]); out["wd"].append(c["w"][td])
             out["hand"].append(rasterize_hands(c["hands"][td], c["hands_ok"][td], H // 2, W // 2))
+            out["affines"].append(kpm.group_affines(c["kp"][ts], c["vis"][ts], c["kp"][td], c["vis"][td]))
+        return {k: torch.from_numpy(np.stack(v)) for k, v in out.items()}
+
+    def sample_hq(self, rng: np.random.Generator, batch: int, p: RenderPreset):
+        """Like :meth:`sample` for a preset with a core: frames at full size from ``crops_hq.npy``,
+        the hand image at the core's half resolution."""
+        clips = [c for c in self.clips if len(c.get("hq_pos", ())) >= 2]
+        if not clips:
+            raise FileNotFoundError("no clip has crops_hq.npy (run corpus.write_quality_crops on the corpus)")
+        n = np.array([len(c["hq_pos"]) for c in clips], np.float64)
+        prob = np.sqrt(n) / np.sqrt(n).sum()
+        out = {k: [] for k in ("src", "drv", "cs", "cd", "ws", "wd", "hand", "affines")}
+        for _ in range(batch):
+            c = clips[rng.choice(len(clips), p=prob)]
+            ps, pd = rng.choice(c["hq_pos"], 2)
+            ts, td = int(c["hq_t"][ps]), int(c["hq_t"][pd])
+            gain = 1 + 0.1 * rng.standard_normal(3).astype(np.float32)
+            for key, pos in (("src", ps), ("drv", pd)):
+                im = np.asarray(c["hq"][pos], np.float32) / 255.0
+                out[key].append(np.clip(im.transpose(2, 0, 1) * gain[:, None, None], 0, 1))
+            cs, cd, _ = kpm.pair_controls(c["ctrl"][ts], c["w"][ts], c["ctrl"][td], c["w"][td])
+            out["cs"].append(cs); out["cd"].append(cd)
+            out["ws"].append(c["w"][ts]); out["wd"].append(c["w"][td])
+            out["hand"].append(rasterize_hands(c["hands"][td], c["hands_ok"][td], p.height // 4, p.width // 4))
+            out["affines"].append(kpm.group_affines(c["kp"][ts], c["vis"][ts], c["kp"][td], c["vis"][td]))
         return {k: torch.from_numpy(np.stack(v)) for k, v in out.items()}
 
 
@@ -448,12 +602,27 @@ def train(args) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = ClipSet([Path(c) for c in args.corpus])
     log.info("render train: %d clips, %d frames", len(data.clips), sum(len(c["idx"]) for c in data.clips))
-    model = RenderModel(p)
-    ema = RenderModel(p)
+    ckpt = out / "last.pt"
+    affine = bool(args.affine)
+    core_st = None
+    if p.core:   # the core's trained weights, frozen: only the detail stage learns
+        if not args.core:
+            raise SystemExit(f"preset {p.name!r} trains its detail stage on a trained core: pass --core CKPT")
+        core_st = torch.load(args.core, map_location="cpu")
+        if core_st.get("preset", "fast") != p.core:
+            raise SystemExit(f"--core {args.core}: a {core_st.get('preset')!r} checkpoint, preset {p.name!r} "
+                             f"needs {p.core!r}")
+        affine = bool(core_st.get("affine", False))
+    if ckpt.exists() and not args.fresh:
+        affine = bool(torch.load(ckpt, map_location="cpu").get("affine", False))
+    model = build_model(p, affine=affine)
+    if core_st is not None:
+        model.core.load_state_dict(core_st.get("ema", core_st["model"]))
+        model.core.requires_grad_(False)
+    ema = build_model(p, affine=affine)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    ckpt = out / "last.pt"
+    opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=args.lr, betas=(0.5, 0.999))
     state = {"step": 0, "seconds": 0.0, "history": []}
     if ckpt.exists() and not args.fresh:
         s = torch.load(ckpt, map_location="cpu")
@@ -487,22 +656,39 @@ def train(args) -> Path:
         lr = args.lr * (0.5 * (1 + math.cos(math.pi * frac)) * 0.9 + 0.1)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
-        b = data.sample(rng, bs, scale, p, hand_frac=args.hand_frac)
-        res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"])
+        patches = None
+        if p.core:   # frozen core on whole frames, the detail stage on windows of them
+            scale, bs = 1.0, args.batch
+            b = data.sample_hq(rng, bs, p)
+            patches = detail_patches(rng, b["cd"], p.height, p.width)
+            res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"], patches=patches,
+                        affines=b["affines"])
+        else:
+            b = data.sample(rng, bs, scale, p, hand_frac=args.hand_frac)
+            res = model(b["src"], b["cs"], b["cd"], b["ws"], b["wd"], b["hand"], affines=b["affines"])
         H, W = b["drv"].shape[2:]
         wmap = region_weight(b["cd"], b["wd"], H, W, b["cs"], b["ws"], hand_w=args.hand_weight)
+        if patches is not None:
+            (corners, (ph, pw)) = patches
+            b["drv"] = torch.stack([b["drv"][i, :, y:y + ph, x:x + pw] for i, (y, x) in enumerate(corners)])
+            wmap = torch.stack([wmap[i, :, y:y + ph, x:x + pw] for i, (y, x) in enumerate(corners)])
         loss, parts = render_loss(res["image"], b["drv"], wmap)
         # the decoder's own RGB is also asked to match, so it becomes worth opening the gate for
-        aux = ((res["rgb"] - b["drv"]).abs() * wmap).mean()
-        loss = loss + args.aux * aux
+        # (a frozen core: nothing to learn there)
+        if not p.core:
+            aux = ((res["rgb"] - b["drv"]).abs() * wmap).mean()
+            loss = loss + args.aux * aux
+        else:
+            aux = torch.zeros(())   # nothing to log: the core is frozen
         parts["aux"] = aux.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([q for q in model.parameters() if q.requires_grad], 1.0)
         opt.step()
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - args.ema)
+                if pm.requires_grad:
+                    pe.lerp_(pm, 1 - args.ema)
         state["step"] += 1
         if state["step"] % 50 == 0 and data.rescan():
             log.info("render train: now %d clips", len(data.clips))
@@ -516,9 +702,10 @@ def train(args) -> Path:
             state["history"].append({"step": state["step"], "seconds": round(state["seconds"], 1), **run})
         if time.time() - t_last_save > 120:
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
-                        "preset": p.name}, ckpt)
+                        "preset": p.name, "affine": affine}, ckpt)
             t_last_save = time.time()
-    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state, "preset": p.name}, ckpt)
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
+                "preset": p.name, "affine": affine}, ckpt)
     (out / "train_log.json").write_text(json.dumps({"args": vars(args), "state": state}, indent=1, default=str))
     log.info("render train: done, %d steps in %.0f s -> %s", state["step"], state["seconds"], ckpt)
     return ckpt
@@ -528,7 +715,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Train the renderer by self-reenactment")
     ap.add_argument("--corpus", nargs="+", default=["corpus/train"], help="corpus split folder(s)")
     ap.add_argument("--out", default="runs/render_fast", help="checkpoint folder (resumes from last.pt)")
-    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--preset", default="fast", help="fast, or quality (trains the detail stage on --core)")
+    ap.add_argument("--core", default=None, help="quality preset: the trained fast checkpoint it builds on")
+    ap.add_argument("--affine", action="store_true",
+                    help="local affine sparse motion per control group (keypoints.group_affines)")
     ap.add_argument("--minutes", type=float, default=40.0, help="training time budget (wall clock)")
     ap.add_argument("--max-steps", type=int, default=10 ** 9)
     ap.add_argument("--batch", type=int, default=4, help="batch at full resolution (x2 at half)")
