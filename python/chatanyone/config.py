@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 PRESETS = {
     # name: (width, height) of the rendered frame
     "fast": (256, 384),     # real time on 2 CPU cores
-    "quality": (512, 768),  # the paper's resolution; meant for a GPU
+    "quality": (512, 768),  # the paper's resolution: the fast networks plus a full-size detail stage
 }
 
 

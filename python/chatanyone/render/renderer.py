@@ -98,8 +98,8 @@ class Renderer:
             extra["image_full"] = image
             image = image.reshape(1, 3, H // 2, 2, W // 2, 2).mean((3, 5), dtype=np.float32)
         feat_h, feat_q, image_q = self.encoder(image)
-        ctrl, w = kpm.control_points(*_check_kp(kp_source, vis, "kp_source"))
         kp_source, vis = _check_kp(kp_source, vis, "kp_source")
+        ctrl, w = kpm.control_points(kp_source, vis)
         return {"image": image, "image_q": image_q, "feat_h": feat_h, "feat_q": feat_q,
                 "ctrl": ctrl, "ctrl_w": w, "kp": kp_source, "vis": vis, **extra}
 
