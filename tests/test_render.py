@@ -168,6 +168,22 @@ def _render_twice_same(r):
     return r, a, (cache, kp_d, vis)
 
 
+def test_refine_offsets_only_on_refine_groups():
+    torch.manual_seed(3)
+    m = tr.RenderModel("fast").eval()
+    with torch.no_grad():
+        for q in m.refine.parameters():
+            q.add_(0.1 * torch.randn_like(q))
+        _, cs, cd, ws, wd, _ = tr.synthetic_batch(m.p, 2)
+        _, d_drv = m.refine(cs, cd, ws, wd)
+    face = d_drv[:, kpm.FACE_SLICE].abs().sum(-1)                     # N, N_FACE
+    names = list(kpm.FACE_GROUPS)
+    left_out = [i for i in range(kpm.N_FACE) if i not in kpm.REFINE_GROUPS]
+    assert left_out and all(names[i].startswith(("eye", "iris", "brow")) for i in left_out)
+    assert float(face[:, left_out].max()) == 0.0
+    assert float(face[:, kpm.REFINE_GROUPS].min()) > 0.0
+
+
 # ---------------------------------------------------------------- local affine sparse motion
 def test_group_affines_recover_a_rotation_and_give_identity_for_single_points():
     rng = np.random.default_rng(11)

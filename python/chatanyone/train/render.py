@@ -133,7 +133,7 @@ class AppearanceEncoder(nn.Module):
 class ControlRefine(nn.Module):
     """Face refine + body offsets. ``(c_src, c_drv [N,G,2], w_src, w_drv [N,G]) -> (d_src, d_drv [N,G,2])``.
 
-    Face groups: offsets for the driving points from (source, driving) points. Body groups: one
+    Face groups (those in keypoints.REFINE_GROUPS): offsets for the driving points from (source, driving) points. Body groups: one
     offset head applied to each frame alone (implicit body keypoints). Hands: no offsets.
     """
 
@@ -144,6 +144,9 @@ class ControlRefine(nn.Module):
         self.face = nn.Sequential(nn.Linear(nf * 6 + nf, hid), nn.ReLU(), nn.Linear(hid, hid), nn.ReLU(),
                                   nn.Linear(hid, nf * 2))
         self.body = nn.Sequential(nn.Linear(G * 3, hid), nn.ReLU(), nn.Linear(hid, nb * 2))
+        mask = torch.zeros(nf)
+        mask[kpm.REFINE_GROUPS] = 1.0
+        self.register_buffer("refine_mask", mask, persistent=False)   # groups that get offsets
         for last in (self.face[-1], self.body[-1]):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -158,7 +161,7 @@ class ControlRefine(nn.Module):
         wf = (w_src * w_drv)[:, kpm.FACE_SLICE]
         x = torch.cat([fs, fd, fd - fs], -1) * wf[..., None]
         face = self.scale * torch.tanh(self.face(torch.cat([x.reshape(n, -1), wf], -1))).reshape(n, kpm.N_FACE, 2)
-        face = face * wf[..., None]
+        face = face * (wf * self.refine_mask)[..., None]
         zh = c_src.new_zeros(n, kpm.N_HAND, 2)
         bs = self._body(c_src, w_src).reshape(n, kpm.N_BODY, 2)
         bd = self._body(c_drv, w_drv).reshape(n, kpm.N_BODY, 2)
