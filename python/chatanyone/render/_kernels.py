@@ -12,6 +12,7 @@ heatmap, identity grid); channel ``k+1`` holds ``H(kp_driving_k) - H(kp_source_k
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -48,10 +49,14 @@ def _coords(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+@functools.lru_cache(maxsize=16)
 def identity_grid(height: int, width: int) -> np.ndarray:
-    """``[H, W, 2]`` float32 (x, y) pixel centres."""
+    """``[H, W, 2]`` float32 (x, y) pixel centres. Cached (the renderer asks for the same few sizes
+    every frame), so read-only."""
     xs, ys = _coords(height, width)
-    return np.stack(np.meshgrid(xs, ys), -1).astype(np.float32)
+    g = np.stack(np.meshgrid(xs, ys), -1).astype(np.float32)
+    g.flags.writeable = False
+    return g
 
 
 def heatmaps_np(kp, height, width, sigma, weights=None):

@@ -197,10 +197,8 @@ def affine_grids(grids: np.ndarray, kp_drv_ctrl: np.ndarray, affines: np.ndarray
     ``grids [N, G+1, h, w, 2]``, ``kp_drv_ctrl [N, G, 2]`` (the driving control points the grids
     were made with), ``affines [N, G, 2, 2]``. Returns ``grids``.
     """
-    xs = (2 * np.arange(width, dtype=np.float32) + 1) / width - 1
-    ys = (2 * np.arange(height, dtype=np.float32) + 1) / height - 1
-    ident = np.stack(np.meshgrid(xs, ys), -1)                                       # h, w, 2
-    delta = ident[None, None] - np.asarray(kp_drv_ctrl, np.float32)[:, :, None, None, :]
+    from ._kernels import identity_grid
+    delta = identity_grid(height, width)[None, None] - np.asarray(kp_drv_ctrl, np.float32)[:, :, None, None, :]
     m = np.asarray(affines, np.float32) - np.eye(2, dtype=np.float32)
     grids[:, 1:] += np.einsum("ngij,nghwj->nghwi", m, delta)
     return grids

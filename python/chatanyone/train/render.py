@@ -366,12 +366,16 @@ class QualityModel(nn.Module):
         res["core_image"] = res["image"]
         img, g = self.detail.upsample(res["image"], res["gate"])
         if patches is not None:
-            (corners, (h, w)) = patches
-            cut = lambda x: torch.stack([x[i, :, y:y + h, xx:xx + w] for i, (y, xx) in enumerate(corners)])
-            img, g, warped = cut(img), cut(g), cut(warped)
+            img, g, warped = (crop_windows(x, patches) for x in (img, g, warped))
         res["image"] = self.detail.blend(img, g, warped)
         res["warped_full"] = warped
         return res
+
+
+def crop_windows(x: torch.Tensor, patches) -> torch.Tensor:
+    """``x [N,C,H,W]`` cut to the windows of :func:`detail_patches`: ``[N,C,h,w]``, one per sample."""
+    corners, (h, w) = patches
+    return torch.stack([x[i, :, y:y + h, x0:x0 + w] for i, (y, x0) in enumerate(corners)])
 
 
 def detail_patches(rng: np.random.Generator, c_drv: torch.Tensor, H: int, W: int, size=(256, 256)):
@@ -672,9 +676,7 @@ def train(args) -> Path:
         H, W = b["drv"].shape[2:]
         wmap = region_weight(b["cd"], b["wd"], H, W, b["cs"], b["ws"], hand_w=args.hand_weight)
         if patches is not None:
-            (corners, (ph, pw)) = patches
-            b["drv"] = torch.stack([b["drv"][i, :, y:y + ph, x:x + pw] for i, (y, x) in enumerate(corners)])
-            wmap = torch.stack([wmap[i, :, y:y + ph, x:x + pw] for i, (y, x) in enumerate(corners)])
+            b["drv"], wmap = crop_windows(b["drv"], patches), crop_windows(wmap, patches)
         loss, parts = render_loss(res["image"], b["drv"], wmap)
         # the decoder's own RGB is also asked to match, so it becomes worth opening the gate for
         # (a frozen core: nothing to learn there)
