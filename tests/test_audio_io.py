@@ -3,7 +3,7 @@ and MP4 writing with the audio muxed."""
 import numpy as np
 import pytest
 
-from chatanyone.audio.features import log_mel, to_mono_16k
+from chatanyone.audio.features import log_mel, power_spectrum, to_mono_16k
 from chatanyone.audio.resample import StreamResampler
 from chatanyone.media import VideoWriter, read_audio
 
@@ -37,13 +37,20 @@ def test_resampler_removes_content_above_8khz():
 
 
 def test_log_mel_streams_exactly():
+    """Streaming guarantee: the framed power spectrum is bit-identical (row-wise arithmetic); the
+    log-mel after the BLAS mel projection agrees within float32 rounding (observed: 2.4e-7 on an
+    Intel Xeon, 0 on an AMD EPYC), stated here as 1e-5 absolute on natural-log values."""
     x = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    whole_spec = power_spectrum(x)
+    np.testing.assert_array_equal(power_spectrum(x[:8000])[:-1], whole_spec[:49])
+    np.testing.assert_array_equal(power_spectrum(x[8000:], left_context=x[8000 - 120:8000])[:-1],
+                                  whole_spec[50:-1])
     whole = log_mel(x)
     assert whole.shape == (100, 80)
     first = log_mel(x[:8000])
-    np.testing.assert_array_equal(first[:-1], whole[:49])  # all but the frame missing lookahead
+    np.testing.assert_allclose(first[:-1], whole[:49], rtol=0, atol=1e-5)  # all but the frame missing lookahead
     second = log_mel(x[8000:], left_context=x[8000 - 120:8000])
-    np.testing.assert_array_equal(second[:-1], whole[50:-1])
+    np.testing.assert_allclose(second[:-1], whole[50:-1], rtol=0, atol=1e-5)
 
 
 def test_to_mono_16k_formats():

@@ -59,19 +59,35 @@ def log_mel(audio: np.ndarray, *, left_context: np.ndarray | None = None) -> np.
     Returns:
         ``[S // 160, 80]`` float32, natural log of mel energy floored at 1e-5.
     """
+    spec = power_spectrum(audio, left_context=left_context)  # [n, 257]
+    if spec.shape[0] == 0:
+        return np.zeros((0, N_MELS), np.float32)
+    # The projection is a BLAS matrix product whose blocking (and so its float rounding) depends on
+    # the number of rows and the CPU; streamed and whole-clip log-mel agree to ~1e-6, not bit for bit.
+    mel = spec @ _mel_filterbank()
+    return np.log(np.maximum(mel, 1e-5)).astype(np.float32)
+
+
+def power_spectrum(audio: np.ndarray, *, left_context: np.ndarray | None = None) -> np.ndarray:
+    """Framed, windowed power spectrum behind :func:`log_mel` (same arguments).
+
+    Each row depends only on its own 400 samples and is computed row by row, so a streamed
+    spectrum equals the whole-clip one exactly.
+
+    Returns:
+        ``[S // 160, 257]`` float32.
+    """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     n = audio.size // HOP
     if n == 0:
-        return np.zeros((0, N_MELS), np.float32)
+        return np.zeros((0, N_FFT // 2 + 1), np.float32)
     left = np.zeros(PAD, np.float32) if left_context is None else np.asarray(left_context, np.float32)[-PAD:]
     if left.size < PAD:
         left = np.concatenate([np.zeros(PAD - left.size, np.float32), left])
     x = np.concatenate([left, audio[: n * HOP], np.zeros(PAD, np.float32)])
     idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]  # [n, 400]
     frames = x[idx] * _window()
-    spec = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)).astype(np.float32) ** 2  # [n, 257]
-    mel = spec @ _mel_filterbank()
-    return np.log(np.maximum(mel, 1e-5)).astype(np.float32)
+    return np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)).astype(np.float32) ** 2  # [n, 257]
 
 
 def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
