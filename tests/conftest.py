@@ -29,3 +29,30 @@ def pytest_sessionstart(session):
         if reporter is not None:
             for line in _build_lines():
                 reporter.write_line(line)
+
+
+# ------------------------------------------------------------------ per-test time limit
+# `@pytest.mark.time_limit(seconds)`: a test still running after that long dumps every thread's
+# stack and ends the test process (faulthandler), so a hang fails CI instead of stalling it. No
+# plugin needed; pytest-timeout would do the same.
+import faulthandler  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "time_limit(seconds): fail (end the run) if the test hangs")
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request):
+    m = request.node.get_closest_marker("time_limit")
+    if m is None:
+        yield
+        return
+    faulthandler.dump_traceback_later(float(m.args[0]), exit=True, file=sys.stderr)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

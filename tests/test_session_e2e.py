@@ -146,13 +146,35 @@ def test_missing_preset_weights_are_a_clear_error(avatar, monkeypatch, tmp_path)
         ca.Session(avatar, ca.SessionConfig(preset="quality"))
 
 
+def _lip_gap(exp):
+    """Inner-lip opening (canonical units) of the face an expression vector makes."""
+    from chatanyone.data.motion import load_basis
+
+    b = load_basis()
+    n = b.components.shape[1] // 3
+    mesh = b.canonical[:n] + (np.asarray(exp, np.float64) @ b.components).reshape(n, 3)
+    return float(abs(mesh[14, 1] - mesh[13, 1]))
+
+
 def test_interrupt_then_new_speech_with_real_models(avatar, speech):
     pcm, rate = speech
     with ca.Session(avatar, ca.SessionConfig(max_ahead_frames=5)) as s:
+        rendered = []
+        real_render = s._pipe.render
+        s._pipe.render = lambda mo: (rendered.append(mo), real_render(mo))[1]
         s.feed_audio(np.tile(pcm, 4), rate)  # ~6 s queued
-        first = [s.next_frame(timeout=30) for _ in range(3)]
+        first = [s.next_frame(timeout=30) for _ in range(8)]
+        n_before = len(rendered)
         s.interrupt()
         rest = list(s.frames())
+        # the mouth stops: 100 ms after the interrupt it is at idle, below its opening in speech
+        talk = np.mean([_lip_gap(m["exp"]) for m in rendered[:n_before]])
+        idle = [_lip_gap(m["exp"]) for m in rendered[len(rendered) - len(rest) + 3:]]  # >= 120 ms after
+        assert len(rest) == 10 and max(idle) < talk, (talk, idle)
+        # and it eases there: no jump at the interruption nor between the easing frames
+        seq = [first[-1]] + rest
+        steps = [np.abs(a.image.astype(np.int16) - b.image).mean() for a, b in zip(seq, seq[1:])]
+        assert max(steps) < 12, steps
         assert len(first) + len(rest) < 100  # far fewer than the ~160 frames queued
         s.feed_audio(pcm[: rate // 2], rate)
         s.flush()

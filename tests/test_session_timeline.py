@@ -25,8 +25,13 @@ class RecordingPipeline:
 
     def __init__(self, delay=0.0):
         self.delay = delay
+        self.resets = 0
+        self.reset()
+
+    def reset(self):
         self.audio = np.zeros(0, np.float32)
         self.done = 0  # frames released
+        self.resets += 1
 
     def motion(self, audio, final):
         self.audio = np.concatenate([self.audio, audio])
@@ -42,14 +47,14 @@ class RecordingPipeline:
             if self.delay:
                 time.sleep(self.delay)
             seg = self.audio[self.done * 640:(self.done + 1) * 640]
-            out.append({"m": np.array([float(self.done)]), "rms": np.array([float(np.sqrt(np.mean(seg ** 2)))])})
+            out.append({"head": np.array([float(self.done)]), "exp": np.array([float(np.sqrt(np.mean(seg ** 2)))])})
             self.done += 1
         return out
 
     def render(self, mo):
         img = np.zeros((6, 4, 3), np.uint8)
-        img[..., 0] = min(255, int(mo["m"][0]))
-        img[..., 1] = min(255, int(mo["rms"][0] * 400))
+        img[..., 0] = min(255, int(mo["head"][0]))
+        img[..., 1] = min(255, int(mo["exp"][0] * 400))
         return img
 
     def timings(self):
@@ -164,7 +169,9 @@ def test_realtime_mode_gives_idle_frames_without_audio():
 
 
 @pytest.mark.parametrize("pcm, rate, exc, words", [
-    (np.zeros(10, np.uint8), 16000, TypeError, "dtype"),
+    (np.zeros(10, np.uint16), 16000, TypeError, "dtype"),
+    (np.zeros(10, np.int64), 16000, TypeError, "dtype"),
+    (np.full(10, 300.0, np.float32), 16000, ValueError, r"\[-1, 1\]"),
     (np.zeros((2, 2, 2), np.float32), 16000, ValueError, "shape"),
     (np.array([0.0, np.nan], np.float32), 16000, ValueError, "NaN"),
     (np.zeros(10, np.float32), 0, ValueError, "sample_rate"),
@@ -264,3 +271,47 @@ def test_cuda_frames_without_cuda_are_a_clear_error():
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(ValueError, match="frame_device.*onnxruntime-gpu"):
         _session(frame_device="cuda")
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_interrupt_stops_speech_within_100ms_of_audio_time_and_eases_to_idle(fps):
+    """Barge-in: after interrupt() the frames show no speech (the 'exp' motion, here the loudness
+    of each frame's audio) from 100 ms of audio time on, their audio is silence, the motion eases
+    there without a jump, and the motion computed ahead for the dropped speech is never shown."""
+    pipe = RecordingPipeline(delay=0.002)
+    with Session(None, SessionConfig(fps=fps, max_ahead_frames=20), _pipeline=pipe) as s:
+        s.feed_audio(np.full(16000 * 4, 0.25, np.float32), 16000)  # 4 s of speech queued
+        shown = [s.next_frame(timeout=10) for _ in range(6)]
+        assert all(f.image[0, 0, 1] == 100 for f in shown)       # speaking: loudness 0.25 -> 100
+        while len(s._frames) < 15:                                # frames computed ahead of the consumer
+            time.sleep(0.01)
+        s.interrupt()
+        rest = list(s.frames())
+        assert pipe.resets == 2                                   # the motion model started afresh
+    t_cut = (shown[-1].index + 1) / fps                           # audio time of the interrupt
+    assert rest[0].index == shown[-1].index + 1
+    assert len(rest) == round(0.4 * fps)                          # the easing frames, then None
+    speech = [int(f.image[0, 0, 1]) for f in rest]
+    for f, v in zip(rest, speech):
+        assert not f.audio.any()
+        if f.timestamp - t_cut >= 0.1 - 1e-9:
+            assert v == 0, (f.timestamp - t_cut, speech)
+    assert speech[0] > 0 and all(a >= b for a, b in zip(speech, speech[1:]))  # eased, not cut
+    head = [int(f.image[0, 0, 0]) for f in shown + rest]
+    assert max(abs(a - b) for a, b in zip(head, head[1:])) <= 3   # no jump in the slow motion
+
+
+def test_interrupt_with_nothing_queued_changes_nothing():
+    with _session() as s:
+        s.feed_audio(np.zeros(3200, np.float32), 16000)
+        s.flush()
+        assert len(list(s.frames())) == 5
+        for _ in range(3):
+            s.interrupt()
+        s.feed_audio(np.zeros(6400, np.float32), 16000)
+        s.flush()
+        frames = list(s.frames())
+        assert [f.index for f in frames] == list(range(5, 15))
+        s.feed_audio(np.zeros(640, np.float32), 16000)
+        s.flush()
+        assert [f.index for f in s.frames()] == [15]

@@ -24,8 +24,7 @@ def core():
     with _lock:
         if _core is None and _error is None:
             try:
-                from . import _core as mod  # type: ignore[attr-defined]
-                _core = mod
+                _core = _load()
             except ImportError as exc:
                 _error = ImportError(
                     "chatanyone's native extension (chatanyone._core) could not be loaded: "
@@ -36,6 +35,26 @@ def core():
         if _core is None:
             raise _error  # type: ignore[misc]
     return _core
+
+
+def _load():
+    """The extension module: ``chatanyone._core``, or the build named by ``CHATANYONE_CORE`` (a
+    path to a ``_core*.so``; the sanitizer build's tests use it, see CMakePresets.json)."""
+    path = os.environ.get("CHATANYONE_CORE")
+    if not path:
+        from . import _core as mod  # type: ignore[attr-defined]
+        return mod
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("chatanyone._core", path)
+    if spec is None or not os.path.isfile(path):
+        raise ImportError(f"CHATANYONE_CORE={path!r} is not an extension module file")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    sys.modules["chatanyone._core"] = mod
+    log.info("native extension loaded from CHATANYONE_CORE=%s", path)
+    return mod
 
 
 def build_info() -> dict:

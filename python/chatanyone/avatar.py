@@ -17,6 +17,7 @@ import numpy as np
 
 from .data import framing, landmarks as L
 from .data.compose import SourceState
+from .inputs import AvatarError, image_rgb8  # noqa: F401  (AvatarError: re-exported)
 
 log = logging.getLogger("chatanyone")
 
@@ -27,52 +28,11 @@ SECOND_FACE_RATIO = 0.5   # another face at least this large (relative height): 
 DETECT_MAX_SIDE = 1280    # photos are downsized to this for detection
 
 
-class AvatarError(ValueError):
-    """The photo cannot become an avatar; the message says why and what to do."""
-
-
 def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
-    """A path or an array (RGB, RGBA, grayscale; uint8 or float in [0, 1]) -> RGB ``[H, W, 3]`` uint8.
-
-    Transparent pixels of RGBA are composited over white.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        import cv2
-        p = str(image)
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"image not found: {p}")
-        a = cv2.imread(p, cv2.IMREAD_UNCHANGED)
-        if a is None:
-            raise AvatarError(f"cannot read {p} as an image (use a JPEG or PNG photo)")
-        if a.dtype == np.uint16:
-            a = (a / 257).astype(np.uint8)
-        if a.ndim == 3 and a.shape[2] == 3:
-            a = a[:, :, ::-1]
-        elif a.ndim == 3 and a.shape[2] == 4:
-            a = a[:, :, [2, 1, 0, 3]]
-    else:
-        a = np.asarray(image)
-    if a.dtype == bool or a.size == 0:
-        raise TypeError(f"image must be a non-empty uint8 or float array, got {a.dtype} {a.shape}")
-    if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating):
-            a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        elif np.issubdtype(a.dtype, np.integer):
-            a = np.clip(a, 0, 255).astype(np.uint8)
-        else:
-            raise TypeError(f"image dtype must be uint8 or float, got {a.dtype}")
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim == 2:
-        a = np.repeat(a[:, :, None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {a.shape}")
-    if a.shape[2] == 4:
-        alpha = a[:, :, 3:].astype(np.float32) / 255.0
-        a = (a[:, :, :3] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
-    if min(a.shape[:2]) < 16:
-        raise AvatarError(f"image is {a.shape[1]}x{a.shape[0]} pixels: far too small for a portrait")
-    return np.ascontiguousarray(a)
+    """A path or an array -> RGB ``[H, W, 3]`` uint8 (:func:`chatanyone.inputs.image_rgb8`: files
+    decoded by content with their EXIF orientation, truncated files refused; uint8, uint16 or
+    float in [0, 1]; RGBA composited over white)."""
+    return image_rgb8(image)
 
 
 @dataclasses.dataclass
@@ -189,25 +149,96 @@ class Avatar:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Avatar":
-        """Read a file written by :meth:`save`. Raises ValueError for a file that is not an avatar."""
+        """Read a file written by :meth:`save` (blocks while reading, ~10 ms).
+
+        Raises:
+            FileNotFoundError: no such file.
+            AvatarError (a ValueError): anything else, whatever the corruption: an empty, truncated
+                or renamed file, another kind of ``.npz`` (a style/motion file), missing or
+                malformed arrays, a newer format version.
+        """
+        p = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+        if p is None:
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"avatar file not found: {p}")
         try:
-            z = np.load(str(path), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise AvatarError(f"cannot read {path} as an avatar file: {exc}") from exc
-        with z:
-            if "format_version" not in z.files:
-                raise AvatarError(f"{path} is not an avatar file (no format_version)")
-            ver = int(z["format_version"])
-            if ver > FORMAT_VERSION:
-                raise AvatarError(f"{path} has avatar format {ver}; this chatanyone reads up to "
-                                  f"{FORMAT_VERSION}: upgrade chatanyone")
-            a = {k: z[k] for k in z.files}
-        src = SourceState.from_arrays(a, "src_")
-        feats = {k[5:]: v for k, v in a.items() if k.startswith("feat_")}
-        return cls(crop=a["crop"], crop_hq=a["crop_hq"], box=a["box"],
-                   image_size=tuple(int(x) for x in a["image_size"]), kp=a["kp"], vis=a["vis"],
-                   face=a["face"], pose=a["pose"], hands=a["hands"], hands_ok=a["hands_ok"].astype(bool),
-                   source=src, features=feats, name=str(a["name"]))
+            with np.load(p, allow_pickle=False) as z:
+                files = set(z.files)
+                if "format_version" not in files:
+                    what = "a motion/style file" if {"head", "exp"} <= files else "not an avatar file"
+                    raise AvatarError(f"{p} is {what} (no format_version): give an avatar file "
+                                      "written by Avatar.save or `chatanyone inspect`")
+                a = {k: z[k] for k in z.files}
+        except AvatarError:
+            raise
+        except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError, zlib.error, ...
+            raise AvatarError(f"cannot read {p} as an avatar file ({type(exc).__name__}: {exc}); "
+                              "it is empty, truncated or not an avatar file") from None
+        try:
+            ver = int(np.asarray(a["format_version"]).reshape(()))
+        except (TypeError, ValueError):
+            raise AvatarError(f"{p}: malformed format_version") from None
+        if ver > FORMAT_VERSION:
+            raise AvatarError(f"{p} has avatar format {ver}; this chatanyone reads up to "
+                              f"{FORMAT_VERSION}: upgrade chatanyone")
+        if ver < 1:
+            raise AvatarError(f"{p}: bad avatar format version {ver}")
+        _check_avatar_arrays(a, p)
+        try:
+            src = SourceState.from_arrays(a, "src_")
+            feats = {k[5:]: v for k, v in a.items() if k.startswith("feat_")}
+            return cls(crop=a["crop"], crop_hq=a["crop_hq"], box=a["box"].astype(np.float64),
+                       image_size=tuple(int(x) for x in a["image_size"]), kp=a["kp"].astype(np.float32),
+                       vis=a["vis"].astype(np.float32), face=a["face"].astype(np.float32),
+                       pose=a["pose"].astype(np.float32), hands=a["hands"].astype(np.float32),
+                       hands_ok=a["hands_ok"].astype(bool), source=src, features=feats,
+                       name=str(a["name"]) if "name" in a else "")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AvatarError(f"{p} is a malformed avatar file ({type(exc).__name__}: {exc})") from None
+
+
+# name: (shape with None for any size, kind: "u8" uint8, "f" finite float, "fn" float (NaN allowed),
+# "i" integer, "b" bool or 0/1)
+_AVATAR_ARRAYS = {
+    "crop": ((None, None, 3), "u8"), "crop_hq": ((None, None, 3), "u8"), "box": ((4,), "f"),
+    "image_size": ((2,), "i"), "kp": ((None, 2), "f"), "vis": ((None,), "f"),
+    "face": ((478, 3), "f"), "pose": ((33, 4), "fn"), "hands": ((2, 21, 3), "fn"),
+    "hands_ok": ((2,), "b"), "src_canon_face": ((478, 3), "f"), "src_head": ((6,), "f"),
+    "src_body": ((8, 2), "f"), "src_body_vis": ((8,), "f"), "src_hands": ((2, 21, 2), "f"),
+    "src_hands_ok": ((2,), "b"), "src_face_ok": ((), "b"),
+}
+
+
+def _check_avatar_arrays(a: dict, p: str) -> None:
+    """Every array an Avatar needs, with its shape and a dtype it can be; AvatarError otherwise."""
+    for key, (shape, kind) in _AVATAR_ARRAYS.items():
+        if key not in a:
+            raise AvatarError(f"{p} is not a complete avatar file: no {key!r} array")
+        v = a[key]
+        ok_shape = v.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, v.shape))
+        if not ok_shape:
+            want = "[" + ", ".join("N" if s is None else str(s) for s in shape) + "]"
+            raise AvatarError(f"{p}: array {key!r} has shape {list(v.shape)}, expected {want}")
+        if kind == "u8" and v.dtype != np.uint8:
+            raise AvatarError(f"{p}: array {key!r} must be uint8, got {v.dtype}")
+        if kind in ("f", "fn") and v.dtype.kind not in "fiu":
+            raise AvatarError(f"{p}: array {key!r} must be numeric, got {v.dtype}")
+        if kind == "f" and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise AvatarError(f"{p}: array {key!r} holds NaN or infinite values")
+        if kind == "i" and (v.dtype.kind not in "iu" or np.any(v <= 0)):
+            raise AvatarError(f"{p}: array {key!r} must be positive integers, got {v}")
+        if kind == "b" and v.dtype != bool and (v.dtype.kind not in "iuf" or not np.all((v == 0) | (v == 1))):
+            raise AvatarError(f"{p}: array {key!r} must be booleans, got {v.dtype}")
+    if a["kp"].shape[0] != a["vis"].shape[0]:
+        raise AvatarError(f"{p}: kp and vis disagree ({a['kp'].shape[0]} vs {a['vis'].shape[0]} keypoints)")
+    if min(a["crop"].shape[:2]) < 16 or min(a["crop_hq"].shape[:2]) < 16:
+        raise AvatarError(f"{p}: crops are too small")
+    for k, v in a.items():
+        if k.startswith("feat_") and (v.dtype.kind not in "fiub" or v.dtype == object):
+            raise AvatarError(f"{p}: renderer cache {k!r} has dtype {v.dtype}")
+    if "name" in a and a["name"].dtype.kind not in "US":
+        raise AvatarError(f"{p}: 'name' must be a string")
 
 
 def _faces_from_pose_head(rgb: np.ndarray, r) -> list[np.ndarray]:

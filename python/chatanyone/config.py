@@ -2,8 +2,11 @@
 hyperparameters live beside the models (``motion/``, ``render/``)."""
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
+
+import numpy as np
 
 PRESETS = {
     # name: (width, height) of the rendered frame
@@ -46,45 +49,71 @@ class SessionConfig:
     frame_device: str = "host"
     # Most frames computed ahead of the consumer (bounds memory and latency).
     max_ahead_frames: int = 50
-    # Internal threads of ONNX Runtime per session (0 = its default).
+    # Internal threads of ONNX Runtime per session (0 = its default); at most the CPUs this process
+    # may use (more only makes the threads wait for each other).
     intra_op_threads: int = 0
     _extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        def num(name, lo, hi):
+        from .inputs import cpu_count
+
+        def setf(name, v):
+            object.__setattr__(self, name, v)
+
+        def real(name, lo, hi):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
                 raise TypeError(f"SessionConfig.{name} must be a number, got {type(v).__name__}")
+            v = float(v)
+            if not (lo <= v <= hi):  # NaN fails here too
+                raise ValueError(f"SessionConfig.{name} must be in [{lo}, {hi}], got {v}")
+            setf(name, v)
+
+        def integer(name, lo, hi, *, optional=False):
+            v = getattr(self, name)
+            if optional and v is None:
+                return
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                want = "None or an int" if optional else "an int"
+                raise TypeError(f"SessionConfig.{name} must be {want}, got {type(v).__name__}")
+            v = int(v)
             if not (lo <= v <= hi):
                 raise ValueError(f"SessionConfig.{name} must be in [{lo}, {hi}], got {v}")
+            setf(name, v)
 
-        num("fps", 1, 120)
-        num("intensity", 0.0, 2.0)
+        real("fps", 1, 120)
+        real("intensity", 0.0, 2.0)
+        if not isinstance(self.preset, str):
+            raise TypeError(f"SessionConfig.preset must be a str, one of {sorted(PRESETS)}, "
+                            f"got {type(self.preset).__name__}")
         if self.preset not in PRESETS:
             raise ValueError(f"SessionConfig.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        if self.ddim_steps is not None and (isinstance(self.ddim_steps, bool) or not isinstance(self.ddim_steps, int)):
-            raise TypeError(f"SessionConfig.ddim_steps must be None or an int, got {type(self.ddim_steps).__name__}")
-        if self.ddim_steps is not None and not 1 <= self.ddim_steps <= 100:
-            raise ValueError(f"SessionConfig.ddim_steps must be in [1, 100], got {self.ddim_steps}")
-        for name, lo, hi in (("seed", 0, 2**63 - 1),
-                             ("max_ahead_frames", 1, 10_000), ("intra_op_threads", 0, 256)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"SessionConfig.{name} must be an int, got {type(v).__name__}")
-            if not (lo <= v <= hi):
-                raise ValueError(f"SessionConfig.{name} must be in [{lo}, {hi}], got {v}")
+        integer("ddim_steps", 1, 100, optional=True)
+        integer("seed", 0, 2**63 - 1)
+        integer("max_ahead_frames", 1, 10_000)
+        # more ONNX Runtime threads than CPUs only makes every thread wait for the others
+        integer("intra_op_threads", 0, cpu_count())
         if self.style is not None and not isinstance(self.style, (str, os.PathLike)):
             raise TypeError(f"SessionConfig.style must be None or a path, got {type(self.style).__name__}")
         if self.style is not None and not os.path.exists(self.style):
             raise ValueError(f"SessionConfig.style: no such file {os.fspath(self.style)!r}")
-        if not isinstance(self.realtime, bool):
+        if self.style is not None and os.path.isdir(self.style) and not os.path.isfile(
+                os.path.join(self.style, "motion.npz")):
+            raise ValueError(f"SessionConfig.style: {os.fspath(self.style)!r} is a folder without a motion.npz")
+        if not isinstance(self.realtime, (bool, np.bool_)):
             raise TypeError(f"SessionConfig.realtime must be a bool, got {type(self.realtime).__name__}")
+        setf("realtime", bool(self.realtime))
         parse_frame_device(self.frame_device)
         if self.providers is not None:
-            if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
-                raise TypeError("SessionConfig.providers must be a tuple of provider names, "
-                                f"got {self.providers!r}")
-            object.__setattr__(self, "providers", tuple(self.providers))
+            p = self.providers
+            if isinstance(p, (str, bytes)) or not isinstance(p, (tuple, list)):
+                raise TypeError("SessionConfig.providers must be None or a tuple of provider names "
+                                f"(e.g. ('CPUExecutionProvider',)), got {p!r}")
+            if not all(isinstance(x, str) and x for x in p):
+                raise TypeError(f"SessionConfig.providers must hold provider names (str), got {p!r}")
+            setf("providers", tuple(p))
+        if not isinstance(self._extra, dict):
+            raise TypeError(f"SessionConfig._extra must be a dict, got {type(self._extra).__name__}")
 
     @property
     def size(self) -> tuple[int, int]:

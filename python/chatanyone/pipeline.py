@@ -77,6 +77,11 @@ class Pipeline:
                 out.append(f)
         return out
 
+    def reset(self) -> None:
+        """Forget the audio and motion so far: the next :meth:`motion` call starts a new stream
+        (Session.interrupt; called from the motion thread)."""
+        self.gen.reset()
+
     def render(self, motion_frame: dict) -> np.ndarray:
         """One motion frame to one image (uint8 ``[H, W, 3]``)."""
         t = time.perf_counter()

@@ -9,6 +9,11 @@ next window is computed while frames of this one render.
 Timeline: every frame ``k`` owns the 16 kHz samples ``[round(k*16000/fps), round((k+1)*16000/fps))``.
 An utterance of ``S`` samples ends, after :meth:`flush`, with ``ceil(S*fps/16000)`` frames (the last
 slice padded with silence), then one ``None``.
+
+Locking: one condition variable guards the timeline. Resampling (the only work a feeder does) runs
+outside it, one second of input at a time, so a reader is never blocked by a feeder however large
+its chunk. The workers hold only a weak reference to the Session between steps: a Session dropped
+without :meth:`Session.close` is collected, its threads end and a ``ResourceWarning`` names the leak.
 """
 from __future__ import annotations
 
@@ -17,19 +22,27 @@ import logging
 import math
 import threading
 import time
+import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from .audio.features import SAMPLE_RATE, as_mono_float32
+from .audio.features import SAMPLE_RATE
 from .audio.resample import StreamResampler
 from .config import SessionConfig
+from .inputs import pcm_mono_float32, sample_rate_hz, timeout_seconds
 
 log = logging.getLogger("chatanyone")
 
 _REALTIME_SLACK_S = 0.1  # real-time mode: how late audio may be before silence fills in
 MOTION_FPS = 25  # the motion model's frame rate; 640 samples per motion frame
 SAMPLES_PER_MOTION = SAMPLE_RATE // MOTION_FPS
+# interrupt(): the expression (mouth) is back at idle after this much audio time, and head, eyes,
+# body and hands ease back over the longer span; both with a smoothstep, so nothing jumps
+INTERRUPT_SPEECH_S = 0.1
+INTERRUPT_EASE_S = 0.4
+_FAST_KEYS = ("exp",)  # motion keys that carry speech: they go to idle within INTERRUPT_SPEECH_S
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,64 @@ class Frame:
     sample_rate: int = SAMPLE_RATE
 
 
+class _Samples:
+    """The 16 kHz timeline's samples ``[start, end)`` in one growable buffer: appends are amortized
+    O(1) (no copy of what is queued), dropping the head is O(1), memory follows what is kept."""
+
+    _MIN = 1 << 16
+
+    def __init__(self):
+        self._buf = np.zeros(self._MIN, np.float32)
+        self._off = 0          # buffer index of sample `start`
+        self.start = 0
+        self.end = 0
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def append(self, x: np.ndarray) -> None:
+        n = x.size
+        if not n:
+            return
+        live = self.size
+        if self._off + live + n > self._buf.size:
+            cap = max(self._MIN, 1 << int(math.ceil(math.log2(2 * (live + n)))))
+            if cap > self._buf.size or cap * 4 <= self._buf.size:
+                buf = np.zeros(cap, np.float32)   # grow, or shrink after a long backlog is gone
+            else:
+                buf = self._buf                   # compact in place (the copy below is overlap-safe)
+            buf[:live] = self._buf[self._off:self._off + live]
+            self._buf, self._off = buf, 0
+        self._buf[self._off + live:self._off + live + n] = x
+        self.end += n
+
+    def slice(self, a: int, b: int) -> np.ndarray:
+        """A copy of samples ``[a, b)``, zeros where the timeline holds none."""
+        out = np.zeros(max(0, b - a), np.float32)
+        lo, hi = max(a, self.start), min(b, self.end)
+        if hi > lo:
+            out[lo - a:hi - a] = self._buf[self._off + lo - self.start:self._off + hi - self.start]
+        return out
+
+    def drop_before(self, s: int) -> None:
+        s = min(max(s, self.start), self.end)
+        self._off += s - self.start
+        self.start = s
+
+    def truncate(self, e: int) -> None:
+        """Forget samples from ``e`` on (``e`` before ``start``: forget all, the timeline restarts at ``e``)."""
+        if e <= self.start:
+            self._off, self.start, self.end = 0, e, e
+        elif e < self.end:
+            self.end = e
+
+    def zero(self, a: int, b: int) -> None:
+        lo, hi = max(a, self.start), min(b, self.end)
+        if hi > lo:
+            self._buf[self._off + lo - self.start:self._off + hi - self.start] = 0.0
+
+
 class Session:
     """A real-time talking-avatar stream.
 
@@ -52,7 +123,8 @@ class Session:
         config: a :class:`SessionConfig`; defaults if None.
 
     Use one thread to :meth:`feed_audio` and another (or the same) to :meth:`next_frame`. Close
-    with :meth:`close` (or use ``with``).
+    with :meth:`close` (or use ``with``); a Session dropped unclosed is cleaned up when it is
+    collected, with a ``ResourceWarning``.
     """
 
     def __init__(self, avatar, config: SessionConfig | None = None, *, _pipeline=None):
@@ -66,99 +138,152 @@ class Session:
             if not isinstance(avatar, Avatar):
                 raise TypeError(f"avatar must be a chatanyone.Avatar (see Avatar.prepare), "
                                 f"got {type(avatar).__name__}")
+        self._closed = True  # until the threads run: __del__-time cleanup has nothing to stop
         self.config = config
         self.avatar = avatar
         from .runners.base import frame_uploader
         self._upload = frame_uploader(config.frame_device)   # before the pipeline: fails fast
         self._pipe = _pipeline if _pipeline is not None else _default_pipeline(avatar, config)
         self._fps = float(config.fps)
+        # interrupt(): frames over which speech, then everything, eases back to idle
+        self._n_fast = int(math.floor(INTERRUPT_SPEECH_S * self._fps + 1e-9)) + 1
+        self._n_ease = max(self._n_fast, int(round(INTERRUPT_EASE_S * self._fps)))
 
         self._cv = threading.Condition()
+        self._feed_lock = threading.Lock()    # serializes feeders: the resampler's state is theirs
         self._resampler: StreamResampler | None = None
-        # 16 kHz timeline: samples [_a_start, _a_start + len) are kept in _audio
-        self._audio = np.zeros(0, np.float32)
-        self._a_start = 0
-        self._a_end = 0              # samples on the timeline
+        self._resampler_epoch = 0
+        self._feed_epoch = 0                  # bumped by interrupt(): in-flight resampling is dropped
+        self._epoch = 0                       # bumped by interrupt(): the timeline was cut
+        self._gen_epoch = 0                   # the epoch the motion model was last reset for
+        self._audio = _Samples()              # the 16 kHz timeline
         self._motion_done = 0        # motion frames computed
         self._motion: dict[int, dict] = {}
         self._final_until = 0        # samples known to be final (flushed); motion may pad past it
         self._ends: collections.deque[int] = collections.deque()  # frame counts where utterances end
-        self._frames: collections.deque[Frame] = collections.deque()
+        self._frames: collections.deque[tuple[Frame, dict]] = collections.deque()
         self._next_render = 0        # next frame index to render
         self._next_out = 0           # next frame index to hand out
+        self._shown: dict | None = None  # motion of the last frame handed out
+        self._ease: tuple[int, dict] | None = None  # (first frame, motion it eases from) after interrupt()
         self._t0: float | None = None
         self._error: BaseException | None = None
-        self._closed = False
         self._m_pushed = 0           # timeline samples handed to the motion model
         self._gen_final_at = -1      # where the motion model was last told an utterance ends
-        self._threads = [threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
-                         for fn, name in ((self._motion_step, "chatanyone-motion"),
-                                          (self._render_step, "chatanyone-render"))]
+        self._closed = False
+        ref = weakref.ref(self)
+        self._threads = [threading.Thread(target=_worker, args=(ref, self._cv, step), name=name, daemon=True)
+                         for step, name in (("_motion_step", "chatanyone-motion"),
+                                            ("_render_step", "chatanyone-render"))]
+        self._finalizer = weakref.finalize(self, _unclosed, self._cv, repr(config))
+        self._finalizer.atexit = False
         for t in self._threads:
             t.start()
 
     # ------------------------------------------------------------------ public API
     def feed_audio(self, pcm, sample_rate: int) -> None:
-        """Queue speech. Returns at once (it only resamples; no network runs in this call).
+        """Queue speech. Returns once it is resampled (~2 ms per second of 44.1 kHz input); no network
+        runs in this call, and the lock readers need is only taken to append each resampled second.
 
         Args:
-            pcm: ``[S]`` mono or ``[S, C]`` multi-channel samples, int16, int32, float32 or
-                float64 (floats in [-1, 1]); any length, one sample to minutes.
-            sample_rate: rate of ``pcm`` in Hz; it may change between utterances.
+            pcm: ``[S]`` mono or ``[S, C]`` multi-channel samples (channels last): uint8, int8,
+                int16, int32 (24-bit left-aligned), float16, float32 or float64 (floats in
+                [-1, 1]; see :mod:`chatanyone.inputs`); any length, one sample to minutes.
+            sample_rate: rate of ``pcm`` in Hz (an int in [8000, 384000]); it may change between
+                utterances.
         Raises:
             ValueError/TypeError naming the bad argument; the session stays usable.
             RuntimeError: the session is closed.
         """
-        mono = _as_mono(pcm, sample_rate)
-        with self._cv:
-            self._check_open()
-            if self._resampler is None or self._resampler.rate != sample_rate:
-                if self._resampler is not None:
-                    self._append(self._resampler.flush())
-                self._resampler = StreamResampler(sample_rate)
-            self._append(self._resampler.push(mono))
-            self._cv.notify_all()
+        rate = sample_rate_hz(sample_rate)
+        mono = pcm_mono_float32(pcm)
+        with self._feed_lock:
+            with self._cv:
+                self._check_open()
+                epoch = self._feed_epoch
+            r = self._resampler
+            if r is not None and (self._resampler_epoch != epoch or r.rate != rate):
+                if self._resampler_epoch == epoch:      # a new rate: finish the old stream first
+                    self._commit(r.flush(), epoch)
+                r = self._resampler = None
+            if r is None:
+                r = self._resampler = StreamResampler(rate)
+                self._resampler_epoch = epoch
+            step = max(rate, 1)  # one second of input per piece: readers wait for no more
+            for i in range(0, mono.size, step):
+                if not self._commit(r.push(mono[i:i + step]), epoch):
+                    self._resampler = None  # interrupted meanwhile: the rest is dropped
+                    return
 
     def flush(self) -> None:
-        """End the utterance: the remaining audio is rendered, then :meth:`next_frame` returns None once."""
-        with self._cv:
-            self._check_open()
-            if self._resampler is not None:
-                self._append(self._resampler.flush())
-                self._resampler = None
-            n_frames = self._frames_covering(self._a_end)
-            if self._ends and self._ends[-1] >= n_frames:
-                return  # nothing new since the last flush
-            self._pad_to(self._frame_start(n_frames))
-            self._final_until = self._a_end
-            self._ends.append(n_frames)
-            self._cv.notify_all()
+        """End the utterance: the remaining audio is rendered, then :meth:`next_frame` returns None once.
+        Waits for a feed in progress in another thread."""
+        with self._feed_lock:
+            with self._cv:
+                self._check_open()
+                epoch = self._feed_epoch
+            tail = None
+            if self._resampler is not None and self._resampler_epoch == epoch:
+                tail = self._resampler.flush()
+            self._resampler = None
+            with self._cv:
+                self._check_open()
+                if tail is not None and self._feed_epoch == epoch:
+                    self._append(tail)
+                n_frames = self._frames_covering(self._a_end)
+                if self._ends and self._ends[-1] >= n_frames:
+                    return  # nothing new since the last flush
+                self._pad_to(self._frame_start(n_frames))
+                self._final_until = self._a_end
+                self._ends.append(n_frames)
+                self._cv.notify_all()
 
     def interrupt(self) -> None:
-        """Drop all queued audio that has not been turned into motion yet, and end the utterance
-        there; motion continues from where it is, so the avatar returns smoothly to idle."""
+        """Barge-in: stop the speech now and ease back to idle. Never blocks on computation.
+
+        Everything not yet handed out by :meth:`next_frame` is dropped: queued audio, the motion
+        computed for it and frames rendered ahead. The utterance then ends with
+        ``round(0.4 * fps)`` frames that ease from the last frame handed out to idle motion: the
+        expression (mouth) reaches idle within 0.1 s of audio time, head and body within 0.4 s;
+        then :meth:`next_frame` returns None once. Their audio is silence. With nothing queued
+        beyond the frames already handed out, it does nothing.
+        """
         with self._cv:
             self._check_open()
-            self._resampler = None
-            keep = self._m_pushed  # what the motion model has: it becomes motion, the rest goes
-            keep_frames = self._frames_covering(keep)
-            keep = self._frame_start(keep_frames)
-            if keep < self._a_end:
-                self._audio = self._audio[: max(0, keep - self._a_start)]
-                self._a_end = max(keep, self._a_start)
-            self._pad_to(self._frame_start(keep_frames))
+            self._feed_epoch += 1      # a feeder resampling right now drops what it has not appended
+            kc = self._next_out        # first frame the consumer has not seen
+            cut = self._frame_start(kc)
+            if self._a_end <= cut:
+                return                 # nothing queued past what was shown: nothing to stop
+            k_end = kc + self._n_ease
+            self._frames.clear()
+            self._next_render = kc
+            # motion: everything from the motion frame under frame kc on is recomputed by a reset
+            # model from silence, starting on the motion grid
+            mb = int(math.floor(max(0.0, (kc + 0.5) * MOTION_FPS / self._fps - 0.5)))
+            for m in [m for m in self._motion if m >= mb]:
+                del self._motion[m]
+            self._motion_done = mb
+            self._m_pushed = mb * SAMPLES_PER_MOTION
+            self._gen_final_at = -1
+            self._epoch += 1           # the motion worker resets the model before its next step
+            # audio: cut at frame kc, silence to the end of the easing frames
+            self._audio.truncate(cut)
+            self._audio.zero(self._m_pushed, cut)
+            self._pad_to(self._frame_start(k_end))
             self._final_until = self._a_end
-            while self._ends and self._ends[-1] > keep_frames:
+            while self._ends and self._ends[-1] > kc:
                 self._ends.pop()
-            if not self._ends or self._ends[-1] < keep_frames:
-                self._ends.append(keep_frames)
+            self._ends.append(k_end)
+            self._ease = (kc, self._shown) if self._shown is not None else None
             self._cv.notify_all()
 
     def next_frame(self, timeout: float | None = None) -> Frame | None:
         """Return the next frame, blocking until it is rendered.
 
         Args:
-            timeout: seconds to wait at most; None waits as long as needed.
+            timeout: seconds to wait at most (a number >= 0; 0 polls); None or ``inf`` waits as
+                long as needed. NaN, negative and non-numbers raise ValueError/TypeError.
         Returns:
             the next :class:`Frame`, or None once at the end of each utterance (after :meth:`flush`
             or :meth:`interrupt`).
@@ -169,6 +294,7 @@ class Session:
         In real-time mode (``config.realtime``) a frame whose audio has not arrived by its due
         time is rendered from silence (idle motion) instead of waiting.
         """
+        timeout = timeout_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             if self._t0 is None:
@@ -181,8 +307,9 @@ class Session:
                     self._ends.popleft()
                     return None
                 if self._frames:
-                    f = self._frames.popleft()
+                    f, mo = self._frames.popleft()
                     self._next_out = f.index + 1
+                    self._shown = mo
                     self._cv.notify_all()
                     return f
                 now = time.monotonic()
@@ -214,13 +341,23 @@ class Session:
             yield f
 
     def close(self) -> None:
-        """Stop the workers and free the session. Idempotent."""
+        """Stop the workers and free the session (its networks and buffers). Idempotent. Blocks
+        until the workers finish their current step (at most a few seconds)."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
+        self._finalizer.detach()
+        alive = False
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout=5)
+                alive |= t.is_alive()
+        if not alive:  # release the networks and the queued data now, not when the object goes
+            with self._cv:
+                self._pipe = None
+                self._frames.clear()
+                self._motion.clear()
+                self._audio = _Samples()
 
     def __enter__(self):
         return self
@@ -233,6 +370,14 @@ class Session:
         return self._fps
 
     # ------------------------------------------------------------------ timeline helpers (lock held)
+    @property
+    def _a_end(self) -> int:
+        return self._audio.end
+
+    @property
+    def _a_start(self) -> int:
+        return self._audio.start
+
     def _frame_start(self, k: int) -> int:
         return int(round(k * SAMPLE_RATE / self._fps))
 
@@ -246,47 +391,51 @@ class Session:
         return k
 
     def _append(self, x: np.ndarray) -> None:
-        if x.size:
-            self._audio = np.concatenate([self._audio, x.astype(np.float32, copy=False)])
-            self._a_end += x.size
+        self._audio.append(np.asarray(x, np.float32))
+
+    def _commit(self, x: np.ndarray, epoch: int) -> bool:
+        """Append resampled audio unless an interrupt() came since ``epoch`` (then False)."""
+        with self._cv:
+            self._check_open()
+            if self._feed_epoch != epoch:
+                return False
+            if x.size:
+                self._append(x)
+                self._cv.notify_all()
+            return True
 
     def _pad_to(self, samples: int) -> None:
         if samples > self._a_end:
             self._append(np.zeros(samples - self._a_end, np.float32))
 
     def _slice(self, a: int, b: int) -> np.ndarray:
-        out = np.zeros(b - a, np.float32)
-        lo, hi = max(a, self._a_start), min(b, self._a_end)
-        if hi > lo:
-            out[lo - a: hi - a] = self._audio[lo - self._a_start: hi - self._a_start]
-        return out
+        return self._audio.slice(a, b)
 
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the session is closed")
 
     # ------------------------------------------------------------------ workers
-    def _run(self, step) -> None:
-        try:
-            while True:
-                with self._cv:
-                    if self._closed:
-                        return
-                if not step():
-                    with self._cv:
-                        if self._closed:
-                            return
-                        self._cv.wait(0.1)
-        except BaseException as exc:  # reported to the consumer by next_frame
-            log.exception("chatanyone worker failed")
-            with self._cv:
-                self._error = exc
-                self._cv.notify_all()
+    def _fail(self, exc: BaseException) -> None:
+        log.error("chatanyone worker failed", exc_info=exc)
+        with self._cv:
+            self._error = exc
+            self._cv.notify_all()
 
     def _motion_step(self) -> bool:
         """Hand new timeline audio to the motion model and store the frames it releases.
         Returns False when there is nothing to do."""
         with self._cv:
+            epoch = self._epoch
+            reset = self._gen_epoch != epoch
+        if reset:  # interrupt(): the model starts afresh from silence
+            self._pipe.reset()
+            with self._cv:
+                self._gen_epoch = epoch
+            return True
+        with self._cv:
+            if self._epoch != epoch:
+                return True
             start, end = self._m_pushed, self._a_end
             # backpressure: push no further than the consumer needs, plus the model's lookahead
             need_until = self._frame_start(self._next_out + self.config.max_ahead_frames)
@@ -301,6 +450,8 @@ class Session:
                 self._gen_final_at = end
         frames = self._pipe.motion(audio, final)  # outside the lock: the networks run here
         with self._cv:
+            if self._epoch != epoch:
+                return True  # interrupted meanwhile: these frames belong to the dropped speech
             m0 = self._motion_done
             for i, fr in enumerate(frames):
                 self._motion[m0 + i] = fr
@@ -310,6 +461,7 @@ class Session:
 
     def _render_step(self) -> bool:
         with self._cv:
+            epoch = self._epoch
             k = self._next_render
             if k - self._next_out >= self.config.max_ahead_frames:
                 return False
@@ -325,24 +477,75 @@ class Session:
                     return False
                 m_hi, w = m_lo, 0.0  # end of a final stretch: hold the last motion frame
             mo = _lerp(self._motion[m_lo], self._motion[m_hi], w)
+            if self._ease is not None:
+                k0, base = self._ease
+                if k - k0 >= self._n_ease:
+                    self._ease = None
+                else:
+                    mo = _ease(base, mo, k - k0, self._n_fast, self._n_ease)
             audio = self._slice(self._frame_start(k), self._frame_start(k + 1))
         image = self._pipe.render(mo)  # outside the lock
         if self._upload is not None:
             image = self._upload(image)
         with self._cv:
-            self._frames.append(Frame(image=image, index=k, timestamp=k / self._fps, audio=audio))
+            if self._epoch != epoch:
+                return True  # interrupted meanwhile: this frame is dropped
+            self._frames.append((Frame(image=image, index=k, timestamp=k / self._fps, audio=audio), mo))
             self._next_render = k + 1
             # forget motion and audio no later frame needs
             tm_next = (k + 1.5) * MOTION_FPS / self._fps - 0.5
             for m in [m for m in self._motion if m < int(math.floor(tm_next)) - 1]:
                 del self._motion[m]
             keep_from = min(self._frame_start(k + 1), self._m_pushed)
-            if keep_from - self._a_start > 4 * SAMPLE_RATE:
-                drop = keep_from - self._a_start
-                self._audio = self._audio[drop:]
-                self._a_start += drop
+            if keep_from - self._a_start > SAMPLE_RATE:
+                self._audio.drop_before(keep_from)
             self._cv.notify_all()
         return True
+
+
+def _worker(ref, cv: threading.Condition, step: str) -> None:
+    """A worker thread's loop. It holds the Session only while a step runs, so that a dropped
+    Session is collected (and its finalizer stops this loop)."""
+    while True:
+        s = ref()
+        if s is None or s._closed:
+            return
+        try:
+            busy = getattr(s, step)()
+        except BaseException as exc:  # reported to the consumer by next_frame
+            s._fail(exc)
+            return
+        if not busy:
+            with cv:
+                if s._closed:
+                    return
+                s = None
+                cv.wait(0.1)
+        s = None
+
+
+def _unclosed(cv: threading.Condition, what: str) -> None:
+    """Finalizer of a Session collected without close(): wake its workers (they see it is gone)."""
+    warnings.warn(f"unclosed chatanyone Session ({what}): call close() or use `with Session(...)`; "
+                  "its threads were stopped when it was collected", ResourceWarning, stacklevel=2)
+    with cv:
+        cv.notify_all()
+
+
+def _ease(base: dict, mo: dict, i: int, n_fast: int, n_slow: int) -> dict:
+    """Frame ``i`` (0 = the first) of the easing after interrupt(): from ``base`` (the motion last
+    shown) to ``mo`` (idle motion) with a smoothstep, over ``n_fast`` frames for the speech keys
+    and ``n_slow`` for the rest."""
+    out = {}
+    for key, v in mo.items():
+        b = base.get(key)
+        if b is None or not np.issubdtype(np.asarray(v).dtype, np.floating) or np.shape(b) != np.shape(v):
+            out[key] = v
+            continue
+        u = min(1.0, (i + 1) / (n_fast if key in _FAST_KEYS else n_slow))
+        w = u * u * (3.0 - 2.0 * u)
+        out[key] = v if w >= 1.0 else (1 - w) * np.asarray(b) + w * np.asarray(v)
+    return out
 
 
 def _lerp(a: dict, b: dict, w: float) -> dict:
@@ -350,20 +553,6 @@ def _lerp(a: dict, b: dict, w: float) -> dict:
         return a
     return {key: (1 - w) * a[key] + w * b[key] if np.issubdtype(np.asarray(a[key]).dtype, np.floating)
             else a[key] for key in a}
-
-
-def _as_mono(pcm, sample_rate) -> np.ndarray:
-    """Validate and convert ``pcm`` to float32 mono at its own rate."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-    if not (8000 <= sample_rate <= 384000):
-        raise ValueError(f"sample_rate must be between 8000 and 384000 Hz, got {sample_rate}")
-    if not hasattr(pcm, "__array__") and not isinstance(pcm, (list, tuple)):
-        raise TypeError(f"pcm must be an array of samples, got {type(pcm).__name__}")
-    a = np.asarray(pcm)
-    if a.ndim == 2 and a.shape[1] > 8 and a.shape[0] <= 8:
-        raise ValueError(f"pcm must be [samples] or [samples, channels] (channels last), got shape {a.shape}")
-    return as_mono_float32(a)
 
 
 def _default_pipeline(avatar, config):

@@ -94,7 +94,7 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
     """Convert PCM to float32 mono at 16 kHz.
 
     Args:
-        pcm: ``[S]`` or ``[S, C]`` (channels last) int16, int32, float32 or float64.
+        pcm: ``[S]`` or ``[S, C]`` (channels last); any dtype :func:`as_mono_float32` takes.
         sample_rate: the rate of ``pcm`` in Hz (positive integer).
     Returns:
         ``[S']`` float32 at 16 kHz. Resampling is band-limited (polyphase, scipy) when scipy is
@@ -102,8 +102,9 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
     Raises:
         ValueError / TypeError naming the argument for an empty rate, a wrong dtype or shape.
     """
-    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    from ..inputs import sample_rate_hz
+
+    sample_rate = sample_rate_hz(sample_rate)
     a = as_mono_float32(pcm)
     if sample_rate == SAMPLE_RATE or a.size == 0:
         return np.ascontiguousarray(a, dtype=np.float32)
@@ -118,25 +119,9 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def as_mono_float32(pcm) -> np.ndarray:
-    """Check ``pcm`` (``[S]`` or ``[S, C]``, int16/int32/float32/float64) and return float32 mono
-    ``[S]`` in [-1, 1] (channels averaged), at the same rate. Raises ValueError/TypeError naming
-    ``pcm``."""
-    a = np.asarray(pcm)
-    if a.dtype == np.int16:
-        a = a.astype(np.float32) / 32768.0
-    elif a.dtype == np.int32:
-        a = a.astype(np.float32) / 2147483648.0
-    elif a.dtype in (np.float32, np.float64):
-        a = a.astype(np.float32, copy=False)
-    else:
-        raise TypeError(f"pcm must be int16, int32, float32 or float64, got dtype {a.dtype}")
-    if a.ndim == 2:
-        if a.shape[1] == 0 or a.shape[1] > 16:
-            raise ValueError(f"pcm must be [samples] or [samples, channels] with 1-16 channels "
-                             f"(channels last), got shape {a.shape}")
-        a = a.mean(axis=1)
-    elif a.ndim != 1:
-        raise ValueError(f"pcm must be [samples] or [samples, channels], got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("pcm contains NaN or infinite samples")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    """Check ``pcm`` (``[S]`` or ``[S, C]``) and return float32 mono ``[S]`` in [-1, 1] (channels
+    averaged), at the same rate: :func:`chatanyone.inputs.pcm_mono_float32` (uint8, int8, int16,
+    int32, float16/32/64; NaN/Inf refused). Raises ValueError/TypeError naming ``pcm``."""
+    from ..inputs import pcm_mono_float32
+
+    return pcm_mono_float32(pcm)

@@ -12,7 +12,7 @@ import sys
 _VERBS = ["demo", "render", "bench", "prepare_data", "inspect", "eval"]
 
 
-class CliError(Exception):
+class CliError(ValueError):
     """A user error: printed as one line, exit code 2, no traceback."""
 
 
@@ -31,7 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# A user's mistake: a bad argument, a missing or unreadable file, a photo without a face. Shown as
+# one line (exit 2); -v adds the traceback.
+_USER_ERRORS = (CliError, ValueError, TypeError, OSError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code: 0 done, 1 an internal error, 2 a user error,
+    130 interrupted (Ctrl-C). Errors are one line on stderr; ``-v`` shows the traceback too."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -41,12 +48,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"chatanyone {args.verb}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"chatanyone {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as exc:
+        _report(args, exc, internal=False)
         return 2
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"chatanyone {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # a bug: still one line, and how to see more
+        _report(args, exc, internal=True)
+        return 1
+
+
+def _report(args, exc: BaseException, *, internal: bool) -> None:
+    if args.verbose:
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
+        msg = f"{msg}: {exc.filename}"
+    if internal:
+        msg = f"internal error ({type(exc).__name__}: {msg}); run with -v for the traceback"
+    print(f"chatanyone {args.verb}: error: {msg}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import threading
@@ -24,7 +25,12 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     """Time a Session on the demo speech and return the figures as a dict: avatar preparation;
     first-frame latency with a real-time producer (100 ms chunks paced at the clock, 3 s); steady
     and end-to-end fps with ``seconds`` of speech queued at once; per-stage mean times; peak
-    resident memory."""
+    resident memory. Blocks for about ``3 + 2 * seconds`` seconds on 2 CPU cores.
+
+    Raises:
+        ValueError: ``seconds`` not in (0, 3600] or ``steps`` not in [1, 100].
+    """
+    _check_args(seconds, steps)
     from ..assets import demo_speech
     from ..avatar import Avatar
     from ..config import SessionConfig
@@ -80,7 +86,22 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     }
 
 
+MAX_SECONDS = 3600.0
+
+
+def _check_args(seconds, steps) -> None:
+    """bench's arguments: ``seconds`` a finite number in (0, 3600], ``steps`` None or 1..100."""
+    from . import CliError
+
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            or not 0 < seconds <= MAX_SECONDS:
+        raise CliError(f"--seconds must be a number of seconds in (0, {MAX_SECONDS:g}], got {seconds!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100):
+        raise CliError(f"--steps must be an integer in [1, 100], got {steps!r}")
+
+
 def run(args) -> int:
+    _check_args(args.seconds, args.steps)
     r = bench(args.preset, args.seconds, args.steps)
     if args.json:
         print(json.dumps(r))

@@ -57,12 +57,19 @@ def load_avatar(path: str, preset: str):
 
 
 def check_output(output: str) -> None:
-    """Refuse an output path that cannot be written, before any work is done."""
-    if not output.lower().endswith((".mp4", ".m4v", ".mov")):
+    """Refuse an output path that cannot be written, before any work is done: a wrong extension, a
+    folder, a missing or read-only folder, a read-only file."""
+    if output and os.path.isdir(output):
+        raise CliError(f"output {output!r} is a folder: give a file name such as {os.path.join(output, 'out.mp4')!r}")
+    if not output or not output.lower().endswith((".mp4", ".m4v", ".mov")):
         raise CliError(f"output must be an .mp4 file, got {output!r}")
     parent = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(parent):
         raise CliError(f"output folder does not exist: {parent!r}")
+    if os.path.exists(output) and not os.access(output, os.W_OK):
+        raise CliError(f"output {output!r} exists and is not writable")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"output folder is not writable: {parent!r}")
 
 
 def render_to_file(avatar, pcm: np.ndarray, rate: int, output: str, config, *, progress=True) -> dict:

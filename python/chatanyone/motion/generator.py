@@ -42,10 +42,14 @@ def load_motion_clip(src) -> dict[str, np.ndarray]:
     a video file (its motion is extracted with the data pipeline: landmarks, head pose, expression;
     about 0.1 s per frame of video), a mapping with ``head``/``exp``/``eye`` (and optionally
     ``hands_ok``), or :class:`MotionFrames`."""
+    from ..inputs import motion_clip_arrays  # one check for every style file (ValueError)
+
     if isinstance(src, MotionFrames):
         return src.as_dict()
     if isinstance(src, Mapping):
-        return {k: np.asarray(v) for k, v in src.items()}
+        return motion_clip_arrays(None, {k: np.asarray(v) for k, v in src.items()})
+    if not isinstance(src, (str, os.PathLike)):
+        raise TypeError(f"style must be None, a path, a mapping or MotionFrames, got {type(src).__name__}")
     p = Path(src)
     if p.is_file() and p.suffix.lower() != ".npz":
         return _motion_of_video(p)
@@ -53,8 +57,7 @@ def load_motion_clip(src) -> dict[str, np.ndarray]:
         p = p / "motion.npz"
     if not p.is_file():
         raise FileNotFoundError(f"style: no motion clip at {src} (expected a motion.npz or a corpus clip folder)")
-    with np.load(p) as z:
-        return {k: z[k] for k in z.files}
+    return motion_clip_arrays(p)
 
 
 def _motion_of_video(path: Path) -> dict[str, np.ndarray]:
