@@ -65,5 +65,6 @@ void check_cuda(const char* err, const char* what);
 void bind_warp(nb::module_& m);
 void bind_heatmaps(nb::module_& m);
 void bind_ddim(nb::module_& m);
+void bind_mesh_flow(nb::module_& m);
 
 }  // namespace chatanyone

@@ -1,4 +1,4 @@
-// The chatanyone._core module: kernels (warp, heatmaps, ddim) and build_info().
+// The chatanyone._core module: kernels (warp, heatmaps, ddim, mesh_flow) and build_info().
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -43,4 +43,5 @@ NB_MODULE(_core, m) {
   bind_warp(m);
   bind_heatmaps(m);
   bind_ddim(m);
+  bind_mesh_flow(m);
 }

@@ -71,11 +71,26 @@ struct DDIMParams {
   float* x_prev;        // may alias x
 };
 
+// A triangle mesh rasterized into a backward flow field (chatanyone.ops.mesh_flow). Coordinates
+// are normalized (align_corners=False), x then y. Pass 1 keeps, per pixel, the 64-bit key of the
+// winning triangle (depth, then triangle index) in the grid buffer itself, which therefore must
+// be 8-byte aligned; pass 2 turns each key into the interpolated source position.
+struct MeshFlowParams {
+  int64_t V, T, H, W;
+  const float* dst;     // [V,2] the output-image (driving) mesh
+  const float* src;     // [V,2] the same vertices in the source image
+  const int32_t* tris;  // [T,3] vertex indices; triangles with an index outside [0, V) are skipped
+  const float* depth;   // [V] per dst vertex, or nullptr (then the larger triangle index wins)
+  float* grid;          // [H,W,2] out
+  float* mask;          // [H,W] out: 1 covered, 0 not
+};
+
 // CPU entry points (csrc/cpu). Multithreaded; block until done.
 void warp_cpu(const WarpParams& p);
 void heatmaps_cpu(const HeatmapParams& p);
 void sparse_motion_cpu(const SparseMotionParams& p);
 void ddim_step_cpu(const DDIMParams& p);
+void mesh_flow_cpu(const MeshFlowParams& p);
 
 // CPU thread pool size (csrc/cpu/parallel.cpp).
 int cpu_num_threads();
@@ -87,6 +102,7 @@ const char* warp_cuda(const WarpParams& p);
 const char* heatmaps_cuda(const HeatmapParams& p);
 const char* sparse_motion_cuda(const SparseMotionParams& p);
 const char* ddim_step_cuda(const DDIMParams& p);
+const char* mesh_flow_cuda(const MeshFlowParams& p);
 // Make `device` current for the calling thread before a launch.
 const char* cuda_set_device(int device);
 // Runtime facts for build_info(); device_count < 0 means the runtime failed (e.g. no driver).

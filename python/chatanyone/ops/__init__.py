@@ -1,4 +1,5 @@
-"""Native ops: grid-sample warping, keypoint heatmaps, DDIM (see docs/design.md, "Native ops").
+"""Native ops: grid-sample warping, keypoint heatmaps, DDIM, mesh rasterization into a flow field
+(see docs/design.md, "Native ops").
 
 Every function takes numpy arrays (CPU), torch tensors (CPU or CUDA) or cupy arrays (CUDA), reads
 them without copies through DLPack, returns new arrays of the same kind, and blocks until done.
@@ -7,9 +8,10 @@ Wrong dtypes, shapes, layouts or devices raise TypeError/ValueError naming the a
 from .._native import core as _core
 from .ddim import ddim_sample, ddim_step
 from .heatmaps import heatmaps, sparse_motion
+from .mesh_flow import mesh_flow
 from .warp import warp
 
-__all__ = ["warp", "heatmaps", "sparse_motion", "ddim_step", "ddim_sample", "get_num_threads",
+__all__ = ["warp", "heatmaps", "sparse_motion", "ddim_step", "ddim_sample", "mesh_flow", "get_num_threads",
            "set_num_threads"]
 
 
