@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -35,17 +36,21 @@ def test_session_end_to_end(avatar, speech):
     frames = _run(avatar, pcm, rate)
     assert len(frames) == int(np.ceil(len(pcm) / rate * 25))
     imgs = np.stack([f.image for f in frames])
-    assert imgs.shape[1:] == (384, 256, 3) and imgs.dtype == np.uint8
+    # the frame is the photo (512x600) at the fast preset's long side, 512, its aspect ratio kept
+    assert imgs.shape[1:] == (512, 436, 3) and imgs.dtype == np.uint8
     # a talking face is not a still: the mouth region changes from frame to frame while the
-    # padding at the bottom corner stays put; and the frames stay a picture of the avatar
-    lips = avatar.face[[13, 14, 61, 291], :2]
-    x = ((lips[:, 0] + 1) * 128).astype(int)
-    y = ((lips[:, 1] + 1) * 192).astype(int)
+    # photo outside the animated region stays put; and the frames stay a picture of the avatar
+    from chatanyone.data.framing import Box, from_crop_coords
+    s = 512 / 600
+    lips = from_crop_coords(avatar.face[[13, 14, 61, 291], :2], Box.from_array(avatar.box)) * s
+    x, y = lips[:, 0].astype(int), lips[:, 1].astype(int)
     steps = np.abs(np.diff(imgs.astype(np.int16), axis=0))
     assert steps[:, y.min() - 6:y.max() + 6, x.min() - 6:x.max() + 6].mean() > 1.0
-    assert steps[:, 330:380, 5:50].mean() < 0.5
-    err = np.abs(imgs.astype(np.float32).mean(0) - avatar.crop.astype(np.float32)).mean()
-    assert err < 40
+    x0 = int(np.floor(avatar.region[0] * s))
+    assert x0 > 5 and steps[:, :, :x0].max() == 0
+    photo = cv2.resize(avatar.photo, (436, 512), interpolation=cv2.INTER_AREA).astype(np.float32)
+    err = np.abs(imgs.astype(np.float32).mean(0) - photo).mean()
+    assert err < 30   # the head and the background around it move; the picture stays the photo
     # the audio slices are the speech
     got = np.concatenate([f.audio for f in frames])[: len(pcm)]
     np.testing.assert_allclose(got, pcm, atol=1e-6)
@@ -128,22 +133,29 @@ def test_quality_preset_session(avatar, speech):
     frames = _run(avatar, pcm, rate, preset="quality")
     assert len(frames) == int(np.ceil(len(pcm) / rate * 25))
     imgs = np.stack([f.image for f in frames])
-    assert imgs.shape[1:] == (768, 512, 3) and imgs.dtype == np.uint8
-    # a picture of the avatar at full size, and the same picture as the fast preset's, downsized
-    err = np.abs(imgs.astype(np.float32).mean(0) - avatar.crop_hq.astype(np.float32)).mean()
-    assert err < 40
+    assert imgs.shape[1:] == (1024, 874, 3) and imgs.dtype == np.uint8
+    # a picture of the avatar at twice the fast size, and the same picture as the fast preset's
+    photo = cv2.resize(avatar.photo, (874, 1024), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    assert np.abs(imgs.astype(np.float32).mean(0) - photo).mean() < 30
     fast = np.stack([f.image for f in _run(avatar, pcm, rate)]).astype(np.float32)
-    small = imgs.astype(np.float32).reshape(len(imgs), 384, 2, 256, 2, 3).mean((2, 4))
-    assert np.abs(small - fast).mean() < 6
+    small = np.stack([cv2.resize(i, (436, 512), interpolation=cv2.INTER_AREA) for i in imgs]).astype(np.float32)
+    assert np.abs(small - fast).mean() < 3
 
 
-def test_missing_preset_weights_are_a_clear_error(avatar, monkeypatch, tmp_path):
-    import chatanyone.runners.base as base
-    real = base.weights_path
-    monkeypatch.setattr(base, "weights_path",
-                        lambda name: tmp_path / name if name.startswith("render_quality") else real(name))
-    with pytest.raises(ValueError, match="no trained weights"):
-        ca.Session(avatar, ca.SessionConfig(preset="quality"))
+def test_output_size_sets_the_frames_long_side(avatar, speech):
+    pcm, rate = speech
+    with ca.Session(avatar, ca.SessionConfig(output_size=300)) as s:
+        assert s.frame_size == (256, 300)
+        s.feed_audio(pcm[: rate // 5], rate)
+        s.flush()
+        assert {f.image.shape for f in s.frames()} == {(300, 256, 3)}
+
+
+def test_an_avatar_without_its_photo_is_a_clear_error(avatar):
+    import dataclasses
+    old = dataclasses.replace(avatar, photo=None)
+    with pytest.raises(ValueError, match="prepare it again"):
+        ca.Session(old)
 
 
 def _lip_gap(exp):

@@ -1,8 +1,13 @@
-"""One portrait photo made ready to animate: framing, source keypoints, source state, crops.
+"""One portrait photo made ready to animate: the photo, its animated region, landmarks, source state.
 
->>> av = Avatar.prepare("me.jpg")          # detects face, body and hands; chooses the framing
->>> av.crop.shape, av.kp.shape             # (384, 256, 3), (K, 2)
+>>> av = Avatar.prepare("me.jpg")          # detects face, body and hands; chooses the region
+>>> av.region_kind, av.region              # 'head_shoulders', [x0, y0, x1, y1] in the photo's pixels
 >>> av.save("me.avatar.npz"); av = Avatar.load("me.avatar.npz")
+
+The frames a Session renders are the photo itself (at its aspect ratio) with the region animated
+(:mod:`chatanyone.render.geometry`). Landmarks are kept in the coordinates of the 2:3 motion box
+``box`` (the frame the motion model works in; it may extend beyond the photo, it is never shown).
+``crop``/``crop_hq`` are that box cut out of the photo, for the older neural renderer.
 
 The renderer caches its appearance features of the avatar in ``features`` (saved with it).
 """
@@ -21,7 +26,8 @@ from .inputs import AvatarError, image_rgb8  # noqa: F401  (AvatarError: re-expo
 
 log = logging.getLogger("chatanyone")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2        # 2: the photo and its animated region are stored
+MAX_PHOTO_SIDE = 2048     # larger photos are downsized to this long side when prepared
 MIN_FACE_PX = 48          # face height (forehead to chin) below this: too small
 MAX_OUTSIDE = 0.05        # more than this fraction of face points outside the photo: cut off
 SECOND_FACE_RATIO = 0.5   # another face at least this large (relative height): several faces
@@ -37,7 +43,8 @@ def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass
 class Avatar:
-    """A prepared portrait. Coordinates are normalized crop coordinates (docs/design.md)."""
+    """A prepared portrait. Landmark coordinates are normalized crop coordinates of ``box``
+    (docs/design.md); ``photo`` and ``region`` are in the photo's pixels."""
     crop: np.ndarray          # [384, 256, 3] uint8 the fast preset's 2:3 upper-body crop
     crop_hq: np.ndarray       # [768, 512, 3] uint8 the quality preset's crop (same box)
     box: np.ndarray           # [4] float64 x0, y0, w, h of the crop in the photo's pixels
@@ -49,6 +56,9 @@ class Avatar:
     hands: np.ndarray         # [2, 21, 3] float32 person's left, right hand; NaN where not seen
     hands_ok: np.ndarray      # [2] bool
     source: SourceState       # what compose.driving_keypoints needs
+    photo: np.ndarray = None  # [H, W, 3] uint8 the photo (long side at most MAX_PHOTO_SIDE)
+    region: np.ndarray = None  # [4] float64 x0, y0, x1, y1: the animated region, inside the photo
+    region_kind: str = ""     # "head", "head_shoulders" or "upper_body" (render.region)
     features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # renderer's cache
     name: str = ""            # where it came from (file name), informative
 
@@ -76,6 +86,11 @@ class Avatar:
             name = Path(image).name if isinstance(image, (str, os.PathLike)) else ""
         rgb = load_image(image)
         H, W = rgb.shape[:2]
+        if max(H, W) > MAX_PHOTO_SIDE:
+            import cv2
+            s = MAX_PHOTO_SIDE / max(H, W)
+            rgb = cv2.resize(rgb, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
+            H, W = rgb.shape[:2]
         det_img = rgb
         if max(H, W) > DETECT_MAX_SIDE:
             import cv2
@@ -114,6 +129,12 @@ class Avatar:
                                      r.hands_ok[None])[0]
         hands_c[~hands_ok] = np.nan
         kp, vis = L.renderer_keypoints(face_c, pose_c if r.pose_ok else None, hands_c, hands_ok=hands_ok)
+        from .render.region import choose_region
+        pose_px = np.array(r.pose, np.float64)
+        pose_px[:, :2] *= wh
+        hands_px = np.array(r.hands, np.float64)[..., :2] * wh
+        region = choose_region(face[:, :2] * wh, pose_px if r.pose_ok else None, hands_px, hands_ok,
+                               (W, H))
         hf = fit_head(face_c[None], np.ones(1, bool), load_basis().canonical)
         body = np.nan_to_num(pose_c[L.KP_BODY_IDX, :2]).astype(np.float32)
         body_vis = (np.nan_to_num(pose_c[L.KP_BODY_IDX, 3]) >= L.POSE_VIS_MIN).astype(np.float32)
@@ -123,7 +144,8 @@ class Avatar:
         log.debug("avatar %s: face %.0f px, box %s", name, heights[big], box)
         return cls(crop=crop, crop_hq=crop_hq, box=box.as_array(), image_size=(W, H), kp=kp, vis=vis,
                    face=face_c.astype(np.float32), pose=pose_c.astype(np.float32),
-                   hands=hands_c.astype(np.float32), hands_ok=hands_ok, source=src, name=name)
+                   hands=hands_c.astype(np.float32), hands_ok=hands_ok, source=src, name=name,
+                   photo=rgb, region=region.as_array(), region_kind=region.kind)
 
     def driving_keypoints(self, motion_frame, *, basis=None) -> tuple[np.ndarray, np.ndarray]:
         """The renderer's driving keypoints ``(kp [K, 2], vis [K])`` for one frame of motion
@@ -138,7 +160,8 @@ class Avatar:
         arrays = dict(
             format_version=np.int32(FORMAT_VERSION), crop=self.crop, crop_hq=self.crop_hq, box=self.box,
             image_size=np.asarray(self.image_size, np.int64), kp=self.kp, vis=self.vis, face=self.face,
-            pose=self.pose, hands=self.hands, hands_ok=self.hands_ok, name=np.str_(self.name))
+            pose=self.pose, hands=self.hands, hands_ok=self.hands_ok, name=np.str_(self.name),
+            photo=self.photo, region=self.region, region_kind=np.str_(self.region_kind))
         arrays.update(self.source.as_arrays("src_"))
         for k, v in self.features.items():
             arrays["feat_" + k] = np.asarray(v)
@@ -184,6 +207,9 @@ class Avatar:
                               f"{FORMAT_VERSION}: upgrade chatanyone")
         if ver < 1:
             raise AvatarError(f"{p}: bad avatar format version {ver}")
+        if ver < 2:
+            raise AvatarError(f"{p} was prepared by an older chatanyone (avatar format {ver}, "
+                              "without the photo): prepare it again from the photo")
         _check_avatar_arrays(a, p)
         try:
             src = SourceState.from_arrays(a, "src_")
@@ -193,7 +219,8 @@ class Avatar:
                        vis=a["vis"].astype(np.float32), face=a["face"].astype(np.float32),
                        pose=a["pose"].astype(np.float32), hands=a["hands"].astype(np.float32),
                        hands_ok=a["hands_ok"].astype(bool), source=src, features=feats,
-                       name=str(a["name"]) if "name" in a else "")
+                       name=str(a["name"]) if "name" in a else "", photo=a["photo"],
+                       region=a["region"].astype(np.float64), region_kind=str(a["region_kind"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise AvatarError(f"{p} is a malformed avatar file ({type(exc).__name__}: {exc})") from None
 
@@ -207,6 +234,7 @@ _AVATAR_ARRAYS = {
     "hands_ok": ((2,), "b"), "src_canon_face": ((478, 3), "f"), "src_head": ((6,), "f"),
     "src_body": ((8, 2), "f"), "src_body_vis": ((8,), "f"), "src_hands": ((2, 21, 2), "f"),
     "src_hands_ok": ((2,), "b"), "src_face_ok": ((), "b"),
+    "photo": ((None, None, 3), "u8"), "region": ((4,), "f"),
 }
 
 
@@ -239,6 +267,13 @@ def _check_avatar_arrays(a: dict, p: str) -> None:
             raise AvatarError(f"{p}: renderer cache {k!r} has dtype {v.dtype}")
     if "name" in a and a["name"].dtype.kind not in "US":
         raise AvatarError(f"{p}: 'name' must be a string")
+    if "region_kind" not in a or a["region_kind"].dtype.kind not in "US":
+        raise AvatarError(f"{p}: 'region_kind' must be a string")
+    ph, pw = a["photo"].shape[:2]
+    x0, y0, x1, y1 = a["region"]
+    if min(ph, pw) < 16 or not (0 <= x0 < x1 <= pw and 0 <= y0 < y1 <= ph):
+        raise AvatarError(f"{p}: the region {a['region'].tolist()} does not lie inside the "
+                          f"{pw}x{ph} photo")
 
 
 def _faces_from_pose_head(rgb: np.ndarray, r) -> list[np.ndarray]:

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PRESETS = {
-    # name: (width, height) of the rendered frame
-    "fast": (256, 384),     # real time on 2 CPU cores
-    "quality": (512, 768),  # the paper's resolution: the fast networks plus a full-size detail stage
+    # name: default long side (pixels) of the frames; a frame is the avatar's photo at its own
+    # aspect ratio with the animated region pasted back (chatanyone.render.geometry)
+    "fast": 512,     # real time on 2 CPU cores
+    "quality": 1024,  # the same geometry at twice the size, for GPUs or offline rendering
 }
+OUTPUT_SIZE_RANGE = (64, 4096)
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,11 @@ class SessionConfig:
 
     # Output frame rate (frames per second). Motion is generated at 25 fps and resampled in time.
     fps: float = 25.0
-    # Renderer preset: "fast" (256x384, real time on CPU) or "quality" (512x768).
+    # Renderer preset: "fast" (real time on CPU) or "quality" (a larger frame).
     preset: str = "fast"
+    # Long side of the frames in pixels (the other side follows the photo's aspect ratio, both
+    # rounded to even numbers). None: the preset's default (fast 512, quality 1024).
+    output_size: int | None = None
     # Style reference: None, or a path to a motion file (.npz from `prepare-data`) or a video whose
     # motion gives the speaking style.
     style: str | os.PathLike | None = None
@@ -93,6 +98,7 @@ class SessionConfig:
         integer("max_ahead_frames", 1, 10_000)
         # more ONNX Runtime threads than CPUs only makes every thread wait for the others
         integer("intra_op_threads", 0, cpu_count())
+        integer("output_size", *OUTPUT_SIZE_RANGE, optional=True)
         if self.style is not None and not isinstance(self.style, (str, os.PathLike)):
             raise TypeError(f"SessionConfig.style must be None or a path, got {type(self.style).__name__}")
         if self.style is not None and not os.path.exists(self.style):
@@ -116,9 +122,10 @@ class SessionConfig:
             raise TypeError(f"SessionConfig._extra must be a dict, got {type(self._extra).__name__}")
 
     @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) of the frames of this preset."""
-        return PRESETS[self.preset]
+    def long_side(self) -> int:
+        """Long side of the frames in pixels: ``output_size`` or the preset's default. The frame's
+        width and height depend on the photo too (``Session.frame_size``)."""
+        return self.output_size if self.output_size is not None else PRESETS[self.preset]
 
 
 def parse_frame_device(spec) -> tuple[str, int] | None:

@@ -369,6 +369,11 @@ class Session:
     def fps(self) -> float:
         return self._fps
 
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the frames: the avatar's photo at ``config.long_side``."""
+        return getattr(self._pipe, "frame_size", None)
+
     # ------------------------------------------------------------------ timeline helpers (lock held)
     @property
     def _a_end(self) -> int:

@@ -73,10 +73,11 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
         while s.next_frame() is not None:
             stamps.append(time.perf_counter() - t0)
         stages = s._pipe.timings()
+        size = s.frame_size
     n = len(stamps)
     steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")
     return {
-        "preset": preset, "size": list(cfg.size), "frames": n, "speech_s": len(pcm) / rate,
+        "preset": preset, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
         "avatar_prepare_s": prep_s,
         "first_frame_latency_s": latency,
         "steady_fps": steady, "end_to_end_fps": n / stamps[-1] if stamps else None,

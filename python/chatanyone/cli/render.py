@@ -15,7 +15,11 @@ log = logging.getLogger("chatanyone")
 def add_session_options(p) -> None:
     """Options shared by `render` and `demo` (they map onto SessionConfig fields)."""
     p.add_argument("--preset", default="fast", choices=["fast", "quality"],
-                   help="fast: 256x384, real time on CPU; quality: 512x768 (default: fast)")
+                   help="fast: real time on CPU, frames 512 px on the long side; quality: 1024 px "
+                        "(default: fast)")
+    p.add_argument("--size", type=int, default=None, dest="output_size",
+                   help="long side of the frames in pixels (default: the preset's); the photo's "
+                        "aspect ratio is kept")
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default: 25)")
     p.add_argument("--style", default=None, help="style reference: a motion .npz or a video")
     p.add_argument("--intensity", type=float, default=1.0, help="expression intensity 0..2 (default: 1)")
@@ -37,7 +41,7 @@ def config_from_args(args):
     from ..config import SessionConfig
 
     kw = dict(fps=args.fps, preset=args.preset, style=args.style, intensity=args.intensity,
-              seed=args.seed)
+              seed=args.seed, output_size=getattr(args, "output_size", None))
     if args.steps is not None:
         kw["ddim_steps"] = args.steps
     try:
@@ -82,10 +86,9 @@ def render_to_file(avatar, pcm: np.ndarray, rate: int, output: str, config, *, p
     check_output(output)
     duration = len(pcm) / rate
     n_expected = int(np.ceil(duration * config.fps - 1e-9))
-    w, h = config.size
     t0 = time.perf_counter()
     first = None
-    with Session(avatar, config) as s, VideoWriter(output, w, h, config.fps) as out:
+    with Session(avatar, config) as s, VideoWriter(output, *s.frame_size, config.fps) as out:
         chunk = max(1, rate // 10)
         for i in range(0, len(pcm), chunk):  # fed like a stream, 100 ms at a time
             s.feed_audio(pcm[i:i + chunk], rate)

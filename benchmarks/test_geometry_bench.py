@@ -1,0 +1,78 @@
+"""Renderer time per frame: the geometry renderer against the neural renderer it replaced.
+
+Both run in the same process on the built-in avatar with the same motion frames: the geometry
+renderer at each preset's frame size (fast: 512 px on the long side, quality: 1024), the neural
+renderer at its own (fast: 256x384 crop, quality: 512x768). The geometry renderer's time covers the
+whole frame (mesh, flow, warp, mouth, paste-back); the neural one's covers keypoint composition and
+its four (five) graphs. ``extra_info`` holds the per-stage means.
+
+    python -m pytest benchmarks/test_geometry_bench.py
+"""
+import numpy as np
+import pytest
+
+N_FRAMES = 16
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    import chatanyone as ca
+    from chatanyone.data import default_avatar_image
+
+    return ca.Avatar.prepare(default_avatar_image())
+
+
+@pytest.fixture(scope="module")
+def motions():
+    from chatanyone.data.motion import load_basis
+
+    b = load_basis()
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(N_FRAMES):
+        out.append({"head": (rng.standard_normal(6) * [0.05, 0.03, 0.03, 0.01, 0.01, 0.01]).astype(np.float32),
+                    "exp": (rng.standard_normal(b.n_exp) * b.std).astype(np.float32),
+                    "eye": np.array([1, 1, 0, 0], np.float32),
+                    "body": (rng.standard_normal((8, 2)) * 0.01).astype(np.float32),
+                    "hands": np.zeros((2, 21, 2), np.float32), "hands_ok": np.zeros(2, np.float32)})
+    return out
+
+
+@pytest.mark.parametrize("preset", ["fast", "quality"])
+def test_geometry_renderer(benchmark, avatar, motions, preset):
+    from chatanyone.render.geometry import DEFAULT_OUTPUT_SIZE, GeomRenderer
+
+    r = GeomRenderer(avatar, DEFAULT_OUTPUT_SIZE[preset])
+    r.render(motions[0])
+    r.times.clear()
+    r.frames = 0
+
+    def run():
+        for m in motions:
+            r.render(m)
+
+    benchmark.group = f"renderer {preset}"
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info.update({"frame_size": list(r.size), "region": list(r.rect),
+                                 "ms_per_frame_min": benchmark.stats.stats.min * 1e3 / N_FRAMES,
+                                 **{f"stage_{k}_ms": v for k, v in r.per_frame_ms().items()}})
+
+
+@pytest.mark.parametrize("preset", ["fast", "quality"])
+def test_neural_renderer(benchmark, avatar, motions, preset):
+    from chatanyone.render import Renderer
+
+    r = Renderer(preset)
+    crop = avatar.crop if preset == "fast" else avatar.crop_hq
+    cache = r.prepare_source(crop, avatar.kp, avatar.vis)
+
+    def run():
+        for m in motions:
+            kp, vis = avatar.driving_keypoints(m)
+            r.render(cache, kp, vis)
+
+    run()
+    benchmark.group = f"renderer {preset}"
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info.update({"frame_size": [r.size[1], r.size[0]],
+                                 "ms_per_frame_min": benchmark.stats.stats.min * 1e3 / N_FRAMES})

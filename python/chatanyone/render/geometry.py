@@ -1,0 +1,487 @@
+"""The geometry-first renderer: the user's photo, moved by the tracked face mesh, pasted back.
+
+Per frame (:meth:`GeomRenderer.render`), for one motion frame:
+
+1. **Driving mesh.** The avatar's neutral canonical face (its photo's expression removed, see
+   :func:`neutral_face`) plus the motion's expression (PCA basis), posed with the photo's head pose
+   plus the motion's head change (:func:`chatanyone.data.motion.pose_points`): 478 points.
+2. **Coarse mesh.** Two rings around the face oval (hair, ears, neck) that move with the head (the
+   outer ring only partly), the shoulders, elbows and wrists moved by the motion's body offsets, and
+   points on the region's border that never move. Delaunay-triangulated once, on the photo.
+3. **Flow.** The face triangles (852, the eye holes closed by lid strips) and the coarse triangles
+   are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
+   face wins where they overlap (nearer depth); the coarse mesh lies behind it.
+4. **Warp.** The region of the photo, at output resolution, is sampled along the flow
+   (``chatanyone.ops.warp``).
+5. **Mouth.** Where the driving lips part, the inner-lip polygon is filled: a dark interior with a
+   shaded band of upper teeth (lower teeth when it opens wide), blended with soft edges.
+6. **Paste-back.** The region is blended into the photo (resized to the output size) through a
+   feathered border; every pixel outside the region is the resized photo's, bit for bit.
+
+No network runs: a frame costs a few milliseconds of native kernels and numpy. Coordinates: the
+avatar's landmarks are in its crop coordinates (the 2:3 motion box ``Avatar.box``), mapped
+affinely to the region's normalized coordinates (``align_corners=False``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from . import mesh as M
+
+log = logging.getLogger("chatanyone")
+
+DEFAULT_OUTPUT_SIZE = {"fast": 512, "quality": 1024}
+COARSE_DEPTH = 10.0          # depth of the coarse mesh: behind every face triangle
+# inner-lip gap / mouth width of the neutral face the motion is relative to: the motion model
+# closes it by about this much in silence (measured on its output), so silence closes the lips
+NEUTRAL_GAP = 0.05
+GAP_TOLERANCE = 0.01         # a photo whose gap is this close to NEUTRAL_GAP is left as it is
+FEATHER = 0.04               # paste-back feather width, fraction of the region's shorter side
+
+
+def _get(frame, key, default=None):
+    """A motion frame's field: a dict key or an attribute (typed frames)."""
+    if isinstance(frame, dict):
+        return frame.get(key, default)
+    v = getattr(frame, key, None)
+    if v is None:
+        try:
+            v = frame[key]
+        except (KeyError, TypeError, IndexError):
+            v = None
+    return default if v is None else v
+
+
+# --- absolute expression --------------------------------------------------------------------
+
+def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's face with a neutral mouth: ``(neutral [478, 3], exp_photo [E])``.
+
+    The motion's expression is relative to a speaker's neutral face (the clip's median), whose lips
+    are slightly apart: the motion model closes them in silence by about ``NEUTRAL_GAP`` of the mouth
+    width. So the photo's inner lips are set to that gap, whatever the photo shows (an open mouth
+    is closed to it, pressed lips part to it); a driving mouth then closes in silence and opens
+    with speech like any other.
+
+    The photo's expression cannot be read off the PCA basis directly (a face's own shape projects
+    onto it too), so only the lips' gap is imposed: the smallest expression change (in units of
+    each coefficient's spread) that gives the inner lips the neutral gap is solved in closed form
+    (ridge least squares); what the basis cannot reach (a wide "oh") is closed geometrically by
+    moving the lower face (lower lip, jaw, chin) by the remaining gap. ``exp_photo`` is minus that
+    change: the photo's expression relative to its neutral face.
+
+    Args:
+        canon_face: ``[478, 3]`` the photo's canonical-space face (``SourceState.canon_face``).
+        basis: the :class:`~chatanyone.data.motion.FaceBasis`.
+    """
+    c = np.asarray(canon_face, np.float64)
+    n_exp = basis.n_exp
+    comp = basis.components.astype(np.float64).reshape(n_exp, 468, 3)
+    up, lo = M.LIP_UPPER_INNER[1:-1], M.LIP_LOWER_INNER[1:-1]
+    width = float(np.linalg.norm(c[78] - c[308]))
+    # the gap's profile along the mouth (wider in the middle), from the canonical face
+    can = basis.canonical.astype(np.float64)
+    prof = np.maximum(can[lo, 1] - can[up, 1], 0.0)
+    prof = prof / max(float(prof.mean()), 1e-9)
+    target = np.zeros((len(up), 3))
+    target[:, 1] = NEUTRAL_GAP * width * prof
+    gap = float(np.mean(c[lo, 1] - c[up, 1])) / max(width, 1e-6)
+    delta = np.zeros(n_exp)
+    out = c.copy()
+    if abs(gap - NEUTRAL_GAP) > GAP_TOLERANCE:
+        g0 = ((c[lo] - c[up]) - target).reshape(-1)
+        jac = (comp[:, lo] - comp[:, up]).reshape(n_exp, -1).T
+        a = np.diag(1.0 / np.maximum(basis.std.astype(np.float64), 1e-6) ** 2) + mu * jac.T @ jac
+        delta = np.linalg.solve(a, -mu * jac.T @ g0)
+        out[:468] += (delta @ comp.reshape(n_exp, -1)).reshape(468, 3)
+        rest = float(out[14, 1] - out[13, 1]) - NEUTRAL_GAP * width * float(prof[len(prof) // 2])
+        if abs(rest) > 0.005 * width:
+            _close_jaw(out, rest)
+    return out.astype(np.float32), (-delta).astype(np.float32)
+
+
+def _gap_ratio(face: np.ndarray) -> float:
+    """Inner-lip gap at the mouth's middle over the mouth's width, of one face ``[478, >=2]``."""
+    return float((face[14, 1] - face[13, 1]) / max(np.linalg.norm(face[308, :2] - face[78, :2]), 1e-9))
+
+
+def _close_jaw(face: np.ndarray, rest: float) -> None:
+    """Move the lower face up by ``rest`` (canonical units) without folding the mesh (in place).
+
+    Vertically, a monotonic map per point: above the upper inner lip nothing moves; between the
+    inner lips the face is compressed so that the lower inner lip moves up by ``rest``; below, the
+    shift fades out towards the neck. Sideways the shift fades from the mouth's width to 2.5 of its
+    half-widths. Its gradient stays below 1, so no triangle turns over."""
+    y_u, y_l = float(face[13, 1]), float(face[14, 1])
+    x_m = 0.5 * float(face[78, 0] + face[308, 0])
+    hw = 0.5 * abs(float(face[308, 0] - face[78, 0]))
+    span = max(y_l - y_u, 1e-6)
+    rest = float(np.clip(rest, -0.5 * span, span))
+    y = face[:, 1]
+    y_end = float(face[152, 1]) + 0.4
+    dy = np.where(y <= y_u, 0.0,
+                  np.where(y < y_l, -(y - y_u) / span * rest,
+                           -rest * np.clip((y_end - y) / max(y_end - y_l, 1e-6), 0.0, 1.0)))
+    wx = np.clip((2.5 * hw - np.abs(face[:, 0] - x_m)) / (1.3 * hw), 0.0, 1.0)
+    face[:, 1] += wx * dy
+
+
+def _chin_patch(can: np.ndarray) -> list[int]:
+    """Face-mesh points between the lower lip's outer contour and the jaw line, near the mouth."""
+    lip = set(M.LIP_LOWER_OUTER) | set(M.LIP_LOWER_INNER) | set(M.LIP_UPPER_OUTER) | set(M.LIP_UPPER_INNER)
+    fixed = lip | set(M.FACE_OVAL)
+    x_m, hw = 0.5 * (can[61, 0] + can[291, 0]), 0.5 * abs(can[291, 0] - can[61, 0])
+    return [i for i in range(468) if i not in fixed and can[i, 1] > can[17, 1] - 0.02
+            and abs(can[i, 0] - x_m) < 1.6 * hw]
+
+
+def repair_chin(src_xy: np.ndarray, canonical: np.ndarray, open_gap: float) -> np.ndarray:
+    """The photo's mesh below a wide-open mouth, re-placed where the chin's skin is (``[478, 2]``).
+
+    On a wide-open mouth the face-mesh model squeezes the lower lip and the chin crease into a thin
+    ring under the opening, or folds it (points of the crease above the lip). Moving such a mesh
+    stretches the lip's texture over the chin. When the photo's inner-lip gap (over mouth width)
+    exceeds 0.25 or a triangle there is folded, the points between the lower lip and the jaw are
+    re-placed by a thin-plate spline from the canonical face to the photo, fitted on every other
+    point of the lower face: a smooth, unfolded chin that samples the skin below the lip. Other
+    photos are returned unchanged (a copy)."""
+    from scipy.interpolate import RBFInterpolator
+    p = np.array(src_xy, np.float64, copy=True)
+    can = np.asarray(canonical, np.float64)[:, :2]
+    patch = _chin_patch(can)
+    tri = M.face_triangles()
+    pset = set(patch)
+    t = tri[[any(v in pset for v in tr) for tr in tri]]
+
+    def signed(q):
+        a, b, c = q[t[:, 0]], q[t[:, 1]], q[t[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    folded = bool(np.any(np.sign(signed(p)) != np.sign(signed(can))))
+    if open_gap <= 0.25 and not folded:
+        return p
+    lower = [i for i in range(468) if i not in pset and can[i, 1] > can[1, 1]]
+    f = RBFInterpolator(can[lower], p[lower], kernel="thin_plate_spline", smoothing=1e-6)
+    p[patch] = f(can[patch])
+    return p
+
+
+def close_lips(face: np.ndarray) -> None:
+    """Where a driving expression pushes the lower inner lip above the upper one (lips pressed
+    harder than the neutral face allows), meet them in the middle (in place, ``[478, >=2]``)."""
+    up, lo = M.LIP_UPPER_INNER[1:-1], M.LIP_LOWER_INNER[1:-1]
+    cross = face[lo, 1] < face[up, 1]
+    if cross.any():
+        u, l_ = np.asarray(up)[cross], np.asarray(lo)[cross]
+        mid = 0.5 * (face[u, 1] + face[l_, 1])
+        face[u, 1] = mid
+        face[l_, 1] = mid
+
+
+# --- the renderer ---------------------------------------------------------------------------
+
+def frame_size(image_wh: tuple[int, int], output_size: int) -> tuple[int, int]:
+    """``(W, H)`` of the frames for a photo of ``image_wh``: long side ``output_size``, the photo's
+    aspect ratio, both even (video encoders need it)."""
+    w, h = image_wh
+    s = output_size / max(w, h)
+    ow = max(2, int(round(w * s / 2)) * 2)
+    oh = max(2, int(round(h * s / 2)) * 2)
+    return ow, oh
+
+
+def _mesh_flow():
+    from chatanyone import ops
+    return ops.mesh_flow
+
+
+class GeomRenderer:
+    """Renders an avatar's photo driven by motion frames (see the module docstring).
+
+    Args:
+        avatar: a prepared :class:`~chatanyone.Avatar` (it carries its photo and region).
+        output_size: long side of the frames in pixels.
+        basis: the expression basis (default: the packaged one).
+
+    Thread safety: one frame at a time per instance.
+    """
+
+    def __init__(self, avatar, output_size: int = DEFAULT_OUTPUT_SIZE["fast"], *, basis=None):
+        import cv2
+        from scipy.spatial import Delaunay
+
+        from ..data.framing import Box
+        from ..data.motion import load_basis
+        self.basis = basis or load_basis()
+        photo = np.asarray(avatar.photo)
+        ph, pw = photo.shape[:2]
+        self.size = frame_size((pw, ph), output_size)           # (W, H)
+        ow, oh = self.size
+        interp = cv2.INTER_AREA if ow < pw else cv2.INTER_LINEAR
+        self.background = cv2.resize(photo, (ow, oh), interpolation=interp)
+        self.background.flags.writeable = False
+        sx, sy = ow / pw, oh / ph
+        reg = np.asarray(avatar.region, np.float64)
+        rx0, ry0 = int(np.floor(reg[0] * sx)), int(np.floor(reg[1] * sy))
+        rx1, ry1 = int(np.ceil(reg[2] * sx)), int(np.ceil(reg[3] * sy))
+        rx0, ry0, rx1, ry1 = max(0, rx0), max(0, ry0), min(ow, rx1), min(oh, ry1)
+        if rx1 - rx0 < 8 or ry1 - ry0 < 8:
+            raise ValueError(f"the animated region is too small at output size {output_size}: "
+                             f"{rx1 - rx0}x{ry1 - ry0} px")
+        self.rect = (rx0, ry0, rx1, ry1)                          # in output pixels, end exclusive
+        rw, rh = rx1 - rx0, ry1 - ry0
+        reg_img = self.background[ry0:ry1, rx0:rx1]
+        self._src = np.ascontiguousarray(reg_img.transpose(2, 0, 1)[None], np.float32)  # 1,3,rh,rw
+        self._base = reg_img.astype(np.float32)
+        # crop coordinates (the motion box) -> region-normalized coordinates
+        box = Box.from_array(avatar.box)
+        self._ax = np.array([box.w * sx / rw, box.h * sy / rh])
+        self._bx = np.array([((box.x0 + box.w / 2) * sx - rx0) * 2 / rw - 1,
+                             ((box.y0 + box.h / 2) * sy - ry0) * 2 / rh - 1])
+        self._px = np.array([rw / 2, rh / 2])      # region-normalized -> region pixels: (u + 1) * px
+        src = avatar.source
+        self._head = np.asarray(src.head, np.float64)
+        self._canon_src = np.asarray(src.canon_face, np.float64)
+        self.neutral, self.exp_photo = neutral_face(self._canon_src, self.basis)
+        self._neutral = self.neutral.astype(np.float64)
+        self._comp = self.basis.components.astype(np.float64)
+        # source vertices: the photo's own landmarks
+        face_src = self._to_region(np.asarray(avatar.face, np.float64)[:, :2])
+        face_src = repair_chin(face_src, self.basis.canonical, _gap_ratio(self._canon_src))
+        # coarse rings around the face oval, in canonical space (offsets from the oval points)
+        oval = np.asarray(M.FACE_OVAL)
+        cen = self._canon_src[oval, :2].mean(0)
+        d = self._canon_src[oval, :2] - cen
+        dy = d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+        k1 = 1.38 - 0.18 * dy
+        k2 = 1.0 + 2.1 * (k1 - 1.0)
+        self._ring_off = []
+        self._ring_w = []
+        for k, w in ((k1, np.ones_like(dy)), (k2, 0.45 - 0.15 * dy)):
+            off = np.zeros((len(oval), 3))
+            off[:, :2] = (k - 1.0)[:, None] * d
+            off[:, 2] = 0.3 * (k - 1.0)
+            self._ring_off.append(off)
+            self._ring_w.append(w)
+        rings_src = [self._to_region(self._pose(self._canon_src[oval] + off, self._head)[:, :2])
+                     for off in self._ring_off]
+        self._rings_src = rings_src
+        # body points the motion moves (pose 11..16 seen in the photo)
+        body_idx, body_src = [], []
+        pose = np.asarray(avatar.pose, np.float64)
+        from ..data import landmarks as L
+        for j, pi in enumerate(L.KP_BODY_IDX[:6]):
+            p = pose[pi]
+            if np.all(np.isfinite(p[:2])) and np.nan_to_num(p[3]) >= L.POSE_VIS_MIN:
+                body_idx.append(j)
+                body_src.append(p[:2])
+        body_src = self._to_region(np.array(body_src).reshape(-1, 2))
+        # border: corners and points along each side, pinned
+        n_side = 6
+        t = np.linspace(-1, 1, n_side + 1)
+        border = np.concatenate([np.stack([t, -np.ones_like(t)], 1), np.stack([t, np.ones_like(t)], 1),
+                                 np.stack([-np.ones_like(t[1:-1]), t[1:-1]], 1),
+                                 np.stack([np.ones_like(t[1:-1]), t[1:-1]], 1)])
+        # keep moving points well inside the region (a margin from the pinned border)
+        keep = [np.all(np.abs(r) < 0.97, axis=1) for r in rings_src]
+        bkeep = np.all(np.abs(body_src) < 0.97, axis=1) if len(body_src) else np.zeros(0, bool)
+        self._ring_keep = keep
+        self._body_idx = np.asarray(body_idx, np.int64)[bkeep]
+        extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src[bkeep], border]
+        self._n_extra = [len(e) for e in extra]
+        coarse_src = np.concatenate([face_src[oval]] + extra)
+        coarse_ids = np.concatenate([oval, M.N_FACE + np.arange(sum(self._n_extra))])
+        tri = Delaunay(coarse_src).simplices
+        tri = tri[(tri >= len(oval)).any(axis=1)]     # not across the face (the face mesh covers it)
+        coarse_tri = coarse_ids[tri]
+        self.src_vertices = np.concatenate([face_src, np.concatenate(extra)]).astype(np.float32)
+        self.triangles = np.ascontiguousarray(np.concatenate(
+            [M.face_triangles(), M.eye_fill_triangles(), M.mouth_fill_triangles(), coarse_tri]).astype(np.int32))
+        self._depth = np.full(len(self.src_vertices), COARSE_DEPTH, np.float32)
+        self._border = border.astype(np.float32)
+        # paste-back feather
+        f = max(2.0, FEATHER * min(rw, rh))
+        yy = np.minimum(np.arange(rh) + 0.5, rh - np.arange(rh) - 0.5)
+        xx = np.minimum(np.arange(rw) + 0.5, rw - np.arange(rw) - 0.5)
+        edge = [ry0 > 0, ry1 < oh, rx0 > 0, rx1 < ow]  # sides that are not the photo's own border
+        ay = np.clip(yy / f, 0, 1)
+        ax = np.clip(xx / f, 0, 1)
+        if not edge[0]:
+            ay[: rh // 2] = 1
+        if not edge[1]:
+            ay[rh // 2:] = 1
+        if not edge[2]:
+            ax[: rw // 2] = 1
+        if not edge[3]:
+            ax[rw // 2:] = 1
+        alpha = (ay[:, None] * ax[None, :])[..., None].astype(np.float32)
+        fi = int(np.ceil(f))
+        if 2 * fi >= min(rw, rh):
+            self._band = [(np.s_[:, :], alpha)]
+        else:   # four disjoint strips cover every pixel with alpha < 1
+            strips = [np.s_[:fi, :], np.s_[rh - fi:, :], np.s_[fi:rh - fi, :fi], np.s_[fi:rh - fi, rw - fi:]]
+            self._band = [(sl, np.ascontiguousarray(alpha[sl])) for sl in strips if alpha[sl].min() < 1]
+        # mouth colours from the photo
+        self._mouth_colors(face_src, reg_img)
+        self.times: dict[str, float] = {}
+        self.frames = 0
+        log.debug("geometry renderer: frame %dx%d, region %s (%s), %d vertices, %d triangles",
+                  ow, oh, self.rect, getattr(avatar, "region_kind", "?"), len(self.src_vertices),
+                  len(self.triangles))
+
+    # --- coordinates ------------------------------------------------------------------------
+
+    def _to_region(self, xy_crop: np.ndarray) -> np.ndarray:
+        return np.asarray(xy_crop, np.float64)[..., :2] * self._ax + self._bx
+
+    @staticmethod
+    def _pose(canon: np.ndarray, head: np.ndarray) -> np.ndarray:
+        from ..data.motion import pose_points
+        return pose_points(canon, head)
+
+    def _mouth_colors(self, face_src: np.ndarray, reg_img: np.ndarray) -> None:
+        px = (face_src + 1) * self._px
+        h, w = reg_img.shape[:2]
+
+        def sample(ids):
+            p = np.clip(np.round(px[ids] - 0.5).astype(int), 0, [w - 1, h - 1])
+            return reg_img[p[:, 1], p[:, 0]].astype(np.float32) / 255.0
+
+        lip_ids = [(a, b) for a, b in zip(M.LIP_UPPER_OUTER[2:-2] + M.LIP_LOWER_OUTER[2:-2],
+                                          M.LIP_UPPER_INNER[2:-2] + M.LIP_LOWER_INNER[2:-2])]
+        mid = np.array([(face_src[a] + face_src[b]) / 2 for a, b in lip_ids])
+        p = np.clip(np.round((mid + 1) * self._px - 0.5).astype(int), 0, [w - 1, h - 1])
+        lip = np.median(reg_img[p[:, 1], p[:, 0]].astype(np.float32) / 255.0, axis=0)
+        skin = np.median(sample([50, 280, 101, 330, 205, 425]), axis=0)
+        lum = float(skin @ [0.299, 0.587, 0.114])
+        self._col_dark = (0.22 * lip + 0.02).astype(np.float32)
+        self._col_tongue = (0.5 * lip).astype(np.float32)
+        bright = float(np.clip(0.45 + 0.6 * lum, 0.55, 0.92))
+        # teeth take the photo's light: a warm white tinted by the skin
+        tint = skin / max(float(skin.max()), 1e-3)
+        self._col_teeth = (bright * (0.75 * np.array([0.96, 0.93, 0.86]) + 0.25 * tint)).astype(np.float32)
+
+    # --- per frame --------------------------------------------------------------------------
+
+    def driving_vertices(self, motion_frame) -> tuple[np.ndarray, np.ndarray]:
+        """``(dst_vertices [V, 2] float32, depth [V] float32)`` in region-normalized coordinates for
+        one motion frame. Pure numpy, well under a millisecond."""
+        exp = _get(motion_frame, "exp")
+        c = self._neutral.copy()
+        if exp is not None:
+            e = np.asarray(exp, np.float64).reshape(-1)
+            if e.shape[0] != self._comp.shape[0]:
+                raise ValueError(f"motion_frame exp has {e.shape[0]} coefficients, the basis {self._comp.shape[0]}")
+            c[:468] += (e @ self._comp).reshape(468, 3)
+            close_lips(c)
+        head = self._head.copy()
+        dh = _get(motion_frame, "head")
+        if dh is not None:
+            head += np.asarray(dh, np.float64).reshape(6)
+        oval = M.FACE_OVAL
+        n_oval = len(oval)
+        posed3 = self._pose(np.concatenate([c] + [c[oval] + off for off in self._ring_off]), head)
+        posed = self._to_region(posed3[:, :2])
+        dst = [posed[:478]]
+        depth = [posed3[:478, 2]]
+        for k, (w, keep, src_r) in enumerate(zip(self._ring_w, self._ring_keep, self._rings_src)):
+            drv_r = posed[478 + k * n_oval: 478 + (k + 1) * n_oval]
+            dst.append((src_r + w[:, None] * (drv_r - src_r))[keep])
+        n_ring = sum(self._n_extra[:2])
+        depth.append(np.full(n_ring, COARSE_DEPTH))
+        if len(self._body_idx):
+            body = _get(motion_frame, "body")
+            src_b = self.src_vertices[478 + n_ring: 478 + n_ring + len(self._body_idx)].astype(np.float64)
+            if body is not None:
+                off = np.asarray(body, np.float64).reshape(-1, 2)[self._body_idx] * self._ax
+                src_b = src_b + off
+            dst.append(src_b)
+            depth.append(np.full(len(self._body_idx), COARSE_DEPTH))
+        dst.append(self._border)
+        depth.append(np.full(len(self._border), COARSE_DEPTH))
+        return (np.concatenate(dst).astype(np.float32), np.concatenate(depth).astype(np.float32))
+
+    def render(self, motion_frame) -> np.ndarray:
+        """One motion frame -> one frame ``[H, W, 3]`` uint8 RGB (the whole photo, resized). Blocks
+        until done (a few ms on a CPU)."""
+        import cv2
+
+        from chatanyone import ops
+        t0 = time.perf_counter()
+        dst, depth = self.driving_vertices(motion_frame)
+        rx0, ry0, rx1, ry1 = self.rect
+        rh, rw = ry1 - ry0, rx1 - rx0
+        t1 = self._tick("geometry", t0)
+        grid, _mask = _mesh_flow()(dst, self.src_vertices, self.triangles, (rh, rw), depth=depth)
+        t1 = self._tick("mesh_flow", t1)
+        warped = ops.warp(self._src, grid[None], padding="border")[0]
+        t1 = self._tick("warp", t1)
+        img = cv2.merge((warped[0], warped[1], warped[2]))       # [rh, rw, 3] float32
+        for sl, a in self._band:            # the feathered border: back to the photo at its edge
+            b = self._base[sl]
+            img[sl] = b + a * (img[sl] - b)
+        self._fill_mouth(img, dst)
+        t1 = self._tick("mouth", t1)
+        out = self.background.copy()
+        out[ry0:ry1, rx0:rx1] = cv2.convertScaleAbs(img)       # rounds and saturates to uint8
+        self._tick("paste", t1)
+        self.frames += 1
+        return out
+
+    def _tick(self, name: str, t0: float) -> float:
+        t1 = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + (t1 - t0)
+        return t1
+
+    def per_frame_ms(self) -> dict[str, float]:
+        return {k: 1000 * v / max(self.frames, 1) for k, v in self.times.items()}
+
+    def _fill_mouth(self, img: np.ndarray, dst: np.ndarray) -> None:
+        """Paint the mouth interior where the driving inner lips part (in place, region pixels)."""
+        px = (dst[:, :2].astype(np.float64) + 1) * self._px - 0.5   # pixel-centre coordinates
+        up = px[M.LIP_UPPER_INNER]
+        lo = px[M.LIP_LOWER_INNER]
+        width = float(np.linalg.norm(up[-1] - up[0]))
+        gap = lo[1:-1, 1] - up[1:-1, 1]
+        if width < 2 or gap.max() < 0.3:
+            return
+        h, w = img.shape[:2]
+        x0 = int(max(0, np.floor(min(up[:, 0].min(), lo[:, 0].min())) - 1))
+        x1 = int(min(w, np.ceil(max(up[:, 0].max(), lo[:, 0].max())) + 2))
+        y0 = int(max(0, np.floor(up[:, 1].min()) - 1))
+        y1 = int(min(h, np.ceil(lo[:, 1].max()) + 2))
+        if x1 <= x0 or y1 <= y0:
+            return
+        xs = np.arange(x0, x1, dtype=np.float64)
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        # lip curves as functions of x (the mouth is roughly horizontal in the image)
+        ou, ol = np.argsort(up[:, 0]), np.argsort(lo[:, 0])
+        yu = np.interp(xs, up[ou, 0], up[ou, 1])
+        yl = np.interp(xs, lo[ol, 0], lo[ol, 1])
+        xl, xr = min(up[0, 0], up[-1, 0]), max(up[0, 0], up[-1, 0])
+        inside_x = np.clip(xs - xl + 0.5, 0, 1) * np.clip(xr - xs + 0.5, 0, 1)
+        a = np.clip(ys - yu + 0.5, 0, 1) * np.clip(yl - ys + 0.5, 0, 1) * inside_x    # [h, w]
+        if not a.any():
+            return
+        g = np.maximum(yl - yu, 0)                       # opening per column
+        xc = 0.5 * (xl + xr)
+        half = max(0.5 * (xr - xl), 1.0)
+        shade = np.clip(1.0 - 0.75 * ((xs - xc) / half) ** 2, 0.15, 1.0)   # darker to the corners
+        teeth_h = np.minimum(0.55 * g, 0.12 * width)
+        tu = np.clip((yu + teeth_h - ys) + 0.5, 0, 1) * np.clip(ys - yu + 0.5, 0, 1)
+        low_h = np.clip(0.3 * (g - 0.2 * width), 0, 0.06 * width)
+        tl = np.clip((ys - (yl - low_h)) + 0.5, 0, 1) * np.clip(yl - ys + 0.5, 0, 1) * (low_h > 0.5)
+        depth_t = np.clip((ys - yu) / np.maximum(g, 1.0), 0, 1)
+        col = (self._col_dark[None, None] * (1 - 0.5 * depth_t[..., None])
+               + (self._col_tongue - self._col_dark)[None, None] * (depth_t[..., None] ** 3) * 0.6)
+        # lit from the front: the upper lip shades the teeth's top, their edge catches the light
+        tv = np.clip((ys - yu) / np.maximum(teeth_h, 1.0), 0, 1)
+        tcol = self._col_teeth[None, None] * (shade[None, :, None] * (0.7 + 0.3 * np.sqrt(tv))[..., None])
+        col = col * (1 - tu[..., None]) + tcol * tu[..., None]
+        col = col * (1 - tl[..., None]) + 0.75 * tcol * tl[..., None]
+        col = col * 255.0
+        patch = img[y0:y1, x0:x1]
+        patch += a[..., None] * (col.astype(np.float32) - patch)
