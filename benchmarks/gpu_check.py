@@ -90,6 +90,90 @@ def check_ddim():
     check("ddim_sample 10 steps, guidance, eta=0.5", gpu, cpu, atol=1e-4, rtol=1e-4)
 
 
+def mesh_scenes():
+    """(name, dst, src, triangles, depth, (H, W)) cases: random triangle soups (heavy overlap, both
+    windings, degenerate ones), and the face scene of benchmarks/mesh_scene.py where mediapipe is
+    installed (else a jittered lattice of a similar triangle count)."""
+    import numpy as np
+
+    cases = []
+    for i, (v, t, size) in enumerate([(30, 40, (1, 1)), (30, 40, (17, 31)), (200, 400, (97, 61)),
+                                      (500, 1000, (384, 256))]):
+        rng = np.random.default_rng(i)
+        dst = rng.uniform(-1.3, 1.3, (v, 2)).astype(np.float32)
+        src = rng.uniform(-1.2, 1.2, (v, 2)).astype(np.float32)
+        tris = rng.integers(0, v, (t, 3)).astype(np.int32)
+        tris[::7, 2] = tris[::7, 1]  # some degenerate triangles
+        cases.append((f"soup V={v} T={t} {size[0]}x{size[1]}", dst, src, tris, rng.uniform(0, 1, v).astype(np.float32),
+                      size))
+    for size in ((384, 256), (768, 512)):
+        try:
+            from mesh_scene import build_scene
+
+            s = build_scene(*size)
+            cases.append((f"face mesh T={len(s.triangles)} {size[0]}x{size[1]}", s.dst, s.src, s.triangles, s.depth,
+                          size))
+        except ImportError as exc:  # mediapipe missing: a lattice of about as many triangles
+            print(f"  (face scene unavailable: {exc}; using a jittered lattice)")
+            rng = np.random.default_rng(7)
+            gx, gy = np.meshgrid(np.linspace(-1.1, 1.1, 23), np.linspace(-1.1, 1.1, 23))
+            dst = np.stack([gx, gy], -1).reshape(-1, 2) + rng.normal(0, 0.02, (529, 2))
+            idx = np.arange(529).reshape(23, 23)
+            a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+            tris = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)]).astype(np.int32)
+            src = dst + rng.normal(0, 0.01, dst.shape)
+            cases.append((f"lattice T={len(tris)} {size[0]}x{size[1]}", dst.astype(np.float32), src.astype(np.float32),
+                          tris, rng.uniform(0, 1, 529).astype(np.float32), size))
+    return cases
+
+
+def check_mesh_flow():
+    print("mesh_flow (CUDA vs CPU, bit-exact: same snapping, integer coverage, no FMA on either side)")
+    for name, dst, src, tris, depth, size in mesh_scenes():
+        for z in (None, depth):
+            g_c, m_c = ops.mesh_flow(torch.from_numpy(dst), torch.from_numpy(src), torch.from_numpy(tris), size,
+                                     depth=None if z is None else torch.from_numpy(z))
+            args = [torch.from_numpy(a).cuda() for a in (dst, src, tris)]
+            g_g, m_g = ops.mesh_flow(*args, size, depth=None if z is None else torch.from_numpy(z).cuda())
+            check(f"mesh_flow grid {name} depth={z is not None}", g_g, g_c, atol=0, rtol=0)
+            check(f"mesh_flow mask {name} depth={z is not None}", m_g, m_c, atol=0, rtol=0)
+            again = ops.mesh_flow(*args, size, depth=None if z is None else torch.from_numpy(z).cuda())[0]
+            check(f"mesh_flow repeat is deterministic {name}", again, g_g, atol=0, rtol=0)
+
+
+def cpu_time_ms(fn, iters=20):
+    import time
+
+    fn()
+    best = float("inf")
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def mesh_timings():
+    print("mesh_flow timings (ms per call, including the call's synchronize; CPU: best of 20, "
+          f"{ops.get_num_threads()} threads)")
+    print(f"  {'case':<52} {'cuda':>9} {'cpu':>9} {'ratio':>7}")
+    for name, dst, src, tris, depth, size in mesh_scenes()[-2:]:
+        h, w = size
+        img = torch.rand(1, 3, h, w)
+        cpu = [torch.from_numpy(a) for a in (dst, src, tris, depth)]
+        gpu = [a.cuda() for a in cpu]
+        img_g = img.cuda()
+        for label, fn_g, fn_c in [
+            ("mesh_flow, depth", lambda: ops.mesh_flow(*gpu[:3], size, depth=gpu[3]),
+             lambda: ops.mesh_flow(*cpu[:3], size, depth=cpu[3])),
+            ("mesh_flow, no depth", lambda: ops.mesh_flow(*gpu[:3], size), lambda: ops.mesh_flow(*cpu[:3], size)),
+            ("mesh_flow + warp RGB", lambda: ops.warp(img_g, ops.mesh_flow(*gpu[:3], size, depth=gpu[3])[0][None]),
+             lambda: ops.warp(img, ops.mesh_flow(*cpu[:3], size, depth=cpu[3])[0][None])),
+        ]:
+            tg, tc = cuda_time_ms(fn_g), cpu_time_ms(fn_c)
+            print(f"  {name + ' ' + label:<52} {tg:9.4f} {tc:9.4f} {tc / tg:7.2f}")
+
+
 def cuda_time_ms(fn, iters=50):
     for _ in range(5):
         fn()
@@ -177,7 +261,9 @@ def main() -> int:
     check_warp()
     check_heatmaps()
     check_ddim()
+    check_mesh_flow()
     timings()
+    mesh_timings()
     check_pipeline()
     print(f"{len(failures)} mismatches" + (": " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0

@@ -22,7 +22,8 @@ fi
 echo "build took $(( $(date +%s) - start )) s"
 
 echo "== kernel tests"
-"$PY" -m pytest tests/test_ops_warp.py tests/test_ops_heatmaps.py tests/test_ops_ddim.py tests/test_ops_args.py -q -rs
+"$PY" -m pytest tests/test_ops_warp.py tests/test_ops_heatmaps.py tests/test_ops_ddim.py tests/test_ops_args.py \
+  tests/test_ops_mesh_flow.py -q -rs
 
 echo "== CUDA vs CPU checks and timings"
 "$PY" benchmarks/gpu_check.py

@@ -125,8 +125,10 @@ struct MeshBary {
 CA_HD MeshBary mesh_bary(const MeshTri& m, const int64_t w[3]) { return {float(w[1]) * m.inv_area, float(w[2]) * m.inv_area}; }
 
 // a + l1 (b - a) + l2 (c - a): equal vertex values interpolate to exactly that value (a constant
-// depth ties exactly; a constant source position stays put), and rounding is smallest near vertex 0.
-CA_HD float mesh_interp(MeshBary l, float a, float b, float c) { return a + (l.l1 * (b - a) + l.l2 * (c - a)); }
+// depth ties exactly; a constant source position stays put), and rounding is smallest near vertex
+// 0. mesh_lerp3 takes the differences, so a caller may compute them once per triangle.
+CA_HD float mesh_lerp3(MeshBary l, float a, float ba, float ca) { return a + (l.l1 * ba + l.l2 * ca); }
+CA_HD float mesh_interp(MeshBary l, float a, float b, float c) { return mesh_lerp3(l, a, b - a, c - a); }
 
 // Pass-1 key: smaller wins. High word: the depth in an order-preserving unsigned form (0 when no
 // depth is given; NaN, reachable only through inf - inf, sorts last); low word: ~t, so that of two

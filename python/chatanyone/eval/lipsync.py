@@ -1,0 +1,312 @@
+"""``chatanyone eval lipsync VIDEO... [--json]``: lip sync end to end through the public Session.
+
+For each raw video: the video is prepared once and cached (:mod:`chatanyone.eval.prepare`: 25 fps
+timeline, 16 kHz audio, face mesh on every real frame). An :class:`~chatanyone.Avatar` is prepared
+from the clip's first frame with a face, a :class:`~chatanyone.Session` is driven with the clip's own
+audio, and every rendered frame is read. Mouth opening is measured by face mesh on the rendered
+frames (real pixels only: the renderer's padding is cut away) and on the real video
+(:mod:`chatanyone.eval.mouth`: inner-lip gap in face heights, canonical face frame). Frame ``t`` of
+the Session and frame ``t`` of the video own the same audio samples.
+
+Per clip and mean over clips:
+
+- ``model``: the Session's frames. ``r``: Pearson correlation of rendered and real mouth opening
+  over the frames where both show a face; ``amp``: std of the rendered opening over std of the
+  real one, on speech frames (energy); ``lmd``: mean distance of the 16 lip landmarks in the
+  canonical face frame, percent of the face height; ``r_best``/``lag``: the best r within +-5 frames
+  and its lag (positive: the rendered mouth is late); ``rest``: std of the opening in the clip's
+  pauses over std in speech (rendered; ``rest_real`` the same on the real video); ``face``: fraction
+  of rendered frames where face mesh finds a face.
+- ``no_motion``: the source frame repeated (its real landmarks): r undefined, amp 0.
+- ``loudness``: the audio's RMS envelope (per frame) against the real opening: r only.
+- ``loudness_matched``: that envelope mapped linearly onto the real opening's mean and std (an
+  oracle amplitude) and applied to the source frame's lower lip: r, amp, lmd.
+
+Held-out figures only count on ``chatanyone.eval.split.HELDOUT`` clips (each row says its role).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import mouth as M
+from .frames import valid_region
+from .prepare import prepare
+
+log = logging.getLogger("chatanyone")
+
+MAX_LAG = 5
+METHODS = ("model", "no_motion", "loudness", "loudness_matched")
+SUMMARY = {"model": ("r", "amp", "lmd", "r_best", "lag", "rest", "face"), "no_motion": ("amp", "lmd"),
+           "loudness": ("r",), "loudness_matched": ("r", "amp", "lmd")}
+
+
+def _session_config(preset: str, seed: int, output_size: int | None):
+    from ..config import SessionConfig
+    kw = dict(preset=preset, seed=seed)
+    if output_size is not None:
+        if "output_size" not in {f.name for f in dataclasses.fields(SessionConfig)}:
+            raise ValueError("this chatanyone's SessionConfig has no output_size")
+        kw["output_size"] = output_size
+    return SessionConfig(**kw)
+
+
+def render_clip(avatar, audio: np.ndarray, config, *, keep: set | None = None, on_frame=None
+                ) -> tuple[int, dict]:
+    """Drive a Session for ``avatar`` with 16 kHz ``audio [S]`` (fed in 100 ms chunks, then flushed)
+    and read every frame. ``on_frame(index, image)`` is called for each; the images of frame indices
+    in ``keep`` are returned. Returns ``(frame count, {index: image})``. Blocks until the last frame."""
+    from ..session import Session
+    kept = {}
+    n = 0
+    with Session(avatar, config) as s:
+        for i in range(0, len(audio), 1600):
+            s.feed_audio(audio[i:i + 1600], 16000)
+        s.flush()
+        while (f := s.next_frame()) is not None:
+            img = np.asarray(f.image)
+            if on_frame is not None:
+                on_frame(f.index, img)
+            if keep and f.index in keep:
+                kept[f.index] = img
+            n += 1
+    return n, kept
+
+
+def _best_lag(a, b, max_lag=MAX_LAG):
+    best = (None, 0)
+    for lag in range(-max_lag, max_lag + 1):  # lag > 0: a (rendered) is late, a[t + lag] ~ b[t]
+        x = a[lag:] if lag >= 0 else a[:lag]
+        y = b[:len(b) - lag] if lag >= 0 else b[-lag:]
+        r = M.pearson(x, y)
+        if r is not None and (best[0] is None or r > best[0]):
+            best = (r, lag)
+    return best
+
+
+def _rest(open_, speech):
+    sil = ~speech & np.isfinite(open_)
+    sp = speech & np.isfinite(open_)
+    if sil.sum() < 10 or sp.sum() < 10 or open_[sp].std() < 1e-9:
+        return None
+    return float(open_[sil].std() / open_[sp].std())
+
+
+def most_open_frames(open_real: np.ndarray, k: int = 4, min_gap: int = 10) -> list[int]:
+    """Indices of the ``k`` largest real openings, at least ``min_gap`` frames apart."""
+    order = np.argsort(np.nan_to_num(open_real, nan=-np.inf))[::-1]
+    picked: list[int] = []
+    for i in order:
+        if not np.isfinite(open_real[i]):
+            break
+        if all(abs(int(i) - j) >= min_gap for j in picked):
+            picked.append(int(i))
+        if len(picked) == k:
+            break
+    return sorted(picked)
+
+
+def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache=None,
+                  frames_dir: str | os.PathLike | None = None) -> dict:
+    """One clip's figures (see the module docstring). ``frames_dir``: write mouth close-ups
+    (real | rendered) at the most open real frames there as PNG. Blocks for the whole run."""
+    from ..avatar import Avatar
+    from .split import role
+    if config is None:
+        config = _session_config("fast", 0, None)
+    t0 = time.perf_counter()
+    pv = prepare(video, max_seconds=max_seconds, cache=cache)
+    s = pv.first_face_frame()
+    src_img = pv.frame(s)
+    avatar = Avatar.prepare(src_img, name=pv.name)
+    canon_real, _ = M.canonical_faces(pv.face_px(), pv.face_ok)
+    open_real = M.opening(canon_real)
+    lips_real = M.lips(canon_real)
+    speech = M.speech_frames(pv.audio, pv.n)
+    keep = set(most_open_frames(open_real)) if frames_dir else set()
+
+    rend = np.full((pv.n, 478, 3), np.nan)
+    region_of = {}
+    sizes = set()
+    t_render = time.perf_counter()
+    with M.FaceMeshTrack() as fm:
+        def on_frame(i, img):
+            if i >= pv.n:
+                return
+            hw = img.shape[:2]
+            sizes.add(hw)
+            if hw not in region_of:
+                region_of[hw] = valid_region(avatar, hw)
+            p = fm(img, region_of[hw])
+            if p is not None:
+                rend[i] = p
+        n_frames, kept = render_clip(avatar, pv.audio, config, keep=keep, on_frame=on_frame)
+    t_render = time.perf_counter() - t_render
+    if n_frames != pv.n:
+        log.warning("%s: the Session gave %d frames for %d frames of audio", pv.name, n_frames, pv.n)
+    canon_rend, _ = M.canonical_faces(rend)
+    open_rend = M.opening(canon_rend)
+    lips_rend = M.lips(canon_rend)
+
+    res: dict = {"clip": pv.name, "role": role(pv.path), "frames": pv.n, "source_frame": s,
+                 "speech_frames": int(speech.sum()), "real_face": float(pv.face_ok.mean()),
+                 "frame_size": sorted({f"{w}x{h}" for h, w in sizes}), "seconds_render": t_render}
+    r_best, lag = _best_lag(open_rend, open_real)
+    res["model"] = {"r": M.pearson(open_rend, open_real), "amp": M.amplitude_ratio(open_rend, open_real, speech),
+                    "lmd": M.lmd(lips_rend, lips_real), "r_best": r_best, "lag": lag,
+                    "rest": _rest(open_rend, speech), "face": float(np.isfinite(open_rend).mean())}
+    res["rest_real"] = _rest(open_real, speech)
+    src_lips, src_open = lips_real[s], float(open_real[s])
+    still = np.repeat(src_lips[None], pv.n, 0)
+    res["no_motion"] = {"r": None, "amp": 0.0, "lmd": M.lmd(still, lips_real)}
+    env = M.rms_envelope(pv.audio, pv.n)
+    res["loudness"] = {"r": M.pearson(env, open_real)}
+    okr = np.isfinite(open_real)
+    if okr.sum() >= 3 and env[okr].std() > 1e-12:
+        matched = open_real[okr].mean() + open_real[okr].std() * (env - env[okr].mean()) / env[okr].std()
+        res["loudness_matched"] = {"r": M.pearson(matched, open_real),
+                                   "amp": M.amplitude_ratio(matched, open_real, speech),
+                                   "lmd": M.lmd(M.lips_with_opening(src_lips, src_open, matched), lips_real)}
+    else:
+        res["loudness_matched"] = {"r": None, "amp": None, "lmd": None}
+    if frames_dir and kept:
+        res["closeups"] = _write_closeups(pv, avatar, kept, rend, Path(frames_dir))
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def _mouth_box(face_px: np.ndarray, scale: float = 1.0) -> tuple[int, int, int, int]:
+    """A square around the mouth: 1.2 mouth widths wide (times ``scale``)."""
+    m = face_px[M.LIPS, :2]
+    c = m.mean(0)
+    half = 0.6 * scale * max(np.ptp(m[:, 0]), 1.0) + 4
+    return int(c[0] - half), int(c[1] - half), int(c[0] + half), int(c[1] + half)
+
+
+def _cut(img, box, size=160):
+    import cv2
+    x0, y0, x1, y1 = box
+    h, w = img.shape[:2]
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    if pad:
+        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    return cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def _write_closeups(pv, avatar, kept: dict, rend_px: np.ndarray, out: Path) -> list[str]:
+    """PNG per kept frame: real mouth | rendered mouth | whole rendered frame (for looking at)."""
+    import cv2
+    out.mkdir(parents=True, exist_ok=True)
+    real_px = pv.face_px()
+    written = []
+    wanted = set(kept)
+    for t, real in pv.frames(start=min(wanted), stop=max(wanted) + 1):
+        if t not in wanted or not pv.face_ok[t]:
+            continue
+        img = kept[t]
+        a = _cut(real, _mouth_box(real_px[t]))
+        b = (_cut(img, _mouth_box(rend_px[t])) if np.isfinite(rend_px[t]).all()
+             else np.zeros_like(a))
+        full = cv2.resize(img, (int(round(img.shape[1] * 160 / img.shape[0])), 160))
+        tile = np.concatenate([a, b, full], 1)
+        p = out / f"{pv.name}_{t:04d}.png"
+        cv2.imwrite(str(p), tile[:, :, ::-1])
+        written.append(str(p))
+    return written
+
+
+def _mean(results, method, key):
+    xs = [r[method].get(key) for r in results]
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def _source_commit() -> str | None:
+    """The git commit of the chatanyone source tree, when it is a checkout (for reports)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def evaluate(videos: list, *, preset: str = "fast", seed: int = 0, output_size: int | None = None,
+             max_seconds: float | None = None, cache=None, frames_dir=None) -> dict:
+    """Evaluate every video; returns ``{"clips": [...], "mean": {...}, ...}`` (see the module
+    docstring). Raises FileNotFoundError / ValueError for a missing or unusable video."""
+    if not videos:
+        raise ValueError("eval lipsync: no videos given")
+    for v in videos:
+        if not os.path.isfile(v):
+            raise FileNotFoundError(f"video not found: {v!r}")
+    config = _session_config(preset, seed, output_size)
+    results = []
+    for v in videos:
+        log.info("eval lipsync: %s", v)
+        results.append(evaluate_clip(v, config=config, max_seconds=max_seconds, cache=cache,
+                                     frames_dir=frames_dir))
+    mean = {m: {k: _mean(results, m, k) for k in keys} for m, keys in SUMMARY.items()}
+    return {"clips": results, "mean": mean, "preset": preset, "seed": seed, "max_seconds": max_seconds,
+            "commit": _source_commit(),
+            "units": {"r": "Pearson r of mouth opening, rendered (or baseline) vs real",
+                      "amp": "std ratio of mouth opening on speech frames, rendered / real",
+                      "lmd": "% of face height, 16 lip points, canonical face frame",
+                      "lag": "frames, positive = rendered mouth late"}}
+
+
+def format_table(res: dict) -> str:
+    """The per-clip and mean table printed by the CLI."""
+    def f(x, w=7, p=3):
+        return f"{'-':>{w}s}" if x is None else f"{x:{w}.{p}f}"
+    head = (f"{'clip':36s}{'role':>8s}{'frames':>7s} | {'r':>7s}{'r_loud':>7s} | {'amp':>7s}{'amp_lm':>7s} | "
+            f"{'LMD':>7s}{'LMD_0':>7s}{'LMD_lm':>7s} | {'lag':>4s}{'rest':>6s}{'face':>6s}")
+    lines = [head, "-" * len(head)]
+    for r in res["clips"] + [{"clip": "mean", "role": "", "frames": None, **res["mean"]}]:
+        m, nm, ld, lm = r["model"], r["no_motion"], r["loudness"], r["loudness_matched"]
+        fr = "" if r["frames"] is None else str(r["frames"])
+        lag = "-" if m.get("lag") is None else f"{m['lag']:.0f}"
+        lines.append(f"{r['clip'][:36]:36s}{r['role']:>8s}{fr:>7s} | {f(m['r'])}{f(ld['r'])} | "
+                     f"{f(m['amp'])}{f(lm['amp'])} | {f(m['lmd'])}{f(nm['lmd'])}{f(lm['lmd'])} | "
+                     f"{lag:>4s}{f(m.get('rest'), 6, 2)}{f(m.get('face'), 6, 2)}")
+    lines.append("r: mouth opening vs real (r_loud: RMS envelope); amp: std ratio on speech frames "
+                 "(amp_lm: loudness amplitude-matched); LMD: % face height (LMD_0: source frame "
+                 "repeated, LMD_lm: loudness amplitude-matched); rest: pause/speech motion; "
+                 "face: rendered frames with a face")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="raw videos with speech (any format FFmpeg reads)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--preset", default="fast", help="renderer preset (default: fast)")
+    p.add_argument("--seed", type=int, default=0, help="Session seed (default: 0)")
+    p.add_argument("--output-size", type=int, default=None,
+                   help="SessionConfig.output_size, where this version has it")
+    p.add_argument("--max-seconds", type=float, default=None, help="use only the first seconds of each video")
+    p.add_argument("--cache", default=None, help="preparation cache folder (default: $CHATANYONE_CACHE/eval "
+                                                 "or ~/.cache/chatanyone/eval)")
+    p.add_argument("--no-cache", action="store_true", help="prepare every video again, cache nothing")
+    p.add_argument("--frames", default=None, metavar="DIR",
+                   help="write mouth close-ups (real | rendered) at the most open real frames as PNG")
+
+
+def run(args) -> int:
+    res = evaluate(args.videos, preset=args.preset, seed=args.seed, output_size=args.output_size,
+                   max_seconds=args.max_seconds, cache=False if args.no_cache else args.cache,
+                   frames_dir=args.frames)
+    if args.json:
+        print(json.dumps(res, default=float))
+    else:
+        print(format_table(res))
+    return 0
