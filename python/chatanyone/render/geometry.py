@@ -6,7 +6,7 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
    :func:`neutral_face`) plus the motion's expression (PCA basis), posed with the photo's head pose
    plus the motion's head change (:func:`chatanyone.data.motion.pose_points`): 478 points.
 2. **Coarse mesh.** Two rings around the face oval (hair, ears, neck) that move with the head (the
-   outer ring only partly), the shoulders, elbows and wrists moved by the motion's body offsets, and
+   outer ring only partly); the arms bone by bone and the hands by a similarity (:class:`_Limbs`);
    points on the region's border that never move. Delaunay-triangulated once, on the photo.
 3. **Flow.** The face triangles (852, the eye holes closed by lid strips) and the coarse triangles
    are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
@@ -193,6 +193,151 @@ def frame_size(image_wh: tuple[int, int], output_size: int) -> tuple[int, int]:
     return ow, oh
 
 
+def _similarity_2d(src: np.ndarray, dst: np.ndarray, max_angle: float, scale_range) -> np.ndarray:
+    """``[2, 3]`` similarity (rotation, uniform scale, shift) taking ``src [N, 2]`` closest to
+    ``dst``, its angle and scale clamped."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    den = max(float((a ** 2).sum()), 1e-9)
+    c = float((a * b).sum()) / den
+    d = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / den
+    ang = float(np.clip(np.arctan2(d, c), -max_angle, max_angle))
+    sc = float(np.clip(np.hypot(c, d), *scale_range))
+    r = sc * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    return np.concatenate([r, (md - r @ ms)[:, None]], 1)
+
+
+class _Limbs:
+    """Arms and hands moved bone by bone (the coarse mesh's articulated part).
+
+    For each arm seen in the photo (shoulder, then elbow, then wrist, as far as the pose sees
+    them inside the region): a vertex on every joint and two beside it across the limb. A joint
+    moves by the motion's body offset; the vertices beside it turn with the bones that meet there.
+    A hand seen in the photo: its wrist and a ring round its hull, moved by a similarity from the
+    photo's hand to the driving hand (the motion's wrist-relative points at the driven wrist), the
+    turn clamped to 20 degrees and the scale to [0.9, 1.1]; a hand the motion does not show
+    follows the forearm rigidly. Work is in region pixels (isotropic).
+    """
+
+    ARM_HALF_WIDTH = 0.22   # face heights from a joint to the vertices beside it
+    # how far each joint may move, in face heights (shoulder, elbow, wrist): the motion's gestures
+    # come from other people's arms; a photo's arm stretched further than this tears its texture
+    MAX_MOVE = (0.15, 0.2, 0.25)
+    HAND_MAX_TURN = 0.35    # radians a hand may turn against its photo
+
+    def __init__(self, avatar, r: "GeomRenderer"):
+        from ..data import landmarks as L
+        self._r = r
+        pose = np.asarray(avatar.pose, np.float64)
+        face = np.asarray(avatar.face, np.float64)
+        fpx = r._crop_px(face[:, :2])
+        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
+        w = self.ARM_HALF_WIDTH * fh
+        self._fh = fh
+        size = 2 * r._px
+        margin = 0.03 * size
+
+        def inside(p):
+            return bool(np.all(p > margin) and np.all(p < size - margin))
+
+        src, self._parts = [], []
+        for side in (0, 1):
+            chain = {}
+            for k, j in enumerate((side, 2 + side, 4 + side)):   # KP_BODY_IDX: shoulder, elbow, wrist
+                p = pose[L.KP_BODY_IDX[j]]
+                if np.all(np.isfinite(p[:2])) and np.nan_to_num(p[3]) >= L.POSE_VIS_MIN:
+                    q = r._crop_px(p[:2])
+                    if inside(q):
+                        chain[k] = (j, q)
+            for k, (j, q) in chain.items():
+                dirs = []
+                if k - 1 in chain:
+                    dirs.append(q - chain[k - 1][1])
+                if k + 1 in chain:
+                    dirs.append(chain[k + 1][1] - q)
+                d = np.mean([v / max(np.linalg.norm(v), 1e-9) for v in dirs], 0) if dirs else np.array([0.0, 1.0])
+                n = np.array([-d[1], d[0]]) / max(np.linalg.norm(d), 1e-9)
+                start = len(src)
+                src += [q, q + w * n, q - w * n]
+                self._parts.append(("joint", side, k, j, start, None))
+            hands = np.asarray(avatar.hands, np.float64)
+            if 2 in chain and bool(np.asarray(avatar.hands_ok)[side]) and np.all(np.isfinite(hands[side, :, :2])):
+                h = r._crop_px(hands[side, :, :2])
+                ring = h[[4, 8, 12, 16, 20, 5, 17, 1]]
+                ring = h.mean(0) + 1.15 * (ring - h.mean(0))
+                if all(inside(x) for x in ring):
+                    start = len(src)
+                    src += list(ring)
+                    self._parts.append(("hand", side, h, start, len(ring)))
+        src = np.array(src, np.float64).reshape(-1, 2)
+        # drop vertices that fall on top of earlier ones (Delaunay needs distinct points)
+        keep = np.ones(len(src), bool)
+        for i in range(len(src)):
+            if keep[i] and i:
+                dd = np.linalg.norm(src[:i][keep[:i]] - src[i], axis=1)
+                keep[i] = not (dd.size and dd.min() < 2.0)
+        self._keep = keep
+        self._src_px = src
+        self.src = r._px_norm(src[keep]) if len(src) else np.zeros((0, 2))
+
+    def driving(self, motion_frame) -> np.ndarray:
+        """Driving positions of :attr:`src` (region-normalized ``[N, 2]``) for one motion frame."""
+        r = self._r
+        src = self._src_px
+        out = src.copy()
+        body = _get(motion_frame, "body")
+        off = np.zeros((8, 2)) if body is None else np.asarray(body, np.float64).reshape(8, 2) * r._ax * r._px
+        joints = {}       # (side, k) -> (source point, driven point)
+        for part in self._parts:
+            if part[0] == "joint":
+                _, side, k, j, start, _ = part
+                o = off[j]
+                lim = self.MAX_MOVE[k] * self._fh
+                norm = float(np.hypot(*o))
+                if norm > lim:
+                    o = o * (lim / norm)
+                joints[(side, k)] = (src[start], src[start] + o)
+
+        def angle(v):
+            return float(np.arctan2(v[1], v[0]))
+
+        def turn(side, k):
+            """Mean turn of the bones meeting at joint k."""
+            t = []
+            for a, b in ((k - 1, k), (k, k + 1)):
+                if (side, a) in joints and (side, b) in joints:
+                    (sa, da), (sb, db) = joints[(side, a)], joints[(side, b)]
+                    dt = angle(db - da) - angle(sb - sa)
+                    t.append((dt + np.pi) % (2 * np.pi) - np.pi)
+            return float(np.mean(t)) if t else 0.0
+
+        for part in self._parts:
+            if part[0] == "joint":
+                _, side, k, j, start, _ = part
+                s0, d0 = joints[(side, k)]
+                th = np.clip(turn(side, k), -1.2, 1.2)
+                rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+                out[start] = d0
+                out[start + 1] = d0 + rot @ (src[start + 1] - s0)
+                out[start + 2] = d0 + rot @ (src[start + 2] - s0)
+            else:
+                _, side, h, start, n = part
+                s_wr, d_wr = joints[(side, 2)]
+                hands = _get(motion_frame, "hands")
+                hok = _get(motion_frame, "hands_ok")
+                shown = hands is not None and (hok is None or bool(np.asarray(hok).reshape(2)[side] > 0.5))
+                if shown:
+                    rel = np.asarray(hands, np.float64).reshape(2, 21, 2)[side] * r._ax * r._px
+                    m = _similarity_2d(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
+                    # turned about its own wrist, carried by the driven wrist
+                    out[start:start + n] = (src[start:start + n] - h[0]) @ m[:, :2].T + h[0] + (d_wr - s_wr)
+                else:
+                    th = np.clip(turn(side, 2), -self.HAND_MAX_TURN, self.HAND_MAX_TURN)
+                    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+                    out[start:start + n] = (src[start:start + n] - s_wr) @ rot.T + d_wr
+        return r._px_norm(out[self._keep])
+
+
 def _mesh_flow():
     from chatanyone import ops
     return ops.mesh_flow
@@ -269,16 +414,9 @@ class GeomRenderer:
         rings_src = [self._to_region(self._pose(self._canon_src[oval] + off, self._head)[:, :2])
                      for off in self._ring_off]
         self._rings_src = rings_src
-        # body points the motion moves (pose 11..16 seen in the photo)
-        body_idx, body_src = [], []
-        pose = np.asarray(avatar.pose, np.float64)
-        from ..data import landmarks as L
-        for j, pi in enumerate(L.KP_BODY_IDX[:6]):
-            p = pose[pi]
-            if np.all(np.isfinite(p[:2])) and np.nan_to_num(p[3]) >= L.POSE_VIS_MIN:
-                body_idx.append(j)
-                body_src.append(p[:2])
-        body_src = self._to_region(np.array(body_src).reshape(-1, 2))
+        # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
+        self._limbs = _Limbs(avatar, self)
+        body_src = self._limbs.src
         # border: corners and points along each side, pinned
         n_side = 6
         t = np.linspace(-1, 1, n_side + 1)
@@ -287,10 +425,8 @@ class GeomRenderer:
                                  np.stack([np.ones_like(t[1:-1]), t[1:-1]], 1)])
         # keep moving points well inside the region (a margin from the pinned border)
         keep = [np.all(np.abs(r) < 0.97, axis=1) for r in rings_src]
-        bkeep = np.all(np.abs(body_src) < 0.97, axis=1) if len(body_src) else np.zeros(0, bool)
         self._ring_keep = keep
-        self._body_idx = np.asarray(body_idx, np.int64)[bkeep]
-        extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src[bkeep], border]
+        extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src, border]
         self._n_extra = [len(e) for e in extra]
         coarse_src = np.concatenate([face_src[oval]] + extra)
         coarse_ids = np.concatenate([oval, M.N_FACE + np.arange(sum(self._n_extra))])
@@ -336,6 +472,13 @@ class GeomRenderer:
 
     def _to_region(self, xy_crop: np.ndarray) -> np.ndarray:
         return np.asarray(xy_crop, np.float64)[..., :2] * self._ax + self._bx
+
+    def _crop_px(self, xy_crop: np.ndarray) -> np.ndarray:
+        """Crop coordinates -> region pixels (x right, y down, isotropic)."""
+        return (self._to_region(xy_crop) + 1) * self._px
+
+    def _px_norm(self, px: np.ndarray) -> np.ndarray:
+        return np.asarray(px, np.float64) / self._px - 1
 
     @staticmethod
     def _pose(canon: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -392,14 +535,9 @@ class GeomRenderer:
             dst.append((src_r + w[:, None] * (drv_r - src_r))[keep])
         n_ring = sum(self._n_extra[:2])
         depth.append(np.full(n_ring, COARSE_DEPTH))
-        if len(self._body_idx):
-            body = _get(motion_frame, "body")
-            src_b = self.src_vertices[478 + n_ring: 478 + n_ring + len(self._body_idx)].astype(np.float64)
-            if body is not None:
-                off = np.asarray(body, np.float64).reshape(-1, 2)[self._body_idx] * self._ax
-                src_b = src_b + off
-            dst.append(src_b)
-            depth.append(np.full(len(self._body_idx), COARSE_DEPTH))
+        if len(self._limbs.src):
+            dst.append(self._limbs.driving(motion_frame))
+            depth.append(np.full(len(self._limbs.src), COARSE_DEPTH))
         dst.append(self._border)
         depth.append(np.full(len(self._border), COARSE_DEPTH))
         return (np.concatenate(dst).astype(np.float32), np.concatenate(depth).astype(np.float32))
