@@ -56,19 +56,68 @@ class _SparseRender:
         return self._blank
 
 
+class _StubPipeline:
+    """Stands in for the networks (``--stub``): motion frames of the real shapes from a cheap
+    function of the audio, released in the real generator's hops, and blank images. Everything
+    else (the Session's threads, timeline, resampler, interrupt path) is the real code."""
+
+    lookahead_samples = 3200 + 10 * 640
+    idle_samples = 10 * 640
+
+    def __init__(self, size):
+        self._blank = np.zeros((size[1], size[0], 3), np.uint8)
+        self.reset()
+
+    def reset(self):
+        self._audio = np.zeros(0, np.float32)
+        self._done = 0
+        self._base = 0  # samples dropped from the front of _audio
+
+    def motion(self, audio, final):
+        self._audio = np.concatenate([self._audio, audio])
+        n_have = (self._base + self._audio.size) // 640
+        if final:
+            n_have = -(-(self._base + self._audio.size) // 640)
+            ready = n_have
+        else:
+            ready = self._done + max(0, ((self._base + self._audio.size - 3200) // 640 - self._done) // 10 * 10)
+        out = []
+        for k in range(self._done, ready):
+            seg = self._audio[k * 640 - self._base:(k + 1) * 640 - self._base]
+            e = float(np.sqrt(np.mean(seg ** 2))) if seg.size else 0.0
+            out.append({"head": np.full(6, 0.01 * k, np.float32), "exp": np.full(64, e, np.float32),
+                        "eye": np.zeros(4, np.float32), "body": np.zeros((8, 2), np.float32),
+                        "hands": np.zeros((2, 21, 2), np.float32), "hands_ok": np.ones(2, np.float32)})
+        self._done = max(self._done, ready)
+        drop = min(self._done * 640 - self._base, self._audio.size)
+        if drop > 0:
+            self._audio = self._audio[drop:]
+            self._base += drop
+        return out
+
+    def render(self, mo):
+        return self._blank
+
+    def timings(self):
+        return {}
+
+
 def soak(minutes: float = 60.0, render_every: int = 1, preset: str = "fast", seed: int = 0,
-         checkpoints=(1, 10, 30, 60), log=print) -> dict:
+         checkpoints=(1, 10, 30, 60), log=print, stub: bool = False, max_wall_s: float | None = None) -> dict:
     from chatanyone import Avatar, Session, SessionConfig
     from chatanyone.assets import demo_speech
     from chatanyone.data import default_avatar_image
     from chatanyone.pipeline import Pipeline
 
     pcm, rate = demo_speech()
-    avatar = Avatar.prepare(default_avatar_image())
     cfg = SessionConfig(preset=preset, max_ahead_frames=25)
-    pipe = Pipeline(avatar, cfg)
-    if render_every > 1:
-        pipe = _SparseRender(pipe, render_every, cfg.size)
+    if stub:
+        avatar, pipe = None, _StubPipeline(cfg.size)
+    else:
+        avatar = Avatar.prepare(default_avatar_image())
+        pipe = Pipeline(avatar, cfg)
+        if render_every > 1:
+            pipe = _SparseRender(pipe, render_every, cfg.size)
     rng = np.random.default_rng(seed)
     chunk = rate // 10
     total_frames = int(minutes * 60 * cfg.fps)
@@ -78,12 +127,15 @@ def soak(minutes: float = 60.0, render_every: int = 1, preset: str = "fast", see
     t0 = time.perf_counter()
     n_out, n_utt, pos = 0, 0, 0
     next_minute = 1
-    with Session(avatar, cfg, _pipeline=pipe) as s:
+    with Session(avatar, cfg, _pipeline=pipe) as s:  # avatar None only with the stub pipeline
         def pull_until(limit, timeout=120.0):
             """Pull frames up to ``limit``; False at the end of an utterance or (with a short
             timeout) when no frame is ready."""
-            nonlocal n_out, next_minute
+            nonlocal n_out, next_minute, total_frames
             while n_out < limit:
+                if max_wall_s is not None and time.perf_counter() - t0 > max_wall_s:
+                    total_frames = n_out  # out of wall time: stop here and report what ran
+                    return True
                 try:
                     f = s.next_frame(timeout=timeout)
                 except TimeoutError:
@@ -137,7 +189,8 @@ def soak(minutes: float = 60.0, render_every: int = 1, preset: str = "fast", see
     warm = rss.get("1min", per_minute[0] if per_minute else rss["start"])
     end = per_minute[-1] if per_minute else rss_mb()
     return {"minutes_simulated": n_out / cfg.fps / 60, "frames": n_out, "utterances": n_utt,
-            "render_every": render_every, "preset": preset, "wall_s": wall, "rss_mb": rss,
+            "render_every": render_every, "preset": preset, "stub_networks": stub,
+            "minutes_requested": minutes, "wall_s": wall, "rss_mb": rss,
             "rss_per_minute_mb": per_minute, "growth_after_warmup_mb": end - warm,
             "cpu_count": os.cpu_count()}
 
@@ -148,11 +201,16 @@ def main(argv=None) -> int:
     ap.add_argument("--render-every", type=int, default=1,
                     help="run the real renderer on every N-th frame (default 1: all)")
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--stub", action="store_true",
+                    help="cheap stand-ins for the networks: the Session layer alone over the full time")
+    ap.add_argument("--max-wall", type=float, default=None,
+                    help="stop after this many wall-clock seconds and report the minutes reached")
     ap.add_argument("--json", default=None, help="also write the summary here")
     a = ap.parse_args(argv)
     if not 0 < a.minutes <= 24 * 60 or a.render_every < 1:
         ap.error("--minutes must be in (0, 1440] and --render-every >= 1")
-    r = soak(a.minutes, a.render_every, a.preset, log=lambda m: print(m, flush=True))
+    r = soak(a.minutes, a.render_every, a.preset, log=lambda m: print(m, flush=True), stub=a.stub,
+             max_wall_s=a.max_wall)
     print(json.dumps(r, indent=1))
     if a.json:
         with open(a.json, "w") as f:
