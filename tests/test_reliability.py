@@ -78,7 +78,7 @@ _DTYPES = [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.int64, np.uint32
            np.float32, np.float64, np.bool_, np.complex64]
 
 
-@pytest.mark.time_limit(120)
+@pytest.mark.time_limit(120 * _SCALE)
 @fuzz(60)
 @given(dtype=st.sampled_from(_DTYPES),
        shape=st.one_of(hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=40),
@@ -194,7 +194,7 @@ def test_exif_orientation_is_applied(tmp_path, orientation, turn):
     assert np.abs(got - ref).mean() < 4  # JPEG loss only
 
 
-@pytest.mark.time_limit(120)
+@pytest.mark.time_limit(120 * _SCALE)
 @fuzz(40)
 @given(kind=st.sampled_from(["png", "jpeg"]), cut=st.floats(0.0, 1.0, exclude_max=True),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3))
@@ -236,7 +236,7 @@ _PCM_DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint16, np.fl
                np.float64, np.bool_, np.complex64]
 
 
-@pytest.mark.time_limit(120)
+@pytest.mark.time_limit(120 * _SCALE)
 @fuzz(80)
 @given(dtype=st.sampled_from(_PCM_DTYPES),
        shape=st.one_of(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=64),
@@ -305,7 +305,7 @@ def test_nan_in_a_float_wav_is_refused(tmp_path):
         read_audio(tmp_path / "nan.wav")
 
 
-@pytest.mark.time_limit(120)
+@pytest.mark.time_limit(120 * _SCALE)
 @fuzz(30)
 @given(cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
                                                       st.integers(1, 255)), max_size=4))
@@ -338,7 +338,7 @@ _FIELDS = ["fps", "preset", "style", "intensity", "seed", "ddim_steps", "realtim
            "frame_device", "max_ahead_frames", "intra_op_threads", "output_size"]
 
 
-@pytest.mark.time_limit(60)
+@pytest.mark.time_limit(60 * _SCALE)
 @fuzz(300)
 @given(kw=st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=3))
 def test_every_config_field_is_type_checked(kw):
@@ -387,7 +387,7 @@ def avatar_file(tmp_path_factory):
     return p, av
 
 
-@pytest.mark.time_limit(180)
+@pytest.mark.time_limit(180 * _SCALE)
 @fuzz(40)
 @given(cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
                                                       st.integers(1, 255)), max_size=3))
@@ -473,7 +473,7 @@ def test_style_files_raise_value_error(tmp_path, make, words):
 
 
 # ================================================================================ time-outs, bench args
-@pytest.mark.time_limit(60)
+@pytest.mark.time_limit(60 * _SCALE)
 @fuzz(60)
 @given(t=st.one_of(st.none(), st.floats(max_value=0.05, allow_nan=False),
                    st.integers(-5, 0), st.booleans(), st.text(max_size=3), st.just(float("inf")),
@@ -511,7 +511,7 @@ def test_bench_validates_its_arguments(seconds, steps):
 
 
 # ================================================================================ CLI
-@pytest.mark.time_limit(120)
+@pytest.mark.time_limit(120 * _SCALE)
 @pytest.mark.parametrize("argv, words", [
     (["bench", "--seconds", "0"], "--seconds"),
     (["bench", "--seconds", "-1"], "--seconds"),
@@ -568,7 +568,7 @@ _OPS = st.lists(st.one_of(
 ), max_size=14)
 
 
-@pytest.mark.time_limit(240)
+@pytest.mark.time_limit(240 * _SCALE)
 @fuzz(15)
 @given(ops=_OPS, fps=st.sampled_from([25.0, 30.0, 24.0]))
 def test_any_call_order_keeps_the_timeline_whole(ops, fps):
@@ -621,7 +621,7 @@ def _session_threads():
     return [t for t in threading.enumerate() if t.name.startswith("chatanyone-")]
 
 
-@pytest.mark.time_limit(60)
+@pytest.mark.time_limit(60 * _SCALE)
 def test_dropped_sessions_free_threads_and_memory_with_a_resource_warning():
     before = len(_session_threads())
     pipes = []
@@ -655,7 +655,7 @@ def test_closed_session_frees_its_pipeline():
         gc.collect()
 
 
-@pytest.mark.time_limit(60)
+@pytest.mark.time_limit(60 * _SCALE)
 def test_a_reader_is_never_blocked_by_a_feeder_resampling(monkeypatch):
     """While another thread resamples a big chunk, next_frame(timeout=...) still answers:
     the feeder holds no lock the reader needs between its one-second pieces."""
