@@ -112,12 +112,13 @@ def soak(minutes: float = 60.0, render_every: int = 1, preset: str = "fast", see
     pcm, rate = demo_speech()
     cfg = SessionConfig(preset=preset, max_ahead_frames=25)
     if stub:
-        avatar, pipe = None, _StubPipeline(cfg.size)
+        side = cfg.long_side - cfg.long_side % 2
+        avatar, pipe = None, _StubPipeline((side * 2 // 3 // 2 * 2, side))
     else:
         avatar = Avatar.prepare(default_avatar_image())
         pipe = Pipeline(avatar, cfg)
         if render_every > 1:
-            pipe = _SparseRender(pipe, render_every, cfg.size)
+            pipe = _SparseRender(pipe, render_every, pipe.frame_size)
     rng = np.random.default_rng(seed)
     chunk = rate // 10
     total_frames = int(minutes * 60 * cfg.fps)
