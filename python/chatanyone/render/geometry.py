@@ -502,10 +502,10 @@ class GeomRenderer:
         lum = float(skin @ [0.299, 0.587, 0.114])
         self._col_dark = (0.22 * lip + 0.02).astype(np.float32)
         self._col_tongue = (0.5 * lip).astype(np.float32)
-        bright = float(np.clip(0.45 + 0.6 * lum, 0.55, 0.92))
-        # teeth take the photo's light: a warm white tinted by the skin
+        bright = float(np.clip(0.6 + 0.5 * lum, 0.72, 0.95))
+        # teeth take the photo's light: a warm white tinted a little by the skin
         tint = skin / max(float(skin.max()), 1e-3)
-        self._col_teeth = (bright * (0.75 * np.array([0.96, 0.93, 0.86]) + 0.25 * tint)).astype(np.float32)
+        self._col_teeth = (bright * (0.85 * np.array([0.98, 0.95, 0.88]) + 0.15 * tint)).astype(np.float32)
 
     # --- per frame --------------------------------------------------------------------------
 
@@ -607,7 +607,7 @@ class GeomRenderer:
         g = np.maximum(yl - yu, 0)                       # opening per column
         xc = 0.5 * (xl + xr)
         half = max(0.5 * (xr - xl), 1.0)
-        shade = np.clip(1.0 - 0.75 * ((xs - xc) / half) ** 2, 0.15, 1.0)   # darker to the corners
+        shade = np.clip(1.0 - 0.6 * ((xs - xc) / half) ** 2, 0.25, 1.0)    # darker to the corners
         teeth_h = np.minimum(0.55 * g, 0.12 * width)
         tu = np.clip((yu + teeth_h - ys) + 0.5, 0, 1) * np.clip(ys - yu + 0.5, 0, 1)
         low_h = np.clip(0.3 * (g - 0.2 * width), 0, 0.06 * width)
