@@ -237,3 +237,31 @@ def test_output_size_is_validated():
     assert ca.SessionConfig().long_side == 512
     assert ca.SessionConfig(preset="quality").long_side == 1024
     assert ca.SessionConfig(output_size=300).long_side == 300
+
+
+def test_arms_and_hands_follow_the_body_motion_within_bounds():
+    """An upper-body photo with a hand: the wrist's body offset moves the hand's pixels, by at most
+    the clamp, and the rest of the photo outside the region stays put."""
+    a = ca.Avatar.prepare(_portrait("latentsync_demo2_frame0.png"))
+    assert a.region_kind == "upper_body" and a.hands_ok.any()
+    r = GeomRenderer(a, 384)
+    limbs = r._limbs
+    assert any(p[0] == "hand" for p in limbs._parts)
+    side = next(p[1] for p in limbs._parts if p[0] == "hand")
+    still = r.render({})
+    body = np.zeros((8, 2), np.float32)
+    body[4 + side] = [0.0, -0.2]            # the wrist lifted by 0.2 crop units: far beyond the clamp
+    moved = r.render({"body": body})
+    src = (limbs.src + 1) * r._px
+    dst = (limbs.driving({"body": body}) + 1) * r._px
+    start = next(p[4] for p in limbs._parts if p[0] == "joint" and p[1] == side and p[2] == 2)
+    wrist = int(limbs._keep[:start].sum())
+    lift = src[wrist, 1] - dst[wrist, 1]
+    assert abs(lift - limbs.MAX_MOVE[2] * limbs._fh) < 0.5       # the wrist moved up, by the clamp
+    assert abs(dst[wrist, 0] - src[wrist, 0]) < 0.5
+    x0, y0, x1, y1 = r.rect
+    diff = np.abs(moved.astype(int) - still).sum(2)
+    assert diff[y0:y1, x0:x1].max() > 30
+    outside = np.ones(diff.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert not diff[outside].any()
