@@ -144,6 +144,7 @@ def _motions():
 def test_paste_back_leaves_the_rest_of_the_photo_bit_identical(avatar):
     import cv2
     r = GeomRenderer(avatar, 384)
+    assert r.paints_mouth            # closed lips in the photo: the opening is painted
     W, H = r.size
     ph, pw = avatar.photo.shape[:2]
     assert (W, H) == frame_size((pw, ph), 384) and max(W, H) == 384

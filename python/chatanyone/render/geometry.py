@@ -13,8 +13,11 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
    face wins where they overlap (nearer depth); the coarse mesh lies behind it.
 4. **Warp.** The region of the photo, at output resolution, is sampled along the flow
    (``chatanyone.ops.warp``).
-5. **Mouth.** Where the driving lips part, the inner-lip polygon is filled: a dark interior with a
-   shaded band of upper teeth (lower teeth when it opens wide), blended with soft edges.
+5. **Mouth.** A strip of triangles between the inner lips maps the photo's own mouth into the
+   driven opening: where the photo shows its teeth (lips apart by ``PHOTO_MOUTH_GAP`` of the mouth
+   width or more) that is all. Where the photo's lips are closed there is nothing to map, so the
+   opening is painted: a dark interior with a shaded band of upper teeth (lower teeth when it opens
+   wide), blended with soft edges.
 6. **Paste-back.** The region is blended into the photo (resized to the output size) through a
    feathered border; every pixel outside the region is the resized photo's, bit for bit.
 
@@ -39,6 +42,9 @@ COARSE_DEPTH = 10.0          # depth of the coarse mesh: behind every face trian
 # closes it by about this much in silence (measured on its output), so silence closes the lips
 NEUTRAL_GAP = 0.05
 GAP_TOLERANCE = 0.01         # a photo whose gap is this close to NEUTRAL_GAP is left as it is
+# a photo whose lips are at least this far apart (inner gap / mouth width) shows its own mouth's
+# inside (teeth, tongue): the mouth strip maps it into the driven opening instead of painting one
+PHOTO_MOUTH_GAP = 0.1
 FEATHER = 0.04               # paste-back feather width, fraction of the region's shorter side
 
 
@@ -460,7 +466,8 @@ class GeomRenderer:
         else:   # four disjoint strips cover every pixel with alpha < 1
             strips = [np.s_[:fi, :], np.s_[rh - fi:, :], np.s_[fi:rh - fi, :fi], np.s_[fi:rh - fi, rw - fi:]]
             self._band = [(sl, np.ascontiguousarray(alpha[sl])) for sl in strips if alpha[sl].min() < 1]
-        # mouth colours from the photo
+        # the mouth's inside: the photo's own where it shows one, else painted in the photo's colours
+        self.paints_mouth = _gap_ratio(self._canon_src) < PHOTO_MOUTH_GAP
         self._mouth_colors(face_src, reg_img)
         self.times: dict[str, float] = {}
         self.frames = 0
@@ -561,7 +568,8 @@ class GeomRenderer:
         for sl, a in self._band:            # the feathered border: back to the photo at its edge
             b = self._base[sl]
             img[sl] = b + a * (img[sl] - b)
-        self._fill_mouth(img, dst)
+        if self.paints_mouth:
+            self._fill_mouth(img, dst)
         t1 = self._tick("mouth", t1)
         out = self.background.copy()
         out[ry0:ry1, rx0:rx1] = cv2.convertScaleAbs(img)       # rounds and saturates to uint8
