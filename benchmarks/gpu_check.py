@@ -228,7 +228,7 @@ def check_pipeline():
     print(f"pipeline (onnxruntime providers: {available_providers()})")
     if "CUDAExecutionProvider" in available_providers():
         pcm = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
-        from chatanyone.data import default_avatar_image
+        from chatanyone.assets import default_avatar_image
         av = ca.Avatar.prepare(default_avatar_image())
         frames = {}
         for dev in ("host", "cuda"):

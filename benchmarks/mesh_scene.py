@@ -52,8 +52,8 @@ def face_oval() -> list[int]:
 
 @functools.lru_cache(maxsize=1)
 def _photo_and_face():
-    from chatanyone.data import default_avatar_image
-    from chatanyone.data.detect import Detector
+    from chatanyone.assets import default_avatar_image
+    from chatanyone.vision.detect import Detector
 
     img = default_avatar_image()  # [600, 512, 3] uint8
     with Detector(video=False, pose=False, hands=False) as det:

@@ -106,7 +106,7 @@ def soak(minutes: float = 60.0, render_every: int = 1, preset: str = "fast", see
          checkpoints=(1, 10, 30, 60), log=print, stub: bool = False, max_wall_s: float | None = None) -> dict:
     from chatanyone import Avatar, Session, SessionConfig
     from chatanyone.assets import demo_speech
-    from chatanyone.data import default_avatar_image
+    from chatanyone.assets import default_avatar_image
     from chatanyone.pipeline import Pipeline
 
     pcm, rate = demo_speech()

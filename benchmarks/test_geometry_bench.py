@@ -17,14 +17,14 @@ N_FRAMES = 16
 @pytest.fixture(scope="module")
 def avatar():
     import chatanyone as ca
-    from chatanyone.data import default_avatar_image
+    from chatanyone.assets import default_avatar_image
 
     return ca.Avatar.prepare(default_avatar_image())
 
 
 @pytest.fixture(scope="module")
 def motions():
-    from chatanyone.data.motion import load_basis
+    from chatanyone.spec.head import load_basis
 
     b = load_basis()
     rng = np.random.default_rng(0)

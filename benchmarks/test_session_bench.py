@@ -11,7 +11,7 @@ import pytest
 
 import chatanyone as ca
 from chatanyone.assets import demo_speech
-from chatanyone.data import default_avatar_image
+from chatanyone.assets import default_avatar_image
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,7 @@ def _load(run: Path, part: str):
 
 def random_inputs(cfg: dict, part: str, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     """Random denoiser inputs of the right shapes (for parity checks and tests)."""
-    from chatanyone.motion import layout
+    from chatanyone.spec import motion_layout as layout
     from chatanyone.train.motion import audio_dim
     g = np.random.default_rng(seed)
     T, P, L = cfg["window"], cfg["prefix"], cfg["lookahead"]

@@ -8,7 +8,8 @@ pytest.importorskip("mediapipe")
 
 from chatanyone import Avatar  # noqa: E402
 from chatanyone.avatar import AvatarError, load_image  # noqa: E402
-from chatanyone.data import compose, default_avatar_image, default_avatar_path, landmarks as L  # noqa: E402
+from chatanyone.assets import default_avatar_image, default_avatar_path  # noqa: E402
+from chatanyone.spec import driving as compose, keypoint_layout as L  # noqa: E402
 
 
 @pytest.fixture(scope="module")

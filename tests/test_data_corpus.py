@@ -13,7 +13,8 @@ av = pytest.importorskip("av")
 pytest.importorskip("mediapipe")
 
 from chatanyone.cli import main  # noqa: E402
-from chatanyone.data import corpus, landmarks as L  # noqa: E402
+from chatanyone.data import corpus  # noqa: E402
+from chatanyone.spec import keypoint_layout as L  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 REAL = SHARED / "tango_hbr_speaker8_jjRWaMCWs44_30.16-33.32.mp4"  # 3.2 s, upper body, both hands
@@ -64,7 +65,7 @@ def test_real_clip_end_to_end(tmp_path):
     basis_file = tmp_path / "basis.npz"
     assert main(["prepare-data", str(REAL), "--out", str(out), "--fit-basis", str(basis_file),
                  "--no-progress"]) == 0
-    from chatanyone.data.motion import FaceBasis
+    from chatanyone.spec.head import FaceBasis
     assert FaceBasis.load(basis_file).n_exp == 32
     d = out / corpus.clip_id(REAL)
     meta = json.loads((d / "meta.json").read_text())

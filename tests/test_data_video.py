@@ -14,7 +14,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from chatanyone.data.video import VideoError, iter_frames, probe, read_audio, video_timing  # noqa: E402
+from chatanyone.data.video import VideoError, iter_frames, probe, read_clip_audio, video_timing  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 
@@ -139,7 +139,7 @@ def test_audio_resampled_and_aligned(tmp_path, rate, channels):
     p = tmp_path / "a.mkv"
     make_video(p, [i / 25 for i in range(int(dur * 25))], audio=(pcm, rate))
     n = video_timing(p)[2]
-    audio, has = read_audio(p, n)
+    audio, has = read_clip_audio(p, n)
     assert has
     assert audio.dtype == np.float32 and audio.shape == (n * 640,)
     peak = int(np.argmax(np.abs(audio)))
@@ -154,7 +154,7 @@ def test_audio_starting_late_is_padded(tmp_path):
     pcm[0, 100:108] = 0.9  # click 100 samples after the audio starts
     p = tmp_path / "late.mkv"
     make_video(p, [i / 25 for i in range(50)], audio=(pcm, rate), audio_start=0.5)
-    audio, has = read_audio(p, 50)
+    audio, has = read_clip_audio(p, 50)
     assert has and audio.shape == (32000,)
     assert abs(int(np.argmax(audio)) - (8000 + 100)) <= 2
     assert np.all(audio[:7900] == 0)
@@ -164,7 +164,7 @@ def test_no_audio(tmp_path):
     p = tmp_path / "silent.mkv"
     make_video(p, [i / 25 for i in range(25)])
     assert not probe(p).has_audio
-    audio, has = read_audio(p, 25)
+    audio, has = read_clip_audio(p, 25)
     assert not has and audio.shape == (16000,) and not audio.any()
 
 
@@ -205,7 +205,7 @@ def test_real_vfr_clip():
         assert t == count
         count += 1
     assert count == n
-    audio, has = read_audio(p, n)
+    audio, has = read_clip_audio(p, n)
     assert has and audio.shape == (n * 640,) and np.abs(audio).max() > 0.05
 
 
@@ -216,5 +216,5 @@ def test_aac_in_mp4_aligned(tmp_path):
     pcm[:, rate:rate + 8] = 0.9
     p = tmp_path / "h264_aac.mp4"
     make_video(p, [i / 25 for i in range(50)], codec="libx264", audio=(pcm, rate))
-    audio, has = read_audio(p, video_timing(p)[2])
+    audio, has = read_clip_audio(p, video_timing(p)[2])
     assert has and abs(int(np.argmax(np.abs(audio))) - 16000) <= 16

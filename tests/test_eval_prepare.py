@@ -104,7 +104,7 @@ def test_prepare_errors(tmp_path):
 
 
 def _posed(canon, yaw, pitch, roll, scale, shift, y_stretch=1.0):
-    from chatanyone.data.motion import euler_to_matrix
+    from chatanyone.spec.head import euler_to_matrix
     p = scale * canon @ euler_to_matrix(yaw, pitch, roll).T
     p[:, :2] += shift
     p[:, 1] *= y_stretch
@@ -112,7 +112,7 @@ def _posed(canon, yaw, pitch, roll, scale, shift, y_stretch=1.0):
 
 
 def test_mouth_opening_invariant_to_pose_scale_and_position():
-    from chatanyone.data.motion import load_basis
+    from chatanyone.spec.head import load_basis
     canon = load_basis().canonical.astype(np.float64)
     opened = canon.copy()
     low = [M.LIPS.index(i) for i in M.LOWER_LIP]
@@ -153,7 +153,7 @@ def test_series_statistics_and_speech_frames():
 
 
 def test_valid_region_and_real_view_for_crop_and_photo_frames():
-    from chatanyone.data import framing
+    from chatanyone.vision import framing
     # a 400x300 photo whose 2:3 box pokes out above and left of it: padded there
     box = framing.Box(-50.0, -60.0, 200.0, 300.0)
     av_ = SimpleNamespace(crop=np.zeros((384, 256, 3), np.uint8), crop_hq=np.zeros((768, 512, 3), np.uint8),

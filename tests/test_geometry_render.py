@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import chatanyone as ca
-from chatanyone.data import default_avatar_image
-from chatanyone.data.motion import load_basis
+from chatanyone.assets import default_avatar_image
+from chatanyone.spec.head import load_basis
 from chatanyone.render import mesh as M
 from chatanyone.render.geometry import NEUTRAL_GAP, GeomRenderer, close_lips, frame_size, neutral_face
 from chatanyone.render.region import choose_region
@@ -206,7 +206,7 @@ def test_frames_are_the_photo_with_its_aspect_and_no_padding(name, kind):
     for edge in (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1]):
         assert np.abs(img[edge].astype(int) - resized[edge]).mean() < 3
     if kind == "head_shoulders":
-        from chatanyone.data.framing import Box, from_crop_coords
+        from chatanyone.vision.framing import Box, from_crop_coords
         f = from_crop_coords(a.face[:, :2], Box.from_array(a.box))
         assert np.linalg.norm(f[152] - f[10]) >= 0.3 * (y1 - y0)
         assert np.linalg.norm(f[61] - f[291]) * W / pw >= 40   # mouth width at the fast preset

@@ -14,7 +14,7 @@ PHOTO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "p
 
 def _gaps(frames):
     """Inner-lip gap over mouth width per frame (mediapipe face mesh), NaN where no face."""
-    from chatanyone.data.detect import Detector
+    from chatanyone.vision.detect import Detector
     out = []
     with Detector(video=False, max_faces=1, pose=False, hands=False) as det:
         for img in frames:

@@ -1,5 +1,7 @@
 """Motion model: layout, streaming features, sampler, generator (tiny model trained here), ONNX
-parity. Tests that need torch skip without it; the shipped-model checks are in test_motion_shipped.py."""
+parity. The tests of the tiny model need torch and skip without it (the others run anyway); the
+shipped-model checks are in test_motion_shipped.py. DDIM is checked against the one oracle in
+tests/reference/ddim.py."""
 from __future__ import annotations
 
 import copy
@@ -9,9 +11,10 @@ import numpy as np
 import pytest
 
 from chatanyone.audio.features import log_mel
-from chatanyone.motion import layout
-from chatanyone.motion.sampler import (cosine_alphas_cumprod, ddim_sample, ddim_sample_reference,
-                                       ddim_step_reference, ddim_timesteps, native_ops)
+from chatanyone.motion.sampler import (cosine_alphas_cumprod, ddim_sample, ddim_step_reference, ddim_timesteps,
+                                       native_ops)
+from chatanyone.spec import motion_layout as layout
+from reference.ddim import ddim_sample_ref, ddim_step_ref
 
 
 # ------------------------------------------------------------------------------ no torch needed
@@ -38,28 +41,16 @@ def test_timesteps_and_schedule():
         assert ts.shape == (k,) and ts[0] == 999 and np.all(np.diff(ts) < 0) and ts[-1] >= 0
 
 
-def _torch_like_ddim_step(x, out, a, ap, pred):
-    """Independent formula (diffusers DDIMScheduler.step, eta=0, no clipping)."""
-    if pred == "v":
-        x0 = np.sqrt(a) * x - np.sqrt(1 - a) * out
-        eps = np.sqrt(a) * out + np.sqrt(1 - a) * x
-    else:
-        eps = out
-        x0 = (x - np.sqrt(1 - a) * eps) / np.sqrt(a)
-    return np.sqrt(ap) * x0 + np.sqrt(1 - ap) * eps
-
-
-@pytest.mark.parametrize("pred", ["v", "eps"])
-def test_ddim_step_reference_matches_formula(pred):
+@pytest.mark.parametrize("pred", ["v", "eps", "x0"])
+@pytest.mark.parametrize("clip", [None, 0.8])
+def test_ddim_step_numpy_matches_oracle(pred, clip):
+    """The run-time numpy step (the fallback loop's) against the formula (tests/reference)."""
     rng = np.random.default_rng(1)
-    x, out = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 3))
-    got = ddim_step_reference(x, out, 0.3, 0.7, prediction=pred)
-    np.testing.assert_allclose(got, _torch_like_ddim_step(x, out, 0.3, 0.7, pred), rtol=1e-10, atol=1e-12)
-    # guidance 1 with uncond == no guidance; guidance g is linear extrapolation
-    unc = rng.normal(size=x.shape)
-    g = ddim_step_reference(x, out, 0.3, 0.7, prediction=pred, uncond=unc, guidance=2.5)
-    np.testing.assert_allclose(g, ddim_step_reference(x, unc + 2.5 * (out - unc), 0.3, 0.7, prediction=pred),
-                               rtol=1e-10, atol=1e-12)
+    x, out, unc = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 3))
+    for kw in ({}, {"uncond": unc, "guidance": 2.5}):
+        got = ddim_step_reference(x, out, 0.3, 0.7, prediction=pred, clip_x0=clip, **kw)
+        want = ddim_step_ref(x, out, 0.3, 0.7, prediction=pred, clip_x0=clip, **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def _toy_denoiser(x, t):
@@ -68,32 +59,56 @@ def _toy_denoiser(x, t):
     return np.ascontiguousarray(c), np.ascontiguousarray((0.5 * c).astype(np.float32))
 
 
-@pytest.mark.skipif(native_ops() is None, reason="native extension (chatanyone.ops) not built")
+@pytest.mark.parametrize("backend", [
+    "numpy", pytest.param("native", marks=pytest.mark.skipif(native_ops() is None,
+                                                             reason="native extension (chatanyone.ops) not built"))])
 @pytest.mark.parametrize("clip", [None, 1.5])
-def test_native_ddim_sample_matches_reference(clip):
+def test_ddim_sample_matches_oracle(backend, clip):
+    """Both sampling loops (native, and the numpy fallback) against the oracle loop."""
     rng = np.random.default_rng(2)
     x = rng.normal(size=(1, 25, 17)).astype(np.float32)
     ac = cosine_alphas_cumprod(1000)
     ts = ddim_timesteps(1000, 6)
-    ref = ddim_sample_reference(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, clip_x0=clip)
-    got = ddim_sample(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, clip_x0=clip, backend="native")
+    ref = ddim_sample_ref(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, clip_x0=clip)
+    got = ddim_sample(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, clip_x0=clip, backend=backend)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_numpy_fallback_sampler_is_reference():
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(1, 4, 3)).astype(np.float32)
-    ac = cosine_alphas_cumprod(1000)
-    ts = ddim_timesteps(1000, 4)
-    a = ddim_sample(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0, backend="numpy")
-    b = ddim_sample_reference(_toy_denoiser, x, ts, ac, prediction="v", guidance=2.0)
-    np.testing.assert_array_equal(a, b)
+def _logmel_frontend():
+    from chatanyone.motion.frontend import AudioFrontEnd
+    from chatanyone.spec.motion_layout import AudioFrontEndSpec, MotionSpec
+    stats = {"mel_floor": np.full(80, -11.0, np.float32), "mel_mean": np.zeros(80, np.float32),
+             "mel_std": np.ones(80, np.float32)}
+    return AudioFrontEnd(MotionSpec(audio=AudioFrontEndSpec(kind="logmel")), stats, hop=10)
+
+
+def test_streaming_mel_matches_whole_clip():
+    """The log-mel front end computes the stream's features as the whole clip's (to BLAS rounding:
+    tests/test_audio_io.py states the guarantee)."""
+    a = _audio(2.0)
+    fe = _logmel_frontend()
+    rng = np.random.default_rng(5)
+    i = 0
+    while i < a.size:
+        n = int(rng.integers(1, 2000))
+        fe.push_audio(a[i:i + n])
+        i += n
+    n_frames = fe.flush()
+    assert n_frames == -(-a.size // 640) and fe.frames_ready == n_frames
+    ref = log_mel(np.concatenate([a, np.zeros((-a.size) % 640, np.float32)]))
+    np.testing.assert_allclose(fe._mel, ref[fe._mel0:], rtol=1e-5, atol=1e-5)
+
+
+def test_frontend_memory_flat_over_long_stream():
+    fe = _logmel_frontend()
+    for k in range(12):
+        fe.push_audio(_audio(1.0))
+        fe.trim(fe.frames_ready - 20)
+    assert fe._mel.shape[0] <= 4 * (fe.P + 20) + 8
+    assert fe._pcm.size < 640 * 2
 
 
 # --------------------------------------------------------------- a tiny model trained right here
-
-torch = pytest.importorskip("torch", reason="training/export tests need torch (extra [train])")
-pytest.importorskip("onnx", reason="export needs onnx")
 
 TINY = {
     "face": {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "d_cond": 16, "d_style": 16, "dropout": 0.0},
@@ -103,8 +118,14 @@ TINY = {
 }
 
 
+def _need_training():
+    pytest.importorskip("torch", reason="training/export tests need torch (extra [train])")
+    pytest.importorskip("onnx", reason="export needs onnx")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    _need_training()
     from chatanyone.train.motion import DEFAULT_CONFIG, make_synthetic_corpus, train
     import sys
     from pathlib import Path
@@ -135,21 +156,6 @@ def test_onnx_parity(tiny):
         assert rep[k] <= 1e-4, rep
     cfg = json.loads((tiny["weights"] / "motion_config.json").read_text())
     assert cfg["n_exp"] == 8 and cfg["window"] == 25
-
-
-def test_streaming_mel_is_exact(tiny):
-    from chatanyone.motion import MotionGenerator
-    a = _audio(2.0)
-    g = MotionGenerator(weights_dir=tiny["weights"])
-    rng = np.random.default_rng(5)
-    i = 0
-    while i < a.size:
-        n = int(rng.integers(1, 2000))
-        g.push_audio(a[i:i + n])
-        i += n
-    g.flush()
-    ref = log_mel(np.concatenate([a, np.zeros((-a.size) % 640, np.float32)]))
-    np.testing.assert_allclose(g._mel, ref[g._mel0:], rtol=1e-5, atol=1e-5)
 
 
 def test_generator_shapes_and_frame_count(tiny):
@@ -226,9 +232,8 @@ def test_memory_flat_over_long_stream(tiny):
         g.push_audio(_audio(1.0))
         while g.pop_frames() is not None:
             pass
-    assert g._mel.shape[0] <= 4 * (g.P + 2 * g.T + g.L) + 8
-    assert g._pcm.size < 640 * 2
-    assert g._wav.size <= 640 * (g.C + g.P + 2 * g.T + g.L)  # raw samples kept for Whisper segments
+    assert g.frontend._wav.size <= 640 * (g.C + g.P + 2 * g.T + g.L)  # raw samples kept for Whisper segments
+    assert g.frontend._mel.shape[0] == 0  # a Whisper model computes no log-mel
 
 
 def test_runtime_whisper_features_equal_training_features(tiny):
@@ -251,8 +256,7 @@ def test_runtime_whisper_features_equal_training_features(tiny):
     st = g.stats
     for w0 in (0, 10, 40):
         assert g.hop == cfg["audio"]["hop"]
-        g._next = w0  # as if the windows before it were generated (no trimming has happened)
-        got = g._window_whisper(w0)[0]
+        got = g.frontend.tokens(w0, g.hop, None)[0]  # no window generated: nothing trimmed
         n_tok = g.P + g.hop + g.L
         raw = got[:n_tok] * st["wfeat_std"] + st["wfeat_mean"]
         # training stores float16: equal to its rounding
@@ -269,6 +273,7 @@ def test_whisper_model_rejects_precomputed_mel(tiny):
 
 def test_logmel_model_still_trains_and_streams(tmp_path):
     """The log-mel variant (``--audio logmel``, the baseline of the feature comparison)."""
+    _need_training()
     from chatanyone.motion import MotionGenerator
     from chatanyone.train.motion import DEFAULT_CONFIG, make_synthetic_corpus, train
     import sys

@@ -379,7 +379,7 @@ def test_config_cases_from_the_issue():
 def avatar_file(tmp_path_factory):
     """A real avatar file (prepared once from the built-in photo)."""
     from chatanyone.avatar import Avatar
-    from chatanyone.data import default_avatar_image
+    from chatanyone.assets import default_avatar_image
 
     av = Avatar.prepare(default_avatar_image())
     p = tmp_path_factory.mktemp("av") / "a.avatar.npz"

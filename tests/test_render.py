@@ -1,5 +1,8 @@
-"""The renderer: shapes, control points, hand image, native kernels against the PyTorch references,
-PyTorch against ONNX + native kernels, determinism, and the shipped weights."""
+"""The renderer: shapes, control points, hand image, its kernels (the run-time numpy fallbacks and
+the training-side PyTorch versions) against the one oracle per kernel in tests/reference (the native
+kernels are checked against the same oracles in test_ops_*), PyTorch against ONNX + native
+kernels, determinism, and the shipped weights. Tests that need torch take the ``torch``/``tr``
+fixtures and skip without it; the others run anyway."""
 import importlib.util
 import json
 from pathlib import Path
@@ -9,16 +12,26 @@ import pytest
 
 from chatanyone.render import keypoints as kpm
 from chatanyone.render import _kernels
-from chatanyone.render.config import get_preset
+from chatanyone.render.presets import get_preset
 from chatanyone.render.hands import rasterize_hands
 
-torch = pytest.importorskip("torch")
-from chatanyone.train import render as tr  # noqa: E402
+from chatanyone.spec import keypoint_layout as KL
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "python" / "chatanyone" / "weights"
 HAVE_SHIPPED = all((WEIGHTS / f"render_fast_{p}.onnx").exists() for p in ("encoder", "refine", "motion", "decoder"))
 K = kpm.group_matrix().shape[1]
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch", reason="needs torch (extra [train])")
+
+
+@pytest.fixture(scope="module")
+def tr(torch):
+    from chatanyone.train import render as tr
+    return tr
 
 
 def native():
@@ -35,7 +48,7 @@ def random_keypoints(rng, jitter=0.04):
 
 
 # ---------------------------------------------------------------- shapes and building blocks
-def test_model_shapes_half_scale():
+def test_model_shapes_half_scale(tr, torch):
     torch.manual_seed(0)
     m = tr.RenderModel("fast").eval()
     src, cs, cd, ws, wd, hand = tr.synthetic_batch(m.p, 2, scale=0.5)
@@ -55,10 +68,10 @@ def test_control_points_groups_and_nan():
     kp[-21:] = np.nan        # the corpus stores NaN for unseen points
     ctrl, w = kpm.control_points(kp, vis)
     assert ctrl.shape == (kpm.N_CONTROL, 2) and np.isfinite(ctrl).all()
-    assert w[kpm.HAND_SLICE].tolist() == [1, 1, 0, 0]
-    assert w[kpm.FACE_SLICE].all()
+    assert w[kpm.HAND_GROUP_SLICE].tolist() == [1, 1, 0, 0]
+    assert w[kpm.FACE_GROUP_SLICE].all()
     # the mouth-corner group is the mean of its members
-    face_idx = kpm._layout()
+    face_idx = list(KL.KP_FACE_IDX)
     members = [face_idx.index(m) for m in kpm.FACE_GROUPS["mouth_corner_a"] if m in face_idx]
     np.testing.assert_allclose(ctrl[4], kp[members].mean(0), rtol=1e-6)
 
@@ -85,34 +98,53 @@ def test_hand_image():
 
 
 # ---------------------------------------------------------------- kernels: native / numpy vs torch
-@pytest.mark.parametrize("impl", ["numpy", "native"])
-def test_sparse_motion_matches_torch(impl):
+@pytest.mark.parametrize("impl", ["numpy", "training"])
+def test_sparse_motion_matches_oracle(impl, torch):
+    """The run-time numpy fallback and the training-side PyTorch sparse motion against the oracle."""
+    from reference import sparse_motion_ref
     rng = np.random.default_rng(2)
     ks = rng.uniform(-1.2, 1.2, (2, kpm.N_CONTROL, 2)).astype(np.float32)
     kd = (ks + rng.normal(0, 0.05, ks.shape)).astype(np.float32)
     w = (rng.uniform(size=(2, kpm.N_CONTROL)) > 0.2).astype(np.float32)
     p = get_preset("fast")
     h, wd = p.quarter
-    fn = _kernels.sparse_motion_np if impl == "numpy" else native().sparse_motion
-    hd, grids = fn(ks, kd, h, wd, p.sigma, weights=w)
-    rh, rg = tr.sparse_motion_torch(torch.from_numpy(ks), torch.from_numpy(kd), h, wd, p.sigma, torch.from_numpy(w))
-    torch.testing.assert_close(torch.from_numpy(np.asarray(hd)), rh, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(torch.from_numpy(np.asarray(grids)), rg, atol=1e-5, rtol=1e-5)
+    if impl == "numpy":
+        hd, grids = _kernels.sparse_motion_np(ks, kd, h, wd, p.sigma, weights=w)
+    else:
+        from chatanyone.train import render as tr
+        hd, grids = tr.sparse_motion_torch(torch.from_numpy(ks), torch.from_numpy(kd), h, wd, p.sigma,
+                                           torch.from_numpy(w))
+    rh, rg = sparse_motion_ref(torch.from_numpy(ks), torch.from_numpy(kd), h, wd, p.sigma, torch.from_numpy(w))
+    torch.testing.assert_close(torch.as_tensor(np.asarray(hd)), rh, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.as_tensor(np.asarray(grids)), rg, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["numpy", "native"])
+@pytest.mark.parametrize("impl", ["numpy", "training"])
 @pytest.mark.parametrize("padding", ["zeros", "border"])
-def test_warp_matches_grid_sample(impl, padding):
+def test_warp_matches_oracle(impl, padding, torch):
+    """The run-time numpy fallback and the training-side PyTorch warp against the oracle."""
+    from reference import warp_ref
     rng = np.random.default_rng(3)
     feat = rng.standard_normal((1, 32, 96, 64)).astype(np.float32)
-    grid = (tr.identity_grid(96, 64).numpy()[None] + rng.normal(0, 0.3, (1, 96, 64, 2))).astype(np.float32)
+    grid = (_kernels.identity_grid(96, 64)[None] + rng.normal(0, 0.3, (1, 96, 64, 2))).astype(np.float32)
     mask = rng.uniform(size=(1, 1, 96, 64)).astype(np.float32)
     if impl == "numpy":
         out = _kernels.warp_np(feat, grid, padding, mask)
     else:
-        out = native().warp(feat, grid, padding=padding, align_corners=False, mask=mask)
-    ref = tr.warp_torch(torch.from_numpy(feat), torch.from_numpy(grid), padding, torch.from_numpy(mask))
-    torch.testing.assert_close(torch.from_numpy(np.asarray(out)), ref, atol=1e-5, rtol=1e-5)
+        from chatanyone.train import render as tr
+        out = tr.warp_torch(torch.from_numpy(feat), torch.from_numpy(grid), padding, torch.from_numpy(mask))
+    ref = warp_ref(torch.from_numpy(feat), torch.from_numpy(grid), padding=padding, mask=torch.from_numpy(mask))
+    torch.testing.assert_close(torch.as_tensor(np.asarray(out)), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_heatmaps_numpy_matches_oracle(torch):
+    from reference import heatmaps_ref
+    rng = np.random.default_rng(4)
+    kp = rng.uniform(-1.1, 1.1, (2, 7, 2)).astype(np.float32)
+    w = rng.uniform(size=(2, 7)).astype(np.float32)
+    got = _kernels.heatmaps_np(kp, 48, 32, 0.06, w)
+    want = heatmaps_ref(torch.from_numpy(kp), 48, 32, 0.06, torch.from_numpy(w))
+    torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-6, rtol=1e-5)
 
 
 # ---------------------------------------------------------------- ONNX + native vs PyTorch
@@ -124,7 +156,7 @@ def _export_module():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tr, torch):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     ex = _export_module()
@@ -168,7 +200,7 @@ def _render_twice_same(r):
     return r, a, (cache, kp_d, vis)
 
 
-def test_refine_offsets_only_on_refine_groups():
+def test_refine_offsets_only_on_refine_groups(tr, torch):
     torch.manual_seed(3)
     m = tr.RenderModel("fast").eval()
     with torch.no_grad():
@@ -176,9 +208,9 @@ def test_refine_offsets_only_on_refine_groups():
             q.add_(0.1 * torch.randn_like(q))
         _, cs, cd, ws, wd, _ = tr.synthetic_batch(m.p, 2)
         _, d_drv = m.refine(cs, cd, ws, wd)
-    face = d_drv[:, kpm.FACE_SLICE].abs().sum(-1)                     # N, N_FACE
+    face = d_drv[:, kpm.FACE_GROUP_SLICE].abs().sum(-1)                     # N, N_FACE
     names = list(kpm.FACE_GROUPS)
-    left_out = [i for i in range(kpm.N_FACE) if i not in kpm.REFINE_GROUPS]
+    left_out = [i for i in range(kpm.N_FACE_GROUPS) if i not in kpm.REFINE_GROUPS]
     assert left_out and all(names[i].startswith(("eye", "iris", "brow")) for i in left_out)
     assert float(face[:, left_out].max()) == 0.0
     assert float(face[:, kpm.REFINE_GROUPS].min()) > 0.0
@@ -195,9 +227,9 @@ def test_group_affines_recover_a_rotation_and_give_identity_for_single_points():
     kd = (ks @ R.T + 0.05).astype(np.float32)
     A = kpm.group_affines(ks, vis, kd, vis)
     assert A.shape == (kpm.N_CONTROL, 2, 2)
-    hand_palm = kpm.N_FACE + kpm.N_BODY                 # 6 well-spread points
+    hand_palm = kpm.N_FACE_GROUPS + kpm.N_BODY_GROUPS                 # 6 well-spread points
     np.testing.assert_allclose(A[hand_palm], np.linalg.inv(R), atol=0.12)
-    np.testing.assert_array_equal(A[kpm.BODY_SLICE], np.broadcast_to(np.eye(2), (kpm.N_BODY, 2, 2)))
+    np.testing.assert_array_equal(A[kpm.BODY_GROUP_SLICE], np.broadcast_to(np.eye(2), (kpm.N_BODY_GROUPS, 2, 2)))
     # unseen in one frame: identity; no motion: identity
     v2 = vis.copy()
     v2[-21:] = 0
@@ -206,7 +238,7 @@ def test_group_affines_recover_a_rotation_and_give_identity_for_single_points():
     assert np.all(np.abs(A - np.eye(2)) <= kpm.AFFINE_LIMIT + 1e-6)
 
 
-def test_affine_grids_match_torch():
+def test_affine_grids_match_torch(tr, torch):
     rng = np.random.default_rng(12)
     ks = rng.uniform(-0.8, 0.8, (1, kpm.N_CONTROL, 2)).astype(np.float32)
     kd = (ks + rng.normal(0, 0.05, ks.shape)).astype(np.float32)
@@ -214,13 +246,13 @@ def test_affine_grids_match_torch():
     p = get_preset("fast")
     h, w = p.quarter
     _, grids = _kernels.sparse_motion(ks, kd, h, w, p.sigma)
-    got = kpm.affine_grids(np.array(grids, np.float32), kd, aff, h, w)
+    got = _kernels.affine_grids(np.array(grids, np.float32), kd, aff, h, w)
     _, want = tr.sparse_motion_torch(torch.from_numpy(ks), torch.from_numpy(kd), h, w, p.sigma,
                                      affines=torch.from_numpy(aff))
     np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
 
 
-def test_affine_model_exports_and_runs_affine(tmp_path):
+def test_affine_model_exports_and_runs_affine(tmp_path, tr, torch):
     """A model trained with affine sparse motion: the export says so, the runtime follows, parity holds."""
     ex = _export_module()
     torch.manual_seed(2)
@@ -236,7 +268,7 @@ def test_affine_model_exports_and_runs_affine(tmp_path):
 
 
 # ---------------------------------------------------------------- quality preset: core + detail
-def test_quality_model_shapes_patches_and_untrained_detail():
+def test_quality_model_shapes_patches_and_untrained_detail(tr, torch):
     torch.manual_seed(0)
     m = tr.QualityModel("quality").eval()
     src, cs, cd, ws, wd, hand = tr.synthetic_batch(m.p, 2)
@@ -254,7 +286,7 @@ def test_quality_model_shapes_patches_and_untrained_detail():
         assert 0 <= y <= 768 - 128 and 0 <= x <= 512 - 96 and y % 2 == 0 and x % 2 == 0
 
 
-def test_upsample_grid_matches_torch():
+def test_upsample_grid_matches_torch(tr, torch):
     rng = np.random.default_rng(8)
     g = (tr.identity_grid(96, 64).numpy()[None] + rng.normal(0, 0.1, (1, 96, 64, 2))).astype(np.float32)
     want = tr._resize_flow(torch.from_numpy(g), tr.identity_grid(768, 512)).numpy()
@@ -263,7 +295,7 @@ def test_upsample_grid_matches_torch():
         _kernels.upsample_grid(g[0], 768, 512)
 
 
-def test_quality_onnx_native_matches_pytorch(exported, tmp_path):
+def test_quality_onnx_native_matches_pytorch(exported, tmp_path, tr, torch):
     """The quality pipeline (the fast graphs + the detail graph, native warps between) against
     QualityModel, with a perturbed detail stage on the exported fast core."""
     from chatanyone.render.renderer import Renderer
@@ -335,7 +367,7 @@ def test_fid_features_when_installed():
     assert feats.shape == (3, 2048) and np.isfinite(feats).all()
 
 
-def test_hand_weighting_and_hand_sampling(tmp_path):
+def test_hand_weighting_and_hand_sampling(tmp_path, tr, torch):
     """Training asks the renderer to move hands: frames with hands are drawn on purpose, and the
     loss weighs both where the driving hand is and where the source hand was."""
     rng = np.random.default_rng(0)
@@ -355,7 +387,7 @@ def test_hand_weighting_and_hand_sampling(tmp_path):
     assert sorted(t for _, t in data.hand_frames) == [3, 7]
     p = get_preset("fast")
     b = data.sample(np.random.default_rng(1), 16, 0.5, p, hand_frac=1.0)
-    gi = kpm.N_FACE + kpm.N_BODY  # the first hand's palm
+    gi = kpm.N_FACE_GROUPS + kpm.N_BODY_GROUPS  # the first hand's palm
     assert bool((b["wd"][:, gi] > 0).all())  # every driving frame shows the hand
     b0 = data.sample(np.random.default_rng(1), 64, 0.5, p, hand_frac=0.0)
     assert float((b0["wd"][:, gi] > 0).float().mean()) < 0.5

@@ -9,7 +9,7 @@ import pytest
 
 import chatanyone as ca
 from chatanyone.assets import demo_speech
-from chatanyone.data import default_avatar_image
+from chatanyone.assets import default_avatar_image
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_session_end_to_end(avatar, speech):
     assert imgs.shape[1:] == (512, 436, 3) and imgs.dtype == np.uint8
     # a talking face is not a still: the mouth region changes from frame to frame while the
     # photo outside the animated region stays put; and the frames stay a picture of the avatar
-    from chatanyone.data.framing import Box, from_crop_coords
+    from chatanyone.vision.framing import Box, from_crop_coords
     s = 512 / 600
     lips = from_crop_coords(avatar.face[[13, 14, 61, 291], :2], Box.from_array(avatar.box)) * s
     x, y = lips[:, 0].astype(int), lips[:, 1].astype(int)
@@ -80,7 +80,7 @@ def test_cli_render_writes_h264_aac(tmp_path, speech):
     pcm, rate = speech
     wav = tmp_path / "speech.mp3"  # WAV content behind an .mp3 name: judged by content
     sf.write(wav, pcm[: rate], rate, format="WAV")
-    from chatanyone.data import default_avatar_path
+    from chatanyone.assets import default_avatar_path
 
     portrait = default_avatar_path()
     out = tmp_path / "out.mp4"
@@ -160,7 +160,7 @@ def test_an_avatar_without_its_photo_is_a_clear_error(avatar):
 
 def _lip_gap(exp):
     """Inner-lip opening (canonical units) of the face an expression vector makes."""
-    from chatanyone.data.motion import load_basis
+    from chatanyone.spec.head import load_basis
 
     b = load_basis()
     n = b.components.shape[1] // 3
@@ -199,7 +199,9 @@ def test_interrupt_then_new_speech_with_real_models(avatar, speech):
 
 
 def test_style_from_a_video(avatar, speech, tmp_path):
-    """A style reference given as a video: its motion is extracted and conditions the model."""
+    """A style reference given as a video: its motion is extracted offline (the data pipeline)
+    into a motion clip, which conditions the model; the Session itself refuses a video."""
+    from chatanyone.data.corpus import video_motion
     from chatanyone.media import VideoWriter
 
     # a short video of the avatar's own crop, slightly moving: enough for the data pipeline
@@ -208,9 +210,12 @@ def test_style_from_a_video(avatar, speech, tmp_path):
         for i in range(40):
             w.write(np.roll(avatar.crop, i % 5 - 2, axis=1))
     pcm, rate = speech
-    frames = _run(avatar, pcm[: rate // 2], rate, style=str(vid))
+    video_motion(vid, tmp_path / "style.npz")
+    frames = _run(avatar, pcm[: rate // 2], rate, style=str(tmp_path / "style.npz"))
     assert len(frames) == 13
+    with pytest.raises(ValueError, match="video_motion"):
+        _run(avatar, pcm[: rate // 2], rate, style=str(vid))
     with pytest.raises(ValueError, match="style"):
         bad = tmp_path / "bad.mp4"
         bad.write_bytes(b"not a video" * 20)
-        _run(avatar, pcm[: rate // 2], rate, style=str(bad))
+        video_motion(bad)

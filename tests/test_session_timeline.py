@@ -13,11 +13,13 @@ import pytest
 from chatanyone.audio.resample import StreamResampler
 from chatanyone.config import SessionConfig
 from chatanyone.session import Session
+from chatanyone.spec.motion_layout import MotionFrames
 
 
 class RecordingPipeline:
     """Releases motion frames like the real generator: in hops, once their audio and lookahead are
-    in, or all at once at the end of an utterance. A frame's motion is its index and loudness."""
+    in, or all at once at the end of an utterance. A frame's motion is its index and loudness
+    (``head[:, 0]`` and ``exp[:, 0]`` of typed MotionFrames)."""
 
     lookahead_samples = 3200 + 10 * 640  # the rest of a 10-frame hop plus 200 ms
     idle_samples = 10 * 640
@@ -42,19 +44,26 @@ class RecordingPipeline:
             ready = n_have
         else:
             ready = self.done + ((self.audio.size - 3200) // 640 - self.done) // self.hop * self.hop
-        out = []
+        start, head, exp = self.done, [], []
         while self.done < ready:
             if self.delay:
                 time.sleep(self.delay)
             seg = self.audio[self.done * 640:(self.done + 1) * 640]
-            out.append({"head": np.array([float(self.done)]), "exp": np.array([float(np.sqrt(np.mean(seg ** 2)))])})
+            head.append([float(self.done), 0, 0, 0, 0, 0])
+            exp.append([float(np.sqrt(np.mean(seg ** 2)))] + [0.0] * 7)
             self.done += 1
-        return out
+        if not head:
+            return None
+        n = len(head)
+        z = lambda *shape: np.zeros((n,) + shape, np.float32)  # noqa: E731
+        return MotionFrames(start, np.array(head, np.float32), np.array(exp, np.float32), z(4), z(8, 2),
+                            z(2, 21, 2), z(2))
 
     def render(self, mo):
+        assert len(mo) == 1
         img = np.zeros((6, 4, 3), np.uint8)
-        img[..., 0] = min(255, int(mo["head"][0]))
-        img[..., 1] = min(255, int(mo["exp"][0] * 400))
+        img[..., 0] = min(255, int(mo.head[0, 0]))
+        img[..., 1] = min(255, int(mo.exp[0, 0] * 400))
         return img
 
     def timings(self):

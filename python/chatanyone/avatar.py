@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import framing, landmarks as L
-from .data.compose import SourceState
 from .inputs import AvatarError, image_rgb8  # noqa: F401  (AvatarError: re-exported)
+from .spec import keypoint_layout as L
+from .spec.driving import SourceState
+from .vision import framing
 
 log = logging.getLogger("chatanyone")
 
@@ -55,7 +56,7 @@ class Avatar:
     pose: np.ndarray          # [33, 4] float32 pose (x, y, z, visibility); NaN where no body
     hands: np.ndarray         # [2, 21, 3] float32 person's left, right hand; NaN where not seen
     hands_ok: np.ndarray      # [2] bool
-    source: SourceState       # what compose.driving_keypoints needs
+    source: SourceState       # what spec.driving.driving_keypoints needs
     photo: np.ndarray = None  # [H, W, 3] uint8 the photo (long side at most MAX_PHOTO_SIDE)
     region: np.ndarray = None  # [4] float64 x0, y0, x1, y1: the animated region, inside the photo
     region_kind: str = ""     # "head", "head_shoulders" or "upper_body" (render.region)
@@ -79,9 +80,9 @@ class Avatar:
             AvatarError (a ValueError): unreadable image, no face, several faces, face too small,
                 face cut off by the photo's border; the message says what to do.
         """
-        from .data.detect import Detector
-        from .data.motion import fit_head, load_basis
-        from .data.corpus import to_crop_space
+        from .spec.head import fit_head, load_basis
+        from .vision.detect import Detector, plausible_hands
+        from .vision.framing import to_crop_space
         if name is None:
             name = Path(image).name if isinstance(image, (str, os.PathLike)) else ""
         rgb = load_image(image)
@@ -125,7 +126,7 @@ class Avatar:
         face_c = to_crop_space(face, (W, H), box)
         pose_c = to_crop_space(r.pose, (W, H), box)
         hands_c = to_crop_space(r.hands, (W, H), box)
-        hands_ok = L.plausible_hands(face_c[None], np.ones(1, bool), pose_c[None], hands_c[None],
+        hands_ok = plausible_hands(face_c[None], np.ones(1, bool), pose_c[None], hands_c[None],
                                      r.hands_ok[None])[0]
         hands_c[~hands_ok] = np.nan
         kp, vis = L.renderer_keypoints(face_c, pose_c if r.pose_ok else None, hands_c, hands_ok=hands_ok)
@@ -149,8 +150,8 @@ class Avatar:
 
     def driving_keypoints(self, motion_frame, *, basis=None) -> tuple[np.ndarray, np.ndarray]:
         """The renderer's driving keypoints ``(kp [K, 2], vis [K])`` for one frame of motion
-        (see :func:`chatanyone.data.compose.driving_keypoints`). Pure numpy, ~0.2 ms."""
-        from .data.compose import driving_keypoints
+        (see :func:`chatanyone.spec.driving.driving_keypoints`). Pure numpy, ~0.2 ms."""
+        from .spec.driving import driving_keypoints
         return driving_keypoints(self.source, motion_frame, basis=basis)
 
     # --- files ----------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def _faces_from_pose_head(rgb: np.ndarray, r) -> list[np.ndarray]:
     size = max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 8.0) * 3.0
     box = framing.Box(c[0] - size / 2, c[1] - size / 2, size, size)
     patch = framing.crop(rgb, box, (384, 384))
-    from .data.detect import Detector
+    from .vision.detect import Detector
     with Detector(video=False, max_faces=2, pose=False, hands=False) as det:
         rr = det(patch)
     out = []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-PRESETS = {
+PRESET_LONG_SIDE = {
     # name: default long side (pixels) of the frames; a frame is the avatar's photo at its own
     # aspect ratio with the animated region pasted back (chatanyone.render.geometry)
     "fast": 512,     # real time on 2 CPU cores
@@ -32,8 +32,8 @@ class SessionConfig:
     # Long side of the frames in pixels (the other side follows the photo's aspect ratio, both
     # rounded to even numbers). None: the preset's default (fast 512, quality 1024).
     output_size: int | None = None
-    # Style reference: None, or a path to a motion file (.npz from `prepare-data`) or a video whose
-    # motion gives the speaking style.
+    # Style reference: None, or a motion clip whose speaking style to imitate: a motion.npz (from
+    # `prepare-data`, or chatanyone.data.corpus.video_motion(video) for a video) or a corpus clip folder.
     style: str | os.PathLike | None = None
     # Expression intensity: 0 = neutral face, 1 = as generated, up to 2 = exaggerated.
     intensity: float = 1.0
@@ -57,7 +57,6 @@ class SessionConfig:
     # Internal threads of ONNX Runtime per session (0 = its default); at most the CPUs this process
     # may use (more only makes the threads wait for each other).
     intra_op_threads: int = 0
-    _extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         from .inputs import cpu_count
@@ -89,10 +88,10 @@ class SessionConfig:
         real("fps", 1, 120)
         real("intensity", 0.0, 2.0)
         if not isinstance(self.preset, str):
-            raise TypeError(f"SessionConfig.preset must be a str, one of {sorted(PRESETS)}, "
+            raise TypeError(f"SessionConfig.preset must be a str, one of {sorted(PRESET_LONG_SIDE)}, "
                             f"got {type(self.preset).__name__}")
-        if self.preset not in PRESETS:
-            raise ValueError(f"SessionConfig.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.preset not in PRESET_LONG_SIDE:
+            raise ValueError(f"SessionConfig.preset must be one of {sorted(PRESET_LONG_SIDE)}, got {self.preset!r}")
         integer("ddim_steps", 1, 100, optional=True)
         integer("seed", 0, 2**63 - 1)
         integer("max_ahead_frames", 1, 10_000)
@@ -118,14 +117,12 @@ class SessionConfig:
             if not all(isinstance(x, str) and x for x in p):
                 raise TypeError(f"SessionConfig.providers must hold provider names (str), got {p!r}")
             setf("providers", tuple(p))
-        if not isinstance(self._extra, dict):
-            raise TypeError(f"SessionConfig._extra must be a dict, got {type(self._extra).__name__}")
 
     @property
     def long_side(self) -> int:
         """Long side of the frames in pixels: ``output_size`` or the preset's default. The frame's
         width and height depend on the photo too (``Session.frame_size``)."""
-        return self.output_size if self.output_size is not None else PRESETS[self.preset]
+        return self.output_size if self.output_size is not None else PRESET_LONG_SIDE[self.preset]
 
 
 def parse_frame_device(spec) -> tuple[str, int] | None:

@@ -10,9 +10,10 @@ import threading
 
 import numpy as np
 
-log = logging.getLogger("chatanyone")
+from .spec.motion_layout import MotionFrames
+from .spec.timeline import SAMPLES_PER_FRAME
 
-SAMPLES_PER_MOTION = 640  # 16 kHz samples per motion frame (25 fps)
+log = logging.getLogger("chatanyone")
 
 
 class Pipeline:
@@ -34,46 +35,39 @@ class Pipeline:
         if getattr(avatar, "photo", None) is None:
             raise ValueError("the avatar carries no photo (prepared by an older chatanyone): "
                              "prepare it again with Avatar.prepare")
-        # intensity 0 is allowed (a neutral face); the generator's scale must stay positive
-        self.gen = MotionGenerator(style=config.style, intensity=max(config.intensity, 1e-6),
+        self.gen = MotionGenerator(style=config.style, intensity=config.intensity,
                                    seed=config.seed, steps=config.ddim_steps,
                                    providers=config.providers)
         self.renderer = GeomRenderer(avatar, config.long_side)
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)
-        self._intensity_zero = config.intensity == 0
         # audio a motion frame may wait for: the rest of its window's hop and the model's lookahead
         self.lookahead_samples = int(self.gen.lookahead_samples)
-        self.idle_samples = int(self.gen.hop) * SAMPLES_PER_MOTION
+        self.idle_samples = int(self.gen.hop) * SAMPLES_PER_FRAME
         self._lock = threading.Lock()
 
-    def motion(self, audio: np.ndarray, final: bool) -> list[dict]:
+    def motion(self, audio: np.ndarray, final: bool) -> MotionFrames | None:
         """Push 16 kHz samples that continue the timeline (``final``: an utterance ends after them)
-        and return the motion frames released by this (zero or more dicts, in order)."""
+        and return the motion frames released by this, in order (None when none is). Blocks for
+        the windows' compute."""
         if audio.size:
             self.gen.push_audio(audio)
         if final:
             self.gen.flush()
-        out = []
+        parts = []
         while (fr := self.gen.pop_frames()) is not None:
-            d = fr.as_dict()
-            n = len(fr)
-            for i in range(n):
-                f = {k: v[i] for k, v in d.items() if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n}
-                if self._intensity_zero:
-                    f["exp"] = np.zeros_like(f["exp"])
-                out.append(f)
-        return out
+            parts.append(fr)
+        return MotionFrames.concat(parts) if parts else None
 
     def reset(self) -> None:
         """Forget the audio and motion so far: the next :meth:`motion` call starts a new stream
         (Session.interrupt; called from the motion thread)."""
         self.gen.reset()
 
-    def render(self, motion_frame) -> np.ndarray:
-        """One motion frame (a dict of ``head``, ``exp``, ``eye``, ``body``, ``hands``,
-        ``hands_ok``) to one frame: uint8 ``[H, W, 3]``, ``(W, H) = frame_size``. Blocks a few ms."""
+    def render(self, motion: MotionFrames) -> np.ndarray:
+        """One frame of motion (a :class:`MotionFrames` of length 1) to one frame: uint8
+        ``[H, W, 3]``, ``(W, H) = frame_size``. Blocks a few ms."""
         with self._lock:
-            return self.renderer.render(motion_frame)
+            return self.renderer.render(motion.frame(0))
 
     def timings(self) -> dict[str, float]:
         """Mean seconds per call of each stage: a motion window, and each renderer stage per frame."""

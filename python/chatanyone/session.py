@@ -28,21 +28,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio.features import SAMPLE_RATE
 from .audio.resample import StreamResampler
-from .config import SessionConfig
+from .config import SessionConfig, parse_frame_device
 from .inputs import pcm_mono_float32, sample_rate_hz, timeout_seconds
+from .spec.motion_layout import MotionFrames
+from .spec.timeline import MOTION_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger("chatanyone")
 
 _REALTIME_SLACK_S = 0.1  # real-time mode: how late audio may be before silence fills in
-MOTION_FPS = 25  # the motion model's frame rate; 640 samples per motion frame
-SAMPLES_PER_MOTION = SAMPLE_RATE // MOTION_FPS
 # interrupt(): the expression (mouth) is back at idle after this much audio time, and head, eyes,
 # body and hands ease back over the longer span; both with a smoothstep, so nothing jumps
 INTERRUPT_SPEECH_S = 0.1
 INTERRUPT_EASE_S = 0.4
-_FAST_KEYS = ("exp",)  # motion keys that carry speech: they go to idle within INTERRUPT_SPEECH_S
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ class Session:
         self.config = config
         self.avatar = avatar
         from .runners.base import frame_uploader
-        self._upload = frame_uploader(config.frame_device)   # before the pipeline: fails fast
+        self._upload = frame_uploader(parse_frame_device(config.frame_device))   # before the pipeline: fails fast
         self._pipe = _pipeline if _pipeline is not None else _default_pipeline(avatar, config)
         self._fps = float(config.fps)
         # interrupt(): frames over which speech, then everything, eases back to idle
@@ -158,14 +156,14 @@ class Session:
         self._gen_epoch = 0                   # the epoch the motion model was last reset for
         self._audio = _Samples()              # the 16 kHz timeline
         self._motion_done = 0        # motion frames computed
-        self._motion: dict[int, dict] = {}
+        self._motion: dict[int, MotionFrames] = {}  # one frame each, by index
         self._final_until = 0        # samples known to be final (flushed); motion may pad past it
         self._ends: collections.deque[int] = collections.deque()  # frame counts where utterances end
-        self._frames: collections.deque[tuple[Frame, dict]] = collections.deque()
+        self._frames: collections.deque[tuple[Frame, MotionFrames]] = collections.deque()
         self._next_render = 0        # next frame index to render
         self._next_out = 0           # next frame index to hand out
-        self._shown: dict | None = None  # motion of the last frame handed out
-        self._ease: tuple[int, dict] | None = None  # (first frame, motion it eases from) after interrupt()
+        self._shown: MotionFrames | None = None  # motion of the last frame handed out
+        self._ease: tuple[int, MotionFrames] | None = None  # (first frame, motion it eases from) after interrupt()
         self._t0: float | None = None
         self._error: BaseException | None = None
         self._m_pushed = 0           # timeline samples handed to the motion model
@@ -264,7 +262,7 @@ class Session:
             for m in [m for m in self._motion if m >= mb]:
                 del self._motion[m]
             self._motion_done = mb
-            self._m_pushed = mb * SAMPLES_PER_MOTION
+            self._m_pushed = mb * SAMPLES_PER_FRAME
             self._gen_final_at = -1
             self._epoch += 1           # the motion worker resets the model before its next step
             # audio: cut at frame kc, silence to the end of the easing frames
@@ -374,6 +372,11 @@ class Session:
         """``(width, height)`` of the frames: the avatar's photo at ``config.long_side``."""
         return getattr(self._pipe, "frame_size", None)
 
+    def timings(self) -> dict[str, float]:
+        """Mean seconds per call of each stage so far: a motion window (``motion_window``), keypoint
+        composition (``compose``), each renderer stage (``render.<stage>``). Does not block."""
+        return self._pipe.timings()
+
     # ------------------------------------------------------------------ timeline helpers (lock held)
     @property
     def _a_end(self) -> int:
@@ -444,7 +447,7 @@ class Session:
             start, end = self._m_pushed, self._a_end
             # backpressure: push no further than the consumer needs, plus the model's lookahead
             need_until = self._frame_start(self._next_out + self.config.max_ahead_frames)
-            end = min(end, max(need_until, self._motion_done * SAMPLES_PER_MOTION)
+            end = min(end, max(need_until, self._motion_done * SAMPLES_PER_FRAME)
                       + self._pipe.lookahead_samples)
             final = end == self._a_end == self._final_until and self._gen_final_at != end
             if end <= start and not final:
@@ -454,13 +457,14 @@ class Session:
             if final:
                 self._gen_final_at = end
         frames = self._pipe.motion(audio, final)  # outside the lock: the networks run here
+        n = 0 if frames is None else len(frames)
         with self._cv:
             if self._epoch != epoch:
                 return True  # interrupted meanwhile: these frames belong to the dropped speech
             m0 = self._motion_done
-            for i, fr in enumerate(frames):
-                self._motion[m0 + i] = fr
-            self._motion_done = m0 + len(frames)
+            for i in range(n):
+                self._motion[m0 + i] = frames[i:i + 1]
+            self._motion_done = m0 + n
             self._cv.notify_all()
         return True
 
@@ -481,7 +485,7 @@ class Session:
                 if self._final_until < self._frame_start(k + 1):
                     return False
                 m_hi, w = m_lo, 0.0  # end of a final stretch: hold the last motion frame
-            mo = _lerp(self._motion[m_lo], self._motion[m_hi], w)
+            mo = self._motion[m_lo].lerp(self._motion[m_hi], w)
             if self._ease is not None:
                 k0, base = self._ease
                 if k - k0 >= self._n_ease:
@@ -537,27 +541,11 @@ def _unclosed(cv: threading.Condition, what: str) -> None:
         cv.notify_all()
 
 
-def _ease(base: dict, mo: dict, i: int, n_fast: int, n_slow: int) -> dict:
+def _ease(base: MotionFrames, mo: MotionFrames, i: int, n_fast: int, n_slow: int) -> MotionFrames:
     """Frame ``i`` (0 = the first) of the easing after interrupt(): from ``base`` (the motion last
-    shown) to ``mo`` (idle motion) with a smoothstep, over ``n_fast`` frames for the speech keys
-    and ``n_slow`` for the rest."""
-    out = {}
-    for key, v in mo.items():
-        b = base.get(key)
-        if b is None or not np.issubdtype(np.asarray(v).dtype, np.floating) or np.shape(b) != np.shape(v):
-            out[key] = v
-            continue
-        u = min(1.0, (i + 1) / (n_fast if key in _FAST_KEYS else n_slow))
-        w = u * u * (3.0 - 2.0 * u)
-        out[key] = v if w >= 1.0 else (1 - w) * np.asarray(b) + w * np.asarray(v)
-    return out
-
-
-def _lerp(a: dict, b: dict, w: float) -> dict:
-    if w == 0.0 or a is b:
-        return a
-    return {key: (1 - w) * a[key] + w * b[key] if np.issubdtype(np.asarray(a[key]).dtype, np.floating)
-            else a[key] for key in a}
+    shown) to ``mo`` (idle motion) with a smoothstep, over ``n_fast`` frames for the fields that
+    carry speech and ``n_slow`` for the rest (:meth:`MotionFrames.ease_from`)."""
+    return mo.ease_from(base, min(1.0, (i + 1) / n_fast), min(1.0, (i + 1) / n_slow))
 
 
 def _default_pipeline(avatar, config):

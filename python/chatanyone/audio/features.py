@@ -12,12 +12,7 @@ import math
 
 import numpy as np
 
-SAMPLE_RATE = 16000  # Hz, everything inside runs at this rate
-HOP = 160            # samples per feature frame (10 ms)
-WIN = 400            # analysis window (25 ms)
-N_FFT = 512
-N_MELS = 80
-PAD = (WIN - HOP) // 2  # 120: context on each side of a hop
+from ..spec.timeline import HOP, N_FFT, N_MELS, PAD, SAMPLE_RATE, WIN
 
 
 @functools.lru_cache(maxsize=None)

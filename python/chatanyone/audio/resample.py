@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from .features import SAMPLE_RATE
+from ..inputs import sample_rate_hz
+from ..spec.timeline import SAMPLE_RATE
 
 _ZEROS = 16  # zero crossings of the sinc on each side: ~80 dB stop band with beta 8.6
 _BETA = 8.6
@@ -25,9 +26,7 @@ class StreamResampler:
     """
 
     def __init__(self, rate: int):
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-            raise ValueError(f"sample_rate must be a positive integer (Hz), got {rate!r}")
-        self.rate = int(rate)
+        self.rate = sample_rate_hz(rate)
         self._passthrough = self.rate == SAMPLE_RATE
         # cutoff in cycles per input sample: just under the lower Nyquist frequency
         self._wc = 0.5 * min(self.rate, SAMPLE_RATE) / self.rate * 0.95

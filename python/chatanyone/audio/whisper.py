@@ -19,19 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP = 160
-N_MELS = 80
-ENC_DIM = 384            # tiny.en encoder width
-SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps: two encoder frames per video frame
+from ..spec.timeline import HOP, SAMPLE_RATE, SAMPLES_PER_FRAME
+
+WHISPER_N_FFT = 400      # Whisper's own STFT (not the log-mel front end's 512)
+WHISPER_N_MELS = 80
+ENC_DIM = 384            # tiny.en encoder width; two encoder frames per motion frame
 FEAT_DIM = 2 * ENC_DIM   # per video frame: its two encoder frames side by side
 
 
 @functools.lru_cache(maxsize=None)
-def mel_filters(n_mels: int = N_MELS) -> np.ndarray:
+def mel_filters(n_mels: int = WHISPER_N_MELS) -> np.ndarray:
     """Slaney-style mel filterbank ``[n_mels, 201]`` as Whisper uses (librosa's default)."""
-    fft_freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    fft_freqs = np.fft.rfftfreq(WHISPER_N_FFT, 1.0 / SAMPLE_RATE)
 
     def hz_to_mel(f):
         f = np.asarray(f, np.float64)
@@ -54,12 +53,12 @@ def whisper_log_mel(samples: np.ndarray) -> np.ndarray:
     """Whisper's log-mel of one segment: ``[80, len // 160]`` (centered STFT with reflect padding,
     last frame dropped, log10 clamped to 8 below the segment's maximum, scaled as ``(x + 4) / 4``)."""
     x = np.asarray(samples, np.float32).reshape(-1)
-    if x.size < N_FFT // 2 + 1:
-        raise ValueError(f"whisper_log_mel: need at least {N_FFT // 2 + 1} samples, got {x.size}")
-    xp = np.pad(x, N_FFT // 2, mode="reflect")
-    n = 1 + (xp.size - N_FFT) // HOP
-    frames = np.lib.stride_tricks.as_strided(xp, (n, N_FFT), (xp.strides[0] * HOP, xp.strides[0]))
-    win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+    if x.size < WHISPER_N_FFT // 2 + 1:
+        raise ValueError(f"whisper_log_mel: need at least {WHISPER_N_FFT // 2 + 1} samples, got {x.size}")
+    xp = np.pad(x, WHISPER_N_FFT // 2, mode="reflect")
+    n = 1 + (xp.size - WHISPER_N_FFT) // HOP
+    frames = np.lib.stride_tricks.as_strided(xp, (n, WHISPER_N_FFT), (xp.strides[0] * HOP, xp.strides[0]))
+    win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WHISPER_N_FFT) / WHISPER_N_FFT)).astype(np.float32)  # periodic Hann
     spec = np.fft.rfft(frames * win, axis=1)[:-1]
     power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
     mel = mel_filters() @ power.T
@@ -109,7 +108,7 @@ class WhisperEncoder:
         m = np.ascontiguousarray(np.asarray(mel, np.float32))
         if m.ndim == 2:
             m = m[None]
-        if m.ndim != 3 or m.shape[1] != N_MELS or m.shape[2] % 2 or not 2 <= m.shape[2] <= 3000:
+        if m.ndim != 3 or m.shape[1] != WHISPER_N_MELS or m.shape[2] % 2 or not 2 <= m.shape[2] <= 3000:
             raise ValueError(f"WhisperEncoder.encode: mel must be [B, 80, M] with M even and <= 3000, got {m.shape}")
         with self._lock:
             out = self.model.encode(self._ct2.StorageView.from_array(m))

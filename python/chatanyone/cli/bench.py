@@ -34,7 +34,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     from ..assets import demo_speech
     from ..avatar import Avatar
     from ..config import SessionConfig
-    from ..data import default_avatar_image
+    from ..assets import default_avatar_image
     from ..session import Session
 
     pcm, rate = demo_speech()
@@ -72,7 +72,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
         stamps = []
         while s.next_frame() is not None:
             stamps.append(time.perf_counter() - t0)
-        stages = s._pipe.timings()
+        stages = s.timings()
         size = s.frame_size
     n = len(stamps)
     steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")

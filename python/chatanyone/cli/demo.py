@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..assets import demo_speech
     from ..avatar import Avatar
-    from ..data import default_avatar_image
+    from ..assets import default_avatar_image
 
     config = config_from_args(args)
     check_output(args.output)

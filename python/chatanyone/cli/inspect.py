@@ -34,9 +34,10 @@ def add_parser(subparsers) -> None:
 
 def _clip_from_video(path: str, max_seconds: float) -> dict:
     """Detect on a video file directly (no corpus): returns a clip-like dict."""
-    from ..data import corpus, framing
-    from ..data.detect import Detector
+    from ..data import corpus
     from ..data.video import iter_frames, probe
+    from ..vision import framing
+    from ..vision.detect import Detector
     info = probe(path)
     n_max = int(max_seconds * corpus.FPS)
     imgs, res = [], []
@@ -55,10 +56,10 @@ def _clip_from_video(path: str, max_seconds: float) -> dict:
     face = np.stack([r.face for r in res])
     box = framing.upper_body_box(face[..., :2] * [w, h], face_ok=ok)
     crops = np.stack([framing.crop(im, box, framing.FAST_SIZE) for im in imgs])
-    raw = dict(face=corpus.to_crop_space(face, (w, h), box), face_ok=ok,
-               pose=corpus.to_crop_space(np.stack([r.pose for r in res]), (w, h), box),
+    raw = dict(face=framing.to_crop_space(face, (w, h), box), face_ok=ok,
+               pose=framing.to_crop_space(np.stack([r.pose for r in res]), (w, h), box),
                pose_ok=np.array([r.pose_ok for r in res]),
-               hands=corpus.to_crop_space(np.stack([r.hands for r in res]), (w, h), box),
+               hands=framing.to_crop_space(np.stack([r.hands for r in res]), (w, h), box),
                hands_ok=np.stack([r.hands_ok for r in res]))
     sm = corpus.smooth_landmarks(raw)
     lm = dict(sm)
@@ -81,12 +82,13 @@ def _clip_from_dir(d: Path) -> dict:
 
 
 def _mouth(face):
-    from ..data import landmarks as L
+    from ..spec import keypoint_layout as L
     return np.linalg.norm(face[:, L.MOUTH_UPPER_INNER, :2] - face[:, L.MOUTH_LOWER_INNER, :2], axis=-1)
 
 
 def _render_clip(clip: dict, out: str, n_frames: int, raw: bool) -> None:
-    from ..data import draw, landmarks as L
+    from ..data import draw
+    from ..spec import keypoint_layout as L
     lm = clip["lm"]
     pre = "raw_" if raw else ""
     face, face_ok = lm[pre + "face"], lm[pre + "face_ok"]

@@ -60,7 +60,8 @@ def _collect(items: list[str], exclude: set[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import corpus, motion
+    from ..data import corpus, motion_features as motion
+    from ..spec.head import FaceBasis
     if not args.fps > 0:
         raise CliError(f"--fps must be positive, got {args.fps}")
     videos = _collect(args.videos, set(args.exclude))
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.basis:
         if not os.path.exists(args.basis):
             raise CliError(f"no such basis file: {args.basis}")
-        basis = motion.FaceBasis.load(args.basis)
+        basis = FaceBasis.load(args.basis)
     t0 = time.perf_counter()
     two_pass = bool(args.fit_basis)
     rep = corpus.build(videos, args.out, fps=args.fps, require_audio=args.require_audio,

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 def config_from_args(args):
     from ..config import SessionConfig
 
-    kw = dict(fps=args.fps, preset=args.preset, style=args.style, intensity=args.intensity,
+    kw = dict(fps=args.fps, preset=args.preset, style=style_motion_file(args.style), intensity=args.intensity,
               seed=args.seed, output_size=getattr(args, "output_size", None))
     if args.steps is not None:
         kw["ddim_steps"] = args.steps
@@ -48,6 +48,23 @@ def config_from_args(args):
         return SessionConfig(**kw)
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from None
+
+
+def style_motion_file(style: str | None) -> str | None:
+    """``--style``: a motion ``.npz`` or corpus clip folder is used as it is; a video's motion is
+    extracted first (the offline data pipeline, about 0.1 s per frame) into a temporary ``.npz``."""
+    if style is None or not os.path.isfile(style) or style.lower().endswith(".npz"):
+        return style
+    import tempfile
+
+    from ..data.corpus import video_motion
+
+    out = os.path.join(tempfile.mkdtemp(prefix="chatanyone-style-"), "style.npz")
+    try:
+        video_motion(style, out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    return out
 
 
 def load_avatar(path: str, preset: str):

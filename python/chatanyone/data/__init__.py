@@ -1,29 +1,21 @@
-"""Real video in: decoding, landmarks, framing, motion features and the training corpus.
+"""Offline: real video in, the training corpus out (``chatanyone prepare-data``).
 
-Modules: :mod:`.video` (PyAV decoding at a fixed fps, 16 kHz mono audio), :mod:`.detect`
-(mediapipe face mesh, pose, hands), :mod:`.framing` (the 2:3 upper-body box), :mod:`.landmarks`
-(the renderer's keypoint set), :mod:`.smoothing`, :mod:`.motion` (head pose, expression, eyes,
-body, hands), :mod:`.compose` (driving keypoints at run time), :mod:`.corpus` (``prepare-data``).
-Heavy dependencies (mediapipe, cv2) load only when used.
+Layer: offline. Nothing on the run-time path (Avatar, Session, CLI render/demo) imports this
+package; it may import the run-time layers (``spec``, ``vision``, ``audio``).
+
+Modules: :mod:`.video` (PyAV decoding at a fixed fps, 16 kHz mono audio on the clip's timeline),
+:mod:`.smoothing` (zero-phase One-Euro of landmark tracks), :mod:`.motion_features` (head pose,
+expression, eyes, body, hands of a clip; basis fitting), :mod:`.corpus` (``prepare-data``),
+:mod:`.draw` (debug drawings for ``chatanyone inspect``). Heavy dependencies (mediapipe, cv2, av)
+load only when used.
 """
 from __future__ import annotations
-
-import os
 
 __all__ = ["default_avatar_image", "default_avatar_path"]
 
 
-def default_avatar_path() -> str:
-    """Path of the bundled default portrait: matplotlib's public-domain photo of Grace Hopper
-    (512x600, head and shoulders; matplotlib comes with mediapipe)."""
-    import matplotlib
-    p = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    if not os.path.exists(p):  # pragma: no cover - every matplotlib wheel ships it
-        raise FileNotFoundError(f"matplotlib's sample photo is missing: {p}")
-    return p
-
-
-def default_avatar_image():
-    """The bundled default portrait as RGB ``[600, 512, 3]`` uint8."""
-    from ..avatar import load_image
-    return load_image(default_avatar_path())
+def __getattr__(name):  # older callers: the default portrait now lives in chatanyone.assets
+    if name in __all__:
+        from .. import assets
+        return getattr(assets, name)
+    raise AttributeError(f"module 'chatanyone.data' has no attribute {name!r}")

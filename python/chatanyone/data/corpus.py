@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.features import log_mel
-from . import framing, smoothing
-from .detect import Detector, N_FACE, N_HAND, N_POSE
-from .landmarks import plausible_hands
-from .video import VideoError, iter_frames, probe, read_audio, video_timing
+from ..vision import framing
+from ..vision.detect import Detector, N_FACE, N_HAND, N_POSE, plausible_hands
+from ..vision.framing import to_crop_space
+from . import smoothing
+from .video import VideoError, iter_frames, probe, read_clip_audio, video_timing
 
 log = logging.getLogger("chatanyone")
 
@@ -79,30 +80,18 @@ def stage1_done(clip_dir: Path) -> bool:
         return False
 
 
-def to_crop_space(pts_norm: np.ndarray, img_wh: tuple[int, int], box: framing.Box) -> np.ndarray:
-    """Image-normalized landmarks ``[..., >=2]`` (x, y in [0, 1], z in image widths, extra channels
-    kept) -> crop coordinates: x, y normalized to the crop, z in the same unit as x."""
-    w, h = img_wh
-    out = np.array(pts_norm, np.float32, copy=True)
-    px = np.stack([out[..., 0] * w, out[..., 1] * h], -1)
-    out[..., :2] = framing.to_crop_coords(px, box)
-    if out.shape[-1] >= 3:
-        out[..., 2] = out[..., 2] * w * 2.0 / box.w
-    return out
-
-
 def smooth_landmarks(raw: dict, fps: float = FPS, canonical: np.ndarray | None = None) -> dict:
     """Smoothed tracks from the raw ones (crop coordinates; see :mod:`.smoothing`).
 
     ``raw`` holds ``face [T,478,3], face_ok [T], pose [T,33,4], pose_ok [T], hands [T,2,21,3],
     hands_ok [T,2]``. Face gaps up to 5 frames and hand gaps up to 3 frames are interpolated (and
     marked ok); pose visibility is smoothed like a coordinate. Hands without a supporting arm in the
-    pose are dropped first (:func:`.landmarks.plausible_hands`). The face is smoothed by
+    pose are dropped first (:func:`chatanyone.vision.detect.plausible_hands`). The face is smoothed by
     :func:`.smoothing.smooth_face` with ``canonical`` (default: the packaged basis's).
     """
     if canonical is None:
         try:
-            from .motion import load_basis
+            from ..spec.head import load_basis
             canonical = load_basis().canonical
         except FileNotFoundError:
             log.warning("no face basis yet: smoothing the face mesh point by point")
@@ -180,7 +169,7 @@ def prepare_clip(path: str | os.PathLike, out_dir: str | os.PathLike, *, fps: fl
     if require_audio and not info.has_audio:
         raise ClipError("no audio track (audio required)")
     if require_audio:  # cheap to check before the slow detection
-        a, _ = read_audio(path, video_timing(path, fps)[2], fps)
+        a, _ = read_clip_audio(path, video_timing(path, fps)[2], fps)
         if a.size == 0 or float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) < SILENCE_RMS:
             raise ClipError("audio track is silent (audio required)")
     try:
@@ -207,7 +196,7 @@ def prepare_clip(path: str | os.PathLike, out_dir: str | os.PathLike, *, fps: fl
     t1 = time.perf_counter()
     write_crops(path, out, n, fps, box, hbox, wh)
     t_crop = time.perf_counter() - t1
-    audio, has_audio = read_audio(path, n, fps)
+    audio, has_audio = read_clip_audio(path, n, fps)
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if audio.size else 0.0
     silent = rms < SILENCE_RMS
     if require_audio and (not has_audio or silent):
@@ -339,7 +328,7 @@ def resmooth(clip_dir: str | os.PathLike, fps: float = FPS, canonical: np.ndarra
 
 def write_motion(clip_dir: str | os.PathLike, basis=None) -> dict:
     """Stage 2 for one clip: ``motion.npz`` from the smoothed landmarks (see :mod:`.motion`)."""
-    from . import motion
+    from . import motion_features as motion
     d = Path(clip_dir)
     lm = load_landmarks(d)
     meta = load_meta(d)
@@ -359,7 +348,7 @@ def write_motion(clip_dir: str | os.PathLike, basis=None) -> dict:
 
 
 def _basis_fp(basis) -> str | None:
-    from . import motion
+    from . import motion_features as motion
     try:
         return (basis or motion.load_basis()).fingerprint
     except FileNotFoundError:
@@ -381,7 +370,7 @@ def build(videos: list[str | os.PathLike], out_dir: str | os.PathLike, *, fps: f
 
     Finished clips are skipped unless ``redo``. A failing clip is logged and recorded in
     ``out_dir/failures.json``; the others go on. Blocks until all are done.
-    ``basis``: the :class:`~chatanyone.data.motion.FaceBasis` for stage 2 (default: the packaged one).
+    ``basis``: the :class:`~chatanyone.spec.head.FaceBasis` for stage 2 (default: the packaged one).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -405,7 +394,7 @@ def build(videos: list[str | os.PathLike], out_dir: str | os.PathLike, *, fps: f
             if motion and (redo or not meta.get("stage2") or not (d / "motion.npz").exists()
                            or meta.get("basis") != _basis_fp(basis)):
                 if meta.get("stage2") and meta.get("basis") != _basis_fp(basis):
-                    from .motion import load_basis  # a new basis: its canonical face smooths too
+                    from ..spec.head import load_basis  # a new basis: its canonical face smooths too
                     resmooth(d, fps, canonical=(basis or load_basis()).canonical)
                 meta = write_motion(d, basis)
             rep.done.append(meta)
@@ -424,3 +413,26 @@ def build(videos: list[str | os.PathLike], out_dir: str | os.PathLike, *, fps: f
     if bar is not None:
         bar.close()
     return rep
+
+
+def video_motion(video: str | os.PathLike, out_npz: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """The motion of one video (``prepare-data``'s two stages in a temporary folder), e.g. to use
+    it as a style reference (``SessionConfig.style`` takes the ``.npz``). About 0.1 s per frame.
+
+    Returns the ``motion.npz`` arrays; with ``out_npz`` they are also written there.
+    Raises ValueError naming the video when it cannot be used (no face, too short, unreadable).
+    """
+    import tempfile
+
+    log.info("extracting the motion of %s (about 0.1 s per frame)", video)
+    with tempfile.TemporaryDirectory(prefix="chatanyone-motion-") as d:
+        try:
+            prepare_clip(video, d)
+            write_motion(d)
+        except (ClipError, VideoError) as exc:
+            raise ValueError(f"style: cannot use {video} as a motion reference: {exc}") from None
+        with np.load(Path(d) / "motion.npz") as z:
+            out = {k: z[k] for k in z.files}
+    if out_npz is not None:
+        np.savez(out_npz, **out)
+    return out

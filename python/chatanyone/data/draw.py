@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import landmarks as L
+from ..spec import keypoint_layout as L
 
 POSE_EDGES = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24),
               (0, 2), (0, 5), (2, 7), (5, 8), (9, 10)]

@@ -155,7 +155,7 @@ def smooth_face(face: np.ndarray, ok: np.ndarray, fps: float, canonical: np.ndar
 
     Returns ``(smoothed [T, 478, 3] float32, NaN where no face; ok [T])``.
     """
-    from . import motion as M
+    from ..spec import head as M
     if canonical is None:
         return smooth_track(face, ok, fps, max_gap=max_gap)
     xf, okf = fill_gaps(face, ok, max_gap)

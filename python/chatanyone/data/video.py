@@ -210,7 +210,7 @@ def video_timing(path: str | os.PathLike, fps: float = 25.0) -> tuple[float, flo
         return float(start), float(duration), int(math.floor(duration * fps + _EPS))
 
 
-def read_audio(path: str | os.PathLike, n_frames: int, fps: float = 25.0) -> tuple[np.ndarray, bool]:
+def read_clip_audio(path: str | os.PathLike, n_frames: int, fps: float = 25.0) -> tuple[np.ndarray, bool]:
     """The audio track of ``path`` as 16 kHz mono float32 aligned to the video's frames.
 
     Args:

@@ -43,7 +43,7 @@ def valid_region(avatar, frame_hw: tuple[int, int]) -> Region:
     h, w = int(frame_hw[0]), int(frame_hw[1])
     if _layout(avatar, (h, w)) == "photo":
         return 0, 0, w, h
-    from ..data import framing
+    from ..vision import framing
     x0, y0, x1, y1 = framing.valid_rect(framing.Box.from_array(avatar.box), tuple(avatar.image_size), (w, h))
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 8 or y1 - y0 < 8:
@@ -65,7 +65,7 @@ def real_view(avatar, real: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray
             return real
         interp = cv2.INTER_AREA if w < iw else cv2.INTER_LINEAR
         return cv2.resize(real, (w, h), interpolation=interp)
-    from ..data import framing
+    from ..vision import framing
     return framing.crop(real, framing.Box.from_array(avatar.box), (w, h))
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import layout
+from ..spec import motion_layout as layout
 from ..motion.generator import MotionGenerator
 
 log = logging.getLogger("chatanyone")
@@ -63,7 +63,7 @@ class LipModel:
     @classmethod
     def packaged(cls) -> "LipModel":
         """From the shipped ``weights/face_basis.npz`` (FileNotFoundError when it is missing)."""
-        from ..data.motion import FaceBasis
+        from ..spec.head import FaceBasis
         from ..runners.base import weights_path
         p = weights_path("face_basis.npz")
         if not p.is_file():

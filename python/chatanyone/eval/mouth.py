@@ -4,7 +4,7 @@ Every measure works on face-mesh points in *pixels* (x right, y down, z in the u
 frames of any size and aspect ratio, so a real video frame, a padded 256x384 crop and a full-size
 paste-back frame are measured alike. Each face is first brought into the canonical face frame of
 the data pipeline (``chatanyone/weights/face_basis.npz``): a similarity fit on the points that do not
-move with expression (:data:`chatanyone.data.landmarks.RIGID_IDX`), so scale (face height 1), head
+move with expression (:data:`chatanyone.spec.keypoint_layout.RIGID_IDX`), so scale (face height 1), head
 pose and position drop out and jaw opening does not change the scale.
 
 - **mouth opening**: the inner-lip gap, lower inner lip (14) minus upper inner lip (13) along the
@@ -21,6 +21,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ..spec.timeline import SAMPLES_PER_FRAME
+
 log = logging.getLogger("chatanyone")
 
 LIPS = [61, 291, 0, 17, 37, 267, 84, 314, 78, 308, 13, 14, 82, 312, 87, 317]  # outer + inner
@@ -31,7 +33,7 @@ _EYE_CORNERS = ((33, 133), (263, 362))
 
 
 def _canonical():
-    from ..data.motion import load_basis
+    from ..spec.head import load_basis
     b = load_basis()
     return np.asarray(b.canonical, np.float64), np.asarray(b.rigid_idx)
 
@@ -46,7 +48,7 @@ def canonical_faces(face_px: np.ndarray, ok: np.ndarray | None = None) -> tuple[
         ``(canon [T, 478, 3] float64, head [T, 3] yaw/pitch/roll radians)``, NaN where no face.
     Pure numpy, about 0.1 ms per frame.
     """
-    from ..data.motion import matrix_to_euler, umeyama
+    from ..spec.head import matrix_to_euler, umeyama
     f = np.asarray(face_px, np.float64)
     if f.ndim != 3 or f.shape[1:] != (478, 3):
         raise ValueError(f"face_px must be [T, 478, 3], got {f.shape}")
@@ -123,7 +125,7 @@ def amplitude_ratio(a: np.ndarray, b: np.ndarray, sel: np.ndarray | None = None)
     return float(a[m].std() / b[m].std())
 
 
-def rms_envelope(audio: np.ndarray, n: int, samples_per_frame: int = 640) -> np.ndarray:
+def rms_envelope(audio: np.ndarray, n: int, samples_per_frame: int = SAMPLES_PER_FRAME) -> np.ndarray:
     """Per-frame RMS ``[n]`` of 16 kHz audio (frame ``t`` owns samples ``[640 t, 640 (t + 1))``;
     missing samples count as silence)."""
     a = np.zeros(n * samples_per_frame, np.float64)
@@ -167,7 +169,7 @@ class FaceMeshTrack:
     """
 
     def __init__(self, *, video: bool = True):
-        from ..data.detect import Detector
+        from ..vision.detect import Detector
         self._det = Detector(video=video, pose=False, hands=False)
 
     def __call__(self, rgb: np.ndarray, region: tuple[int, int, int, int] | None = None) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 :func:`prepare` decodes a video on the 25 fps timeline of :mod:`chatanyone.data.video` (frame ``t``
 shows the instant ``(t + 0.5) / 25`` and owns the 16 kHz samples ``[640 t, 640 (t + 1))``), reads its
-audio at 16 kHz mono, and runs the data pipeline's detector (:class:`chatanyone.data.detect.Detector`:
+audio at 16 kHz mono, and runs the data pipeline's detector (:class:`chatanyone.vision.detect.Detector`:
 face mesh, pose and hands, tracking mode) on every frame. The result, a :class:`PreparedVideo`, is
 cached under :func:`cache_dir` keyed by the file's content hash and the settings, so a second run
 over the same clips skips the slow detection (about 50-100 ms per frame on one CPU core).
@@ -48,7 +48,7 @@ def cache_dir() -> Path:
 @dataclasses.dataclass
 class PreparedVideo:
     """One video on the 25 fps timeline with its landmarks and audio (image-normalized landmarks:
-    x, y in [0, 1] of the frame, z in frame widths, as :class:`~chatanyone.data.detect.Detector`)."""
+    x, y in [0, 1] of the frame, z in frame widths, as :class:`~chatanyone.vision.detect.Detector`)."""
     path: str                # the video file
     key: str                 # cache key (content hash + settings)
     fps: float               # 25
@@ -153,7 +153,7 @@ def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | N
             shorter than one frame.
     Blocks: about 50-100 ms per frame the first time; a few ms per clip from the cache.
     """
-    from ..data.video import VideoError, probe, read_audio, video_timing
+    from ..data.video import VideoError, probe, read_clip_audio, video_timing
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"video not found: {path!r}")
@@ -179,7 +179,7 @@ def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | N
     if n_done < 1:
         raise VideoError(f"{path}: no frame could be decoded")
     n = n_done
-    audio, has_audio = read_audio(path, n, fps)
+    audio, has_audio = read_clip_audio(path, n, fps)
     pv = PreparedVideo(path=path, key=key, fps=float(fps), n=int(n), width=int(info.width),
                        height=int(info.height), has_audio=bool(has_audio),
                        audio=audio.astype(np.float32), detect_s=detect_s, **tracks)
@@ -191,7 +191,7 @@ def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | N
 
 
 def _detect(path: str, n: int, fps: float, max_side: int, progress: bool) -> tuple[dict, int]:
-    from ..data.detect import N_FACE, N_HAND, N_POSE, Detector
+    from ..vision.detect import N_FACE, N_HAND, N_POSE, Detector
     from ..data.video import iter_frames
     face = np.full((n, N_FACE, 3), np.nan, np.float32)
     pose = np.full((n, N_POSE, 4), np.nan, np.float32)

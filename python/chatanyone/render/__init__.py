@@ -3,7 +3,7 @@
 ``Renderer(preset="fast")``: ``prepare_source(crop, kp, vis) -> cache`` once per avatar, then
 ``render(cache, kp_driving, vis) -> uint8 [H, W, 3]`` per frame. See ``design.md`` in this folder.
 """
-from .config import PRESETS, RenderPreset, get_preset
+from .presets import PRESETS, RenderPreset, get_preset
 
 __all__ = ["Renderer", "RenderPreset", "PRESETS", "get_preset"]
 

@@ -141,3 +141,17 @@ def upsample_grid(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     disp = grid - identity_grid(h, w)[None]
     out = np.stack([cv2.resize(d, (width, height), interpolation=cv2.INTER_LINEAR) for d in disp])
     return (out + identity_grid(height, width)[None]).astype(np.float32)
+
+
+def affine_grids(grids: np.ndarray, kp_drv_ctrl: np.ndarray, affines: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Turn the translation grids of ``ops.sparse_motion`` into local affine ones, in place:
+    channel ``k+1`` becomes ``c_src_k + A_k (p - c_drv_k)`` (it was ``p + c_src_k - c_drv_k``). ``affines`` from
+    :func:`chatanyone.render.keypoints.group_affines`.
+
+    ``grids [N, G+1, h, w, 2]``, ``kp_drv_ctrl [N, G, 2]`` (the driving control points the grids
+    were made with), ``affines [N, G, 2, 2]``. Returns ``grids``.
+    """
+    delta = identity_grid(height, width)[None, None] - np.asarray(kp_drv_ctrl, np.float32)[:, :, None, None, :]
+    m = np.asarray(affines, np.float32) - np.eye(2, dtype=np.float32)
+    grids[:, 1:] += np.einsum("ngij,nghwj->nghwi", m, delta)
+    return grids

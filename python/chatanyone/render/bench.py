@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _kernels
 from . import keypoints as kpm
+from ..spec import keypoint_layout as KL
 
 
 def benchmark(preset: str = "fast", frames: int = 50, threads: int = 2, weights_dir=None) -> dict:
@@ -31,7 +32,7 @@ def benchmark(preset: str = "fast", frames: int = 50, threads: int = 2, weights_
     y, x = np.mgrid[0:H, 0:W]
     crop = np.stack([x % 256, y % 256, (x + y) % 256], -1).astype(np.uint8)
     kp = (rng.uniform(-0.5, 0.5, (K, 2)) * [1, 1]).astype(np.float32)
-    kp[-42:] = (rng.normal(0, 0.06, (42, 2)) + [0.3, 0.6]).astype(np.float32)  # hand-sized hands
+    kp[KL.HANDS_SLICE] = (rng.normal(0, 0.06, (KL.N_HAND_KP, 2)) + [0.3, 0.6]).astype(np.float32)  # hand-sized hands
     vis = np.ones(K, np.float32)
     t = time.perf_counter()
     cache = r.prepare_source(crop, kp, vis)

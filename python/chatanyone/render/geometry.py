@@ -4,7 +4,7 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
 
 1. **Driving mesh.** The avatar's neutral canonical face (its photo's expression removed, see
    :func:`neutral_face`) plus the motion's expression (PCA basis), posed with the photo's head pose
-   plus the motion's head change (:func:`chatanyone.data.motion.pose_points`): 478 points.
+   plus the motion's head change (:func:`chatanyone.spec.head.pose_points`): 478 points.
 2. **Coarse mesh.** Two rings around the face oval (hair, ears, neck) that move with the head (the
    outer ring only partly); the arms bone by bone and the hands by a similarity (:class:`_Limbs`);
    points on the region's border that never move. Delaunay-triangulated once, on the photo.
@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from . import mesh as M
+from ..spec import keypoint_layout as L
 
 log = logging.getLogger("chatanyone")
 
@@ -81,7 +82,7 @@ def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4) -> tuple[np.
 
     Args:
         canon_face: ``[478, 3]`` the photo's canonical-space face (``SourceState.canon_face``).
-        basis: the :class:`~chatanyone.data.motion.FaceBasis`.
+        basis: the :class:`~chatanyone.spec.head.FaceBasis`.
     """
     c = np.asarray(canon_face, np.float64)
     n_exp = basis.n_exp
@@ -232,7 +233,6 @@ class _Limbs:
     HAND_MAX_TURN = 0.35    # radians a hand may turn against its photo
 
     def __init__(self, avatar, r: "GeomRenderer"):
-        from ..data import landmarks as L
         self._r = r
         pose = np.asarray(avatar.pose, np.float64)
         face = np.asarray(avatar.face, np.float64)
@@ -333,7 +333,7 @@ class _Limbs:
                 hok = _get(motion_frame, "hands_ok")
                 shown = hands is not None and (hok is None or bool(np.asarray(hok).reshape(2)[side] > 0.5))
                 if shown:
-                    rel = np.asarray(hands, np.float64).reshape(2, 21, 2)[side] * r._ax * r._px
+                    rel = np.asarray(hands, np.float64).reshape(2, L.N_HAND_POINTS, 2)[side] * r._ax * r._px
                     m = _similarity_2d(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
                     # turned about its own wrist, carried by the driven wrist
                     out[start:start + n] = (src[start:start + n] - h[0]) @ m[:, :2].T + h[0] + (d_wr - s_wr)
@@ -364,8 +364,8 @@ class GeomRenderer:
         import cv2
         from scipy.spatial import Delaunay
 
-        from ..data.framing import Box
-        from ..data.motion import load_basis
+        from ..vision.framing import Box
+        from ..spec.head import load_basis
         self.basis = basis or load_basis()
         photo = np.asarray(avatar.photo)
         ph, pw = photo.shape[:2]
@@ -489,7 +489,7 @@ class GeomRenderer:
 
     @staticmethod
     def _pose(canon: np.ndarray, head: np.ndarray) -> np.ndarray:
-        from ..data.motion import pose_points
+        from ..spec.head import pose_points
         return pose_points(canon, head)
 
     def _mouth_colors(self, face_src: np.ndarray, reg_img: np.ndarray) -> None:

@@ -1,7 +1,7 @@
 """The renderer's control points: semantic groups of the renderer keypoints.
 
-The renderer keypoints (``chatanyone.data.landmarks.renderer_keypoints``: a face-mesh subset, 8
-upper-body pose points, 21 + 21 hand points) are many; a dense-motion network wants few. Each
+The renderer keypoints (``chatanyone.spec.keypoint_layout``: a face-mesh subset, 8 upper-body pose
+points, 21 + 21 hand points) are many; a dense-motion network wants few. Each
 control point is the mean of the visible keypoints of one group: 19 facial regions (lips outer/inner
 upper/lower, mouth corners, lids, irises, brows, nose, forehead, jaw sides, chin), the 8 body
 points, and per hand the palm and the fingers. Facial groups are the paper's explicit face
@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
+from ..spec import keypoint_layout as KL
 
 # facial regions, mediapipe face mesh (478 with iris) indices; "a" is the image-left side
 FACE_GROUPS: dict[str, list[int]] = {
@@ -37,16 +39,17 @@ FACE_GROUPS: dict[str, list[int]] = {
     "jaw_b": [454, 323, 361, 288, 397, 365],
     "chin": [152, 148, 176, 149, 150, 377, 400, 378, 379],
 }
-BODY_IDX = [11, 12, 13, 14, 15, 16, 23, 24]  # mediapipe pose: shoulders, elbows, wrists, hips
+# one group per body keypoint (KL.KP_BODY_IDX: shoulders, elbows, wrists, hips)
 HAND_GROUPS = {"palm": [0, 1, 5, 9, 13, 17], "fingers": [3, 4, 7, 8, 11, 12, 15, 16, 19, 20]}
 
-N_FACE = len(FACE_GROUPS)          # 19
-N_BODY = len(BODY_IDX)             # 8
-N_HAND = 2 * len(HAND_GROUPS)      # 4
-N_CONTROL = N_FACE + N_BODY + N_HAND  # 31
-FACE_SLICE = slice(0, N_FACE)
-BODY_SLICE = slice(N_FACE, N_FACE + N_BODY)
-HAND_SLICE = slice(N_FACE + N_BODY, N_CONTROL)
+# counts and slices of control GROUPS (the keypoint counts are KL.N_FACE_KP, KL.N_HAND_POINTS, ...)
+N_FACE_GROUPS = len(FACE_GROUPS)          # 19
+N_BODY_GROUPS = KL.N_BODY_KP              # 8
+N_HAND_GROUPS = 2 * len(HAND_GROUPS)      # 4: palm and fingers of each hand
+N_CONTROL = N_FACE_GROUPS + N_BODY_GROUPS + N_HAND_GROUPS  # 31
+FACE_GROUP_SLICE = slice(0, N_FACE_GROUPS)
+BODY_GROUP_SLICE = slice(N_FACE_GROUPS, N_FACE_GROUPS + N_BODY_GROUPS)
+HAND_GROUP_SLICE = slice(N_FACE_GROUPS + N_BODY_GROUPS, N_CONTROL)
 MOUTH_GROUPS = [0, 1, 2, 3, 4, 5]  # rows of the lip groups, for the mouth-weighted loss
 # Facial groups whose refine offsets are used. Lids, irises and brows are left out: on the dev
 # clips and the held-out clip their offsets distorted the eyes (identity CSIM 0.926 with them,
@@ -54,42 +57,36 @@ MOUTH_GROUPS = [0, 1, 2, 3, 4, 5]  # rows of the lip groups, for the mouth-weigh
 REFINE_GROUPS = [i for i, n in enumerate(FACE_GROUPS) if not n.startswith(("eye", "iris", "brow"))]
 
 
-def _layout() -> list[int]:
-    """The face-mesh indices of the renderer keypoint layout's face part (KP_FACE_IDX)."""
-    try:
-        from chatanyone.data.landmarks import KP_FACE_IDX  # the contract's layout
-        return [int(i) for i in KP_FACE_IDX]
-    except ImportError:  # data pipeline not installed: full mesh order
-        return list(range(478))
-
-
 @functools.lru_cache(maxsize=None)
 def _group_matrix(face_idx: tuple[int, ...]) -> np.ndarray:
     """``[N_CONTROL, K]`` 0/1 membership of keypoint k (face subset, 8 body, 21+21 hands) in group g."""
     nf = len(face_idx)
-    K = nf + N_BODY + 42
+    K = nf + KL.N_BODY_KP + KL.N_HAND_KP
     A = np.zeros((N_CONTROL, K), np.float32)
     pos = {m: i for i, m in enumerate(face_idx)}
     for g, members in enumerate(FACE_GROUPS.values()):
         cols = [pos[m] for m in members if m in pos]
-        if not cols:  # layout lacks this region: fall back to the nearest available mesh points
+        if not cols:
             raise ValueError(f"renderer keypoint layout has no point of face group {list(FACE_GROUPS)[g]!r}")
         A[g, cols] = 1.0
-    for j in range(N_BODY):
-        A[N_FACE + j, nf + j] = 1.0
+    for j in range(KL.N_BODY_KP):
+        A[N_FACE_GROUPS + j, nf + j] = 1.0
     for h in range(2):
         for gi, members in enumerate(HAND_GROUPS.values()):
-            A[N_FACE + N_BODY + 2 * h + gi, [nf + N_BODY + 21 * h + m for m in members]] = 1.0
+            A[N_FACE_GROUPS + N_BODY_GROUPS + 2 * h + gi,
+              [nf + KL.N_BODY_KP + KL.N_HAND_POINTS * h + m for m in members]] = 1.0
     return A
 
 
 def group_matrix(num_keypoints: int | None = None) -> np.ndarray:
-    """Membership matrix for the installed renderer keypoint layout, ``[N_CONTROL, K]``."""
-    A = _group_matrix(tuple(_layout()))
+    """Membership matrix for the renderer keypoint layout (``spec.keypoint_layout``), ``[N_CONTROL, K]``;
+    ``num_keypoints`` may also be the full-mesh layout's count (478 face points first)."""
+    A = _group_matrix(tuple(KL.KP_FACE_IDX))
     if num_keypoints is not None and A.shape[1] != num_keypoints:
-        if num_keypoints == 478 + N_BODY + 42:
-            return _group_matrix(tuple(range(478)))
-        raise ValueError(f"kp: expected {A.shape[1]} renderer keypoints (or {478 + N_BODY + 42} with "
+        full = KL.N_MESH_POINTS + KL.N_BODY_KP + KL.N_HAND_KP
+        if num_keypoints == full:
+            return _group_matrix(tuple(range(KL.N_MESH_POINTS)))
+        raise ValueError(f"kp: expected {A.shape[1]} renderer keypoints (or {full} with "
                          f"the full face mesh), got {num_keypoints}")
     return A
 
@@ -135,25 +132,13 @@ def pair_controls(c_src: np.ndarray, w_src: np.ndarray, c_drv: np.ndarray, w_drv
 
 def from_landmarks(face: np.ndarray, face_ok: np.ndarray, pose: np.ndarray, hands: np.ndarray,
                    hands_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renderer keypoints in the installed layout from corpus landmark arrays of one or T frames.
+    """Renderer keypoints from corpus landmark arrays of one or T frames: the contract's
+    :func:`chatanyone.spec.keypoint_layout.select_keypoints` (one visibility rule everywhere).
 
     ``face [...,478,>=2]``, ``face_ok [...]``, ``pose [...,33,4]`` (visibility in the last column),
     ``hands [...,2,21,>=2]``, ``hands_ok [...,2]``. Returns ``(kp [..., K, 2], vis [..., K])``.
     """
-    idx = _layout()
-    f = np.asarray(face)[..., idx, :2]
-    fv = np.broadcast_to(np.asarray(face_ok, np.float32)[..., None], f.shape[:-1])
-    b = np.asarray(pose)[..., BODY_IDX, :2]
-    bv = (np.asarray(pose)[..., BODY_IDX, 3] > 0.5).astype(np.float32)
-    h = np.asarray(hands)[..., :2]
-    h = h.reshape(h.shape[:-3] + (42, 2))
-    hv = np.repeat(np.asarray(hands_ok, np.float32), 21, axis=-1)
-    kp = np.concatenate([f, b, h], -2).astype(np.float32)
-    vis = np.concatenate([fv, bv, hv], -1).astype(np.float32)
-    bad = ~np.all(np.isfinite(kp), -1)          # the corpus stores NaN for points not seen
-    vis = np.where(bad, 0.0, vis).astype(np.float32)
-    kp = np.where(bad[..., None], 0.0, kp).astype(np.float32)
-    return kp, vis
+    return KL.select_keypoints(face, face_ok, pose, hands, hands_ok)
 
 
 AFFINE_MIN_POINTS = 3     # a group needs this many points seen in both frames for a linear map
@@ -188,17 +173,3 @@ def group_affines(kp_src: np.ndarray, vis_src: np.ndarray, kp_drv: np.ndarray, v
     a = eye + np.clip(a - eye, -AFFINE_LIMIT, AFFINE_LIMIT)
     a = np.where((cnt >= AFFINE_MIN_POINTS)[..., None, None], a, eye)
     return a.astype(np.float32)
-
-
-def affine_grids(grids: np.ndarray, kp_drv_ctrl: np.ndarray, affines: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Turn the translation grids of ``ops.sparse_motion`` into local affine ones, in place:
-    channel ``k+1`` becomes ``c_src_k + A_k (p - c_drv_k)`` (it was ``p + c_src_k - c_drv_k``).
-
-    ``grids [N, G+1, h, w, 2]``, ``kp_drv_ctrl [N, G, 2]`` (the driving control points the grids
-    were made with), ``affines [N, G, 2, 2]``. Returns ``grids``.
-    """
-    from ._kernels import identity_grid
-    delta = identity_grid(height, width)[None, None] - np.asarray(kp_drv_ctrl, np.float32)[:, :, None, None, :]
-    m = np.asarray(affines, np.float32) - np.eye(2, dtype=np.float32)
-    grids[:, 1:] += np.einsum("ngij,nghwj->nghwi", m, delta)
-    return grids

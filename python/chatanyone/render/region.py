@@ -12,7 +12,7 @@ Three kinds, decided from the detected landmarks (face mesh, pose, hands):
   and as wide as the shoulders.
 - ``"head"``: anything else (a close portrait). The region is the head with its hair and neck.
 
-Face height is mediapipe point 10 (top of the forehead) to 152 (chin), as in :mod:`chatanyone.data.framing`.
+Face height is mediapipe point 10 (top of the forehead) to 152 (chin), as in :mod:`chatanyone.vision.framing`.
 """
 from __future__ import annotations
 

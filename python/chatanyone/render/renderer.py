@@ -12,8 +12,9 @@ import numpy as np
 
 from . import _kernels as K
 from . import keypoints as kpm
-from .config import RenderPreset, get_preset
+from .presets import RenderPreset, get_preset
 from .hands import rasterize_hands
+from ..spec import keypoint_layout as KL
 from chatanyone.runners.base import weights_path
 
 log = logging.getLogger("chatanyone")
@@ -47,7 +48,7 @@ class Renderer:
     """
 
     def __init__(self, preset: str = "fast", *, providers=None, threads: int = 0, weights_dir=None):
-        from chatanyone.runners.render import (AppearanceEncoderRunner, DecoderRunner,
+        from chatanyone.runners.render_graphs import (AppearanceEncoderRunner, DecoderRunner,
                                                DenseMotionRunner, DetailRunner, FaceRefineRunner)
         self.preset: RenderPreset = get_preset(preset)
         # a preset with a core (quality) runs the core's four graphs at half size, then its detail graph
@@ -128,14 +129,14 @@ class Renderer:
         d_src, d_drv = self.refine(cs[None], cd[None], source_cache["ctrl_w"][None], w_drv[None])
         if not refine:
             d_drv = d_drv.copy()
-            d_drv[:, kpm.FACE_SLICE] = 0
+            d_drv[:, kpm.FACE_GROUP_SLICE] = 0
         ks = (cs[None] + d_src).astype(np.float32)
         kd = (cd[None] + d_drv).astype(np.float32)
         t = self._tick("refine", t)
         hd, grids = K.sparse_motion(ks, kd, hq, wq, p.sigma, weights=w[None])
         if p.affine:
             aff = kpm.group_affines(source_cache["kp"], source_cache["vis"], kp_driving, vis)
-            grids = kpm.affine_grids(np.array(grids, np.float32), kd, aff[None], hq, wq)
+            grids = K.affine_grids(np.array(grids, np.float32), kd, aff[None], hq, wq)
         rep = np.repeat(source_cache["image_q"], kpm.N_CONTROL + 1, axis=0)           # G+1,3,h,w
         deformed = K.warp(rep, grids[0])                                               # G+1,3,h,w
         deformed = deformed.reshape(1, -1, hq, wq)
@@ -149,10 +150,10 @@ class Renderer:
         warped_img = K.warp(source_cache["image"], grid_f, padding="border")
         t = self._tick("warp", t)
         hh, wh = p.half
-        n_face_body = kp_driving.shape[0] - 42
+        n_face_body = kp_driving.shape[0] - KL.N_HAND_KP
         if hands:
-            hk = np.nan_to_num(np.asarray(kp_driving[n_face_body:], np.float32)).reshape(2, 21, 2)
-            hok = np.asarray(vis[n_face_body:], np.float32).reshape(2, 21).min(1)
+            hk = np.nan_to_num(np.asarray(kp_driving[n_face_body:], np.float32)).reshape(2, KL.N_HAND_POINTS, 2)
+            hok = np.asarray(vis[n_face_body:], np.float32).reshape(2, KL.N_HAND_POINTS).min(1)
             hand = rasterize_hands(hk, hok, hh, wh)[None]
         else:
             hand = np.zeros((1, 3, hh, wh), np.float32)

@@ -128,20 +128,19 @@ class OnnxRunner:
         return f"{type(self).__name__}({self.path.name}, providers={self.providers})"
 
 
-def frame_uploader(frame_device: str):
-    """For ``SessionConfig.frame_device``: None for "host", else a function ``uint8 [H,W,3] ->
-    onnxruntime.OrtValue`` on that device (DLPack: ``__dlpack__``/``__dlpack_device__``).
+def frame_uploader(device: tuple[str, int] | None):
+    """For a parsed ``SessionConfig.frame_device`` (``config.parse_frame_device``): None for the
+    host (``device`` None), else a function ``uint8 [H,W,3] -> onnxruntime.OrtValue`` on that device
+    (DLPack: ``__dlpack__``/``__dlpack_device__``).
 
     Raises ``ValueError`` naming ``frame_device`` when the device is not usable here (for "cuda":
     no CUDAExecutionProvider in this onnxruntime, i.e. not the onnxruntime-gpu build).
     """
-    from chatanyone.config import parse_frame_device
-    dev = parse_frame_device(frame_device)
-    if dev is None:
+    if device is None:
         return None
-    kind, idx = dev
+    kind, idx = device
     if kind == "cuda" and "CUDAExecutionProvider" not in available_providers():
-        raise ValueError(f"SessionConfig.frame_device={frame_device!r}: this onnxruntime has no CUDA "
+        raise ValueError(f"SessionConfig.frame_device={kind}:{idx}: this onnxruntime has no CUDA "
                          f"(providers: {available_providers()}); install onnxruntime-gpu or use 'host'")
 
     import onnxruntime as ort

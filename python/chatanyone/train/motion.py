@@ -26,7 +26,7 @@ import torch
 
 from ..audio.features import SAMPLE_RATE, log_mel
 from ..audio.whisper import FEAT_DIM
-from ..motion import layout
+from ..spec import motion_layout as layout
 from ..motion.sampler import cosine_alphas_cumprod
 from .motion_model import MotionDiT, StyleEncoder, n_params
 

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from chatanyone.render import keypoints as kpm
-from chatanyone.render.config import RenderPreset, get_preset
+from chatanyone.render.presets import RenderPreset, get_preset
 from chatanyone.render.hands import rasterize_hands
 
 log = logging.getLogger("chatanyone")
@@ -63,7 +63,7 @@ def heatmaps_torch(kp: torch.Tensor, h: int, w: int, sigma: float, weights=None)
 
 def sparse_motion_torch(kp_s, kp_d, h, w, sigma, weights=None, affines=None):
     """Reference of ops.sparse_motion: ``(heatmap_diff [N,K+1,H,W], grids [N,K+1,H,W,2])``; with
-    ``affines [N,K,2,2]`` the grids are local affine (reference of ``keypoints.affine_grids``)."""
+    ``affines [N,K,2,2]`` the grids are local affine (reference of ``render._kernels.affine_grids``)."""
     n = kp_s.shape[0]
     diff = heatmaps_torch(kp_d, h, w, sigma, weights) - heatmaps_torch(kp_s, h, w, sigma, weights)
     hd = torch.cat([diff.new_zeros(n, 1, h, w), diff], 1)
@@ -140,7 +140,7 @@ class ControlRefine(nn.Module):
     def __init__(self, p: RenderPreset):
         super().__init__()
         hid, self.scale = p.refine_hidden, p.refine_scale
-        nf, nb = kpm.N_FACE, kpm.N_BODY
+        nf, nb = kpm.N_FACE_GROUPS, kpm.N_BODY_GROUPS
         self.face = nn.Sequential(nn.Linear(nf * 6 + nf, hid), nn.ReLU(), nn.Linear(hid, hid), nn.ReLU(),
                                   nn.Linear(hid, nf * 2))
         self.body = nn.Sequential(nn.Linear(G * 3, hid), nn.ReLU(), nn.Linear(hid, nb * 2))
@@ -157,14 +157,14 @@ class ControlRefine(nn.Module):
 
     def forward(self, c_src, c_drv, w_src, w_drv):
         n = c_src.shape[0]
-        fs, fd = c_src[:, kpm.FACE_SLICE], c_drv[:, kpm.FACE_SLICE]
-        wf = (w_src * w_drv)[:, kpm.FACE_SLICE]
+        fs, fd = c_src[:, kpm.FACE_GROUP_SLICE], c_drv[:, kpm.FACE_GROUP_SLICE]
+        wf = (w_src * w_drv)[:, kpm.FACE_GROUP_SLICE]
         x = torch.cat([fs, fd, fd - fs], -1) * wf[..., None]
-        face = self.scale * torch.tanh(self.face(torch.cat([x.reshape(n, -1), wf], -1))).reshape(n, kpm.N_FACE, 2)
+        face = self.scale * torch.tanh(self.face(torch.cat([x.reshape(n, -1), wf], -1))).reshape(n, kpm.N_FACE_GROUPS, 2)
         face = face * (wf * self.refine_mask)[..., None]
-        zh = c_src.new_zeros(n, kpm.N_HAND, 2)
-        bs = self._body(c_src, w_src).reshape(n, kpm.N_BODY, 2)
-        bd = self._body(c_drv, w_drv).reshape(n, kpm.N_BODY, 2)
+        zh = c_src.new_zeros(n, kpm.N_HAND_GROUPS, 2)
+        bs = self._body(c_src, w_src).reshape(n, kpm.N_BODY_GROUPS, 2)
+        bd = self._body(c_drv, w_drv).reshape(n, kpm.N_BODY_GROUPS, 2)
         d_src = torch.cat([torch.zeros_like(face), bs, zh], 1)
         d_drv = torch.cat([face, bd, zh], 1)
         return d_src, d_drv
@@ -284,7 +284,7 @@ class RenderModel(nn.Module):
         d_src, d_drv = self.refine(c_src, c_drv, w_src, w_drv)
         if not use_refine:
             d_drv = d_drv.clone()
-            d_drv[:, kpm.FACE_SLICE] = 0
+            d_drv[:, kpm.FACE_GROUP_SLICE] = 0
         ks, kd = c_src + d_src, c_drv + d_drv
         h, w = fq.shape[2:]
         hd, grids = sparse_motion_torch(ks, kd, h, w, self.p.sigma, w_src * w_drv,
@@ -579,7 +579,7 @@ def region_weight(cd, wd, H, W, cs=None, ws=None, hand_w: float = 1.0):
     inbox = (d[..., 0] < 0.16) & (d[..., 1] < 0.09)
     wt += 3.0 * (inbox & (wd[:, 0:1, None] > 0)).unsqueeze(1).float()
     for h in range(2):
-        gi = kpm.N_FACE + kpm.N_BODY + 2 * h
+        gi = kpm.N_FACE_GROUPS + kpm.N_BODY_GROUPS + 2 * h
         ctr = cd[:, gi]
         d = (ident[None] - ctr[:, None, None]).abs()
         inbox = (d[..., 0] < 0.25) & (d[..., 1] < 0.17) & (wd[:, gi, None, None] > 0)

@@ -1,10 +1,14 @@
-"""Framing, keypoint selection, rigid fits, smoothing and driving-keypoint composition (no detector)."""
+"""Framing (vision), keypoint selection, rigid fits and driving-keypoint composition (spec), and the
+corpus's smoothing (data); no detector."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from chatanyone.data import compose, framing, landmarks as L, motion as M, smoothing as S
+from chatanyone.data import smoothing as S
+from chatanyone.spec import driving as compose, head as M, keypoint_layout as L
+from chatanyone.vision import framing
+from chatanyone.vision.detect import plausible_hands
 
 
 @pytest.fixture(scope="module")
@@ -232,5 +236,5 @@ def test_plausible_hands_needs_an_arm():
     ok = np.ones((T, 2), bool)
     pose[1, 14, 3] = 0.1       # frame 1: the right elbow is not seen -> the right "hand" is dropped
     hands[2, 0] = [0.0, -0.45]  # frame 2: the left "hand" sits on the face, far from its wrist
-    out = L.plausible_hands(face, np.ones(T, bool), pose, hands, ok)
+    out = plausible_hands(face, np.ones(T, bool), pose, hands, ok)
     assert out.tolist() == [[True, True], [True, False], [False, True]]

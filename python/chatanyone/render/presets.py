@@ -1,8 +1,11 @@
 """Renderer presets: frozen, commented dataclasses. Architecture hyperparameters live here, beside
-the model that reads them (``chatanyone.train.render``) and the runtime (``chatanyone.render``)."""
+the model that reads them (``chatanyone.train.render``) and the runtime (``chatanyone.render``).
+Frame sizes come from the contract (``chatanyone.spec.presets``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..spec.presets import PRESET_SIZES
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,11 @@ class RenderPreset:
 
 PRESETS = {
     # real time on 2 CPU cores (~0.5 GMAC per frame); the one trained and shipped
-    "fast": RenderPreset("fast"),
+    "fast": RenderPreset("fast", height=PRESET_SIZES["fast"][1], width=PRESET_SIZES["fast"][0]),
     # 512x768: the fast networks at 256x384 plus a full-resolution detail stage (~1 GMAC more);
     # the paper's resolution, for GPUs, and ~2x the fast preset's time on CPU
-    "quality": RenderPreset("quality", height=768, width=512, core="fast"),
+    "quality": RenderPreset("quality", height=PRESET_SIZES["quality"][1], width=PRESET_SIZES["quality"][0],
+                            core="fast"),
 }
 
 

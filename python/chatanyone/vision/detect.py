@@ -19,9 +19,7 @@ import numpy as np
 
 log = logging.getLogger("chatanyone")
 
-N_FACE = 478
-N_POSE = 33
-N_HAND = 21
+from ..spec.keypoint_layout import N_HAND_POINTS as N_HAND, N_MESH_POINTS as N_FACE, N_POSE_POINTS as N_POSE
 
 
 @dataclasses.dataclass
@@ -149,3 +147,30 @@ def _assign_hands(out: FrameLandmarks, found: list, aspect: float) -> None:
         out.hands[s] = pts
         out.hands_ok[s] = True
         out.hands_score[s] = score
+
+
+def plausible_hands(face: np.ndarray, face_ok: np.ndarray, pose: np.ndarray, hands: np.ndarray,
+                    hands_ok: np.ndarray) -> np.ndarray:
+    """Drop the hand detector's false positives (a "hand" found on an ear, a cheek or a neck).
+
+    All inputs in crop coordinates, over ``T`` frames: ``face [T,478,>=2]``, ``face_ok [T]``,
+    ``pose [T,33,4]``, ``hands [T,2,21,>=2]``, ``hands_ok [T,2]``. A detected hand is kept only when
+    the pose model sees the arm it belongs to: that side's wrist and elbow visibilities multiply to
+    at least 0.5 and the pose wrist lies within 0.8 face heights of the hand's wrist. (On the
+    corpus: of 389 hand detections in head-only clips, all false, 19 remain; 98 % of the 2399 in
+    upper-body clips are kept.)
+    Returns the filtered ``hands_ok [T, 2]`` bool.
+    """
+    iso = np.array([1.0, 1.5])  # crop units -> isotropic
+    ok = np.asarray(hands_ok, bool).copy()
+    pose = np.asarray(pose)
+    f = np.asarray(face)[..., :2]
+    fh = np.linalg.norm((f[:, 152] - f[:, 10]) * iso, axis=-1)  # [T] face height
+    fh = np.where(np.asarray(face_ok, bool) & np.isfinite(fh), fh, np.nan)
+    fh = np.where(np.isfinite(fh), fh, np.nanmedian(fh) if np.isfinite(fh).any() else 0.2)
+    for s, (wrist, elbow) in enumerate(((15, 13), (16, 14))):
+        h = np.asarray(hands)[:, s, :, :2]
+        arm = np.nan_to_num(pose[:, wrist, 3]) * np.nan_to_num(pose[:, elbow, 3])
+        wd = np.linalg.norm((h[:, 0] - pose[:, wrist, :2]) * iso, axis=-1)
+        ok[:, s] &= (arm >= 0.5) & (np.nan_to_num(wd, nan=np.inf) < 0.8 * fh)
+    return ok

@@ -11,11 +11,13 @@ import dataclasses
 
 import numpy as np
 
+from ..spec.presets import PRESET_SIZES
+
 ASPECT = 2.0 / 3.0      # width / height of every crop
 FACE_UNITS_H = 5.4      # crop height in face heights (forehead-to-chin)
 FACE_CENTER_Y = 0.27    # the face centre sits this far down the crop (fraction of its height)
-FAST_SIZE = (256, 384)  # (W, H) of the fast preset
-QUALITY_SIZE = (512, 768)  # (W, H) of the quality preset
+FAST_SIZE = PRESET_SIZES["fast"]        # (W, H) of the fast preset
+QUALITY_SIZE = PRESET_SIZES["quality"]  # (W, H) of the quality preset
 HEAD_SIZE = 256          # square head crop side
 
 
@@ -157,4 +159,16 @@ def from_crop_coords(xy_crop: np.ndarray, box: Box) -> np.ndarray:
     out = np.empty_like(xy)
     out[..., 0] = (xy[..., 0] + 1) / 2 * box.w + box.x0
     out[..., 1] = (xy[..., 1] + 1) / 2 * box.h + box.y0
+    return out
+
+
+def to_crop_space(pts_norm: np.ndarray, img_wh: tuple[int, int], box: Box) -> np.ndarray:
+    """Image-normalized landmarks ``[..., >=2]`` (x, y in [0, 1], z in image widths, extra channels
+    kept) -> crop coordinates: x, y normalized to the crop, z in the same unit as x."""
+    w, h = img_wh
+    out = np.array(pts_norm, np.float32, copy=True)
+    px = np.stack([out[..., 0] * w, out[..., 1] * h], -1)
+    out[..., :2] = to_crop_coords(px, box)
+    if out.shape[-1] >= 3:
+        out[..., 2] = out[..., 2] * w * 2.0 / box.w
     return out

@@ -1,4 +1,4 @@
-"""Driving keypoints at run time: an avatar's source state plus one frame of motion.
+"""Driving keypoints: an avatar's source state plus one frame of motion (run-time geometry).
 
 The motion features (``motion.npz``, the motion model's output) are relative to a clip's neutral
 state; :func:`driving_keypoints` applies them to the avatar's own state, so any motion drives any
@@ -22,8 +22,8 @@ from typing import Mapping
 
 import numpy as np
 
-from . import landmarks as L
-from .motion import N_MESH, FaceBasis, eye_widths, load_basis, pose_points
+from . import keypoint_layout as L
+from .head import N_MESH, FaceBasis, eye_widths, load_basis, pose_points
 
 
 @dataclasses.dataclass
@@ -60,7 +60,7 @@ def driving_keypoints(source: SourceState, motion_frame: Mapping[str, np.ndarray
         basis: the expression basis (default: the packaged one).
     Returns:
         ``(kp [K, 2] float32, vis [K] float32)`` in the avatar's crop coordinates, ordered as
-        :func:`chatanyone.data.landmarks.renderer_keypoints`.
+        :func:`chatanyone.spec.keypoint_layout.renderer_keypoints`.
     """
     m = motion_frame
     face = None
@@ -92,9 +92,9 @@ def driving_keypoints(source: SourceState, motion_frame: Mapping[str, np.ndarray
     if "hands" in m:
         # a hand is drawn only where the avatar's own arm is in the picture (its wrist is visible):
         # an avatar cut at the chest does not grow hands in the padding below the photo
-        hok = np.asarray(m.get("hands_ok", np.ones(2)), bool).reshape(2) & (np.asarray(source.body_vis)[[4, 5]] > 0)
+        hok = np.asarray(m.get("hands_ok", np.ones(2)), bool).reshape(2) & (np.asarray(source.body_vis)[L.BODY_WRISTS] > 0)
         rel = np.asarray(m["hands"], np.float64)
-        wrists = body[[4, 5]]  # KP_BODY_IDX positions of pose 15 (left wrist) and 16 (right wrist)
+        wrists = body[L.BODY_WRISTS]  # KP_BODY_IDX positions of pose 15 (left wrist) and 16 (right wrist)
         hands = rel + wrists[:, None, :]
     else:
         hok = np.asarray(source.hands_ok, bool)

@@ -1,0 +1,10 @@
+"""Photo and video frames in, landmarks and crops out (run time, layer 2).
+
+- :mod:`.detect`: mediapipe face mesh, pose and hands in one :class:`~.detect.Detector`, and the
+  filter that drops hands without an arm (:func:`~.detect.plausible_hands`).
+- :mod:`.framing`: the renderer's 2:3 upper-body box, cropping with padding, and image <-> crop
+  coordinates (:func:`~.framing.to_crop_space`).
+
+Used by ``Avatar.prepare`` at run time and by the corpus builder offline. May import ``spec``
+only (and mediapipe, cv2 when used); see ``design.md``.
+"""
