@@ -512,7 +512,7 @@ class GeomRenderer:
         bright = float(np.clip(0.6 + 0.5 * lum, 0.72, 0.95))
         # teeth take the photo's light: a warm white tinted a little by the skin
         tint = skin / max(float(skin.max()), 1e-3)
-        self._col_teeth = (bright * (0.85 * np.array([0.98, 0.95, 0.88]) + 0.15 * tint)).astype(np.float32)
+        self._col_teeth = (bright * (0.8 * np.array([0.97, 0.91, 0.80]) + 0.2 * tint)).astype(np.float32)
 
     # --- per frame --------------------------------------------------------------------------
 
