@@ -240,6 +240,7 @@ def test_output_size_is_validated():
     assert ca.SessionConfig(output_size=300).long_side == 300
 
 
+@pytest.mark.time_limit(180)
 def test_arms_and_hands_follow_the_body_motion_within_bounds():
     """An upper-body photo with a hand: the wrist's body offset moves the hand's pixels, by at most
     the clamp, and the rest of the photo outside the region stays put."""

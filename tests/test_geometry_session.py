@@ -27,6 +27,7 @@ def _gaps(frames):
     return np.array(out)
 
 
+@pytest.mark.time_limit(300)   # ~10 s on a quiet 2-core machine: 5 s of speech and 16 face meshes
 @pytest.mark.skipif(not os.path.exists(PHOTO), reason="../shared/data/portraits not available")
 def test_open_mouth_photo_closes_its_mouth_in_pauses():
     avatar = ca.Avatar.prepare(PHOTO)
