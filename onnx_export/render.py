@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+
+from chatanyone.spec import keypoint_layout as KL
+from chatanyone.spec.keypoint_layout import LAYOUT
 import logging
 import sys
 import warnings
@@ -113,7 +116,8 @@ def export(model, out: Path) -> list[Path]:
                 ["image", "gate"], pc)
         paths += [pa, pr, pb, pc]
     # what the runtime must know of how these graphs were trained (main() adds the rest)
-    (out / f"render_{p.name}.json").write_text(json.dumps({"preset": p.name, "affine": bool(p.affine)}))
+    (out / f"render_{p.name}.json").write_text(json.dumps({"preset": p.name, "affine": bool(p.affine),
+                                                          "keypoints": LAYOUT.as_json()}))
     return paths
 
 
@@ -141,8 +145,8 @@ def parity(model, weights_dir: Path, n: int = 3, seed: int = 1) -> dict:
         cd, wd = kpm.control_points(kp_d, vis)
         cs2, cd2, _ = kpm.pair_controls(cs, ws, cd, wd)
         aff = kpm.group_affines(kp_s, vis, kp_d, vis)
-        hk = kp_d[-42:].reshape(2, 21, 2)
-        hand = rasterize_hands(hk, vis[-42:].reshape(2, 21).max(1), *(p.core_preset or p).half)
+        hk = kp_d[KL.HANDS_SLICE].reshape(2, KL.N_HAND_POINTS, 2)
+        hand = rasterize_hands(hk, vis[KL.HANDS_SLICE].reshape(2, KL.N_HAND_POINTS).max(1), *(p.core_preset or p).half)
         with torch.no_grad():
             ref = model(torch.from_numpy(crop.astype(np.float32) / 255).permute(2, 0, 1)[None],
                         torch.from_numpy(cs2)[None], torch.from_numpy(cd2)[None],
@@ -169,6 +173,7 @@ def main(argv=None) -> int:
     meta = {"preset": model.p.name, "height": model.p.height, "width": model.p.width,
             "core": model.p.core,
             "affine": bool((model.core if model.p.core else model).p.affine),
+            "keypoints": LAYOUT.as_json(),
             "control_points": __import__("chatanyone.render.keypoints", fromlist=["N_CONTROL"]).N_CONTROL,
             "macs_per_frame": macs,
             "macs_per_frame_runtime": sum(v for k, v in macs.items() if k != "encoder"),

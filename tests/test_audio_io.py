@@ -111,3 +111,14 @@ def test_video_writer_muxes_h264_and_aac(tmp_path):
         VideoWriter(tmp_path / "odd.mp4", 31, 48, 25)
     with pytest.raises(FileNotFoundError, match="folder"):
         VideoWriter(tmp_path / "nope" / "x.mp4", 32, 48, 25)
+
+
+def test_to_mono_16k_is_the_stream_resampler():
+    """Offline conversion (corpus, evaluation) gives the samples the Session's streaming resampler
+    gives (which do not depend on the chunking: test_resampler_is_chunk_independent_and_accurate)."""
+    x = np.random.default_rng(7).normal(0, 0.1, (44100, 2)).astype(np.float32)
+    r = StreamResampler(44100)
+    stream = np.concatenate([r.push(x.mean(1)), r.flush()])
+    whole = to_mono_16k(x, 44100)
+    assert whole.size == 16000
+    np.testing.assert_array_equal(whole, stream)

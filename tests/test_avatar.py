@@ -133,3 +133,27 @@ def test_inspect_photo(tmp_path, capsys):
     cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
     assert main(["inspect", str(blank), "-o", str(tmp_path / "x.png")]) == 2
     assert "no face" in capsys.readouterr().err
+
+
+_PREPARE = ("import logging, sys\n"
+            "if sys.argv[1] == 'debug': logging.basicConfig(level=logging.DEBUG)\n"
+            "import chatanyone as ca\n"
+            "from chatanyone.assets import default_avatar_image\n"
+            "ca.Avatar.prepare(default_avatar_image())\n")
+
+
+def test_native_log_lines_hidden_unless_debug():
+    """mediapipe/TFLite write W0000 / XNNPACK lines to stderr from C++: hidden by default, shown
+    when the chatanyone logger is at DEBUG (the CLI's -v)."""
+    import subprocess
+    import sys
+
+    def stderr(mode):
+        r = subprocess.run([sys.executable, "-c", _PREPARE, mode], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stderr
+
+    noisy = ("W0000", "XNNPACK", "absl::InitializeLog")
+    quiet = stderr("quiet")
+    assert not any(n in quiet for n in noisy), quiet[-2000:]
+    assert any(n in stderr("debug") for n in noisy)  # the lines exist: hiding them is what passed

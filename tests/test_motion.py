@@ -368,3 +368,18 @@ def test_eval_motion_runs_on_a_corpus_clip(tiny, tmp_path):
     assert (tmp_path / "mouth.png").stat().st_size > 1000
     assert "style_following" in res
     json.dumps(res)  # one JSON object
+
+
+def test_shipped_motion_config_is_the_contract():
+    """motion_config.json (written by training) loads as the run-time MotionSpec, round trip, and a
+    model at another frame rate or prediction type is refused."""
+    from chatanyone.runners.base import weights_path
+    from chatanyone.spec.motion_layout import MotionSpec
+    spec, cfg = MotionSpec.load(weights_path("motion_config.json").parent)
+    assert (spec.fps, spec.window, spec.prefix, spec.lookahead, spec.prediction) == (25, 25, 8, 5, "v")
+    assert spec.audio.kind == "whisper" and spec.sampling.hop == 10
+    again = MotionSpec.from_config({**spec.to_config(), "face": {"d_style": spec.d_style}})
+    assert again == spec
+    for bad in ({"fps": 30}, {"prediction": "noise"}, {"mel_per_frame": 2}):
+        with pytest.raises(ValueError):
+            MotionSpec.from_config({**cfg, **bad})

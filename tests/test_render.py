@@ -401,3 +401,18 @@ def test_hand_weighting_and_hand_sampling(tmp_path, tr, torch):
     ys, xd, xs = int(0.8 * H), int(0.8 * W), int(0.2 * W)  # (y=+0.6; x=+0.6 driving, -0.6 source)
     assert float(w3[0, 0, ys, xd] - w1[0, 0, ys, xd]) == pytest.approx(2.0)
     assert float(w3[0, 0, ys, xs] - w1[0, 0, ys, xs]) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not HAVE_SHIPPED, reason="render_fast weights not shipped yet")
+def test_weights_of_another_keypoint_layout_are_refused(tmp_path):
+    """render_<preset>.json carries the keypoint layout the weights were trained with; the runtime
+    refuses weights whose layout is not spec.keypoint_layout's."""
+    from chatanyone.render.renderer import Renderer
+    meta = json.loads((WEIGHTS / "render_fast.json").read_text())
+    assert KL.KeypointLayout.from_json(meta["keypoints"]) == KL.LAYOUT
+    for f in WEIGHTS.glob("render_fast_*.onnx"):
+        (tmp_path / f.name).symlink_to(f)
+    meta["keypoints"]["face_idx"] = meta["keypoints"]["face_idx"][:-1]
+    (tmp_path / "render_fast.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="keypoint"):
+        Renderer("fast", weights_dir=str(tmp_path))

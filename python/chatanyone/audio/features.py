@@ -92,8 +92,9 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
         pcm: ``[S]`` or ``[S, C]`` (channels last); any dtype :func:`as_mono_float32` takes.
         sample_rate: the rate of ``pcm`` in Hz (positive integer).
     Returns:
-        ``[S']`` float32 at 16 kHz. Resampling is band-limited (polyphase, scipy) when scipy is
-        present; otherwise linear interpolation.
+        ``[round(S * 16000 / sample_rate)]`` float32 at 16 kHz, through the same band-limited
+        :class:`~chatanyone.audio.resample.StreamResampler` the Session uses, so corpus audio and
+        streamed audio are resampled identically.
     Raises:
         ValueError / TypeError naming the argument for an empty rate, a wrong dtype or shape.
     """
@@ -103,14 +104,10 @@ def to_mono_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
     a = as_mono_float32(pcm)
     if sample_rate == SAMPLE_RATE or a.size == 0:
         return np.ascontiguousarray(a, dtype=np.float32)
-    g = math.gcd(int(sample_rate), SAMPLE_RATE)
-    try:
-        from scipy.signal import resample_poly
-        return resample_poly(a, SAMPLE_RATE // g, int(sample_rate) // g).astype(np.float32)
-    except ImportError:  # pragma: no cover - scipy is a dependency, kept for robustness
-        n_out = int(round(a.size * SAMPLE_RATE / sample_rate))
-        t = np.arange(n_out) * (sample_rate / SAMPLE_RATE)
-        return np.interp(t, np.arange(a.size), a).astype(np.float32)
+    from .resample import StreamResampler  # the run-time resampler: corpus and stream agree
+
+    r = StreamResampler(sample_rate)
+    return np.concatenate([r.push(a), r.flush()]).astype(np.float32, copy=False)
 
 
 def as_mono_float32(pcm) -> np.ndarray:

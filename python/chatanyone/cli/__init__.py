@@ -1,5 +1,9 @@
 """The ``chatanyone`` command line. Each verb lives in its own module with two functions:
 ``add_parser(subparsers)`` registers it, and the parser's ``func`` default runs it (returns an exit code).
+
+Layer 7, on top: may import everything. ``render``/``demo``/``bench`` stay on the run-time path
+(offline modules are imported only by ``prepare-data``, ``inspect``, ``eval`` and for
+``render --style VIDEO``). ``-v`` shows debug logs, tracebacks and mediapipe's native log lines.
 """
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..spec import motion_layout as layout
+from ..spec.timeline import SAMPLES_PER_FRAME
 from ..motion.generator import MotionGenerator
 
 log = logging.getLogger("chatanyone")
@@ -160,7 +161,7 @@ def generate(clip: EvalClip, *, seed=0, steps=None, style=None, intensity=1.0, w
         g.reset()
         g.window_ms.clear()
     if clip.audio is not None:  # the samples themselves (the generator computes its own features)
-        g.push_audio(clip.audio[: clip.n * 640])
+        g.push_audio(clip.audio[: clip.n * SAMPLES_PER_FRAME])
     elif g.audio_kind == "logmel":
         g.push_audio_features(clip.mel[: clip.n * 4])
     else:

@@ -1,6 +1,9 @@
 """Native ops: grid-sample warping, keypoint heatmaps, DDIM, mesh rasterization into a flow field
 (see docs/design.md, "Native ops").
 
+Layer 0: the bottom; imports only ``chatanyone._native``. Each kernel has one oracle in
+tests/reference/, which every test of that math uses.
+
 Every function takes numpy arrays (CPU), torch tensors (CPU or CUDA) or cupy arrays (CUDA), reads
 them without copies through DLPack, returns new arrays of the same kind, and blocks until done.
 Wrong dtypes, shapes, layouts or devices raise TypeError/ValueError naming the argument.

@@ -59,7 +59,11 @@ class Renderer:
             return None if weights_dir is None else f"{weights_dir}/render_{name}_{part}.onnx"
         core = self.core.name
         meta = Path(weights_dir) / f"render_{core}.json" if weights_dir else weights_path(f"render_{core}.json")
-        if meta.exists() and json.loads(meta.read_text()).get("affine"):
+        meta = json.loads(meta.read_text()) if meta.exists() else {}
+        if "keypoints" in meta and KL.KeypointLayout.from_json(meta["keypoints"]) != KL.LAYOUT:
+            raise ValueError(f"render_{core}.json: these weights were trained on another renderer keypoint "
+                             "layout than chatanyone.spec.keypoint_layout; re-export them")
+        if meta.get("affine"):
             # these weights were trained with local affine sparse motion: run it the same way
             self.core = dataclasses.replace(self.core, affine=True)
         self.encoder = AppearanceEncoderRunner(core, path(core, "encoder"), **kw)

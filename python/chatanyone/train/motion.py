@@ -24,32 +24,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio.features import SAMPLE_RATE, log_mel
+from ..audio.features import log_mel
 from ..audio.whisper import FEAT_DIM
 from ..spec import motion_layout as layout
+from ..spec.keypoint_layout import N_HAND_POINTS
+from ..spec.motion_layout import AudioFrontEndSpec, MotionSpec, SamplingSpec
+from ..spec.timeline import MEL_PER_FRAME, MOTION_FPS as FPS, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, SILENCE_RAW
 from ..motion.sampler import cosine_alphas_cumprod
 from .motion_model import MotionDiT, StyleEncoder, n_params
 
 log = logging.getLogger("chatanyone")
 
-FPS = 25
-MEL_PER_FRAME = 4
-N_MELS = 80
-SILENCE_RAW = -20.0  # raw log-mel used for padding; clamped up to the corpus floor
+HAND_VEC = 2 * N_HAND_POINTS  # one hand's channels in the body vector (21 points x, y)
+
+# The run-time contract (spec.motion_layout.MotionSpec: rates, 1 s window, 320 ms prefix, 200 ms
+# lookahead, v-prediction, the audio front end: Whisper tiny.en encoder features of a segment per
+# window, C frames of context before the prefix, up to the window's last heard frame (hop + L); see
+# audio/whisper.py), written into motion_config.json with the architecture below; the run time
+# reads it back with MotionSpec.load.
+CONTRACT = MotionSpec(audio=AudioFrontEndSpec(kind="whisper", context=12, compute_type="int8"),
+                      sampling=SamplingSpec(steps=4, guidance=2.0, clip_x0=5.0, hop=10))
 
 DEFAULT_CONFIG = {
-    "fps": FPS, "mel_per_frame": MEL_PER_FRAME, "n_mels": N_MELS,
-    "window": 25, "prefix": 8, "lookahead": 5,      # frames: 1 s window, 320 ms prefix, 200 ms lookahead
-    "n_train": 1000, "prediction": "v",
+    **CONTRACT.to_config(),
     "style_frames": 64,                               # style reference length in training (any at run time)
     "face": {"d_model": 128, "n_layers": 3, "n_heads": 4, "mlp_ratio": 2, "d_cond": 64, "d_style": 64,
              "dropout": 0.1},
     "style": {"d": 96, "layers": 1},
     "body": {"d_model": 96, "n_layers": 3, "n_heads": 4, "mlp_ratio": 2, "d_cond": 64, "dropout": 0.1},
-    "sampling": {"steps": 4, "guidance": 2.0, "clip_x0": 5.0, "hop": 10},
-    # Whisper tiny.en encoder features of a segment per window: C frames of context before the
-    # prefix, up to the window's last heard frame (hop + L); see audio/whisper.py
-    "audio": {"kind": "whisper", "context": 12, "hop": 10, "compute_type": "int8"},
     "mouth_weight": 3.0,                              # face loss: lip-moving expression dims up to 4x
 }
 
@@ -128,7 +130,7 @@ def whisper_window_features(clips: list[Clip], cfg: dict, *, threads: int = 2, c
     a = cfg["audio"]
     T, P, L, C, hop = cfg["window"], cfg["prefix"], cfg["lookahead"], a["context"], a["hop"]
     n_tok, n_seg = P + hop + L, C + P + hop + L
-    spf = SAMPLE_RATE // FPS
+    spf = SAMPLES_PER_FRAME
     enc = None
     for c in clips:
         f = (Path(c.path) / f"whisper_{a.get('compute_type', 'int8')}_c{C}p{P}h{hop}l{L}.npy") if c.path else None
@@ -192,7 +194,7 @@ def compute_stats(clips: list[Clip], n_exp: int) -> dict[str, np.ndarray]:
     bm, bs = body.mean(0), body.std(0)
     hs = layout.BODY_DIM
     for h in range(2):  # hand statistics over the frames where that hand was seen
-        sl = slice(hs + h * 42, hs + (h + 1) * 42)
+        sl = slice(hs + h * HAND_VEC, hs + (h + 1) * HAND_VEC)
         sel = ok[:, h] > 0.5
         if sel.sum() > 10:
             bm[sl], bs[sl] = body[sel][:, sl].mean(0), body[sel][:, sl].std(0)
@@ -240,7 +242,7 @@ def make_synthetic_corpus(out: Path, *, n_clips: int = 6, seconds: float = 12.0,
     dirs = []
     for k in range(n_clips):
         n = int(seconds * FPS)
-        spf = SAMPLE_RATE // FPS
+        spf = SAMPLES_PER_FRAME
         env = np.zeros(n * spf, np.float32)
         t = int(rng.integers(5, 20)) * spf
         while t < env.size - spf * 12:
@@ -302,7 +304,7 @@ class WindowSampler:
         for c in clips:
             b = (c.body - stats["body_mean"]) / stats["body_std"]
             for h in range(2):  # unseen hands -> 0 (masked in the loss anyway)
-                sl = slice(layout.BODY_DIM + h * 42, layout.BODY_DIM + (h + 1) * 42)
+                sl = slice(layout.BODY_DIM + h * HAND_VEC, layout.BODY_DIM + (h + 1) * HAND_VEC)
                 b[c.hands_ok[:, h] < 0.5, sl] = 0.0
             self.body.append(b.astype(np.float32))
         pad_l, pad_r = self.P * MEL_PER_FRAME, (self.T + self.L) * MEL_PER_FRAME
@@ -416,7 +418,7 @@ class WindowSampler:
             else:
                 ok = win(c.hands_ok)
                 for h in range(2):
-                    mask[:, layout.BODY_DIM + h * 42:layout.BODY_DIM + (h + 1) * 42] = ok[:, h:h + 1]
+                    mask[:, layout.BODY_DIM + h * HAND_VEC:layout.BODY_DIM + (h + 1) * HAND_VEC] = ok[:, h:h + 1]
                 mask[:, :layout.BODY_DIM] = np.repeat(win(c.body_ok), 2, axis=1)
                 f = self.face[i][max(s - P, 0):s + T]
                 f = np.concatenate([np.zeros((P + T - f.shape[0], f.shape[1]), np.float32), f]) \

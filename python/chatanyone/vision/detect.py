@@ -12,8 +12,12 @@ visible wrist.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import sys
+import threading
 
 import numpy as np
 
@@ -44,6 +48,44 @@ def _empty() -> FrameLandmarks:
         hands_score=np.zeros(2, np.float32))
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: int | None = None
+
+
+@contextlib.contextmanager
+def native_stderr_quiet():
+    """Silence what mediapipe's C++ side (absl ``W0000 ...`` lines, TFLite's ``INFO: Created
+    TensorFlow Lite XNNPACK delegate``) writes to the process's stderr while the block runs,
+    unless the ``chatanyone`` logger is enabled for DEBUG (the CLI's ``-v``). Those libraries print
+    with C stdio, below Python's logging, so file descriptor 2 is pointed at /dev/null for the
+    block (re-entrant; other threads' stderr output in that time is dropped too)."""
+    global _quiet_depth, _quiet_saved
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                sys.stderr.flush()
+                _quiet_saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            except OSError:  # no usable fd 2 (embedded interpreters): leave it alone
+                _quiet_saved = None
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                os.dup2(_quiet_saved, 2)
+                os.close(_quiet_saved)
+                _quiet_saved = None
+
+
 class Detector:
     """Face mesh + pose + hands on RGB frames.
 
@@ -54,11 +96,18 @@ class Detector:
         pose / hands: run those models (skipping them saves time where only the face is needed).
         min_confidence: detection confidence for all three models.
 
-    Not thread-safe; use one per thread. Close with :meth:`close` or a ``with`` block.
+    Not thread-safe; use one per thread. Close with :meth:`close` or a ``with`` block. mediapipe's
+    native log lines are silenced unless the ``chatanyone`` logger shows DEBUG
+    (:func:`native_stderr_quiet`).
     """
 
     def __init__(self, *, video: bool = True, max_faces: int = 1, pose: bool = True, hands: bool = True,
                  min_confidence: float = 0.5):
+        with native_stderr_quiet():
+            self._open(video, max_faces, pose, hands, min_confidence)
+        self.max_faces = max_faces
+
+    def _open(self, video, max_faces, pose, hands, min_confidence) -> None:
         import mediapipe as mp  # heavy import: only when a detector is made
         sol = mp.solutions
         static = not video
@@ -71,12 +120,12 @@ class Detector:
         self._hands = sol.hands.Hands(static_image_mode=static, max_num_hands=2, model_complexity=1,
                                       min_detection_confidence=min_confidence,
                                       min_tracking_confidence=0.5) if hands else None
-        self.max_faces = max_faces
 
     def close(self) -> None:
-        for m in (self._face, self._pose, self._hands):
-            if m is not None:
-                m.close()
+        with native_stderr_quiet():
+            for m in (self._face, self._pose, self._hands):
+                if m is not None:
+                    m.close()
 
     def __enter__(self):
         return self
@@ -88,7 +137,10 @@ class Detector:
         """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks, ~20-60 ms on a CPU core)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
-        rgb = np.ascontiguousarray(rgb)
+        with native_stderr_quiet():
+            return self._detect(np.ascontiguousarray(rgb))
+
+    def _detect(self, rgb: np.ndarray) -> FrameLandmarks:
         out = _empty()
         r = self._face.process(rgb)
         if r.multi_face_landmarks:
