@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
 
 def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) -> dict:
     """Time a Session on the demo speech and return the figures as a dict: avatar preparation;
-    first-frame latency with a real-time producer (100 ms chunks paced at the clock, 3 s); steady
+    first-frame latency with a real-time producer (100 ms chunks paced at the clock, 3 s, speech
+    from the first sample: the first frame shows speech), measured on the caller's thread; steady
     and end-to-end fps with ``seconds`` of speech queued at once; per-stage mean times; peak
     resident memory. Blocks for about ``3 + 2 * seconds`` seconds on 2 CPU cores.
 
@@ -38,6 +39,11 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     from ..session import Session
 
     pcm, rate = demo_speech()
+    # the latency figure is "first chunk fed -> first frame that shows speech": start the feed at
+    # the speech onset (the first 40 ms frame louder than -34 dBFS), so that frame is frame 0
+    fr = np.asarray(pcm, np.float32)[: len(pcm) // 640 * 640].reshape(-1, 640)
+    loud = np.flatnonzero(np.sqrt((fr ** 2).mean(1)) > 0.02)
+    pcm = pcm[(int(loud[0]) if loud.size else 0) * 640:]
     reps = int(np.ceil(seconds * rate / len(pcm)))
     pcm = np.tile(pcm, reps)[: int(seconds * rate)]
     t = time.perf_counter()
@@ -110,7 +116,7 @@ def run(args) -> int:
     print(f"chatanyone bench: preset {r['preset']} {r['size'][0]}x{r['size'][1]}, "
           f"{r['speech_s']:.1f} s of speech, {r['cpu_count']} CPUs")
     rows = [("avatar prepare (once)", f"{r['avatar_prepare_s'] * 1000:.0f} ms"),
-            ("first-frame latency (real-time feed)", f"{r['first_frame_latency_s'] * 1000:.0f} ms"),
+            ("first-frame latency (real-time feed, speech at once)", f"{r['first_frame_latency_s'] * 1000:.0f} ms"),
             ("steady fps", f"{r['steady_fps']:.1f}"),
             ("end-to-end fps", f"{r['end_to_end_fps']:.1f}")]
     rows += [(f"stage: {k}", f"{v:.2f} ms") for k, v in r["stage_ms"].items()]

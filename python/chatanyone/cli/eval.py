@@ -1,4 +1,5 @@
-"""``chatanyone eval motion CLIP... [--json]``, ``chatanyone eval render ...``, ``chatanyone eval lipsync VIDEO...``.
+"""``chatanyone eval motion CLIP... [--json]``, ``chatanyone eval render ...``, ``chatanyone eval lipsync VIDEO...``,
+``chatanyone eval ablation CLIP...``.
 
 Each sub-verb lives in ``chatanyone.eval.<name>`` with ``add_arguments(parser)`` and ``run(args)``;
 a sub-verb whose module is not installed is simply not offered.
@@ -11,6 +12,8 @@ _SUBVERBS = {
     "motion": "audio-driven motion against real clips: LMD, mouth-opening correlation, baselines, "
               "Diversity, style (Table 4), DDIM steps, time per window",
     "render": "the renderer against real clips (self-reenactment)",
+    "ablation": "which parts of the motion model help lip sync: every variant (shipped diffusion mouth, "
+                "low latency, mouth predictor with and without its parts) beside the baselines, per clip",
     "lipsync": "lip sync end to end: a Session driven by each video's own audio against the real mouth "
                "(face mesh), beside no-motion and loudness baselines",
 }

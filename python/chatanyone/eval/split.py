@@ -41,9 +41,14 @@ HELDOUT_AUDIO = ()
 HELDOUT_PORTRAITS = ("latentsync_demo2_frame0",)
 
 
+_MEDIA_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".wav", ".flac", ".mp3", ".png", ".jpg", ".jpeg", ".npz")
+
+
 def role(path_or_stem) -> str:
-    """``"heldout"``, ``"dev"`` or ``"train"`` for a clip path or stem."""
-    stem = Path(str(path_or_stem)).stem
+    """``"heldout"``, ``"dev"`` or ``"train"`` for a clip path, corpus folder or stem. Only a media
+    suffix is stripped: clip ids may contain dots (``tango_hbr_1wrQ6Msp7wM_39.69-45.68``)."""
+    p = Path(str(path_or_stem))
+    stem = p.stem if p.suffix.lower() in _MEDIA_SUFFIXES else p.name
     if stem in HELDOUT or stem in HELDOUT_PORTRAITS:
         return "heldout"
     if stem in DEV:

@@ -191,7 +191,15 @@ class AudioFrontEnd:
         from ..audio.whisper import FEAT_DIM, segment_features
         N = self.spec.tokens
         n_tok = self.P + self.hop + self.L
-        f_lo, f_hi = w0 - self.P - self.C, w0 + self.hop + self.L
+        seg = self.samples(w0 - self.P - self.C, w0 + self.hop + self.L, eos)
+        feat = segment_features(self._wenc, seg, n_tok)
+        out = np.zeros((1, N, FEAT_DIM), np.float32)
+        out[0, :n_tok] = (feat - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
+        return out
+
+    def samples(self, f_lo: int, f_hi: int, eos: int | None) -> np.ndarray:
+        """``[(f_hi - f_lo) * 640]`` float32 raw samples of frames ``[f_lo, f_hi)`` (Whisper kind):
+        zeros before 0, after the flushed end ``eos`` (frames) and where nothing was pushed yet."""
         s_lo = f_lo * SAMPLES_PER_FRAME
         seg = np.zeros((f_hi - f_lo) * SAMPLES_PER_FRAME, np.float32)
         a = max(s_lo, self._wav0)
@@ -200,15 +208,13 @@ class AudioFrontEnd:
             b = min(b, eos * SAMPLES_PER_FRAME)
         if b > a:
             seg[a - s_lo:b - s_lo] = self._wav[a - self._wav0:b - self._wav0]
-        feat = segment_features(self._wenc, seg, n_tok)
-        out = np.zeros((1, N, FEAT_DIM), np.float32)
-        out[0, :n_tok] = (feat - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
-        return out
+        return seg
 
-    def trim(self, next_frame: int) -> None:
-        """Drop audio no window from ``next_frame`` on needs."""
+    def trim(self, next_frame: int, back: int | None = None) -> None:
+        """Drop audio no window from ``next_frame`` on needs (``back``: frames before it still
+        needed; default the window's prefix and context)."""
         if self.kind == "whisper":
-            keep = max((next_frame - self.P - self.C) * SAMPLES_PER_FRAME, 0)
+            keep = max((next_frame - (self.P + self.C if back is None else back)) * SAMPLES_PER_FRAME, 0)
             if keep > self._wav0:
                 self._wav = self._wav[keep - self._wav0:]
                 self._wav0 = keep

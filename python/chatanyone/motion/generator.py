@@ -99,6 +99,11 @@ class MotionGenerator:
         threads: ONNX Runtime intra-op threads per graph (default 1: the graphs are tiny, and one
             thread leaves the other cores to the renderer; 0: ONNX Runtime's default).
         body: also generate body and hands (False: zeros, faster).
+        mouth: predict the lips and jaw deterministically from the audio (``mouth.py``) and release
+            frames one at a time with a short lookahead (see :attr:`lookahead_samples`); the face
+            model still samples head, brows, eyes and the rest of the face, a window every ``hop``
+            frames. ``None`` (default): when the weights folder has ``motion_mouth.npz``; ``False``:
+            the face model's own mouth, released per window as before.
 
     Streaming use (a Session)::
 
@@ -120,7 +125,7 @@ class MotionGenerator:
                  guidance: float | None = None, hands: float | None = None, *, hop: int | None = None,
                  temperature: float | None = None, head_temperature: float | None = None,
                  weights_dir=None,
-                 providers=None, threads: int = 1, body: bool = True):
+                 providers=None, threads: int = 1, body: bool = True, mouth: bool | None = None):
         from ..runners.motion_graphs import BodyDenoiserRunner, FaceDenoiserRunner, StyleEncoderRunner
 
         if not intensity >= 0:
@@ -160,9 +165,23 @@ class MotionGenerator:
         self.body_net = (BodyDenoiserRunner(wd / "motion_body.onnx", providers=providers, threads=threads)
                          if body and (wd / "motion_body.onnx").is_file() else None)
         self._style_net = StyleEncoderRunner(wd / "motion_style.onnx", providers=providers, threads=threads)
+        self.mouth = None
+        self.mouth_gate = True  # the mouth rests in digital silence; False only for ablations
+        mp = wd / "motion_mouth.npz"
+        if mouth or (mouth is None and mp.is_file() and self.audio_kind == "whisper"):
+            if self.audio_kind != "whisper" or not mp.is_file():
+                raise ValueError(f"mouth=True needs a Whisper motion model and {mp}")
+            from .mouth import MouthPredictor
+            self.mouth = MouthPredictor(mp)
+            if self.mouth.n_exp != self.n_exp:
+                raise ValueError(f"{mp}: {self.mouth.n_exp} expression coefficients, the face model has {self.n_exp}")
+            if self.mouth.seg < max(self.P, self.mouth.past) + self.mouth.hop + self.mouth.look:
+                raise ValueError(f"{mp}: segment of {self.mouth.seg} frames is too short for its layout")
         self.set_style(style, hands=hands)
         # compute time of the last 1000 generated windows (bounded: a long session stays flat)
         self.window_ms: collections.deque[float] = collections.deque(maxlen=1000)
+        self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
+        self._next = 0                              # mouth mode: first frame not yet released
 
     # ---------------------------------------------------------------------------------- controls
     def set_style(self, style=None, *, hands: float | None = None) -> None:
@@ -170,6 +189,7 @@ class MotionGenerator:
         encoder (a few ms per 256 frames of reference)."""
         s = self.stats
         self.style_log_intensity = 0.0
+        self.mouth_gain = 1.0
         hands_rate = 1.0
         if style is None:
             self.style_vec, self.style_keep = np.zeros((1, self.spec.d_style), np.float32), 0.0
@@ -191,6 +211,9 @@ class MotionGenerator:
             self.style_log_intensity = float(np.log(max(e, 1e-6) / float(s["exp_energy_ref"])))
             if "hands_ok" in clip:
                 hands_rate = float(np.mean(clip["hands_ok"]))
+            if self.mouth is not None:  # the reference speaker's mouth amplitude (the predictor's is the median's)
+                amp = float(np.std(np.asarray(clip["exp"], np.float32) @ self.mouth.open_vec))
+                self.mouth_gain = float(np.clip(amp / self.mouth.ref_amp, 0.5, 2.0)) if amp > 0 else 1.0
         self.hands_rate = float(hands if hands is not None else hands_rate)
 
     def set_intensity(self, intensity: float) -> None:
@@ -203,6 +226,8 @@ class MotionGenerator:
         """Forget all audio and motion (a new stream at frame 0; style and settings kept)."""
         self.frontend.reset()
         self.scheduler.reset()
+        self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
+        self._next = 0                              # mouth mode: first frame not yet released
 
     # ------------------------------------------------------------------------------------- input
     def push_audio(self, pcm: np.ndarray) -> None:
@@ -238,15 +263,22 @@ class MotionGenerator:
         ``(hop - 1 + L) * 640 + 160`` (the last 160: the audio front end's right context); 18080
         (1.13 s) with the defaults, 5280 (330 ms) with hop=4. After :meth:`flush` nothing more is
         needed."""
+        if self.mouth is not None:
+            return (self.mouth.hop - 1 + self.mouth.look) * SAMPLES_PER_FRAME + HOP
         return (self.hop - 1 + self.L) * SAMPLES_PER_FRAME + HOP
 
     @property
     def frames_generated(self) -> int:
         """Index of the first frame not yet generated."""
-        return self.scheduler.next
+        return self._next if self.mouth is not None else self.scheduler.next
 
     def window_ready(self) -> bool:
         """Whether :meth:`generate_window` would produce frames now."""
+        if self.mouth is not None:
+            eos = self.scheduler.eos
+            if eos is not None:
+                return self._next < eos
+            return self.frontend.frames_ready >= self._next + self._chunk_frames() + self.mouth.look
         return self.scheduler.ready(self.frontend.frames_ready)
 
     def generate_window(self) -> MotionFrames | None:
@@ -258,6 +290,8 @@ class MotionGenerator:
         """
         if not self.window_ready():
             return None
+        if self.mouth is not None:
+            return self._generate_chunk()
         t0 = time.perf_counter()
         sch, fe = self.scheduler, self.frontend
         w0, n_out = sch.plan()
@@ -277,6 +311,78 @@ class MotionGenerator:
         sch.queue.append(frames)
         self.window_ms.append((time.perf_counter() - t0) * 1000.0)
         return frames
+
+    # ------------------------------------------------------------------------------ mouth mode
+    def _chunk_frames(self) -> int:
+        """Mouth mode: frames in the next released chunk (the predictor's hop, cut at the face
+        window's end and at a flushed end)."""
+        c0, p = self._next, self._pending
+        end = c0 + self.hop if p is None or c0 >= p.start + len(p) else p.start + len(p)
+        if self.scheduler.eos is not None:
+            end = min(end, self.scheduler.eos)
+        return max(min(self.mouth.hop, end - c0), 0)
+
+    def _generate_chunk(self) -> MotionFrames:
+        """Mouth mode: release the next ``mouth.hop`` frames. Their audio segment (``seg`` frames up to
+        ``look`` frames past the chunk) is encoded once; it gives the mouth predictor its tokens and, at
+        the start of a face window (every ``hop`` frames), the face model its audio, heard up to the
+        same point (the rest of the window is "not heard yet"). Head, eyes, brows and body come from
+        that window; the lips and jaw from the predictor (:func:`~.mouth.blend`)."""
+        from ..audio.whisper import FEAT_DIM, segment_features
+        from .mouth import blend
+        t0 = time.perf_counter()
+        m, sch, fe = self.mouth, self.scheduler, self.frontend
+        c0 = self._next
+        n = self._chunk_frames()
+        e = c0 + n + m.look
+        n_tok = max(self.P, m.past) + n + m.look
+        feats = segment_features(fe._wenc, fe.samples(e - m.seg, e, sch.eos), n_tok)  # [n_tok, 768] raw
+        if self._pending is None or c0 >= self._pending.start + len(self._pending):
+            w0, n_out = sch.plan()  # w0 == c0: face windows start where the released frames are
+            heard = self.P + n + m.look
+            audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
+            audio[0, :heard] = (feats[-heard:] - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
+            prefix_f, pk = sch.prefix_face()
+            prefix_b, pkb = sch.prefix_body()
+            cond = WindowConditions(
+                audio=audio, known=heard, prefix_face=prefix_f, prefix_face_keep=pk, prefix_body=prefix_b,
+                prefix_body_keep=pkb, style=self.style_vec, style_keep=self.style_keep,
+                style_log_intensity=self.style_log_intensity, hands_rate=self.hands_rate)
+            face_n, body_n = sample_window(self.face_net, self.body_net, cond, self.sampling,
+                                           window=self.T, seed=[self.seed, w0])
+            face_n, body_n = sch.commit(face_n[0], None if body_n is None else body_n[0], n_out,
+                                        skip_body=layout.HANDS_OK_DIM)
+            self._pending = to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, 1.0)
+        p = self._pending
+        part = p[c0 - p.start:c0 - p.start + n]
+        mouth_exp = m.predict_segment(feats, n)
+        # digital silence around a frame: the mouth rests; a style reference scales the motion
+        w = self._voiced(c0, n, m.look) if self.mouth_gate else np.ones(n, np.float32)
+        mouth_exp = m.rest + (w * self.mouth_gain)[:, None] * (mouth_exp - m.rest)
+        part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity, np.float32)
+        self._next = c0 + n
+        fe.trim(self._next, back=m.seg)
+        sch.queue.append(part)
+        self.window_ms.append((time.perf_counter() - t0) * 1000.0)
+        return part
+
+    VOICED_DBFS = (-70.0, -55.0)  # frame RMS level: silent below the first, voiced above the second
+
+    def _voiced(self, c0: int, n: int, look: int) -> np.ndarray:
+        """``[n]`` in [0, 1] for frames ``c0 .. c0+n-1``: 0 where every frame from one before to
+        ``look`` after is (near) digital silence (RMS below -70 dBFS; a quiet room is about -60 to
+        -40), 1 where any is louder than -55 dBFS, linear in dB between. Samples not pushed yet or
+        after a flushed end count as silent."""
+        lo_f, hi_f = max(c0 - 1, 0), c0 + n + look
+        x = self.frontend.samples(lo_f, hi_f, self.scheduler.eos).reshape(hi_f - lo_f, SAMPLES_PER_FRAME)
+        x = x.astype(np.float64)
+        db = 10.0 * np.log10(np.mean(x * x, 1) + 1e-20)
+        s0, s1 = self.VOICED_DBFS
+        out = np.empty(n, np.float32)
+        for i in range(n):
+            t = c0 + i
+            out[i] = np.clip((db[max(t - 1, 0) - lo_f:t + look + 1 - lo_f].max() - s0) / (s1 - s0), 0.0, 1.0)
+        return out
 
     def pop_frames(self, max_frames: int | None = None) -> MotionFrames | None:
         """Up to ``max_frames`` (None: all of the oldest window's) generated frames in order,

@@ -1,0 +1,135 @@
+"""The deterministic mouth: Whisper features of the audio heard so far -> lip and jaw expression.
+
+Lips follow phonemes; sampling them (the face diffusion model) costs lip sync for variety nobody
+wants there. :class:`MouthPredictor` maps the Whisper tiny.en tokens of a frame's neighbourhood
+(``past`` frames before it up to ``look`` frames after it, all from one streamed segment) to the
+expression coefficients with a ridge regression on PCA-reduced tokens (``weights/motion_mouth.npz``,
+trained by ``chatanyone.train.mouth`` on speaker-normalized targets). :func:`mouth_projector` says
+which part of the expression is "mouth": the coefficients' effect on the mesh points below the nose.
+The generator keeps the diffusion model's expression elsewhere (brows, eyes, cheeks) and its head,
+eyes and body. No PyTorch; a few 100-kB matrices.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("chatanyone")
+
+
+def mlp_forward(layers, x: np.ndarray) -> np.ndarray:
+    """``x [n, k]`` through ``[(W, b), ...]`` with tanh-GELU between the layers (as trained)."""
+    h = np.asarray(x, np.float32)
+    for i, (W, b) in enumerate(layers):
+        h = h @ W + b
+        if i + 1 < len(layers):
+            h = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))
+    return h
+
+
+class MouthPredictor:
+    """The mouth predictor of ``motion_mouth.npz``: a ridge regression or a small MLP on
+    PCA-reduced Whisper tokens, with an amplitude gain about its mean output.
+
+    Attributes:
+        look: frames of lookahead the predictor reads after a frame (each frame's tokens come from
+            a segment that ends ``look`` frames after it, or up to ``hop - 1`` frames later).
+        past: frames before it it reads.
+        hop: frames released per segment (one weight set, or one input flag, per place).
+        seg: segment length in frames.
+        gain: amplitude gain of the mouth opening (regression shrinks towards the mean; this undoes
+            it for the opening, the component the audio predicts best).
+        ref_amp: the training corpus's median mouth-opening spread, the predictor's amplitude.
+        A: ``[E, E]`` the lower-face projector (:func:`mouth_projector`).
+        rest: ``[E]`` the prediction for a segment of digital silence (the mouth at rest).
+    """
+
+    def __init__(self, path: str | Path):
+        with np.load(path, allow_pickle=False) as z:
+            self.kind = str(z["kind"]) if "kind" in z.files else "ridge"
+            self.mean = z["mean"].astype(np.float32)
+            self.std = z["std"].astype(np.float32)
+            self.pca = z["pca"].astype(np.float32)          # [768, d]
+            self.look, self.past = int(z["look"]), int(z["past"])
+            self.hop, self.seg = int(z["hop"]), int(z["seg"])
+            self.ref_amp = float(z["ref_amp"])
+            self.open_vec = z["open_vec"].astype(np.float32)
+            self.A = z["A"].astype(np.float32)
+            self.gain = float(z["gain"])
+            self.rest = z["rest"].astype(np.float32)        # [E] the prediction for a silent segment
+            k = (self.past + self.look + 1) * self.pca.shape[1]
+            if self.kind == "ridge":
+                self.W = z["W"].astype(np.float32)          # [hop, k, E]
+                self.b = z["b"].astype(np.float32)          # [hop, E]
+                if self.W.shape[:2] != (self.hop, k) or self.b.shape[0] != self.hop:
+                    raise ValueError(f"{path}: W is {self.W.shape}, expected [{self.hop}, {k}, E]")
+                self.n_exp = self.W.shape[2]
+            elif self.kind == "mlp":
+                self.layers = [(z[f"mlp_W{i}"].astype(np.float32), z[f"mlp_b{i}"].astype(np.float32))
+                               for i in range(int(z["n_layers"]))]
+                self.ymean = z["ymean"].astype(np.float32)
+                if self.layers[0][0].shape[0] != k + self.hop:
+                    raise ValueError(f"{path}: first layer takes {self.layers[0][0].shape[0]} inputs, expected {k + self.hop}")
+                self.n_exp = self.layers[-1][0].shape[1]
+            else:
+                raise ValueError(f"{path}: unknown mouth predictor kind {self.kind!r}")
+
+    @property
+    def n_tokens(self) -> int:
+        return self.past + self.look + 1
+
+    def predict(self, tokens: np.ndarray, extra) -> np.ndarray:
+        """``tokens [n, past + look + 1, 768]`` raw Whisper features (frame ``t - past`` .. ``t + look``
+        for each of ``n`` frames), ``extra [n]`` (or one int): how many frames after ``t + look`` their
+        segment ends (0 .. hop - 1) -> ``[n, E]`` expression coefficients (speaker-normalized
+        amplitude). Pure numpy, well under a millisecond for a chunk."""
+        t = np.asarray(tokens, np.float32)
+        if t.ndim != 3 or t.shape[1:] != (self.n_tokens, self.mean.shape[0]):
+            raise ValueError(f"MouthPredictor.predict: tokens must be [n, {self.n_tokens}, {self.mean.shape[0]}], got {t.shape}")
+        ex = np.broadcast_to(np.asarray(extra, np.int64), (t.shape[0],))
+        if ex.size and (ex.min() < 0 or ex.max() >= self.hop):
+            raise ValueError(f"MouthPredictor.predict: extra must be in [0, {self.hop}), got {ex}")
+        z = (((t - self.mean) / self.std) @ self.pca).reshape(t.shape[0], -1)
+        if self.kind == "ridge":
+            center = self.b[ex]
+            y = center + np.einsum("nk,nke->ne", z, self.W[ex])
+        else:
+            center = self.ymean
+            y = mlp_forward(self.layers, np.concatenate([z, np.eye(self.hop, dtype=np.float32)[ex]], 1))
+        # the gain scales the mouth opening only (the component of the output along open_vec)
+        u = self.open_vec / float(self.open_vec @ self.open_vec)
+        return y + (self.gain - 1.0) * ((y - center) @ self.open_vec)[:, None] * u[None]
+
+    def predict_segment(self, feats: np.ndarray, n_frames: int) -> np.ndarray:
+        """The ``n_frames`` (<= hop) frames released from one segment: ``feats [N, 768]`` are its
+        last ``N >= past + look + n_frames`` tokens; the frames are ``N - look - n_frames .. N - look - 1``
+        of them. Returns ``[n_frames, E]``."""
+        f = np.asarray(feats, np.float32)
+        k = self.n_tokens
+        N = f.shape[0]
+        if not 1 <= n_frames <= self.hop or N < k + n_frames - 1:
+            raise ValueError(f"predict_segment: {n_frames} frames (hop {self.hop}) from {N} tokens")
+        idx = np.arange(N - self.look - n_frames, N - self.look)[:, None] + np.arange(-self.past, self.look + 1)[None]
+        return self.predict(f[idx], np.arange(n_frames)[::-1])
+
+
+def mouth_projector(components: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+    """``[E, E]`` matrix ``A``: ``exp @ A`` keeps what ``exp`` does to the mesh points below the nose
+    tip (lips, jaw, chin, lower cheeks) and nothing of the rest. With the orthonormal basis rows
+    ``B`` and the mask ``M`` of those points, ``A = B M B^T``; ``exp @ (I - A)`` is the remainder, so
+    ``mouth @ A + other @ (I - A)`` takes the lower face from one expression and the upper face from
+    another (least squares on the mesh)."""
+    B = np.asarray(components, np.float64)                       # [E, 1404]
+    c = np.asarray(canonical, np.float64)
+    lower = c[:468, 1] > c[2, 1]                                # point 2: just below the nose tip
+    m = np.repeat(lower, 3).astype(np.float64)
+    return (B * m[None]) @ B.T
+
+
+def blend(exp_other: np.ndarray, exp_mouth: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """``[n, E]``: the lower face of ``exp_mouth``, the rest of ``exp_other`` (see :func:`mouth_projector`)."""
+    a = np.asarray(A, np.float32)
+    return (np.asarray(exp_other, np.float32) @ (np.eye(a.shape[0], dtype=np.float32) - a)
+            + np.asarray(exp_mouth, np.float32) @ a)
