@@ -259,10 +259,12 @@ class MotionGenerator:
     # ------------------------------------------------------------------------------------ output
     @property
     def lookahead_samples(self) -> int:
-        """Samples needed beyond a frame's own 640 before that frame can be generated (worst case):
-        ``(hop - 1 + L) * 640 + 160`` (the last 160: the audio front end's right context); 18080
-        (1.13 s) with the defaults, 5280 (330 ms) with hop=4. After :meth:`flush` nothing more is
-        needed."""
+        """Samples needed beyond a frame's own 640 before that frame can be generated (worst case).
+        With the mouth predictor (the default when shipped): ``(mouth.hop - 1 + mouth.look) * 640 +
+        160`` = 2080 (130 ms; the first frame after 170 ms of speech). Without it (``mouth=False``):
+        ``(hop - 1 + L) * 640 + 160`` (the last 160: the audio front end's right context): 9120
+        (570 ms) with the config's hop 10 and L 5, 5280 (330 ms) with hop=4. After :meth:`flush`
+        nothing more is needed."""
         if self.mouth is not None:
             return (self.mouth.hop - 1 + self.mouth.look) * SAMPLES_PER_FRAME + HOP
         return (self.hop - 1 + self.L) * SAMPLES_PER_FRAME + HOP
