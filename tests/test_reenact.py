@@ -1,0 +1,137 @@
+"""Video-driven reenactment: frame count on the driving timeline, the driving audio (or silence) in
+the output, clear errors for unusable driving files. The driving clips are made in tmp from the
+bundled default photo (a face that face mesh finds), so no ../shared/data is needed."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from chatanyone.data.video import video_timing  # noqa: E402
+from chatanyone.reenact import driving_motion, reenact  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from chatanyone.data import default_avatar_image
+    return default_avatar_image()
+
+
+@pytest.fixture(scope="module")
+def avatar(photo):
+    from chatanyone.avatar import Avatar
+    return Avatar.prepare(photo)
+
+
+def write_driving(path, photo, n_frames, *, fps=25, audio=True, face=True):
+    """A clip of the photo sliding right 3 px a frame (a head that moves), optionally with a tone."""
+    img = photo[:480, :384] if face else np.full((480, 384, 3), 128, np.uint8)
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=Fraction(fps))
+        vs.width, vs.height, vs.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        as_ = c.add_stream("aac", rate=16000) if audio else None
+        if as_ is not None:
+            as_.layout = "mono"
+        for i in range(n_frames):
+            fr = np.roll(img, 3 * i - 18, axis=1)
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        if as_ is not None:
+            s = int(16000 * n_frames / fps)
+            x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(s) / 16000)).astype(np.float32)
+            for k in range(0, s, 1024):
+                fr = av.AudioFrame.from_ndarray(x[None, k:k + 1024], format="flt", layout="mono")
+                fr.sample_rate, fr.pts = 16000, k
+                for p in as_.encode(fr):
+                    c.mux(p)
+            for p in as_.encode():
+                c.mux(p)
+
+
+def _streams(path):
+    """(video frames, has an audio stream, audio seconds, video codec) of a file."""
+    with av.open(str(path)) as c:
+        n_video = sum(1 for _ in c.decode(c.streams.video[0]))
+        codec = c.streams.video[0].codec_context.name
+    with av.open(str(path)) as c:
+        audio = c.streams.audio[0] if c.streams.audio else None
+        a_seconds = sum(f.samples for f in c.decode(audio)) / audio.rate if audio is not None else None
+    return n_video, audio is not None, a_seconds, codec
+
+
+def test_reenact_frames_on_the_driving_timeline_with_its_audio(tmp_path, photo, avatar):
+    drv = tmp_path / "drive.mp4"
+    write_driving(drv, photo, 20)
+    _, duration, n = video_timing(drv)
+    out = tmp_path / "out.mp4"
+    seen = []
+    res = reenact(avatar, drv, out, cache=tmp_path / "cache", on_frame=lambda t, img: seen.append(img.shape))
+    assert n == int(np.floor(duration * 25 + 1e-6)) == 20
+    assert res.frames == n and len(seen) == n and res.has_audio
+    n_video, has_audio, a_seconds, codec = _streams(out)
+    assert n_video == n and codec == "h264" and has_audio
+    assert a_seconds == pytest.approx(n / 25, abs=0.05)
+    h, w = seen[0][:2]
+    assert res.size == (w, h) and h % 2 == 0 and w % 2 == 0
+
+
+def test_reenact_silent_driving_gives_silent_output(tmp_path, photo, avatar):
+    drv = tmp_path / "silent.mp4"
+    write_driving(drv, photo, 12, audio=False)
+    out = tmp_path / "out.mp4"
+    res = reenact(avatar, drv, out, cache=False)
+    n_video, has_audio, _, _ = _streams(out)
+    assert res.frames == n_video == 12 and not has_audio and not res.has_audio
+
+
+def test_driving_motion_follows_the_head(tmp_path, photo):
+    from chatanyone.eval.prepare import prepare
+    drv = tmp_path / "drive.mp4"
+    write_driving(drv, photo, 12, audio=False)
+    pv = prepare(drv, cache=False)
+    m = driving_motion(pv)
+    assert len(m) == 12 and set(m[0]) >= {"head", "exp", "eye", "body", "hands", "hands_ok"}
+    np.testing.assert_allclose(m[0]["head"], 0, atol=1e-6)   # relative to the first face frame
+    tx = np.array([f["head"][3] for f in m])
+    assert np.corrcoef(tx, np.arange(12))[0, 1] > 0.95     # the head follows the photo's slide
+    assert tx[-1] > 0                                       # to the right
+
+
+def test_reenact_errors(tmp_path, photo, avatar):
+    gray = tmp_path / "noface.mp4"
+    write_driving(gray, photo, 8, audio=False, face=False)
+    with pytest.raises(ValueError, match="no face"):
+        reenact(avatar, gray, tmp_path / "a.mp4", cache=False)
+    audio_only = tmp_path / "speech.m4a"
+    with av.open(str(audio_only), "w", format="mp4") as c:
+        st = c.add_stream("aac", rate=16000)
+        st.layout = "mono"
+        fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        fr.sample_rate, fr.pts = 16000, 0
+        for p in list(st.encode(fr)) + list(st.encode()):
+            c.mux(p)
+    with pytest.raises(ValueError, match="no video stream"):
+        reenact(avatar, audio_only, tmp_path / "b.mp4", cache=False)
+    blip = tmp_path / "blip.mp4"
+    write_driving(blip, photo, 2, fps=1000, audio=False)
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        reenact(avatar, blip, tmp_path / "c.mp4", cache=False)
+    with pytest.raises(FileNotFoundError):
+        reenact(avatar, tmp_path / "missing.mp4", tmp_path / "d.mp4")
+    with pytest.raises(ValueError, match="mp4"):
+        reenact(avatar, blip, tmp_path / "e.avi")
+
+
+def test_cli_reenact_reports_bad_driving_file(tmp_path, capsys):
+    from chatanyone.cli import main
+    from chatanyone.data import default_avatar_path
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    rc = main(["reenact", default_avatar_path(), str(bad), "-o", str(tmp_path / "o.mp4"), "--no-cache"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "reenact: error" in err and "notes.mp4" in err
