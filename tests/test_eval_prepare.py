@@ -65,6 +65,7 @@ def test_prepare_synthetic_clip_timeline_audio_and_cache(tmp_path):
     np.testing.assert_array_equal(again.audio, pv.audio)
     short = prepare(clip, cache=cache, max_seconds=0.2)       # other settings: another entry
     assert short.n == 5 and short.key != pv.key and len(list(cache.iterdir())) == 2
+    assert prepare(clip, cache=cache, max_seconds=1).key == prepare(clip, cache=cache, max_seconds=1.0).key
     with pytest.raises(ValueError, match="no face"):
         pv.first_face_frame()
 

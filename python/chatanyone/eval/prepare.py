@@ -129,6 +129,8 @@ def _settings(fps: float, max_seconds: float | None, detect_max_side: int) -> di
         mp_version = mediapipe.__version__
     except ImportError:  # pragma: no cover - a dependency
         mp_version = "?"
+    if max_seconds is not None:  # 10 and 10.0 are the same setting (one cache entry)
+        max_seconds = int(max_seconds) if float(max_seconds).is_integer() else round(float(max_seconds), 6)
     return {"version": CACHE_VERSION, "fps": float(fps), "max_seconds": max_seconds,
             "detect_max_side": int(detect_max_side), "mediapipe": mp_version}
 
@@ -228,11 +230,13 @@ _ARRAYS = ("audio", "face", "face_ok", "pose", "pose_ok", "hands", "hands_ok")
 
 def _save(folder: Path, pv: PreparedVideo, settings: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "prepared.tmp.npz"
+    tmp = folder / f"prepared.{os.getpid()}.tmp.npz"   # per process: two runs may prepare one clip at once
     np.savez_compressed(tmp, **{k: getattr(pv, k) for k in _ARRAYS})
     meta = {"path": os.path.abspath(pv.path), "fps": pv.fps, "n": pv.n, "width": pv.width,
             "height": pv.height, "has_audio": pv.has_audio, "detect_s": pv.detect_s, "settings": settings}
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    tmp_meta = folder / f"meta.{os.getpid()}.tmp.json"
+    tmp_meta.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp_meta, folder / "meta.json")
     os.replace(tmp, folder / "prepared.npz")  # last: an entry is complete once this file exists
 
 
