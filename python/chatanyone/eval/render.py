@@ -91,7 +91,9 @@ class _Csim:
         self.rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
     def descriptor(self, img: np.ndarray):
-        up = np.ascontiguousarray(np.repeat(np.repeat(img, 2, 0), 2, 1))  # faces are small at 256x384
+        # small frames (256x384 crops: faces ~60 px) are doubled for dlib's detector; large ones
+        # are not (the detector's time grows with the area)
+        up = np.ascontiguousarray(np.repeat(np.repeat(img, 2, 0), 2, 1) if max(img.shape[:2]) < 480 else img)
         dets = self.det(up, 0)
         if not dets:
             return None

