@@ -7,9 +7,12 @@
 The driving video is prepared with the data pipeline (:mod:`chatanyone.eval.prepare`: 25 fps
 timeline, face mesh, pose and hands per frame, cached) and turned into motion frames
 (:func:`chatanyone.data.motion.clip_motion` on the smoothed landmarks in the driving video's 2:3
-upper-body crop). Motion is relative, as in LivePortrait: by default each frame's change from the
-driving video's first frame with a face is applied to the photo's own state (``reference="first"``;
-``"median"`` uses the video's median pose and expression instead). The photo's avatar is rendered
+upper-body crop). Head pose, gaze and body are relative, as in LivePortrait: by default each
+frame's change from the driving video's first frame with a face is applied to the photo's own pose
+(``reference="first"``; ``"median"``: from the video's median pose). The expression is always
+relative to the driving video's neutral face (its median), like the motion model's output: the
+renderer sets the photo's mouth to neutral itself, so an open mouth in the first driving frame does
+not close the photo's mouth below neutral. The photo's avatar is rendered
 through :class:`chatanyone.pipeline.Pipeline`'s render interface, the same path a Session's frames
 take, so the output has the size and framing the renderer gives the photo.
 
@@ -50,8 +53,9 @@ def driving_motion(prepared, *, reference: str = "first") -> list[dict]:
     """Per-frame motion of a prepared driving video (:class:`chatanyone.eval.prepare.PreparedVideo`).
 
     Returns ``n`` dicts with ``head [6]``, ``exp [E]``, ``eye [4]``, ``body [8, 2]``,
-    ``hands [2, 21, 2]``, ``hands_ok [2]`` (the keys of ``motion.npz``, one frame each), relative to
-    the ``reference`` frame (``"first"``: the first frame with a face; ``"median"``: the clip's median).
+    ``hands [2, 21, 2]``, ``hands_ok [2]`` (the keys of ``motion.npz``, one frame each): head, gaze
+    and body relative to the ``reference`` frame (``"first"``: the first frame with a face;
+    ``"median"``: the clip's median), the expression relative to the clip's neutral (median) face.
     Frames without a face hold the nearest face frame's head, expression and eyes.
     Raises ValueError when no frame shows a face. Pure numpy; about 1 ms per frame.
     """
@@ -94,7 +98,6 @@ def driving_motion(prepared, *, reference: str = "first") -> list[dict]:
     if reference == "first":
         f0 = int(idx[0])
         m["head"] = m["head"] - m["head"][f0]
-        m["exp"] = m["exp"] - m["exp"][f0]
         m["eye"] = m["eye"].copy()
         m["eye"][:, 2:] -= m["eye"][f0, 2:]
         m["eye"][:, :2] /= np.maximum(m["eye"][f0, :2], 1e-6)
