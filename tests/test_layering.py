@@ -22,10 +22,10 @@ LAYERS = {
     "motion": 3, "render": 3,                           # the two model stages
     "config": 4, "avatar": 4, "pipeline": 4, "session": 4, "assets": 4, "__init__": 4,  # public API
     "data": 5,                                          # offline: corpus
-    "train": 6, "eval": 6,                              # offline: training, evaluation
+    "train": 6, "eval": 6, "reenact": 6,                # offline: training, evaluation, video-driven reenactment
     "cli": 7, "__main__": 7,                            # the command line, on top
 }
-OFFLINE = {"data", "train", "eval"}
+OFFLINE = {"data", "train", "eval", "reenact"}
 # same layer, but independent: neither may import the other
 SEPARATE = {("motion", "render"), ("render", "motion"), ("audio", "vision"), ("vision", "audio"),
             ("runners", "audio"), ("runners", "vision"), ("audio", "runners"), ("vision", "runners")}

@@ -49,19 +49,20 @@ class ReenactResult:
     face_fraction: float     # driving frames where a face was found
 
 
-def driving_motion(prepared, *, reference: str = "first") -> list[dict]:
+def driving_motion(prepared, *, reference: str = "first"):
     """Per-frame motion of a prepared driving video (:class:`chatanyone.eval.prepare.PreparedVideo`).
 
-    Returns ``n`` dicts with ``head [6]``, ``exp [E]``, ``eye [4]``, ``body [8, 2]``,
-    ``hands [2, 21, 2]``, ``hands_ok [2]`` (the keys of ``motion.npz``, one frame each): head, gaze
+    Returns a :class:`~chatanyone.spec.motion_layout.MotionFrames` of ``n`` frames (``head [n, 6]``,
+    ``exp [n, E]``, ``eye [n, 4]``, ``body [n, 8, 2]``, ``hands [n, 2, 21, 2]``, ``hands_ok [n, 2]``): head, gaze
     and body relative to the ``reference`` frame (``"first"``: the first frame with a face;
     ``"median"``: the clip's median), the expression relative to the clip's neutral (median) face.
     Frames without a face hold the nearest face frame's head, expression and eyes.
     Raises ValueError when no frame shows a face. Pure numpy; about 1 ms per frame.
     """
-    from .data import framing
-    from .data.corpus import smooth_landmarks, to_crop_space
-    from .data.motion import clip_motion
+    from .vision import framing
+    from .data.corpus import smooth_landmarks
+    from .vision.framing import to_crop_space
+    from .data.motion_features import clip_motion
     if reference not in ("first", "median"):
         raise ValueError(f"reference must be 'first' or 'median', got {reference!r}")
     ok = np.asarray(prepared.face_ok, bool)
@@ -104,8 +105,11 @@ def driving_motion(prepared, *, reference: str = "first") -> list[dict]:
         if bok.any():
             b0 = int(np.flatnonzero(bok)[0])
             m["body"] = np.where(bok[:, None, None], m["body"] - m["body"][b0], 0.0).astype(np.float32)
-    return [{"head": m["head"][t], "exp": m["exp"][t], "eye": m["eye"][t], "body": m["body"][t],
-             "hands": m["hands"][t], "hands_ok": m["hands_ok"][t].astype(bool)} for t in range(n)]
+    from .spec.motion_layout import MotionFrames
+    f32 = np.float32
+    return MotionFrames(0, head=m["head"].astype(f32), exp=m["exp"].astype(f32), eye=m["eye"].astype(f32),
+                        body=np.asarray(m["body"], f32), hands=m["hands"].astype(f32),
+                        hands_ok=m["hands_ok"].astype(f32))
 
 
 def _even(img: np.ndarray) -> np.ndarray:
@@ -170,8 +174,8 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
         from tqdm import tqdm
         bar = tqdm(total=pv.n, unit="frame", desc="reenact")
     try:
-        for t, mf in enumerate(motion):
-            img = _even(np.asarray(pipe.render(mf)))
+        for t in range(len(motion)):
+            img = _even(np.asarray(pipe.render(motion[t:t + 1])))
             if writer is None and output is not None:
                 from .media import VideoWriter
                 writer = VideoWriter(output, img.shape[1], img.shape[0], FPS,

@@ -104,9 +104,9 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     (PSNR, SSIM, CSIM, FID) on every n-th frame only; face mesh and hands run on every frame.
     Blocks for the whole clip."""
     from ..avatar import Avatar
-    from ..data.detect import Detector
+    from ..vision.detect import Detector
     from ..reenact import reenact
-    from .render import psnr, ssim
+    from .metrics import psnr, ssim
     from .split import role
     t_start = time.perf_counter()
     pv = prepare(video, max_seconds=max_seconds, cache=cache)
@@ -234,7 +234,7 @@ def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=Tr
     """Evaluate every raw video; ``{"clips": [...], "mean": {...}, ...}``."""
     from ..config import SessionConfig
     from .lipsync import _source_commit
-    from .render import _Csim, _Fid
+    from .metrics import _Csim, _Fid
     for v in videos:
         if not os.path.isfile(v):
             raise FileNotFoundError(f"video not found: {v!r}")
