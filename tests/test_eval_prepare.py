@@ -63,8 +63,10 @@ def test_prepare_synthetic_clip_timeline_audio_and_cache(tmp_path):
     again = prepare(clip, cache=cache)
     assert again.key == pv.key and again.detect_s == 0.0      # from the cache, not detected again
     np.testing.assert_array_equal(again.audio, pv.audio)
-    short = prepare(clip, cache=cache, max_seconds=0.2)       # other settings: another entry
-    assert short.n == 5 and short.key != pv.key and len(list(cache.iterdir())) == 2
+    short = prepare(clip, cache=cache, max_seconds=0.2)       # the first 0.2 s: cut from the entry
+    assert short.n == 5 and short.detect_s == 0.0 and len(list(cache.iterdir())) == 1
+    assert short.audio.shape == (5 * 640,) and short.face.shape[0] == 5
+    np.testing.assert_array_equal(short.audio, pv.audio[:3200])
     assert prepare(clip, cache=cache, max_seconds=1).key == prepare(clip, cache=cache, max_seconds=1.0).key
     with pytest.raises(ValueError, match="no face"):
         pv.first_face_frame()

@@ -168,13 +168,21 @@ def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | N
     if max_seconds is not None:
         n = min(n, int(np.floor(max_seconds * fps + 1e-6)))
     settings = _settings(fps, max_seconds, detect_max_side)
-    key = hashlib.sha256((file_hash(path) + json.dumps(settings, sort_keys=True)).encode()).hexdigest()[:24]
-    folder = None if cache is False else Path(cache if cache not in (None, True) else cache_dir()) / key
-    if folder is not None and (folder / "prepared.npz").is_file():
-        try:
-            return _load(folder, path)
-        except (OSError, ValueError, KeyError) as exc:  # a damaged cache entry: prepare again
-            log.warning("eval cache entry %s unreadable (%s); preparing %s again", folder, exc, path)
+    fhash = file_hash(path)
+    key = hashlib.sha256((fhash + json.dumps(settings, sort_keys=True)).encode()).hexdigest()[:24]
+    root = None if cache is False else Path(cache if cache not in (None, True) else cache_dir())
+    folder = None if root is None else root / key
+    if folder is not None:
+        # this entry, or one of the same file and settings that covers at least these frames
+        for cand in [folder] + _covering_entries(root, fhash, settings, n):
+            if not (cand / "prepared.npz").is_file():
+                continue
+            try:
+                pv = _load(cand, path)
+            except (OSError, ValueError, KeyError) as exc:  # a damaged cache entry: prepare again
+                log.warning("eval cache entry %s unreadable (%s)", cand, exc)
+                continue
+            return pv if pv.n <= n else _head(pv, n)
     t0 = time.perf_counter()
     tracks, n_done = _detect(path, n, fps, detect_max_side, progress)
     detect_s = time.perf_counter() - t0
@@ -188,7 +196,7 @@ def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | N
     log.info("prepared %s: %d frames, faces in %.0f%%, %.1f s", Path(path).name, n,
              100 * float(pv.face_ok.mean()), detect_s)
     if folder is not None:
-        _save(folder, pv, settings)
+        _save(folder, pv, settings, fhash)
     return pv
 
 
@@ -228,11 +236,35 @@ def _detect(path: str, n: int, fps: float, max_side: int, progress: bool) -> tup
 _ARRAYS = ("audio", "face", "face_ok", "pose", "pose_ok", "hands", "hands_ok")
 
 
-def _save(folder: Path, pv: PreparedVideo, settings: dict) -> None:
+def _covering_entries(root: Path, fhash: str, settings: dict, n: int) -> list[Path]:
+    """Cache entries of the same file and settings except ``max_seconds`` that hold >= ``n`` frames."""
+    out = []
+    want = {k: v for k, v in settings.items() if k != "max_seconds"}
+    if not root.is_dir():
+        return out
+    for meta_path in root.glob("*/meta.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        st = dict(meta.get("settings") or {})
+        st.pop("max_seconds", None)
+        if meta.get("file_hash") == fhash and st == want and int(meta.get("n", 0)) >= n:
+            out.append(meta_path.parent)
+    return out
+
+
+def _head(pv: PreparedVideo, n: int) -> PreparedVideo:
+    """The first ``n`` frames of a prepared video."""
+    cut = {k: getattr(pv, k)[:n] for k in _ARRAYS if k != "audio"}
+    return dataclasses.replace(pv, n=n, audio=pv.audio[: n * int(SAMPLE_RATE / pv.fps)], **cut)
+
+
+def _save(folder: Path, pv: PreparedVideo, settings: dict, fhash: str = "") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"prepared.{os.getpid()}.tmp.npz"   # per process: two runs may prepare one clip at once
     np.savez_compressed(tmp, **{k: getattr(pv, k) for k in _ARRAYS})
-    meta = {"path": os.path.abspath(pv.path), "fps": pv.fps, "n": pv.n, "width": pv.width,
+    meta = {"path": os.path.abspath(pv.path), "file_hash": fhash, "fps": pv.fps, "n": pv.n, "width": pv.width,
             "height": pv.height, "has_audio": pv.has_audio, "detect_s": pv.detect_s, "settings": settings}
     tmp_meta = folder / f"meta.{os.getpid()}.tmp.json"
     tmp_meta.write_text(json.dumps(meta, indent=1))
