@@ -196,6 +196,30 @@ def test_pop_frames_one_at_a_time(tiny):
     assert [f.start for f in got] == list(range(-(-a.size // 640)))
 
 
+def test_the_flushed_end_has_one_record_in_the_front_end(tiny):
+    """flush() sets AudioFrontEnd.eos (frames, the audio padded to whole frames); only new audio
+    lifts it; the scheduler keeps no copy and releases exactly the frames up to it."""
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(weights_dir=tiny["weights"], seed=0, body=False)
+    assert not hasattr(g.scheduler, "eos")
+    a = _audio(1.0)
+    g.push_audio(a[:1000])
+    assert g.frontend.eos is None
+    g.flush()
+    assert g.frontend.eos == 2
+    g.push_audio(a[:0])
+    g.push_silence(0)
+    assert g.frontend.eos == 2           # nothing pushed: the end stays
+    assert len(g.generate_all()) == 2
+    g.push_audio(a[1000:1001])
+    assert g.frontend.eos is None        # more audio: it continues the timeline
+    assert g.generate_all() is None      # and now waits for its lookahead
+    g.flush()
+    assert g.frontend.eos == 3 and len(g.generate_all()) == 1
+    g.reset()
+    assert g.frontend.eos is None
+
+
 def test_determinism_and_chunking(tiny):
     from chatanyone.motion import MotionGenerator
     a = _audio(2.5)
@@ -256,7 +280,7 @@ def test_runtime_whisper_features_equal_training_features(tiny):
     st = g.stats
     for w0 in (0, 10, 40):
         assert g.hop == cfg["audio"]["hop"]
-        got = g.frontend.tokens(w0, g.hop, None)[0]  # no window generated: nothing trimmed
+        got = g.frontend.tokens(w0, g.hop)[0]  # no window generated: nothing trimmed
         n_tok = g.P + g.hop + g.L
         raw = got[:n_tok] * st["wfeat_std"] + st["wfeat_mean"]
         # training stores float16: equal to its rounding

@@ -149,6 +149,33 @@ def test_flush_twice_and_empty_flush():
             s.next_frame(timeout=0.2)
 
 
+def test_the_motion_model_is_told_each_final_mark_once():
+    """The Session owns the ends: the model gets ``final=True`` once per flush that adds audio,
+    on the call whose audio reaches the flushed end, and never again without new audio."""
+    calls = []
+
+    class Pipe(RecordingPipeline):
+        def motion(self, audio, final):
+            calls.append((audio.size, final))
+            return super().motion(audio, final)
+
+    with Session(None, SessionConfig(), _pipeline=Pipe()) as s:
+        s.feed_audio(np.full(16000, 0.1, np.float32), 16000)
+        s.flush()
+        assert len(list(s.frames())) == 25
+        s.flush()  # nothing new: the end marker consumed above gives an empty utterance
+        assert s.next_frame(timeout=5) is None
+        s.feed_audio(np.full(1000, 0.1, np.float32), 16000)
+        s.flush()
+        assert len(list(s.frames())) == 2   # 1000 samples: frames 25 and 26
+        time.sleep(0.3)                     # the motion worker idles: no repeated final
+    pushed = np.cumsum([n for n, _ in calls])
+    finals = [int(p) for p, (_, f) in zip(pushed, calls) if f]
+    # the empty timeline a session starts with is final at 0 (told once if the worker looked
+    # before the first feed); the second utterance is padded to its last frame (27 * 640)
+    assert finals in ([16000, 16000 + 1280], [0, 16000, 16000 + 1280])
+
+
 def test_interrupt_drops_queued_audio_and_session_goes_on():
     pipe = RecordingPipeline(delay=0.02)
     with Session(None, SessionConfig(max_ahead_frames=5), _pipeline=pipe) as s:

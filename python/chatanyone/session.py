@@ -10,6 +10,20 @@ Timeline: every frame ``k`` owns the 16 kHz samples ``[round(k*16000/fps), round
 An utterance of ``S`` samples ends, after :meth:`flush`, with ``ceil(S*fps/16000)`` frames (the last
 slice padded with silence), then one ``None``.
 
+Ends: the Session is the one owner of where audio ends, and keeps two different facts:
+
+- ``_ends`` (frame counts at the session's fps): utterance ends, where :meth:`Session.next_frame`
+  returns None once. Set by :meth:`Session.flush` and :meth:`Session.interrupt` only.
+- ``_final_until`` (16 kHz samples): the timeline is final up to here, so no frame before it waits
+  for more audio or for the model's lookahead. Set at every utterance end, and also where a
+  real-time underrun fills in silence (final, but no utterance end: no None).
+
+The motion model is told of a final mark exactly once, as ``Pipeline.motion(audio, final=True)``
+on the call whose audio reaches it (``_m_final_at`` is the mark last sent, as ``_m_pushed`` is the
+audio sent). The generator keeps only the consequence, in its own units (``AudioFrontEnd.eos``:
+motion frames, padded to 640 samples), until the next audio lifts it; it never sees an utterance
+end, and the Session never reads its record. ``motion/design.md`` says the same from the other side.
+
 Locking: one condition variable guards the timeline. Resampling (the only work a feeder does) runs
 outside it, one second of input at a time, so a reader is never blocked by a feeder however large
 its chunk. The workers hold only a weak reference to the Session between steps: a Session dropped
@@ -157,7 +171,7 @@ class Session:
         self._audio = _Samples()              # the 16 kHz timeline
         self._motion_done = 0        # motion frames computed
         self._motion: dict[int, MotionFrames] = {}  # one frame each, by index
-        self._final_until = 0        # samples known to be final (flushed); motion may pad past it
+        self._final_until = 0        # samples known to be final (flush, interrupt, underrun fill)
         self._ends: collections.deque[int] = collections.deque()  # frame counts where utterances end
         self._frames: collections.deque[tuple[Frame, MotionFrames]] = collections.deque()
         self._next_render = 0        # next frame index to render
@@ -167,7 +181,7 @@ class Session:
         self._t0: float | None = None
         self._error: BaseException | None = None
         self._m_pushed = 0           # timeline samples handed to the motion model
-        self._gen_final_at = -1      # where the motion model was last told an utterance ends
+        self._m_final_at = -1        # the final mark (samples) last handed to it (-1: none since reset)
         self._closed = False
         ref = weakref.ref(self)
         self._threads = [threading.Thread(target=_worker, args=(ref, self._cv, step), name=name, daemon=True)
@@ -263,7 +277,7 @@ class Session:
                 del self._motion[m]
             self._motion_done = mb
             self._m_pushed = mb * SAMPLES_PER_FRAME
-            self._gen_final_at = -1
+            self._m_final_at = -1
             self._epoch += 1           # the motion worker resets the model before its next step
             # audio: cut at frame kc, silence to the end of the easing frames
             self._audio.truncate(cut)
@@ -449,13 +463,14 @@ class Session:
             need_until = self._frame_start(self._next_out + self.config.max_ahead_frames)
             end = min(end, max(need_until, self._motion_done * SAMPLES_PER_FRAME)
                       + self._pipe.lookahead_samples)
-            final = end == self._a_end == self._final_until and self._gen_final_at != end
+            # the final mark goes with the call whose audio reaches it, once
+            final = end == self._a_end == self._final_until and self._m_final_at != end
             if end <= start and not final:
                 return False
             audio = self._slice(start, max(start, end))
             self._m_pushed = max(start, end)
             if final:
-                self._gen_final_at = end
+                self._m_final_at = end
         frames = self._pipe.motion(audio, final)  # outside the lock: the networks run here
         n = 0 if frames is None else len(frames)
         with self._cv:

@@ -51,6 +51,8 @@ class AudioFrontEnd:
     def reset(self) -> None:
         """Forget all audio (a new stream at frame 0)."""
         self._n_samples = 0                          # samples pushed (and zero-padded by flush)
+        # the end of the audio in frames after flush(); None once more audio comes (see eos)
+        self._eos: int | None = None
         self._hops_done = 0                          # log-mel hops whose audio (+ right context) is in
         self._mode = None                            # "audio" or "features"
         # log-mel kind: samples from (hops_done*160 - 120) (zeros before 0) and raw log-mel from _mel0
@@ -61,17 +63,28 @@ class AudioFrontEnd:
         self._wav = np.zeros(0, np.float32)
         self._wav0 = 0
 
+    @property
+    def eos(self) -> int | None:
+        """Where the pushed audio ends, in frames, after :meth:`flush` (the audio past it is
+        silence: no window waits for lookahead beyond it); None while more audio may come. Set by
+        :meth:`flush` only, cleared by the next audio pushed (a non-empty push) and by
+        :meth:`reset`. This is the motion stage's one record of an end: the scheduler and the
+        generator read it here. It is not an utterance end (the Session owns those, and flushes
+        the generator also where it fills a real-time underrun with silence)."""
+        return self._eos
+
     # ------------------------------------------------------------------------------------- input
-    def push_audio(self, a: np.ndarray) -> bool:
-        """Append ``[S]`` float32 16 kHz samples; returns False when ``a`` is empty. Raises
-        ValueError for non-finite samples or a stream that was fed features."""
+    def push_audio(self, a: np.ndarray) -> None:
+        """Append ``[S]`` float32 16 kHz samples (empty: no change). Raises ValueError for
+        non-finite samples or a stream that was fed features."""
         if self._mode == "features":
             raise ValueError("push_audio: this stream was fed features; call reset() first")
         self._mode = "audio"
         if a.size == 0:
-            return False
+            return
         if not np.all(np.isfinite(a)):
             raise ValueError("push_audio: samples contain NaN or infinite values")
+        self._eos = None
         self._n_samples += a.size
         if self.kind == "whisper":
             self._wav = np.concatenate([self._wav, a])
@@ -80,7 +93,6 @@ class AudioFrontEnd:
             self._pcm = np.concatenate([self._pcm, a])
             # mel frame i needs samples up to i*160+280; compute one extra hop and drop it (exactness)
             self._compute_mel(self._n_samples // HOP - 1, final=False)
-        return True
 
     def push_features(self, m: np.ndarray) -> None:
         """Append raw log-mel frames ``[n, 80]`` (log-mel kind only)."""
@@ -92,6 +104,8 @@ class AudioFrontEnd:
             raise ValueError("push_audio_features: this model reads Whisper features of the audio; "
                              "push_audio() the 16 kHz samples instead")
         self._mode = "features"
+        if m.shape[0]:
+            self._eos = None
         self._mel = np.concatenate([self._mel, m])
         self._hops_done += m.shape[0]
 
@@ -103,13 +117,15 @@ class AudioFrontEnd:
             self.push_audio(np.zeros(n_frames * SAMPLES_PER_FRAME, np.float32))
 
     def flush(self) -> int:
-        """End of an utterance: pad to a whole frame; returns the number of frames of audio."""
+        """The audio pushed so far ends here: pad it to a whole frame and set :attr:`eos`, the
+        number of frames of audio (returned)."""
         if self._mode == "features":
             n_frames = -(-self._hops_done // MEL_PER_FRAME)
             pad = n_frames * MEL_PER_FRAME - self._hops_done
             if pad:
                 self._mel = np.concatenate([self._mel, np.full((pad, N_MELS), SILENCE_RAW, np.float32)])
                 self._hops_done += pad
+            self._eos = n_frames
             return n_frames
         rem = (-self._n_samples) % SAMPLES_PER_FRAME
         if rem:
@@ -122,7 +138,8 @@ class AudioFrontEnd:
             self._hops_done = max(self._hops_done, self._n_samples // HOP)
         else:
             self._compute_mel(self._n_samples // HOP, final=True)
-        return self._n_samples // SAMPLES_PER_FRAME
+        self._eos = self._n_samples // SAMPLES_PER_FRAME
+        return self._eos
 
     def _compute_mel(self, n_ready: int, final: bool) -> None:
         i0 = self._hops_done
@@ -145,22 +162,23 @@ class AudioFrontEnd:
         """Motion frames whose audio is complete."""
         return self._hops_done // MEL_PER_FRAME
 
-    def known_positions(self, w0: int, n_out: int, eos: int | None) -> int:
+    def known_positions(self, w0: int, n_out: int) -> int:
         """How many of the window's ``P + T + L`` token positions carry audio the model may trust
         (the rest are null tokens, "not heard yet")."""
         if self.kind == "whisper":  # features exist for the heard positions only (as trained)
             return self.P + self.hop + self.L
+        eos = self._eos
         if (eos is not None and eos <= w0 + n_out + self.L) or \
                 self._lookahead_silent(w0 + n_out, w0 + n_out + self.L):
             return self.spec.tokens  # the utterance ended there, or silence ahead: more silence
         return self.P + n_out + self.L
 
-    def tokens(self, w0: int, n_out: int, eos: int | None) -> np.ndarray:
+    def tokens(self, w0: int, n_out: int) -> np.ndarray:
         """``[1, P+T+L, D]`` float32 normalized audio tokens of the window starting at frame ``w0``
-        that releases ``n_out`` frames; audio past ``eos`` (frames) is silence."""
+        that releases ``n_out`` frames; audio past :attr:`eos` is silence."""
         if self.kind == "whisper":
-            return self._whisper_tokens(w0, eos)
-        return self._logmel_tokens(w0, w0 + n_out + self.L, eos)
+            return self._whisper_tokens(w0)
+        return self._logmel_tokens(w0, w0 + n_out + self.L)
 
     def _lookahead_silent(self, f0: int, f1: int) -> bool:
         """Whether motion frames ``[f0, f1)`` (the window's lookahead) are all silent."""
@@ -171,41 +189,41 @@ class AudioFrontEnd:
         e = (np.maximum(m, self.stats["mel_floor"]) - self.stats["mel_floor"]).mean(1)
         return bool(np.all(e < self.SILENCE_NATS))
 
-    def _logmel_tokens(self, w0: int, upto: int, eos: int | None) -> np.ndarray:
+    def _logmel_tokens(self, w0: int, upto: int) -> np.ndarray:
         s = self.stats
         N = self.spec.tokens
         lo, hi = (w0 - self.P) * MEL_PER_FRAME, (w0 + self.T + self.L) * MEL_PER_FRAME
         raw = np.full((hi - lo, N_MELS), SILENCE_RAW, np.float32)
         a, b = max(lo, self._mel0), min(hi, self._mel0 + self._mel.shape[0], upto * MEL_PER_FRAME)
-        if eos is not None:
-            b = min(b, eos * MEL_PER_FRAME)
+        if self._eos is not None:
+            b = min(b, self._eos * MEL_PER_FRAME)
         if b > a:
             raw[a - lo:b - lo] = self._mel[a - self._mel0:b - self._mel0]
         norm = (np.maximum(raw, s["mel_floor"]) - s["mel_mean"]) / s["mel_std"]
         return norm.reshape(1, N, MEL_PER_FRAME * N_MELS).astype(np.float32)
 
-    def _whisper_tokens(self, w0: int, eos: int | None) -> np.ndarray:
+    def _whisper_tokens(self, w0: int) -> np.ndarray:
         """Normalized Whisper features of the segment from ``C`` frames before the prefix to the
         window's last heard frame (``hop + L`` frames in); zeros past it (not heard: the model
         reads null tokens there). Samples before 0 or after the flushed end are silence."""
         from ..audio.whisper import FEAT_DIM, segment_features
         N = self.spec.tokens
         n_tok = self.P + self.hop + self.L
-        seg = self.samples(w0 - self.P - self.C, w0 + self.hop + self.L, eos)
+        seg = self.samples(w0 - self.P - self.C, w0 + self.hop + self.L)
         feat = segment_features(self._wenc, seg, n_tok)
         out = np.zeros((1, N, FEAT_DIM), np.float32)
         out[0, :n_tok] = (feat - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
         return out
 
-    def samples(self, f_lo: int, f_hi: int, eos: int | None) -> np.ndarray:
+    def samples(self, f_lo: int, f_hi: int) -> np.ndarray:
         """``[(f_hi - f_lo) * 640]`` float32 raw samples of frames ``[f_lo, f_hi)`` (Whisper kind):
-        zeros before 0, after the flushed end ``eos`` (frames) and where nothing was pushed yet."""
+        zeros before 0, after the flushed end :attr:`eos` and where nothing was pushed yet."""
         s_lo = f_lo * SAMPLES_PER_FRAME
         seg = np.zeros((f_hi - f_lo) * SAMPLES_PER_FRAME, np.float32)
         a = max(s_lo, self._wav0)
         b = min(f_hi * SAMPLES_PER_FRAME, self._wav0 + self._wav.size)
-        if eos is not None:
-            b = min(b, eos * SAMPLES_PER_FRAME)
+        if self._eos is not None:
+            b = min(b, self._eos * SAMPLES_PER_FRAME)
         if b > a:
             seg[a - s_lo:b - s_lo] = self._wav[a - self._wav0:b - self._wav0]
         return seg

@@ -234,27 +234,24 @@ class MotionGenerator:
         """Append 16 kHz mono float32 samples (any length, ``[S]``). Fast: no network runs here
         (the log-mel front end computes its features). Use
         ``chatanyone.audio.features.to_mono_16k`` for other formats."""
-        a = np.asarray(pcm, np.float32).reshape(-1)
-        if self.frontend.push_audio(a):
-            self.scheduler.eos = None
+        self.frontend.push_audio(np.asarray(pcm, np.float32).reshape(-1))
 
     def push_audio_features(self, mel: np.ndarray) -> None:
         """Append precomputed raw log-mel frames ``[n, 80]`` (``chatanyone.audio.features.log_mel``,
         100 Hz; 4 per video frame), e.g. a corpus clip's ``mel.npy`` (log-mel models only)."""
         self.frontend.push_features(np.asarray(mel, np.float32))
-        self.scheduler.eos = None
 
     def push_silence(self, n_frames: int) -> None:
         """Append ``n_frames`` video frames of silence (idle motion)."""
         self.frontend.push_silence(n_frames)
-        if n_frames > 0:
-            self.scheduler.eos = None
 
     def flush(self) -> None:
-        """End of an utterance: the audio is padded with zeros to a whole frame and the lookahead
-        beyond it is taken as silence, so every pushed sample gets its frames. More audio may follow
-        (it continues the same timeline)."""
-        self.scheduler.eos = self.frontend.flush()
+        """The audio pushed so far ends here (the end of an utterance, or of a stretch of silence a
+        Session filled in): it is padded with zeros to a whole frame and the lookahead beyond it is
+        taken as silence, so every pushed sample gets its frames. More audio may follow (it
+        continues the same timeline and lifts the end). The end is recorded once, in the audio
+        front end (:attr:`~.frontend.AudioFrontEnd.eos`); the scheduler reads it from there."""
+        self.frontend.flush()
 
     # ------------------------------------------------------------------------------------ output
     @property
@@ -277,11 +274,11 @@ class MotionGenerator:
     def window_ready(self) -> bool:
         """Whether :meth:`generate_window` would produce frames now."""
         if self.mouth is not None:
-            eos = self.scheduler.eos
+            eos = self.frontend.eos
             if eos is not None:
                 return self._next < eos
             return self.frontend.frames_ready >= self._next + self._chunk_frames() + self.mouth.look
-        return self.scheduler.ready(self.frontend.frames_ready)
+        return self.scheduler.ready(self.frontend.frames_ready, self.frontend.eos)
 
     def generate_window(self) -> MotionFrames | None:
         """Generate the next window if its audio (plus lookahead) is in, else return None.
@@ -296,11 +293,11 @@ class MotionGenerator:
             return self._generate_chunk()
         t0 = time.perf_counter()
         sch, fe = self.scheduler, self.frontend
-        w0, n_out = sch.plan()
+        w0, n_out = sch.plan(fe.eos)
         prefix_f, pk = sch.prefix_face()
         prefix_b, pkb = sch.prefix_body()
         cond = WindowConditions(
-            audio=fe.tokens(w0, n_out, sch.eos), known=fe.known_positions(w0, n_out, sch.eos),
+            audio=fe.tokens(w0, n_out), known=fe.known_positions(w0, n_out),
             prefix_face=prefix_f, prefix_face_keep=pk, prefix_body=prefix_b, prefix_body_keep=pkb,
             style=self.style_vec, style_keep=self.style_keep,
             style_log_intensity=self.style_log_intensity, hands_rate=self.hands_rate)
@@ -320,8 +317,8 @@ class MotionGenerator:
         window's end and at a flushed end)."""
         c0, p = self._next, self._pending
         end = c0 + self.hop if p is None or c0 >= p.start + len(p) else p.start + len(p)
-        if self.scheduler.eos is not None:
-            end = min(end, self.scheduler.eos)
+        if self.frontend.eos is not None:
+            end = min(end, self.frontend.eos)
         return max(min(self.mouth.hop, end - c0), 0)
 
     def _generate_chunk(self) -> MotionFrames:
@@ -338,9 +335,9 @@ class MotionGenerator:
         n = self._chunk_frames()
         e = c0 + n + m.look
         n_tok = max(self.P, m.past) + n + m.look
-        feats = segment_features(fe._wenc, fe.samples(e - m.seg, e, sch.eos), n_tok)  # [n_tok, 768] raw
+        feats = segment_features(fe._wenc, fe.samples(e - m.seg, e), n_tok)  # [n_tok, 768] raw
         if self._pending is None or c0 >= self._pending.start + len(self._pending):
-            w0, n_out = sch.plan()  # w0 == c0: face windows start where the released frames are
+            w0, n_out = sch.plan(fe.eos)  # w0 == c0: face windows start where the released frames are
             heard = self.P + n + m.look
             audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
             audio[0, :heard] = (feats[-heard:] - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
@@ -376,7 +373,7 @@ class MotionGenerator:
         -40), 1 where any is louder than -55 dBFS, linear in dB between. Samples not pushed yet or
         after a flushed end count as silent."""
         lo_f, hi_f = max(c0 - 1, 0), c0 + n + look
-        x = self.frontend.samples(lo_f, hi_f, self.scheduler.eos).reshape(hi_f - lo_f, SAMPLES_PER_FRAME)
+        x = self.frontend.samples(lo_f, hi_f).reshape(hi_f - lo_f, SAMPLES_PER_FRAME)
         x = x.astype(np.float64)
         db = 10.0 * np.log10(np.mean(x * x, 1) + 1e-20)
         s0, s1 = self.VOICED_DBFS

@@ -2,9 +2,10 @@
 
 Windows of ``T`` frames start at multiples of ``hop`` frames whatever the audio chunking, so the
 result does not depend on it. A window is generated once the audio of its first ``hop`` frames
-plus ``L`` frames of lookahead is in (or the utterance was flushed) and releases its first ``hop``
-frames (fewer at a flushed end). The last ``P`` released frames are the next window's prefix, and
-the seam at a join is smoothed away (:meth:`WindowScheduler.commit`).
+plus ``L`` frames of lookahead is in (or the audio was flushed) and releases its first ``hop``
+frames (fewer at a flushed end). The scheduler keeps no record of the end: it is given the front
+end's (:attr:`~.frontend.AudioFrontEnd.eos`) with each question. The last ``P`` released frames
+are the next window's prefix, and the seam at a join is smoothed away (:meth:`WindowScheduler.commit`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ..spec.motion_layout import MotionFrames
 
 
 class WindowScheduler:
-    """The stream's position: next frame, utterance end, prefix history, released frames.
+    """The stream's position: next frame, prefix history, released frames.
 
     Args:
         window, prefix, lookahead: ``T``, ``P``, ``L`` of the model (frames).
@@ -31,21 +32,22 @@ class WindowScheduler:
 
     def reset(self) -> None:
         self.next = 0                 # first frame not yet generated
-        self.eos: int | None = None   # frame index where flushed audio ends (None: more may come)
         self.hist_face = np.zeros((0, self.face_dim), np.float32)   # last <= P generated frames (normalized)
         self.hist_body = np.zeros((0, self.body_dim), np.float32)
         self.queue: list[MotionFrames] = []
 
-    def ready(self, frames_available: int) -> bool:
-        """Whether the next window can be generated with ``frames_available`` frames of audio in."""
-        if self.eos is not None:
-            return self.next < self.eos
+    def ready(self, frames_available: int, eos: int | None) -> bool:
+        """Whether the next window can be generated with ``frames_available`` frames of audio in
+        and the audio ending at frame ``eos`` (None: more may come)."""
+        if eos is not None:
+            return self.next < eos
         return frames_available >= self.next + self.hop + self.L
 
-    def plan(self) -> tuple[int, int]:
-        """``(w0, n_out)``: the next window's first frame and how many frames it releases."""
+    def plan(self, eos: int | None) -> tuple[int, int]:
+        """``(w0, n_out)``: the next window's first frame and how many frames it releases, the
+        audio ending at frame ``eos`` (None: more may come)."""
         w0 = self.next
-        return w0, (self.hop if self.eos is None else min(self.hop, self.eos - w0))
+        return w0, (self.hop if eos is None else min(self.hop, eos - w0))
 
     @staticmethod
     def _prefix(hist: np.ndarray, P: int) -> tuple[np.ndarray, float]:
