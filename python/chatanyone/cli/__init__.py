@@ -13,7 +13,7 @@ import logging
 import sys
 
 # verb modules, in the order `chatanyone --help` lists them
-_VERBS = ["demo", "render", "reenact", "bench", "prepare_data", "inspect", "eval"]
+_VERBS = ["demo", "render", "reenact", "serve", "bench", "prepare_data", "inspect", "eval"]
 
 
 class CliError(ValueError):

@@ -1,0 +1,266 @@
+"""The live stream's timing core (chatanyone.serve.live) and its aiortc tracks: pairing, drift over a
+10-minute simulated run, interrupt muting, feeding on the microphone's clock; then the same over a
+real Session."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from chatanyone.serve.live import LiveStream, Upsampler3, level_db
+from serve_util import TimelineSession, timeline
+
+
+class SimClock:
+    """A simulated monotonic clock: sleeping advances it, nobody waits."""
+
+    def __init__(self):
+        self.t = 1000.0
+        self.lock = threading.Lock()
+
+    def now(self):
+        with self.lock:
+            return self.t
+
+    def sleep(self, s):
+        with self.lock:
+            self.t += max(0.0, s)
+
+
+def run_stream(sess, n_frames, interrupt_at=None):
+    clock = SimClock()
+    got = []
+    done = threading.Event()
+
+    def deliver(k, img, a48):
+        got.append((k, clock.now(), img, a48))
+        if len(got) == interrupt_at:
+            stream.interrupt()
+        if len(got) >= n_frames:
+            done.set()
+
+    stream = LiveStream(sess, deliver, clock=clock.now, sleep=clock.sleep)
+    assert done.wait(120), f"only {len(got)} frames"
+    stream.close()
+    return stream, got
+
+
+def test_upsampler_is_chunk_invariant():
+    x = timeline(0, 16000)
+    whole = Upsampler3()(x)
+    up = Upsampler3()
+    parts = np.concatenate([up(x[a:b]) for a, b in [(0, 1), (1, 641), (641, 5000), (5000, 16000)]])
+    np.testing.assert_array_equal(parts, whole)
+    assert whole.size == 3 * x.size
+    # a 220 Hz tone keeps its level through 16 -> 48 kHz (no images, no loss)
+    tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    y = Upsampler3()(tone).astype(np.float64) / 32767
+    assert abs(level_db(y[3000:]) - level_db(tone[1000:])) < 0.1
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_ten_minutes_stay_aligned(fps):
+    """10 simulated minutes: frame k is released at anchor + k/fps with exactly its own audio, so the
+    audio position of every frame equals its video time (within one 48 kHz sample: no drift)."""
+    n = int(600 * fps)
+    sess = TimelineSession(fps, n)
+    stream, got = run_stream(sess, n)
+    assert [g[0] for g in got] == list(range(n))
+    t = np.array([g[1] for g in got])
+    np.testing.assert_allclose(t - t[0], np.arange(n) / fps, atol=1e-6)
+    sizes = np.array([g[3].size for g in got])
+    pos = np.concatenate([[0], np.cumsum(sizes)])          # 48 kHz samples before frame k
+    video_t = np.arange(n + 1) / fps
+    audio_t = pos / 48000
+    assert np.abs(audio_t - video_t).max() < 1.5 / 48000 + 1e-9
+    # and the audio is the frames' own audio, continuous across frame boundaries
+    a = np.concatenate([g[3] for g in got[:200]]).astype(np.float64) / 32767
+    ref = Upsampler3()(timeline(0, int(round(200 * 16000 / fps)))).astype(np.float64) / 32767
+    np.testing.assert_allclose(a, ref, atol=2 / 32767)
+
+
+def test_interrupt_mutes_the_very_next_frame_and_reports():
+    sess = TimelineSession(25.0, 200, lag=5)
+    events = []
+    clock = SimClock()
+    got = []
+    done = threading.Event()
+
+    def deliver(k, img, a48):
+        got.append((k, a48))
+        if len(got) == 50:
+            stream.interrupt()
+        if len(got) >= 120:
+            done.set()
+
+    stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    assert done.wait(60)
+    stream.close()
+    levels = [np.abs(a).max() for _, a in got]
+    assert all(v > 1000 for v in levels[:50])          # speech before
+    assert all(v == 0 for v in levels[50:55])          # the 5 leftover frames: muted
+    assert all(v > 1000 for v in levels[55:])          # speech again after the cut
+    ev = [e for e in events if e["type"] == "interrupted"]
+    assert len(ev) == 1 and ev[0]["voiced_frames_after"] == 0
+    # simulated time: the first muted frame left one frame period after the interrupt
+    assert ev[0]["audio_stopped_ms"] == pytest.approx(40.0, abs=0.01)
+    assert ev[0]["idle_after_ms"] == pytest.approx(5 * 40.0, abs=0.01)
+
+
+def test_feeding_follows_the_microphone_clock():
+    sess = TimelineSession(25.0, 10 ** 6)
+    stream = LiveStream(sess, lambda *a: None)
+    try:
+        mic = np.zeros(441, np.float32)                 # 10 ms at 44.1 kHz
+        for _ in range(100):
+            stream.feed_mic(mic, 44100)
+        assert sum(n for n, _ in sess.fed) == 100 * 441   # the microphone itself
+        sess.fed.clear()
+        stream.play(np.ones(16000, np.float32) * 0.1)     # a 1 s file replaces it ...
+        for _ in range(50):
+            stream.feed_mic(mic, 44100)
+        fed16 = [(n, r) for n, r in sess.fed]
+        assert all(r == 16000 for _, r in fed16) and sum(n for n, _ in fed16) in (7999, 8000)  # 0.5 s
+        assert stream.playing_file
+        # barge-in: speech on the microphone interrupts the file
+        loud = (0.3 * np.sin(np.arange(441) / 3)).astype(np.float32)
+        stream.feed_mic(loud, 44100)
+        stream.feed_mic(loud, 44100)
+        assert not stream.playing_file
+        assert stream.interrupts and stream.interrupts[-1]["reason"] == "speech"
+    finally:
+        stream.close()
+
+
+def test_a_failing_session_is_reported_not_raised():
+    class Broken(TimelineSession):
+        def next_frame(self, timeout=None):
+            if self.k >= 5:
+                raise RuntimeError("chatanyone session failed: boom")
+            return super().next_frame(timeout)
+
+    events = []
+    got = []
+    clock = SimClock()
+    stream = LiveStream(Broken(25.0, 100), lambda *a: got.append(a), events.append,
+                        clock=clock.now, sleep=clock.sleep)
+    stream._thread.join(10)
+    assert len(got) == 5
+    assert stream.failed is not None and events[-1]["type"] == "failed"
+    stream.close()
+
+
+# ---------------------------------------------------------------------- aiortc tracks
+def test_tracks_pair_video_and_audio_pts_over_ten_minutes():
+    pytest.importorskip("aiortc")
+    from chatanyone.serve.rtc import AUDIO_CHUNK, AvatarOutput
+
+    fps = 30.0
+    n = int(600 * fps)
+
+    async def main():
+        out = AvatarOutput(asyncio.get_running_loop(), fps)
+        up = Upsampler3()
+        worst = 0.0
+        apos = 0
+        for k in range(n):
+            a = up(timeline(int(round(k * 16000 / fps)), int(round((k + 1) * 16000 / fps))))
+            out._push(k, np.zeros((4, 4, 3), np.uint8), a)
+            v = await out.video.recv()
+            vt = float(v.pts * v.time_base)
+            while out._aq:
+                f = await out.audio.recv()
+                apos = f.pts + f.samples
+            # audio sent so far ends within one chunk (20 ms) of the end of frame k
+            worst = max(worst, abs(apos / 48000 - (vt + 1 / fps)))
+        out.end()
+        return worst, out.video_sent, out.audio_sent
+
+    worst, nv, na = asyncio.run(main())
+    assert nv == n and na == int(600 * 48000 / AUDIO_CHUNK)
+    assert worst <= AUDIO_CHUNK / 48000 + 1e-9 < 1 / fps
+
+
+def test_bounded_queues_when_nobody_reads():
+    pytest.importorskip("aiortc")
+    from chatanyone.serve.rtc import MAX_AUDIO_QUEUE, MAX_VIDEO_QUEUE, AvatarOutput
+
+    async def main():
+        out = AvatarOutput(asyncio.get_running_loop(), 25.0)
+        for k in range(5000):                          # 200 s of frames, never read
+            out._push(k, np.zeros((384, 256, 3), np.uint8), np.ones(1920, np.int16))
+        return len(out._vq), len(out._aq), out._vq[-1][0]
+
+    nv, na, last = asyncio.run(main())
+    assert nv == MAX_VIDEO_QUEUE and na == MAX_AUDIO_QUEUE and last == 4999
+
+
+# ---------------------------------------------------------------------- a real Session
+@pytest.fixture(scope="module")
+def avatar():
+    from chatanyone.serve.server import builtin_avatar
+    return builtin_avatar()
+
+
+def test_real_session_live_speech_then_interrupt(avatar):
+    """A real-time Session behind LiveStream: frames paired with their audio, the mouth moves with
+    speech and rests in silence (judged per frame by stream time, so the machine's speed does not
+    matter), then an interrupt mutes at once."""
+    import time
+
+    from chatanyone import Session, SessionConfig
+    from chatanyone.serve.server import _mouth_box
+    from serve_util import speech_with_pauses
+
+    pcm = speech_with_pauses(seconds_speech=1.2, seconds_silence=0.0, lead=1.6)
+    rate = 16000
+    sess = Session(avatar, SessionConfig(realtime=True, max_ahead_frames=8, intra_op_threads=1))
+    got = []
+    events = []
+    enough = threading.Event()
+
+    def deliver(k, img, a48):
+        got.append((k, img, a48))
+        if len(got) >= 68:
+            enough.set()
+
+    stream = LiveStream(sess, deliver, events.append, cushion_s=0.0)
+    try:
+        for i in range(0, pcm.size, 320):                # as 20 ms microphone chunks
+            stream.feed_mic(pcm[i:i + 320], rate)
+        assert enough.wait(60), len(got)
+        n_before = len(got)
+        stream.interrupt()
+        for _ in range(50):                              # the microphone goes on (quiet)
+            stream.feed_mic(np.zeros(320, np.float32), rate)
+        deadline = time.monotonic() + 30
+        while not any(e["type"] == "interrupted" for e in events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stream.close()
+    ks = [g[0] for g in got]
+    assert ks == list(range(ks[0], ks[0] + len(ks)))     # no frame lost or repeated
+    assert all(g[2].size == 1920 for g in got)          # 40 ms of 48 kHz audio with each frame
+    h, w = got[0][1].shape[:2]
+    assert h % 2 == 0 and w % 2 == 0                      # even sizes (yuv420p for VP8)
+    # mouth-region change per frame against the frame's own audio
+    x0, y0, x1, y1 = _mouth_box(avatar)
+    box = (slice(int(y0 * h), int(np.ceil(y1 * h))), slice(int(x0 * w), int(np.ceil(x1 * w))))
+    diffs, levels = [], []
+    for (_, a, _), (_, b, au) in zip(got[:n_before], got[1:n_before]):
+        diffs.append(np.abs(b[box].astype(np.int16) - a[box].astype(np.int16)).mean())
+        levels.append(level_db(au.astype(np.float32) / 32767))
+    diffs, levels = np.array(diffs), np.array(levels)
+    loud = levels > -30
+    # silence that is not about to end: the motion model works on windows and looks ahead (the
+    # lips anticipate speech), so frames within 1 s before speech are left out, and so is the
+    # start transient
+    ahead = np.array([loud[i:i + 26].any() for i in range(len(loud))])
+    quiet_ok = (levels < -60) & ~ahead & (np.arange(len(levels)) >= 2)
+    speech, quiet = diffs[loud], diffs[quiet_ok]
+    assert len(speech) >= 10 and len(quiet) >= 5, (len(speech), len(quiet))
+    assert speech.mean() > 2 * quiet.mean(), (speech.mean(), quiet.mean())
+    ev = [e for e in events if e["type"] == "interrupted"]
+    assert ev and ev[0]["voiced_frames_after"] == 0
