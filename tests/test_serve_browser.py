@@ -62,7 +62,10 @@ def browser_run(tmp_path_factory):
         driver.find_element("id", "start").click()
         live = lambda: driver.execute_script("return window.__live")  # noqa: E731
         assert _wait(lambda: live()["frames"] > 5, 90), f"no video frames: {live()} status={driver.find_element('id', 'status').text}"
-        time.sleep(8.0)   # more than one loop of the WAV: speech and silence
+        # more than one loop of the WAV (speech and silence) and at least 60 frames; on an
+        # overloaded machine the frames come slower, so the wait is bounded by frames, not time
+        t_min = time.monotonic() + 8.0
+        _wait(lambda: live()["frames"] >= 60 and time.monotonic() >= t_min, 150, 0.25)
         out["live"] = live()
         out["figures"] = {k: driver.find_element("id", k).text
                           for k in ("firstFrame", "fps", "g2g", "serverLatency", "rtt", "jitter")}

@@ -34,6 +34,8 @@ VAD_DB = -42.0              # a 20 ms chunk louder than this (dBFS RMS) counts a
 BARGE_IN_CHUNKS = 2         # consecutive loud 20 ms chunks that interrupt a playing file (40 ms)
 RESUME_SILENCE_S = 0.3      # after an interrupt the microphone is heard again after this much quiet
 ONSET_QUIET_S = 0.2         # speech after this much quiet is an onset (latency measurement)
+MUTE_MAX_FRAMES = 12        # after an interrupt, frames muted at most (the Session drops the rest)
+REPORT_AFTER_S = 0.5        # an interrupt is reported at the utterance's end or this much media later
 MAX_LATE_S = 0.5            # a frame this late re-anchors the release clock (after a stall)
 
 
@@ -128,6 +130,7 @@ class LiveStream:
         self._rel_quiet_s = 1.0      # release side, seconds of quiet
         # pacing state (thread side)
         self._mute = False
+        self._mute_left = 0
         self._anchor: tuple[float, int] | None = None
         self.frames_out = 0
         self.first_frame_at: float | None = None
@@ -136,6 +139,7 @@ class LiveStream:
         self.latency_s: float | None = None         # last speech onset -> its frame released
         self.interrupts: list[dict] = []
         self.failed: BaseException | None = None
+        self._since_interrupt = 0                   # frames released since an unreported interrupt
         self._late_s = 0.0
         self._win = collections.deque(maxlen=64)    # release times, for live fps
         self._thread = threading.Thread(target=self._pump, name="chatanyone-live", daemon=True)
@@ -228,6 +232,7 @@ class LiveStream:
         with self._lock:
             self._file = None
             self._mute = True
+            self._mute_left = MUTE_MAX_FRAMES
         if not keep_mic:
             self._suppress = True
             self._quiet_s = 0.0
@@ -238,7 +243,8 @@ class LiveStream:
         except RuntimeError:
             pass  # closed meanwhile
         rec = {"type": "interrupted", "reason": reason, "received_at": now,
-               "audio_stopped_ms": None, "idle_after_ms": None, "voiced_frames_after": 0}
+               "audio_stopped_ms": None, "idle_after_ms": None, "voiced_frames_after": 0,
+               "_sent": False}
         with self._lock:
             self.interrupts.append(rec)
         return rec
@@ -270,9 +276,9 @@ class LiveStream:
                     continue
                 if f is None:           # an utterance ended (flush, or the interrupt's cut)
                     with self._lock:
-                        was_muted, self._mute = self._mute, False
-                    if was_muted:
-                        self._mark_interrupt("idle_after_ms")
+                        self._mute = False
+                    self._mark_interrupt("idle_after_ms")
+                    self._report_interrupts()
                     continue
                 self._release(f)
         except BaseException as exc:  # noqa: BLE001 - reported, the server drops this stream only
@@ -295,15 +301,24 @@ class LiveStream:
         self._late_s = max(0.0, self._clock() - due)
         with self._lock:
             mute = self._mute
+            if mute and (not np.any(np.abs(f.audio) > 1e-6) or self._mute_left <= 0):
+                # the Session's own cut (its interrupt eases to idle over frames of silence), or
+                # the most frames a Session can have had in flight: speech from here is new
+                mute = self._mute = False
+            self._mute_left -= 1
         audio = self._up(f.audio)
-        if mute:
-            audio = np.zeros_like(audio)
+        if mute or self._pending_report():
+            if mute:
+                audio = np.zeros_like(audio)
             self._mark_interrupt("audio_stopped_ms")
+            self._since_interrupt += 1
+            if self._since_interrupt >= REPORT_AFTER_S * self.fps:
+                self._report_interrupts()
         t = self._clock()
         if not mute and level_db(f.audio) > VAD_DB:
             with self._lock:   # speech released after an interrupt was received (should be none)
                 for r in self.interrupts:
-                    if r["idle_after_ms"] is None and r["received_at"] <= t:
+                    if not r["_sent"] and r["received_at"] <= t:
                         r["voiced_frames_after"] += 1
         self._deliver(k, f.image, audio)
         self.frames_out += 1
@@ -318,19 +333,30 @@ class LiveStream:
                 self.latency_s = t - t_on
         self._rel_quiet_s = 0.0 if loud else self._rel_quiet_s + 1.0 / self.fps
 
-    def _mark_interrupt(self, key: str) -> None:
+    def _pending_report(self) -> bool:
         with self._lock:
-            pending = [r for r in self.interrupts if r[key] is None]
-        if not pending:
-            return
+            return any(not r["_sent"] for r in self.interrupts)
+
+    def _mark_interrupt(self, key: str) -> None:
+        """Fill ``key`` (ms since the interrupt was received) in the records that lack it."""
         t = self._clock()
-        for r in pending:
-            r[key] = round(1000 * (t - r["received_at"]), 1)
-            if key == "idle_after_ms" and r["audio_stopped_ms"] is None:
-                r["audio_stopped_ms"] = r[key]
-        if key == "idle_after_ms":
-            for r in pending:
-                self._on_event(dict(r))
+        with self._lock:
+            for r in self.interrupts:
+                if r[key] is None and not r["_sent"]:
+                    r[key] = round(1000 * (t - r["received_at"]), 1)
+                    if key == "idle_after_ms" and r["audio_stopped_ms"] is None:
+                        r["audio_stopped_ms"] = r[key]
+
+    def _report_interrupts(self) -> None:
+        """Send the ``interrupted`` events: at the Session's end of the utterance, or
+        ``REPORT_AFTER_S`` of media after the interrupt, whichever comes first."""
+        with self._lock:
+            todo = [r for r in self.interrupts if not r["_sent"]]
+            for r in todo:
+                r["_sent"] = True
+            self._since_interrupt = 0
+        for r in todo:
+            self._on_event({k: v for k, v in r.items() if not k.startswith("_")})
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:

@@ -108,7 +108,12 @@ class Detector:
         self.max_faces = max_faces
 
     def _open(self, video, max_faces, pose, hands, min_confidence) -> None:
-        import mediapipe as mp  # heavy import: only when a detector is made
+        try:
+            import mediapipe as mp  # heavy import: only when a detector is made
+        except ImportError as exc:
+            raise ImportError("preparing a photo needs the landmark detector (mediapipe): "
+                              "pip install 'chatanyone[prepare]' (a running Session from an avatar "
+                              "file made by Avatar.save does not need it)") from exc
         sol = mp.solutions
         static = not video
         self._face = sol.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces,

@@ -1,0 +1,1 @@
+"""Integrations of chatanyone into other systems (each needs its own extra)."""

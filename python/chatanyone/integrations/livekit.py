@@ -1,0 +1,247 @@
+"""LiveKit Agents avatar integration: a chatanyone :class:`~chatanyone.Session` as the
+``VideoGenerator`` of ``livekit.agents.voice.avatar.AvatarRunner``, and a worker entry point.
+
+Install with ``pip install 'chatanyone[livekit]'``. The worker renders from an avatar file made by
+``Avatar.save`` (prepare the photo once, anywhere chatanyone's photo preparation is installed): a
+running session needs no landmark detector, so this module never imports mediapipe.
+
+How the pieces meet (see README, "LiveKit"):
+
+- the agent process (your ``AgentSession``) sends its TTS audio to the avatar participant with
+  ``DataStreamAudioOutput(room, destination_identity=...)``;
+- the avatar worker (:func:`run_worker`, ``python -m chatanyone.integrations.livekit``) joins the
+  room, receives that audio with ``DataStreamAudioReceiver``, and runs ``AvatarRunner`` over
+  :class:`ChatAnyoneVideoGenerator`, which publishes the avatar's video and its audio.
+
+Timeline: one ``rtc.VideoFrame`` per Session frame, each speech frame followed by the
+``rtc.AudioFrame`` holding exactly that frame's audio (16 kHz mono, ``16000 / fps`` samples), so
+audio and video leave paired on one timeline. Idle frames (no speech) carry no audio frame, so the
+agent's playback position counts speech only.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+
+import numpy as np
+
+try:
+    from livekit import rtc
+    from livekit.agents.voice.avatar import AudioSegmentEnd, VideoGenerator
+except ImportError as exc:  # pragma: no cover - exercised where the extra is absent
+    raise ImportError("chatanyone.integrations.livekit needs the [livekit] extra: "
+                      "pip install 'chatanyone[livekit]'") from exc
+
+log = logging.getLogger("chatanyone")
+
+AUDIO_RATE = 16000   # the Session's own rate: no resampling, exact pairing
+
+
+class ChatAnyoneVideoGenerator(VideoGenerator):
+    """``VideoGenerator`` over a real-time Session.
+
+    Args:
+        session: a :class:`~chatanyone.Session` made with ``SessionConfig(realtime=True)`` (its idle
+            motion fills the gaps between utterances). The generator owns it: :meth:`aclose`
+            closes it.
+
+    ``push_audio`` never blocks on rendering; iteration (``async for``) waits for rendered frames
+    in a worker thread and yields ``rtc.VideoFrame``, ``rtc.AudioFrame`` and ``AudioSegmentEnd``.
+    ``clear_buffer`` drops the queued speech: no audio frame of the interrupted utterance is yielded
+    after it returns, and an ``AudioSegmentEnd`` is yielded next.
+    """
+
+    def __init__(self, session):
+        self.session = session
+        self.fps = float(session.fps)
+        self._lock = threading.Lock()
+        self._in_segment = False     # speech pushed since the last segment end
+        self._mute = False           # after clear_buffer: until the Session's cut
+        self._end_pending = False    # yield AudioSegmentEnd before the next frame
+        self._epoch = 0
+        self._closed = False
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chatanyone-lk")
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.frame_size: tuple[int, int] | None = None   # (width, height) of the last frame
+
+    # ------------------------------------------------------------------ VideoGenerator
+    async def push_audio(self, frame) -> None:
+        """Queue one ``rtc.AudioFrame`` (any rate, int16, interleaved channels), or end the
+        segment with ``AudioSegmentEnd``. Returns at once."""
+        if isinstance(frame, AudioSegmentEnd):
+            with self._lock:
+                speaking = self._in_segment
+            if speaking:
+                self.session.flush()
+            return
+        if not isinstance(frame, rtc.AudioFrame):
+            raise TypeError(f"push_audio takes rtc.AudioFrame or AudioSegmentEnd, got {type(frame).__name__}")
+        pcm = np.frombuffer(frame.data, dtype=np.int16)
+        if frame.num_channels > 1:
+            pcm = pcm.reshape(-1, frame.num_channels)
+        if pcm.size == 0:
+            return
+        with self._lock:
+            self._in_segment = True
+            # new speech after clear_buffer: the Session dropped everything of the old one that had
+            # not been handed out, so only a frame in flight (older epoch) still needs muting
+            self._mute = False
+        self.session.feed_audio(pcm, int(frame.sample_rate))
+
+    def clear_buffer(self) -> None:
+        """Interrupt: queued speech is dropped (``Session.interrupt``), frames of it still being
+        rendered lose their audio, and an ``AudioSegmentEnd`` is yielded next. Non-blocking."""
+        with self._lock:
+            was = self._in_segment
+            self._epoch += 1
+            self._mute = True
+            self._in_segment = False
+            if was:
+                self._end_pending = True
+        try:
+            self.session.interrupt()
+        except RuntimeError:
+            pass
+
+    def __aiter__(self):
+        return self._frames()
+
+    async def _frames(self):
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            with self._lock:
+                end, self._end_pending = self._end_pending, False
+                epoch = self._epoch
+            if end:
+                yield AudioSegmentEnd()
+                continue
+            try:
+                f = await loop.run_in_executor(self._pool, self._next_frame)
+            except RuntimeError:
+                if self._closed:
+                    return
+                raise
+            if f is _TIMEOUT:
+                continue
+            if f is None:                       # the Session ended an utterance
+                with self._lock:
+                    was_muted, self._mute = self._mute, False
+                    speaking, self._in_segment = self._in_segment, False
+                if speaking and not was_muted:
+                    yield AudioSegmentEnd()
+                continue
+            with self._lock:
+                if self._mute and not np.any(np.abs(f.audio) > 1e-6):
+                    self._mute = False       # the Session's cut: it eases to idle over silence
+                with_audio = self._in_segment and not self._mute and epoch == self._epoch
+            yield self._video_frame(f.image)
+            if with_audio:
+                yield self._audio_frame(f.audio)
+
+    def _next_frame(self):
+        try:
+            return self.session.next_frame(timeout=0.2)
+        except TimeoutError:
+            return _TIMEOUT
+
+    # ------------------------------------------------------------------ conversions
+    def _video_frame(self, image: np.ndarray):
+        img = np.asarray(image)
+        h, w = img.shape[:2]
+        rgba = np.empty((h, w, 4), np.uint8)
+        rgba[..., :3] = img
+        rgba[..., 3] = 255
+        self.video_frames += 1
+        self.frame_size = (w, h)
+        return rtc.VideoFrame(w, h, rtc.VideoBufferType.RGBA, rgba.tobytes())
+
+    def _audio_frame(self, audio16k: np.ndarray):
+        a = np.clip(np.round(np.asarray(audio16k, np.float32) * 32767.0), -32768, 32767).astype(np.int16)
+        self.audio_frames += 1
+        return rtc.AudioFrame(a.tobytes(), AUDIO_RATE, 1, a.size)
+
+    async def aclose(self) -> None:
+        """Close the Session and the worker thread."""
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self.session.close)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_TIMEOUT = object()
+
+
+def avatar_options(session):
+    """``AvatarOptions`` matching a Session's frames (size read from one rendered frame)."""
+    from livekit.agents.voice.avatar import AvatarOptions
+
+    size = getattr(session.config, "output_size", None) or session.config.size
+    w, h = int(size[0]), int(size[1])
+    return AvatarOptions(video_width=w, video_height=h, video_fps=float(session.fps),
+                         audio_sample_rate=AUDIO_RATE, audio_channels=1)
+
+
+def make_session(avatar_path: str, *, preset: str = "fast", fps: float = 25.0):
+    """A real-time Session on an avatar file written by ``Avatar.save`` (no landmark detector)."""
+    from .. import Avatar, Session, SessionConfig
+
+    avatar = Avatar.load(avatar_path)
+    return Session(avatar, SessionConfig(preset=preset, fps=fps, realtime=True, max_ahead_frames=8))
+
+
+async def run_worker(room, avatar_path: str, *, preset: str = "fast", fps: float = 25.0,
+                     sender_identity: str | None = None) -> None:
+    """Run the avatar in a connected ``rtc.Room`` until the room closes: ``DataStreamAudioReceiver``
+    (the agent's speech) -> :class:`ChatAnyoneVideoGenerator` -> ``AvatarRunner`` (publishes video
+    and audio). Blocks (awaits) for the room's lifetime."""
+    from livekit.agents.voice.avatar import AvatarRunner, DataStreamAudioReceiver
+
+    loop = asyncio.get_running_loop()
+    session = await loop.run_in_executor(None, lambda: make_session(avatar_path, preset=preset, fps=fps))
+    gen = ChatAnyoneVideoGenerator(session)
+    runner = AvatarRunner(room, audio_recv=DataStreamAudioReceiver(room, sender_identity=sender_identity),
+                          video_gen=gen, options=avatar_options(session))
+    try:
+        await runner.start()
+        await runner.wait_for_complete()
+    finally:
+        await runner.aclose()
+        await gen.aclose()
+
+
+async def _connect_and_run(url: str, token: str, avatar_path: str, preset: str) -> None:
+    room = rtc.Room()
+    await room.connect(url, token)
+    log.info("chatanyone avatar worker joined room %s", room.name)
+    try:
+        await run_worker(room, avatar_path, preset=preset)
+    finally:
+        await room.disconnect()
+
+
+def main(argv=None) -> int:
+    """``python -m chatanyone.integrations.livekit --url wss://... --token ... --avatar me.avatar.npz``:
+    join a room as the avatar participant (the token names it) and run until the room ends."""
+    import argparse
+    import os
+
+    p = argparse.ArgumentParser(prog="python -m chatanyone.integrations.livekit", description=main.__doc__)
+    p.add_argument("--url", default=os.environ.get("LIVEKIT_URL"), help="LiveKit server URL (or $LIVEKIT_URL)")
+    p.add_argument("--token", default=os.environ.get("LIVEKIT_TOKEN"),
+                   help="access token for the avatar participant (or $LIVEKIT_TOKEN)")
+    p.add_argument("--avatar", required=True, help="avatar file written by Avatar.save")
+    p.add_argument("--preset", choices=["fast", "quality"], default="fast")
+    args = p.parse_args(argv)
+    if not args.url or not args.token:
+        p.error("--url and --token (or LIVEKIT_URL and LIVEKIT_TOKEN) are required")
+    if not os.path.exists(args.avatar):
+        p.error(f"no such avatar file: {args.avatar}")
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(_connect_and_run(args.url, args.token, args.avatar, args.preset))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
