@@ -179,9 +179,7 @@ def test_avatar_runner_clear_buffer_notifies_the_agent():
 
 class _FakeCfgSession:
     fps = 25.0
-
-    class config:
-        size = (256, 384)
+    frame_size = (436, 512)
 
 
 # ---------------------------------------------------------------------- a real Session

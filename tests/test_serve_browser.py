@@ -52,7 +52,7 @@ def browser_run(tmp_path_factory):
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
               f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
-              "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=900,760"):
+              "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=1280,800"):
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     driver.set_script_timeout(20)

@@ -174,11 +174,10 @@ _TIMEOUT = object()
 
 
 def avatar_options(session):
-    """``AvatarOptions`` matching a Session's frames (size read from one rendered frame)."""
+    """``AvatarOptions`` matching a Session's frames (``Session.frame_size``)."""
     from livekit.agents.voice.avatar import AvatarOptions
 
-    size = getattr(session.config, "output_size", None) or session.config.size
-    w, h = int(size[0]), int(size[1])
+    w, h = (int(v) for v in session.frame_size)
     return AvatarOptions(video_width=w, video_height=h, video_fps=float(session.fps),
                          audio_sample_rate=AUDIO_RATE, audio_channels=1)
 

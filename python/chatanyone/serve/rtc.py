@@ -109,6 +109,9 @@ class AvatarOutput:
             self._v_ev.clear()
             await self._v_ev.wait()
         index, image = self._vq.popleft()
+        h, w = image.shape[:2]
+        if h % 2 or w % 2:          # 4:2:0 video needs even sides: drop the odd last row/column
+            image = image[: h - h % 2, : w - w % 2]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = int(round(index * 90000 / self.fps))
         frame.time_base = fractions.Fraction(1, 90000)

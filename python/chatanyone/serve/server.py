@@ -407,10 +407,17 @@ def builtin_avatar():
 
 def _mouth_box(avatar) -> list[float] | None:
     """The mouth's box ``[x0, y0, x1, y1]`` as fractions of the frame (0..1), from the avatar's
-    face-mesh lip points (normalized crop coordinates, -1..1); for the page's mouth meter and
-    tests. None if unknown."""
+    face-mesh lip points (normalized coordinates of its crop ``box``, -1..1), mapped through the
+    photo to the animated ``region`` the frames show (or the crop itself for avatars without one);
+    for the page's mouth meter and tests. None if unknown."""
     try:
-        lips = (np.asarray(avatar.face)[[61, 291, 0, 17, 13, 14], :2] + 1.0) / 2.0
+        lips = (np.asarray(avatar.face, np.float64)[[61, 291, 0, 17, 13, 14], :2] + 1.0) / 2.0
+        region = getattr(avatar, "region", None)
+        if region is not None:
+            bx, by, bw, bh = np.asarray(avatar.box, np.float64)
+            rx0, ry0, rx1, ry1 = np.asarray(region, np.float64)
+            lips = np.stack([(bx + lips[:, 0] * bw - rx0) / (rx1 - rx0),
+                             (by + lips[:, 1] * bh - ry0) / (ry1 - ry0)], axis=1)
         x0, y0 = lips.min(0)
         x1, y1 = lips.max(0)
         pad_x, pad_y = 0.3 * (x1 - x0), 0.6 * (y1 - y0) + 0.01
