@@ -188,17 +188,19 @@ class LiveServer:
             self.refused_busy += 1
             return _error(503, f"busy: all {self.opt.capacity} live sessions of this server are in use; "
                           "try again later", busy=True)
-        self._reserved += 1
+        self._reserved += 1          # held until the session is in self.sessions (or failed)
+        slot = {"held": True}
         try:
             avatar = await self._avatar(which)
             if avatar is None:
                 return _error(404, "unknown avatar id (upload the photo again)")
-            live = await self._start(avatar, sdp, typ)
+            live = await self._start(avatar, sdp, typ, slot)
         except Exception as exc:  # noqa: BLE001 - one failing start must not take the server down
             log.exception("live: could not start a session")
             return _error(500, f"could not start the session: {exc}")
         finally:
-            self._reserved -= 1
+            if slot["held"]:
+                self._reserved -= 1
         desc = live.pc.localDescription
         return web.json_response({"sdp": desc.sdp, "type": desc.type, "session": live.sid,
                                   "mouth": _mouth_box(avatar)})
@@ -256,7 +258,7 @@ class LiveServer:
                             intra_op_threads=self.opt.intra_op_threads)
         return Session(avatar, cfg)
 
-    async def _start(self, avatar, sdp: str, typ: str) -> _Live:
+    async def _start(self, avatar, sdp: str, typ: str, slot: dict) -> _Live:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
         loop = asyncio.get_running_loop()
@@ -272,7 +274,10 @@ class LiveServer:
         pc = RTCPeerConnection()
         live = _Live(sid, pc, stream, out)
         live_box.append(live)
-        self.sessions[sid] = live
+        self.sessions[sid] = live     # counted here from now on: the reservation ends
+        if slot["held"]:
+            slot["held"] = False
+            self._reserved -= 1
 
         @pc.on("datachannel")
         def on_dc(channel):
