@@ -22,6 +22,7 @@ LAYERS = {
     "motion": 3, "render": 3,                           # the two model stages
     "config": 4, "avatar": 4, "pipeline": 4, "session": 4, "assets": 4, "__init__": 4,  # public API
     "data": 5,                                          # offline: corpus
+    "serve": 5, "integrations": 5,                      # live applications on the public API
     "train": 6, "eval": 6, "reenact": 6,                # offline: training, evaluation, video-driven reenactment
     "cli": 7, "__main__": 7,                            # the command line, on top
 }

@@ -193,7 +193,7 @@ def avatar_file(tmp_path_factory):
     except ImportError:
         pytest.skip("no avatar file: set CHATANYONE_TEST_AVATAR (photo preparation is not installed here)")
     from chatanyone import Avatar
-    from chatanyone.data import default_avatar_image
+    from chatanyone.assets import default_avatar_image
     p = tmp_path_factory.mktemp("lk") / "builtin.avatar.npz"
     Avatar.prepare(default_avatar_image()).save(p)
     return str(p), True

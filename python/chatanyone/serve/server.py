@@ -406,7 +406,7 @@ class LiveServer:
 def builtin_avatar():
     """The built-in avatar (the package's default portrait), prepared once per process."""
     from ..avatar import Avatar
-    from ..data import default_avatar_image
+    from ..assets import default_avatar_image
     return Avatar.prepare(default_avatar_image(), name="builtin")
 
 
