@@ -261,6 +261,9 @@ def test_real_session_live_speech_then_interrupt(avatar):
     quiet_ok = (levels < -60) & ~ahead & (np.arange(len(levels)) >= 2)
     speech, quiet = diffs[loud], diffs[quiet_ok]
     assert len(speech) >= 10 and len(quiet) >= 5, (len(speech), len(quiet))
-    assert speech.mean() > 2 * quiet.mean(), (speech.mean(), quiet.mean())
+    # medians (robust to the start transient); at full resolution the idle head sway also moves
+    # the mouth box's pixels, so the margin is 1.3x (measured 1.6-1.8x with the lip-sync model,
+    # 2.7x with the earlier one), not the rest of a still image
+    assert np.median(speech) > 1.3 * np.median(quiet), (np.median(speech), np.median(quiet))
     ev = [e for e in events if e["type"] == "interrupted"]
     assert ev and ev[0]["voiced_frames_after"] == 0
