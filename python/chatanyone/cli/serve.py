@@ -40,8 +40,8 @@ def run(args) -> int:
     if cap is None:
         print("measuring this machine's capacity (a few seconds)...")
         cap, fig = measure_capacity(builtin_avatar(), preset=args.preset)
-        print(f"one session costs {1000 * fig['cpu_per_frame']:.1f} ms CPU per frame on {fig['cores']} cores: "
-              f"admitting {cap} live session(s)")
+        print(f"one session renders a frame in {1000 * fig['s_per_frame']:.1f} ms "
+              f"({fig['realtime_one']:.2f}x real time alone): admitting {cap} live session(s)")
     elif cap < 1:
         raise CliError(f"--max-sessions must be >= 1, got {cap}")
     opt = ServeOptions(capacity=cap, preset=args.preset, idle_timeout_s=args.idle_timeout)

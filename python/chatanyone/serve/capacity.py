@@ -63,9 +63,14 @@ def capacity_from_cost(cpu_per_frame: float, fps: float, cores: int | None = Non
 
 
 def measure_capacity(avatar, *, preset: str = "fast", fps: float = 25.0) -> tuple[int, dict]:
-    """``(capacity, figures)`` for this machine (blocks a few seconds)."""
+    """``(capacity, figures)`` for this machine (blocks a few seconds).
+
+    Uses one session's *wall* time per frame and no per-core scaling: measured with
+    benchmarks/serve_load.py on the 2-core machine, sessions of one server process did not add up
+    across cores (1 session 0.99x real time, 2 sessions 0.50x each, 4 sessions 0.22x each), so
+    the CPU-time formula (which said 4) over-admitted."""
     fig = measure_frame_cost(avatar, preset=preset, fps=fps)
-    cap = capacity_from_cost(fig["cpu_per_frame"], fps)
+    cap = capacity_from_cost(fig["s_per_frame"], fps, cores=1)
     fig.update(cores=usable_cores(), capacity=cap, realtime_one=1.0 / (fps * fig["s_per_frame"]))
     if fig["realtime_one"] < 1.0:
         log.warning("this machine renders one session at %.2fx real time: live video will stutter",
