@@ -124,10 +124,14 @@ def test_mouth_moves_with_speech_and_rests_in_silence(browser_run):
     if st["realtime_ratio"] < 0.8:
         pytest.skip(f"the server ran at {st['realtime_ratio']:.2f}x real time on this machine (overloaded)")
     s = browser_run["live"]["samples"]
-    loud = [x["diff"] for x in s if x["level"] > 0.03]
-    quiet = [x["diff"] for x in s if x["level"] < 0.002]
+    # the mouth box's own motion: its change minus that of a same-sized box just above it (the
+    # idle head sway of the motion model moves both, speech mostly the mouth)
+    loud = [x["diff"] - x["ref"] for x in s if x["level"] > 0.03]
+    quiet = [x["diff"] - x["ref"] for x in s if x["level"] < 0.002]
     assert len(loud) >= 10 and len(quiet) >= 10, (len(loud), len(quiet))
-    assert np.mean(loud) > 2.0 * np.mean(quiet), (np.mean(loud), np.mean(quiet))
+    print("mouth motion beyond the reference box, median: speech %.2f, silence %.2f"
+          % (np.median(loud), np.median(quiet)))
+    assert np.median(loud) > 2.0 * max(np.median(quiet), 0.5), (np.median(loud), np.median(quiet))
 
 
 def test_interrupt_stops_speech(browser_run):
