@@ -171,9 +171,74 @@ def test_the_motion_model_is_told_each_final_mark_once():
         time.sleep(0.3)                     # the motion worker idles: no repeated final
     pushed = np.cumsum([n for n, _ in calls])
     finals = [int(p) for p, (_, f) in zip(pushed, calls) if f]
-    # the empty timeline a session starts with is final at 0 (told once if the worker looked
-    # before the first feed); the second utterance is padded to its last frame (27 * 640)
-    assert finals in ([16000, 16000 + 1280], [0, 16000, 16000 + 1280])
+    # the second utterance is padded to its last frame (27 * 640)
+    assert finals == [16000, 16000 + 1280]
+
+
+def test_a_final_mark_reaches_the_model_even_when_the_next_utterance_follows_at_once():
+    """flush() then feed_audio() at once: the model still ends the first utterance where it ends
+    (its last frames do not wait for, or hear, the next one), then gets the second."""
+    calls = []
+
+    class Pipe(RecordingPipeline):
+        def motion(self, audio, final):
+            calls.append((audio.size, final))
+            return super().motion(audio, final)
+
+    with Session(None, SessionConfig(), _pipeline=Pipe(delay=0.002)) as s:
+        for n in (8000, 4000, 6400):
+            s.feed_audio(np.full(n, 0.1, np.float32), 16000)
+            s.flush()
+        got = [len(list(s.frames())) for _ in range(3)]
+    pushed = np.cumsum([n for n, _ in calls])
+    assert got == [13, 7, 10]
+    assert [int(p) for p, (_, f) in zip(pushed, calls) if f] == [13 * 640, 20 * 640, 30 * 640]
+
+
+def test_frames_hold_motion_only_past_the_end_when_motion_lags_rendering():
+    """At 30 fps a frame lies between two motion frames; when the motion model is slower than the
+    renderer after a flush, frames wait for their motion (interpolated), and only frames past the
+    last motion frame of the utterance hold it."""
+    shown, started = [], threading.Event()
+
+    class Pipe(RecordingPipeline):
+        def motion(self, audio, final):
+            if audio.size:
+                started.set()
+            return super().motion(audio, final)
+
+        def render(self, mo):
+            shown.append(float(mo.head[0, 0]))
+            return super().render(mo)
+
+    with Session(None, SessionConfig(fps=30), _pipeline=Pipe(delay=0.01)) as s:
+        s.feed_audio(np.full(16000, 0.1, np.float32), 16000)   # 25 motion frames, 30 frames
+        assert started.wait(5)   # the model works on frames 0-19 (0.2 s) while the flush comes
+        s.flush()
+        assert len(list(s.frames())) == 30
+    tm = np.maximum(0.0, (np.arange(30) + 0.5) * 25 / 30 - 0.5)
+    np.testing.assert_allclose(shown, np.minimum(tm, 24.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_motion_frames_stay_on_the_timeline_across_utterances(fps):
+    """Motion frame m shows samples [640 m, 640 (m + 1)) of the session's timeline after any number
+    of utterance ends, also where an utterance ends inside a motion frame (30 fps): the model's
+    padding of a final stretch takes the place of the timeline's next samples, never adds to it."""
+    pipe = RecordingPipeline()
+    rng = np.random.default_rng(0)
+    with Session(None, SessionConfig(fps=fps), _pipeline=pipe) as s:
+        frames = []
+        for n in (8000, 5000, 7100, 3000):
+            s.feed_audio(rng.uniform(-0.5, 0.5, n).astype(np.float32), 16000)
+            s.flush()
+            frames += list(s.frames())
+    timeline = np.concatenate([f.audio for f in frames])
+    heard = pipe.audio[: timeline.size]
+    same = heard == timeline
+    # every sample the model heard is the timeline's, or the silence that ends a final stretch
+    assert np.all(same | (heard == 0))
+    assert np.count_nonzero(~same) < 640 * 4   # less than a motion frame per utterance end
 
 
 def test_interrupt_drops_queued_audio_and_session_goes_on():

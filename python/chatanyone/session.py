@@ -18,11 +18,18 @@ Ends: the Session is the one owner of where audio ends, and keeps two different 
   for more audio or for the model's lookahead. Set at every utterance end, and also where a
   real-time underrun fills in silence (final, but no utterance end: no None).
 
-The motion model is told of a final mark exactly once, as ``Pipeline.motion(audio, final=True)``
-on the call whose audio reaches it (``_m_final_at`` is the mark last sent, as ``_m_pushed`` is the
-audio sent). The generator keeps only the consequence, in its own units (``AudioFrontEnd.eos``:
-motion frames, padded to 640 samples), until the next audio lifts it; it never sees an utterance
-end, and the Session never reads its record. ``motion/design.md`` says the same from the other side.
+Each time ``_final_until`` moves on, its position is queued as a final mark (``_marks``), and the
+motion model is told of it exactly once, at that position: ``Pipeline.motion(audio, final=True)``
+on the call whose audio ends there, even when more audio was fed since (the next utterance then
+follows in later calls). So the motion of an utterance's last frames never depends on how soon
+the next one is fed. The model pads a final stretch with silence to a whole motion frame (640
+samples); the audio it hears next starts after that padding, at the same place on the session's
+timeline, so motion frame ``m`` always shows samples ``[640 m, 640 (m + 1))`` of the timeline
+(at frame rates other than 25 the next utterance's first < 640 samples are heard as that silence). The generator keeps only the consequence, in its own units
+(``AudioFrontEnd.eos``: motion frames, padded to 640 samples), until the next audio lifts it; it
+never sees an utterance end, and the Session never reads its record. A rendered frame holds the
+last motion frame of a final stretch only past it, never while the motion of that stretch is still
+being computed. ``motion/design.md`` says the same from the other side.
 
 Locking: one condition variable guards the timeline. Resampling (the only work a feeder does) runs
 outside it, one second of input at a time, so a reader is never blocked by a feeder however large
@@ -172,6 +179,7 @@ class Session:
         self._motion_done = 0        # motion frames computed
         self._motion: dict[int, MotionFrames] = {}  # one frame each, by index
         self._final_until = 0        # samples known to be final (flush, interrupt, underrun fill)
+        self._marks: collections.deque[int] = collections.deque()  # final marks not yet told the motion model
         self._ends: collections.deque[int] = collections.deque()  # frame counts where utterances end
         self._frames: collections.deque[tuple[Frame, MotionFrames]] = collections.deque()
         self._next_render = 0        # next frame index to render
@@ -181,7 +189,6 @@ class Session:
         self._t0: float | None = None
         self._error: BaseException | None = None
         self._m_pushed = 0           # timeline samples handed to the motion model
-        self._m_final_at = -1        # the final mark (samples) last handed to it (-1: none since reset)
         self._closed = False
         ref = weakref.ref(self)
         self._threads = [threading.Thread(target=_worker, args=(ref, self._cv, step), name=name, daemon=True)
@@ -246,7 +253,7 @@ class Session:
                 if self._ends and self._ends[-1] >= n_frames:
                     return  # nothing new since the last flush
                 self._pad_to(self._frame_start(n_frames))
-                self._final_until = self._a_end
+                self._mark_final()
                 self._ends.append(n_frames)
                 self._cv.notify_all()
 
@@ -277,12 +284,13 @@ class Session:
                 del self._motion[m]
             self._motion_done = mb
             self._m_pushed = mb * SAMPLES_PER_FRAME
-            self._m_final_at = -1
             self._epoch += 1           # the motion worker resets the model before its next step
             # audio: cut at frame kc, silence to the end of the easing frames
             self._audio.truncate(cut)
             self._audio.zero(self._m_pushed, cut)
             self._pad_to(self._frame_start(k_end))
+            self._marks.clear()        # marks in the dropped audio go; the reset model gets this one
+            self._marks.append(self._a_end)
             self._final_until = self._a_end
             while self._ends and self._ends[-1] > kc:
                 self._ends.pop()
@@ -335,7 +343,7 @@ class Session:
                             and self._a_end < self._frame_start(k + 1) + la):
                         # underrun: the audio is late, so silence fills in (idle motion)
                         self._pad_to(self._frame_start(k + 1) + self._pipe.idle_samples)
-                        self._final_until = self._a_end
+                        self._mark_final()
                         self._cv.notify_all()
                     wait = due - now if now < due else 0.05
                 else:
@@ -426,6 +434,13 @@ class Session:
                 self._cv.notify_all()
             return True
 
+    def _mark_final(self) -> None:
+        """The timeline is final up to its end: move ``_final_until`` there and queue the mark for
+        the motion model (once: a mark where the last one was is not queued again)."""
+        if self._a_end > self._final_until:
+            self._marks.append(self._a_end)
+        self._final_until = self._a_end
+
     def _pad_to(self, samples: int) -> None:
         if samples > self._a_end:
             self._append(np.zeros(samples - self._a_end, np.float32))
@@ -463,14 +478,19 @@ class Session:
             need_until = self._frame_start(self._next_out + self.config.max_ahead_frames)
             end = min(end, max(need_until, self._motion_done * SAMPLES_PER_FRAME)
                       + self._pipe.lookahead_samples)
-            # the final mark goes with the call whose audio reaches it, once
-            final = end == self._a_end == self._final_until and self._m_final_at != end
+            # the next final mark goes, once, with the call whose audio ends there
+            if self._marks:
+                end = min(end, self._marks[0])
+            final = bool(self._marks) and end == self._marks[0]
             if end <= start and not final:
                 return False
             audio = self._slice(start, max(start, end))
             self._m_pushed = max(start, end)
             if final:
-                self._m_final_at = end
+                self._marks.popleft()
+                # the model pads a final stretch with silence to its next motion frame; the motion
+                # timeline stays the session's: the model next hears the audio from that frame on
+                self._m_pushed = max(self._m_pushed, -(-end // SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME)
         frames = self._pipe.motion(audio, final)  # outside the lock: the networks run here
         n = 0 if frames is None else len(frames)
         with self._cv:
@@ -497,9 +517,11 @@ class Session:
                 return False
             m_hi = m_lo + 1 if w else m_lo
             if m_hi >= self._motion_done:
-                if self._final_until < self._frame_start(k + 1):
+                # motion frame m_hi comes unless it starts past the end of a final stretch
+                if (self._final_until < self._frame_start(k + 1)
+                        or m_hi * SAMPLES_PER_FRAME < self._final_until):
                     return False
-                m_hi, w = m_lo, 0.0  # end of a final stretch: hold the last motion frame
+                m_hi, w = m_lo, 0.0  # past the end of a final stretch: hold its last motion frame
             mo = self._motion[m_lo].lerp(self._motion[m_hi], w)
             if self._ease is not None:
                 k0, base = self._ease
