@@ -40,9 +40,10 @@ def motions():
 
 @pytest.mark.parametrize("preset", ["fast", "quality"])
 def test_geometry_renderer(benchmark, avatar, motions, preset):
-    from chatanyone.render.geometry import DEFAULT_OUTPUT_SIZE, GeomRenderer
+    from chatanyone.render.geometry import GeomRenderer
+    from chatanyone.spec.presets import PRESET_LONG_SIDE
 
-    r = GeomRenderer(avatar, DEFAULT_OUTPUT_SIZE[preset])
+    r = GeomRenderer(avatar, PRESET_LONG_SIDE[preset])
     r.render(motions[0])
     r.times.clear()
     r.frames = 0

@@ -76,28 +76,10 @@ def test_motion_window_alone(benchmark):
 def _realtime_first_frame(avatar, pcm, rate):
     """A producer thread sends 100 ms chunks paced at the clock, starting with speech; returns the
     time from the first chunk fed to the first frame, on the caller's thread (issue 12's figure)."""
-    import threading
+    from chatanyone.cli.bench import from_speech_onset, realtime_first_frame
 
-    fr = np.asarray(pcm, np.float32)[: len(pcm) // 640 * 640].reshape(-1, 640)
-    loud = np.flatnonzero(np.sqrt((fr ** 2).mean(1)) > 0.02)
-    pcm = pcm[(int(loud[0]) if loud.size else 0) * 640:][: 2 * rate]
     with ca.Session(avatar, ca.SessionConfig(preset="fast")) as s:
-        def produce():
-            t_start = time.perf_counter()
-            for j, i in enumerate(range(0, len(pcm), rate // 10)):
-                time.sleep(max(0.0, t_start + j * 0.1 - time.perf_counter()))
-                s.feed_audio(pcm[i:i + rate // 10], rate)
-            s.flush()
-
-        feeder = threading.Thread(target=produce)
-        t0 = time.perf_counter()
-        feeder.start()
-        s.next_frame()
-        latency = time.perf_counter() - t0
-        while s.next_frame() is not None:
-            pass
-        feeder.join()
-    return latency
+        return realtime_first_frame(s, from_speech_onset(pcm, rate)[: 2 * rate], rate)
 
 
 def test_first_frame_latency_realtime_feed(benchmark, avatar, speech):

@@ -3,7 +3,6 @@ opening / head pose invariance, valid regions. Synthetic clips are written with 
 real-clip tests skip when ../shared/data is absent."""
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +15,8 @@ from chatanyone.eval import mouth as M  # noqa: E402
 from chatanyone.eval.frames import real_view, valid_region  # noqa: E402
 from chatanyone.eval.prepare import prepare  # noqa: E402
 
+import media_util  # noqa: E402
+
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 REAL = VIDEOS / "pcavs_vox2_00473.mp4"   # 224x224 head clip, 25 fps, speech
 
@@ -23,28 +24,8 @@ REAL = VIDEOS / "pcavs_vox2_00473.mp4"   # 224x224 head clip, 25 fps, speech
 def write_clip(path, n_frames, *, fps=25, size=(64, 48), audio=True, tone_hz=440.0):
     """An H.264 clip of ``n_frames`` gray frames at ``fps`` with (optionally) a mono AAC tone."""
     w, h = size
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        as_ = c.add_stream("aac", rate=16000) if audio else None
-        if as_ is not None:
-            as_.layout = "mono"
-        for i in range(n_frames):
-            fr = av.VideoFrame.from_ndarray(np.full((h, w, 3), (9 * i) % 256, np.uint8), format="rgb24")
-            for p in vs.encode(fr):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        if as_ is not None:
-            s = int(16000 * n_frames / fps)
-            x = (0.3 * np.sin(2 * np.pi * tone_hz * np.arange(s) / 16000)).astype(np.float32)
-            for k in range(0, s, 1024):
-                fr = av.AudioFrame.from_ndarray(x[None, k:k + 1024], format="flt", layout="mono")
-                fr.sample_rate, fr.pts = 16000, k
-                for p in as_.encode(fr):
-                    c.mux(p)
-            for p in as_.encode():
-                c.mux(p)
+    frames = [np.full((h, w, 3), (9 * i) % 256, np.uint8) for i in range(n_frames)]
+    media_util.write_clip(path, frames, fps=fps, audio=audio, tone_hz=tone_hz)
 
 
 def test_prepare_synthetic_clip_timeline_audio_and_cache(tmp_path):

@@ -3,7 +3,6 @@ the output, clear errors for unusable driving files. The driving clips are made 
 bundled default photo (a face that face mesh finds), so no ../shared/data is needed."""
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ av = pytest.importorskip("av")
 
 from chatanyone.data.video import video_timing  # noqa: E402
 from chatanyone.reenact import driving_motion, reenact  # noqa: E402
+
+import media_util  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,28 +30,8 @@ def avatar(photo):
 def write_driving(path, photo, n_frames, *, fps=25, audio=True, face=True):
     """A clip of the photo sliding right 3 px a frame (a head that moves), optionally with a tone."""
     img = photo[:480, :384] if face else np.full((480, 384, 3), 128, np.uint8)
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("libx264", rate=Fraction(fps))
-        vs.width, vs.height, vs.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
-        as_ = c.add_stream("aac", rate=16000) if audio else None
-        if as_ is not None:
-            as_.layout = "mono"
-        for i in range(n_frames):
-            fr = np.roll(img, 3 * i - 18, axis=1)
-            for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        if as_ is not None:
-            s = int(16000 * n_frames / fps)
-            x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(s) / 16000)).astype(np.float32)
-            for k in range(0, s, 1024):
-                fr = av.AudioFrame.from_ndarray(x[None, k:k + 1024], format="flt", layout="mono")
-                fr.sample_rate, fr.pts = 16000, k
-                for p in as_.encode(fr):
-                    c.mux(p)
-            for p in as_.encode():
-                c.mux(p)
+    frames = [np.roll(img, 3 * i - 18, axis=1) for i in range(n_frames)]
+    media_util.write_clip(path, frames, fps=fps, audio=audio, tone_hz=220.0)
 
 
 def _streams(path):

@@ -8,12 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PRESET_LONG_SIDE = {
-    # name: default long side (pixels) of the frames; a frame is the avatar's photo at its own
-    # aspect ratio with the animated region pasted back (chatanyone.render.geometry)
-    "fast": 512,     # real time on 2 CPU cores
-    "quality": 1024,  # the same geometry at twice the size, for GPUs or offline rendering
-}
+from .spec.presets import PRESET_LONG_SIDE
 OUTPUT_SIZE_RANGE = (64, 4096)
 
 

@@ -30,9 +30,11 @@ from typing import Callable
 
 import numpy as np
 
+from .spec.timeline import MOTION_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+
 log = logging.getLogger("chatanyone")
 
-FPS = 25.0
+FPS = float(MOTION_FPS)
 MIN_FACE_FRACTION = 0.2   # below this fraction of driving frames with a face: warn (frames hold the last face)
 
 
@@ -179,10 +181,11 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
             if writer is None and output is not None:
                 from .media import VideoWriter
                 writer = VideoWriter(output, img.shape[1], img.shape[0], FPS,
-                                     audio_rate=16000 if pv.has_audio else None)
+                                     audio_rate=SAMPLE_RATE if pv.has_audio else None)
             size = (img.shape[1], img.shape[0])
             if writer is not None:
-                writer.write(img, pv.audio[t * 640:(t + 1) * 640] if pv.has_audio else None)
+                spf = SAMPLES_PER_FRAME
+                writer.write(img, pv.audio[t * spf:(t + 1) * spf] if pv.has_audio else None)
             if on_frame is not None:
                 on_frame(t, img)
             if bar is not None:

@@ -10,15 +10,52 @@ import time
 
 import numpy as np
 
+from ..spec.presets import PRESET_LONG_SIDE
+from ..spec.timeline import MOTION_FPS
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="time each stage and the whole Session on this machine",
                        description=__doc__)
-    p.add_argument("--preset", default="fast", choices=["fast", "quality"])
+    p.add_argument("--preset", default="fast", choices=list(PRESET_LONG_SIDE))
     p.add_argument("--seconds", type=float, default=6.0, help="seconds of speech to stream (default 6)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the motion sampler")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
+
+
+def from_speech_onset(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """``pcm [S]`` from its speech onset on: the first 40 ms frame louder than -34 dBFS (RMS 0.02)
+    (all of it when none is). A latency figure measured from there is "first chunk fed -> first
+    frame that shows speech"."""
+    spf = int(rate) // MOTION_FPS
+    fr = np.asarray(pcm, np.float32)[: len(pcm) // spf * spf].reshape(-1, spf)
+    loud = np.flatnonzero(np.sqrt((fr ** 2).mean(1)) > 0.02)
+    return pcm[(int(loud[0]) if loud.size else 0) * spf:]
+
+
+def realtime_first_frame(session, pcm: np.ndarray, rate: int) -> float:
+    """Feed ``pcm`` to ``session`` from a producer thread in 100 ms chunks paced at the clock, then
+    flush; read every frame of the utterance on the caller's thread. Returns the seconds from the
+    first chunk fed to the first frame read. Blocks for about ``len(pcm) / rate`` seconds."""
+    chunk = int(rate) // 10
+
+    def produce():
+        t_start = time.perf_counter()
+        for j, i in enumerate(range(0, len(pcm), chunk)):
+            time.sleep(max(0.0, t_start + j * 0.1 - time.perf_counter()))
+            session.feed_audio(pcm[i:i + chunk], rate)
+        session.flush()
+
+    feeder = threading.Thread(target=produce)
+    t0 = time.perf_counter()
+    feeder.start()
+    session.next_frame()
+    latency = time.perf_counter() - t0
+    while session.next_frame() is not None:
+        pass
+    feeder.join()
+    return latency
 
 
 def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) -> dict:
@@ -41,9 +78,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     pcm, rate = demo_speech()
     # the latency figure is "first chunk fed -> first frame that shows speech": start the feed at
     # the speech onset (the first 40 ms frame louder than -34 dBFS), so that frame is frame 0
-    fr = np.asarray(pcm, np.float32)[: len(pcm) // 640 * 640].reshape(-1, 640)
-    loud = np.flatnonzero(np.sqrt((fr ** 2).mean(1)) > 0.02)
-    pcm = pcm[(int(loud[0]) if loud.size else 0) * 640:]
+    pcm = from_speech_onset(pcm, rate)
     reps = int(np.ceil(seconds * rate / len(pcm)))
     pcm = np.tile(pcm, reps)[: int(seconds * rate)]
     t = time.perf_counter()
@@ -54,21 +89,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     chunk = rate // 10
     # 1) a real-time producer: 100 ms chunks paced at the clock; latency = first chunk -> first frame
     with Session(avatar, cfg) as s:
-        def produce():
-            t_start = time.perf_counter()
-            for j, i in enumerate(range(0, min(len(pcm), 3 * rate), chunk)):
-                time.sleep(max(0.0, t_start + j * 0.1 - time.perf_counter()))
-                s.feed_audio(pcm[i:i + chunk], rate)
-            s.flush()
-
-        feeder = threading.Thread(target=produce)
-        t0 = time.perf_counter()
-        feeder.start()
-        s.next_frame()
-        latency = time.perf_counter() - t0
-        while s.next_frame() is not None:
-            pass
-        feeder.join()
+        latency = realtime_first_frame(s, pcm[: 3 * rate], rate)
     # 2) throughput: all audio queued at once, frames pulled as fast as they come
     with Session(avatar, cfg) as s:
         t0 = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from . import CliError
+from ..spec.presets import PRESET_LONG_SIDE
 
 
 def add_parser(sub) -> None:
@@ -13,7 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("photo", help="portrait photo (jpg/png/...) or a prepared avatar (.npz)")
     p.add_argument("driving", help="driving video showing one person's face (any format FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, H.264 + AAC)")
-    p.add_argument("--preset", default="fast", choices=["fast", "quality"], help="renderer preset (default: fast)")
+    p.add_argument("--preset", default="fast", choices=list(PRESET_LONG_SIDE), help="renderer preset (default: fast)")
     p.add_argument("--reference", default="first", choices=["first", "median"],
                    help="motion relative to the driving video's first face frame (default) or its median")
     p.add_argument("--max-seconds", type=float, default=None, help="use only the first seconds of the video")

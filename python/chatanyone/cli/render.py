@@ -8,13 +8,14 @@ import time
 import numpy as np
 
 from . import CliError
+from ..spec.presets import PRESET_LONG_SIDE
 
 log = logging.getLogger("chatanyone")
 
 
 def add_session_options(p) -> None:
     """Options shared by `render` and `demo` (they map onto SessionConfig fields)."""
-    p.add_argument("--preset", default="fast", choices=["fast", "quality"],
+    p.add_argument("--preset", default="fast", choices=list(PRESET_LONG_SIDE),
                    help="fast: real time on CPU, frames 512 px on the long side; quality: 1024 px "
                         "(default: fast)")
     p.add_argument("--size", type=int, default=None, dest="output_size",

@@ -6,6 +6,7 @@ import logging
 import signal
 
 from . import CliError
+from ..spec.presets import PRESET_LONG_SIDE
 
 log = logging.getLogger("chatanyone")
 
@@ -21,7 +22,7 @@ def add_parser(sub) -> None:
                    help="live sessions admitted at once (default: measured on this machine at start)")
     p.add_argument("--idle-timeout", type=float, default=300.0,
                    help="close a session after this many seconds without speech or action (default 300)")
-    p.add_argument("--preset", choices=["fast", "quality"], default="fast")
+    p.add_argument("--preset", choices=list(PRESET_LONG_SIDE), default="fast")
     p.set_defaults(func=run)
 
 

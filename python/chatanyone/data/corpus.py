@@ -108,9 +108,13 @@ def smooth_landmarks(raw: dict, fps: float = FPS, canonical: np.ndarray | None =
     return dict(face=face, face_ok=face_ok, pose=pose, pose_ok=pose_ok, hands=hands, hands_ok=hands_ok)
 
 
-def detect_clip(path: str, fps: float = FPS, progress: bool = False) -> tuple[dict, int, float]:
-    """Run the detector over every output frame. Returns ``(raw tracks image-normalized, T, seconds)``."""
-    _, _, n = video_timing(path, fps)
+def detect_clip(path: str, fps: float = FPS, progress: bool = False, *, n: int | None = None,
+                max_side: int = DETECT_MAX_SIDE) -> tuple[dict, int, float]:
+    """Run the detector over every output frame (the first ``n``; None: all), on frames downsized
+    to ``max_side``. Returns ``(raw tracks image-normalized, T, seconds)``; ``T`` is less than
+    ``n`` where decoding ended early. Blocks for the whole pass (tens of ms a frame)."""
+    if n is None:
+        _, _, n = video_timing(path, fps)
     face = np.full((n, N_FACE, 3), np.nan, np.float32)
     pose = np.full((n, N_POSE, 4), np.nan, np.float32)
     hands = np.full((n, 2, N_HAND, 3), np.nan, np.float32)
@@ -127,7 +131,7 @@ def detect_clip(path: str, fps: float = FPS, progress: bool = False) -> tuple[di
     last_src, last_res = None, None
     count = 0
     with Detector(video=True) as det:
-        for t, img in iter_frames(path, fps, max_side=DETECT_MAX_SIDE):
+        for t, img in iter_frames(path, fps, max_side=max_side):
             if t >= n:
                 break
             # a repeated source frame (lower source rate) gives the same landmarks

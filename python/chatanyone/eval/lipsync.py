@@ -40,6 +40,7 @@ import numpy as np
 from . import mouth as M
 from .frames import valid_region
 from .prepare import prepare
+from ..spec.timeline import SAMPLE_RATE
 
 log = logging.getLogger("chatanyone")
 
@@ -68,8 +69,9 @@ def render_clip(avatar, audio: np.ndarray, config, *, keep: set | None = None, o
     kept = {}
     n = 0
     with Session(avatar, config) as s:
-        for i in range(0, len(audio), 1600):
-            s.feed_audio(audio[i:i + 1600], 16000)
+        chunk = SAMPLE_RATE // 10
+        for i in range(0, len(audio), chunk):
+            s.feed_audio(audio[i:i + chunk], SAMPLE_RATE)
         s.flush()
         while (f := s.next_frame()) is not None:
             img = np.asarray(f.image)

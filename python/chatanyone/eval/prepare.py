@@ -25,11 +25,12 @@ from typing import Iterator
 
 import numpy as np
 
+from ..data.corpus import DETECT_MAX_SIDE  # frames are downsized to this before detection, as in the corpus
+from ..spec.timeline import MOTION_FPS, SAMPLE_RATE
+
 log = logging.getLogger("chatanyone")
 
-FPS = 25.0
-SAMPLE_RATE = 16000
-DETECT_MAX_SIDE = 960     # frames are downsized to this before detection (as the corpus does)
+FPS = float(MOTION_FPS)
 CACHE_VERSION = 1         # bump when what is cached changes meaning
 _CACHE_ENV = "CHATANYONE_CACHE"
 
@@ -201,36 +202,11 @@ def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | N
 
 
 def _detect(path: str, n: int, fps: float, max_side: int, progress: bool) -> tuple[dict, int]:
-    from ..vision.detect import N_FACE, N_HAND, N_POSE, Detector
-    from ..data.video import iter_frames
-    face = np.full((n, N_FACE, 3), np.nan, np.float32)
-    pose = np.full((n, N_POSE, 4), np.nan, np.float32)
-    hands = np.full((n, 2, N_HAND, 3), np.nan, np.float32)
-    face_ok = np.zeros(n, bool)
-    pose_ok = np.zeros(n, bool)
-    hands_ok = np.zeros((n, 2), bool)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=n, desc=Path(path).name[:32], unit="f", leave=False)
-    count = 0
-    last_img, last_res = None, None
-    with Detector(video=True) as det:
-        for t, img in iter_frames(path, fps, max_side=max_side):
-            if t >= n:
-                break
-            r = last_res if img is last_img else det(img)  # a repeated source frame: same landmarks
-            last_img, last_res = img, r
-            face[t], face_ok[t] = r.face, r.face_ok
-            pose[t], pose_ok[t] = r.pose, r.pose_ok
-            hands[t], hands_ok[t] = r.hands, r.hands_ok
-            count = t + 1
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    tracks = dict(face=face, face_ok=face_ok, pose=pose, pose_ok=pose_ok, hands=hands, hands_ok=hands_ok)
-    return {k: v[:count] for k, v in tracks.items()}, count
+    """The corpus's detection pass (:func:`chatanyone.data.corpus.detect_clip`) over the first
+    ``n`` frames: the raw tracks this module keeps, and how many frames were decoded."""
+    from ..data.corpus import detect_clip
+    raw, count, _ = detect_clip(path, fps, progress, n=n, max_side=max_side)
+    return {k: raw[k] for k in ("face", "face_ok", "pose", "pose_ok", "hands", "hands_ok")}, count
 
 
 _ARRAYS = ("audio", "face", "face_ok", "pose", "pose_ok", "hands", "hands_ok")

@@ -27,6 +27,8 @@ import threading
 
 import numpy as np
 
+from ..spec.presets import PRESET_LONG_SIDE
+
 try:
     from livekit import rtc
     from livekit.agents.voice.avatar import AudioSegmentEnd, VideoGenerator
@@ -231,7 +233,7 @@ def main(argv=None) -> int:
     p.add_argument("--token", default=os.environ.get("LIVEKIT_TOKEN"),
                    help="access token for the avatar participant (or $LIVEKIT_TOKEN)")
     p.add_argument("--avatar", required=True, help="avatar file written by Avatar.save")
-    p.add_argument("--preset", choices=["fast", "quality"], default="fast")
+    p.add_argument("--preset", choices=list(PRESET_LONG_SIDE), default="fast")
     args = p.parse_args(argv)
     if not args.url or not args.token:
         p.error("--url and --token (or LIVEKIT_URL and LIVEKIT_TOKEN) are required")

@@ -294,22 +294,30 @@ class MotionGenerator:
         t0 = time.perf_counter()
         sch, fe = self.scheduler, self.frontend
         w0, n_out = sch.plan(fe.eos)
+        frames = self._sample_window(w0, n_out, fe.tokens(w0, n_out), fe.known_positions(w0, n_out),
+                                     self.intensity)
+        fe.trim(sch.next)
+        sch.queue.append(frames)
+        self.window_ms.append((time.perf_counter() - t0) * 1000.0)
+        return frames
+
+    def _sample_window(self, w0: int, n_out: int, audio: np.ndarray, known: int,
+                       intensity: float) -> MotionFrames:
+        """Sample the window starting at frame ``w0`` from its audio tokens ``[1, P+T+L, D]``
+        (``known`` of them heard), the scheduler's prefix and the style, join it to the stream and
+        return its first ``n_out`` frames de-normalized (expression scaled by ``intensity``)."""
+        sch = self.scheduler
         prefix_f, pk = sch.prefix_face()
         prefix_b, pkb = sch.prefix_body()
         cond = WindowConditions(
-            audio=fe.tokens(w0, n_out), known=fe.known_positions(w0, n_out),
-            prefix_face=prefix_f, prefix_face_keep=pk, prefix_body=prefix_b, prefix_body_keep=pkb,
-            style=self.style_vec, style_keep=self.style_keep,
+            audio=audio, known=known, prefix_face=prefix_f, prefix_face_keep=pk, prefix_body=prefix_b,
+            prefix_body_keep=pkb, style=self.style_vec, style_keep=self.style_keep,
             style_log_intensity=self.style_log_intensity, hands_rate=self.hands_rate)
         face_n, body_n = sample_window(self.face_net, self.body_net, cond, self.sampling,
                                        window=self.T, seed=[self.seed, w0])
         face_n, body_n = sch.commit(face_n[0], None if body_n is None else body_n[0], n_out,
                                     skip_body=layout.HANDS_OK_DIM)
-        frames = to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, self.intensity)
-        fe.trim(sch.next)
-        sch.queue.append(frames)
-        self.window_ms.append((time.perf_counter() - t0) * 1000.0)
-        return frames
+        return to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, intensity)
 
     # ------------------------------------------------------------------------------ mouth mode
     def _chunk_frames(self) -> int:
@@ -341,17 +349,7 @@ class MotionGenerator:
             heard = self.P + n + m.look
             audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
             audio[0, :heard] = (feats[-heard:] - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
-            prefix_f, pk = sch.prefix_face()
-            prefix_b, pkb = sch.prefix_body()
-            cond = WindowConditions(
-                audio=audio, known=heard, prefix_face=prefix_f, prefix_face_keep=pk, prefix_body=prefix_b,
-                prefix_body_keep=pkb, style=self.style_vec, style_keep=self.style_keep,
-                style_log_intensity=self.style_log_intensity, hands_rate=self.hands_rate)
-            face_n, body_n = sample_window(self.face_net, self.body_net, cond, self.sampling,
-                                           window=self.T, seed=[self.seed, w0])
-            face_n, body_n = sch.commit(face_n[0], None if body_n is None else body_n[0], n_out,
-                                        skip_body=layout.HANDS_OK_DIM)
-            self._pending = to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, 1.0)
+            self._pending = self._sample_window(w0, n_out, audio, heard, 1.0)
         p = self._pending
         part = p[c0 - p.start:c0 - p.start + n]
         mouth_exp = m.predict_segment(feats, n)

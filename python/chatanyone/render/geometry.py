@@ -34,10 +34,10 @@ import numpy as np
 
 from . import mesh as M
 from ..spec import keypoint_layout as L
+from ..spec.presets import PRESET_LONG_SIDE
 
 log = logging.getLogger("chatanyone")
 
-DEFAULT_OUTPUT_SIZE = {"fast": 512, "quality": 1024}
 COARSE_DEPTH = 10.0          # depth of the coarse mesh: behind every face triangle
 # inner-lip gap / mouth width of the neutral face the motion is relative to: the motion model
 # closes it by about this much in silence (measured on its output), so silence closes the lips
@@ -360,7 +360,7 @@ class GeomRenderer:
     Thread safety: one frame at a time per instance.
     """
 
-    def __init__(self, avatar, output_size: int = DEFAULT_OUTPUT_SIZE["fast"], *, basis=None):
+    def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None):
         import cv2
         from scipy.spatial import Delaunay
 

@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from ..spec.keypoint_layout import POSE_VIS_MIN as VIS_MIN  # pose visibility that counts as seen
+
 KINDS = ("head", "head_shoulders", "upper_body")
 HAIR_ABOVE = 0.75       # face heights above the forehead point the region starts (hair, head motion)
 HEAD_BELOW = 0.65       # head kind: face heights below the chin (neck)
@@ -27,7 +29,6 @@ SHOULDERS_BELOW = 1.4   # head_shoulders: face heights below the chin
 HEAD_HALF_W = 1.05      # face heights either side of the face centre for the head
 SHOULDER_MARGIN = 0.35  # face heights beyond the shoulder points
 BODY_MARGIN = 0.45      # upper_body: face heights around arms and hands
-VIS_MIN = 0.5           # pose visibility that counts as seen
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,10 +33,11 @@ import numpy as np
 
 from ..audio.whisper import FEAT_DIM
 from ..eval.split import role
+from ..spec.timeline import SAMPLES_PER_FRAME
 
 log = logging.getLogger("chatanyone")
 
-SPF = 640              # samples per video frame
+SPF = SAMPLES_PER_FRAME  # 640 samples per video frame
 SEG_FRAMES = 24        # segment length (0.96 s), as the generator's: C + P = 20 frames of context + hop + L
 MAX_LOOK = 8           # lookaheads computed: 0..MAX_LOOK frames
 PAST = 4               # tokens before the frame that the predictor may read

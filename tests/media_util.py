@@ -1,0 +1,36 @@
+"""Synthetic video files for tests: H.264 frames with an optional mono AAC tone, written with PyAV."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+
+def write_clip(path, frames, *, fps=25, audio=True, tone_hz=440.0):
+    """Write ``frames`` (uint8 ``[H, W, 3]`` RGB, all one size) as an H.264 clip at ``fps``, with a
+    16 kHz mono AAC sine of ``tone_hz`` as long as the video when ``audio``."""
+    import av
+
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        as_ = c.add_stream("aac", rate=16000) if audio else None
+        if as_ is not None:
+            as_.layout = "mono"
+        for img in frames:
+            for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        if as_ is not None:
+            s = int(16000 * len(frames) / fps)
+            x = (0.3 * np.sin(2 * np.pi * tone_hz * np.arange(s) / 16000)).astype(np.float32)
+            for k in range(0, s, 1024):
+                fr = av.AudioFrame.from_ndarray(x[None, k:k + 1024], format="flt", layout="mono")
+                fr.sample_rate, fr.pts = 16000, k
+                for p in as_.encode(fr):
+                    c.mux(p)
+            for p in as_.encode():
+                c.mux(p)
