@@ -34,3 +34,16 @@ def write_clip(path, frames, *, fps=25, audio=True, tone_hz=440.0):
                     c.mux(p)
             for p in as_.encode():
                 c.mux(p)
+
+
+def write_audio_only(path):
+    """An MP4 holding one short silent mono AAC stream and no video."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as c:
+        st = c.add_stream("aac", rate=16000)
+        st.layout = "mono"
+        fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        fr.sample_rate, fr.pts = 16000, 0
+        for p in list(st.encode(fr)) + list(st.encode()):
+            c.mux(p)

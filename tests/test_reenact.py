@@ -89,13 +89,7 @@ def test_reenact_errors(tmp_path, photo, avatar):
     with pytest.raises(ValueError, match="no face"):
         reenact(avatar, gray, tmp_path / "a.mp4", cache=False)
     audio_only = tmp_path / "speech.m4a"
-    with av.open(str(audio_only), "w", format="mp4") as c:
-        st = c.add_stream("aac", rate=16000)
-        st.layout = "mono"
-        fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-        fr.sample_rate, fr.pts = 16000, 0
-        for p in list(st.encode(fr)) + list(st.encode()):
-            c.mux(p)
+    media_util.write_audio_only(audio_only)
     with pytest.raises(ValueError, match="no video stream"):
         reenact(avatar, audio_only, tmp_path / "b.mp4", cache=False)
     blip = tmp_path / "blip.mp4"
