@@ -17,7 +17,7 @@ import media_util  # noqa: E402
 
 @pytest.fixture(scope="module")
 def photo():
-    from chatanyone.data import default_avatar_image
+    from chatanyone.assets import default_avatar_image
     return default_avatar_image()
 
 
@@ -104,7 +104,7 @@ def test_reenact_errors(tmp_path, photo, avatar):
 
 def test_cli_reenact_reports_bad_driving_file(tmp_path, capsys):
     from chatanyone.cli import main
-    from chatanyone.data import default_avatar_path
+    from chatanyone.assets import default_avatar_path
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
     rc = main(["reenact", default_avatar_path(), str(bad), "-o", str(tmp_path / "o.mp4"), "--no-cache"])
