@@ -128,3 +128,84 @@ class TimelineSession:
         self.closed = True
 
 
+
+
+# ---------------------------------------------------------------------- headless Chromium
+def chromium_paths():
+    """(chromium, chromedriver) executables, or (None, None) where either is missing."""
+    import shutil
+
+    c = shutil.which("chromium") or shutil.which("chromium-browser")
+    d = shutil.which("chromedriver")
+    return (c, d) if c and d else (None, None)
+
+
+def chromium_driver(mic_wav, *, script_timeout=20):
+    """A selenium driver for Debian's headless Chromium whose microphone is ``mic_wav`` (looped by
+    Chromium's fake capture) and that may autoplay audio. The caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = chromium_paths()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required",
+              "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=1280,800"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    driver.set_script_timeout(script_timeout)
+    return driver
+
+
+# the displayed video frame's mean colour over its central box (the face): [R, G, B]
+GRAB_CENTER_RGB = """
+const v = document.getElementById('avatar'); const w = v.videoWidth, h = v.videoHeight;
+if (!w || !h) return null;
+const c = document.createElement('canvas'); c.width = w; c.height = h;
+const g = c.getContext('2d'); g.drawImage(v, 0, 0, w, h);
+const x0 = Math.floor(w * 0.3), y0 = Math.floor(h * 0.25), cw = Math.floor(w * 0.4), ch = Math.floor(h * 0.4);
+const d = g.getImageData(x0, y0, cw, ch).data; const s = [0, 0, 0];
+for (let i = 0; i < d.length; i += 4) { s[0] += d[i]; s[1] += d[i + 1]; s[2] += d[i + 2]; }
+const n = d.length / 4; return [s[0] / n, s[1] / n, s[2] / n];
+"""
+
+
+def media_seconds(r, r0, m0):
+    """Stream time between a start (RTP timestamp ``r0`` / media time ``m0``) and the latest frame
+    of the page's ``rvfc`` record: from the RTP timestamps (the server's own 90 kHz stream time)
+    when the browser gives them, else from ``mediaTime`` (which for WebRTC Chromium derives from
+    arrival, so it follows the wall clock)."""
+    if r.get("r1") is not None and r0 is not None:
+        return (r["r1"] + r.get("rtpWraps", 0) * 2 ** 32 - r0) / 90000.0
+    return (r["m1"] - m0) if r.get("m1") is not None and m0 is not None else None
+
+
+def browser_fps(live):
+    """Frame-rate figures of the page's ``window.__live``: presented frames (requestVideoFrameCallback)
+    per second of media time and per wall second, and getVideoPlaybackQuality's totals."""
+    r = live["rvfc"]
+    out = {"presented": r["n"]}
+    media = media_seconds(r, r["r0"], r["m0"])
+    if r["n"] >= 2 and media:
+        out["per_media_s"] = (r["n"] - 1) / media
+    if r["n"] >= 2 and r["t1"] > r["t0"]:
+        out["per_wall_s"] = 1000.0 * (r["n"] - 1) / (r["t1"] - r["t0"])
+    q = live.get("quality")
+    if q:
+        out["quality_total"], out["quality_dropped"] = q["total"], q["dropped"]
+        if media and q["total"] >= 2:
+            # frames that reached the video element (decoded; presented or dropped) per second of
+            # stream time: what arrives, whether or not a starved compositor showed each one
+            out["arrived_per_media_s"] = (q["total"] - 1) / media
+    return out
+
+
+# the page's figures with the element's playback quality read at the same instant
+SNAPSHOT = """
+const v = document.getElementById('avatar'); const live = window.__live;
+if (v.getVideoPlaybackQuality) { const q = v.getVideoPlaybackQuality();
+  live.quality = { total: q.totalVideoFrames, dropped: q.droppedVideoFrames, at: performance.now() }; }
+return live;
+"""

@@ -232,3 +232,38 @@ def test_real_session_from_an_avatar_file_without_the_detector(avatar_file):
             assert isinstance(items[i - 1], rtc.VideoFrame)
     if avatar_file[1] is False:               # the file came from elsewhere: no detector loaded
         assert "mediapipe" not in sys.modules
+
+
+def test_dispatch_worker_options(tmp_path, monkeypatch):
+    """Agent dispatch: the worker registers under its agent name, runs the module-level entrypoint
+    (found by name in the job process), and reports load so the server sends it at most
+    ``capacity`` rooms."""
+    from livekit.agents import WorkerOptions
+
+    from chatanyone.integrations import livekit as lk
+
+    monkeypatch.delenv(lk._ENV_AVATAR, raising=False)
+    opts = lk.worker_options(tmp_path / "me.avatar.npz", capacity=2, agent_name="my-avatar")
+    assert isinstance(opts, WorkerOptions)
+    assert opts.agent_name == "my-avatar" and opts.entrypoint_fnc is lk.dispatch_entrypoint
+    assert os.environ[lk._ENV_AVATAR] == str(tmp_path / "me.avatar.npz")
+
+    class Server:
+        active_jobs: list = []
+    srv = Server()
+    for jobs, takes_more in ((0, True), (1, True), (2, False), (3, False)):
+        srv.active_jobs = [object()] * jobs
+        assert (opts.load_fnc(srv) < opts.load_threshold) is takes_more, jobs
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            lk.worker_options("x.npz", capacity=bad)
+    with pytest.raises(ValueError):
+        lk.worker_options("x.npz", capacity=1, preset="nope")
+
+
+def test_dispatch_metadata():
+    from chatanyone.integrations.livekit import job_metadata
+
+    assert job_metadata('{"sender": "agent-1"}') == {"sender": "agent-1"}
+    for raw in ("", None, "not json", "[1, 2]", "3"):
+        assert job_metadata(raw) == {}

@@ -23,6 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("--idle-timeout", type=float, default=300.0,
                    help="close a session after this many seconds without speech or action (default 300)")
     p.add_argument("--preset", choices=list(PRESET_LONG_SIDE), default="fast")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every session in the server's own process instead of one worker process "
+                        "each (for comparison: sessions then share one interpreter and do not scale "
+                        "across cores)")
     p.set_defaults(func=run)
 
 
@@ -40,12 +44,14 @@ def run(args) -> int:
     cap = args.max_sessions
     if cap is None:
         print("measuring this machine's capacity (a few seconds)...")
-        cap, fig = measure_capacity(builtin_avatar(), preset=args.preset)
+        cap, fig = measure_capacity(builtin_avatar(), preset=args.preset, workers=not args.in_process)
         print(f"one session renders a frame in {1000 * fig['s_per_frame']:.1f} ms "
-              f"({fig['realtime_one']:.2f}x real time alone): admitting {cap} live session(s)")
+              f"({1000 * fig['cpu_per_frame']:.1f} ms CPU, {fig['realtime_one']:.2f}x real time alone) "
+              f"on {fig['cores']} cores: admitting {cap} live session(s)")
     elif cap < 1:
         raise CliError(f"--max-sessions must be >= 1, got {cap}")
-    opt = ServeOptions(capacity=cap, preset=args.preset, idle_timeout_s=args.idle_timeout)
+    opt = ServeOptions(capacity=cap, preset=args.preset, idle_timeout_s=args.idle_timeout,
+                       workers=not args.in_process)
 
     async def main():
         stop = asyncio.Event()

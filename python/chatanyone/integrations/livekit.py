@@ -222,24 +222,119 @@ async def _connect_and_run(url: str, token: str, avatar_path: str, preset: str) 
         await room.disconnect()
 
 
-def main(argv=None) -> int:
-    """``python -m chatanyone.integrations.livekit --url wss://... --token ... --avatar me.avatar.npz``:
-    join a room as the avatar participant (the token names it) and run until the room ends."""
-    import argparse
+# ---------------------------------------------------------------------- agent dispatch
+DEFAULT_AGENT_NAME = "chatanyone-avatar"
+_ENV_AVATAR, _ENV_PRESET = "CHATANYONE_LK_AVATAR", "CHATANYONE_LK_PRESET"
+
+
+def job_metadata(raw) -> dict:
+    """The dispatch's metadata as a dict: JSON ``{"sender": "<agent identity>"}`` (optional) names
+    the participant whose speech the avatar plays; anything else (empty, not JSON, not an object)
+    gives ``{}``, and the avatar plays whichever participant sends it speech."""
+    import json
+
+    if not raw:
+        return {}
+    try:
+        m = json.loads(raw)
+    except (TypeError, ValueError):
+        log.warning("chatanyone avatar: job metadata is not JSON, ignored")
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
+async def dispatch_entrypoint(ctx) -> None:
+    """``entrypoint_fnc`` of a dispatched avatar job (``livekit.agents.JobContext``): join the room
+    and run the avatar until it ends. Module-level (the job runs in its own process, which finds it
+    by name); the avatar file and preset come from the environment :func:`worker_options` set."""
     import os
 
-    p = argparse.ArgumentParser(prog="python -m chatanyone.integrations.livekit", description=main.__doc__)
+    meta = job_metadata(getattr(ctx.job, "metadata", ""))
+    sender = meta.get("sender") if isinstance(meta.get("sender"), str) else None
+    await ctx.connect()
+    log.info("chatanyone avatar job in room %s (speech from %s)", ctx.room.name, sender or "any participant")
+    await run_worker(ctx.room, os.environ[_ENV_AVATAR], preset=os.environ.get(_ENV_PRESET, "fast"),
+                     sender_identity=sender)
+
+
+def worker_options(avatar_path: str, *, capacity: int, agent_name: str = DEFAULT_AGENT_NAME,
+                   preset: str = "fast"):
+    """``livekit.agents.WorkerOptions`` for running the avatar under LiveKit's agent dispatch.
+
+    The worker registers with the server as ``agent_name`` (explicit dispatch: the agent asks for
+    it with ``CreateAgentDispatchRequest(agent_name=..., room=..., metadata='{"sender": ...}')``);
+    livekit-agents runs each job in its own process, so jobs use the cores side by side. The
+    worker reports its load as ``running jobs / capacity`` with the threshold half a job below 1,
+    so the server sends it at most ``capacity`` rooms (measure it with ``chatanyone serve``'s
+    capacity figure) and the next room to another machine. Sets the environment variables the job
+    processes read (the avatar file, the preset)."""
+    import os
+
+    from livekit.agents import WorkerOptions
+
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+    if preset not in PRESET_LONG_SIDE:
+        raise ValueError(f"preset must be one of {list(PRESET_LONG_SIDE)}, got {preset!r}")
+    if not agent_name or not isinstance(agent_name, str):
+        raise ValueError("agent_name must be a non-empty str")
+    os.environ[_ENV_AVATAR] = os.path.abspath(os.fspath(avatar_path))
+    os.environ[_ENV_PRESET] = preset
+
+    def load(server) -> float:
+        return len(server.active_jobs) / capacity
+
+    return WorkerOptions(entrypoint_fnc=dispatch_entrypoint, agent_name=agent_name, load_fnc=load,
+                         load_threshold=1.0 - 0.5 / capacity)
+
+
+def main(argv=None) -> int:
+    """Run the avatar in LiveKit rooms. Two ways:
+
+    - ``--url wss://... --token ... --avatar me.avatar.npz``: join one room as the avatar
+      participant (the token names it) and run until the room ends;
+    - ``--avatar me.avatar.npz --dispatch [--agent-name N] [--capacity K] start``: register with the
+      server (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``) as a dispatchable agent
+      and take up to K rooms at once; the words after the options go to livekit-agents' own command
+      line (``start``, ``dev``)."""
+    import argparse
+    import os
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m chatanyone.integrations.livekit", description=main.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=os.environ.get("LIVEKIT_URL"), help="LiveKit server URL (or $LIVEKIT_URL)")
     p.add_argument("--token", default=os.environ.get("LIVEKIT_TOKEN"),
                    help="access token for the avatar participant (or $LIVEKIT_TOKEN)")
     p.add_argument("--avatar", required=True, help="avatar file written by Avatar.save")
     p.add_argument("--preset", choices=list(PRESET_LONG_SIDE), default="fast")
-    args = p.parse_args(argv)
-    if not args.url or not args.token:
-        p.error("--url and --token (or LIVEKIT_URL and LIVEKIT_TOKEN) are required")
+    p.add_argument("--dispatch", action="store_true", help="run as a dispatchable agent worker")
+    p.add_argument("--agent-name", default=DEFAULT_AGENT_NAME, help="name the agent dispatches (--dispatch)")
+    p.add_argument("--capacity", type=int, default=None,
+                   help="rooms at once (--dispatch; default: measured on this machine at start)")
+    args, rest = p.parse_known_args(argv)
     if not os.path.exists(args.avatar):
         p.error(f"no such avatar file: {args.avatar}")
     logging.basicConfig(level=logging.INFO)
+    if args.dispatch:
+        from livekit.agents import cli
+
+        cap = args.capacity
+        if cap is None:
+            from .. import Avatar
+            from ..serve.capacity import measure_capacity
+            cap, fig = measure_capacity(Avatar.load(args.avatar), preset=args.preset)
+            log.info("measured: %.1f ms CPU per frame: up to %d rooms at once", 1000 * fig["cpu_per_frame"], cap)
+        elif cap < 1:
+            p.error(f"--capacity must be >= 1, got {cap}")
+        opts = worker_options(args.avatar, capacity=cap, agent_name=args.agent_name, preset=args.preset)
+        sys.argv = [sys.argv[0]] + (rest or ["start"])
+        cli.run_app(opts)
+        return 0
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if not args.url or not args.token:
+        p.error("--url and --token (or LIVEKIT_URL and LIVEKIT_TOKEN) are required")
     asyncio.run(_connect_and_run(args.url, args.token, args.avatar, args.preset))
     return 0
 

@@ -1,10 +1,10 @@
 """How many real-time sessions this machine holds: measured, not guessed.
 
-One Session (one ONNX Runtime thread per network, as ``serve`` runs them) renders a few seconds of
-speech offline; its frame cost ``t`` (seconds of CPU per frame) gives the capacity
-``floor(usable_cores * headroom / (fps * t))``: the sessions whose frames fit in the machine's
-time, with headroom for WebRTC encoding and jitter. ``benchmarks/test_serve_capacity.py`` checks it
-against real concurrent sessions.
+One Session renders a few seconds of speech offline; its frame cost ``t`` (seconds of CPU per
+frame, all its threads) gives the capacity ``floor(usable_cores * headroom / (fps * t))``: the
+sessions whose frames fit in the machine's time, with headroom for WebRTC encoding and jitter.
+That holds because ``serve`` runs each session in its own process (:mod:`.worker`).
+``benchmarks/serve_load.py`` checks it against real concurrent sessions.
 """
 from __future__ import annotations
 
@@ -62,17 +62,22 @@ def capacity_from_cost(cpu_per_frame: float, fps: float, cores: int | None = Non
     return max(1, int(math.floor(cores * headroom / (fps * cpu_per_frame))))
 
 
-def measure_capacity(avatar, *, preset: str = "fast", fps: float = 25.0) -> tuple[int, dict]:
+def measure_capacity(avatar, *, preset: str = "fast", fps: float = 25.0, workers: bool = True) -> tuple[int, dict]:
     """``(capacity, figures)`` for this machine (blocks a few seconds).
 
-    Uses one session's *wall* time per frame and no per-core scaling: measured with
-    benchmarks/serve_load.py on the 2-core machine, sessions of one server process did not add up
-    across cores (1 session 0.99x real time, 2 sessions 0.50x each, 4 sessions 0.22x each), so
-    the CPU-time formula (which said 4) over-admitted."""
+    ``workers`` (each session in its own process, as ``serve`` runs them): the CPU-time formula
+    over the usable cores, but never more sessions than the cores can each keep at real time when
+    one session alone is slower than real time. In-process sessions (``workers=False``) share one
+    interpreter: measured with benchmarks/serve_load.py on the 2-core machine they did not add up
+    across cores (1 session 0.99x real time, 2 sessions 0.50x each), so there one session's *wall*
+    time per frame without per-core scaling is used."""
     fig = measure_frame_cost(avatar, preset=preset, fps=fps)
-    cap = capacity_from_cost(fig["s_per_frame"], fps, cores=1)
-    fig.update(cores=usable_cores(), capacity=cap, realtime_one=1.0 / (fps * fig["s_per_frame"]))
-    if fig["realtime_one"] < 1.0:
-        log.warning("this machine renders one session at %.2fx real time: live video will stutter",
-                    fig["realtime_one"])
+    one = 1.0 / (fps * fig["s_per_frame"])
+    if workers:
+        cap = capacity_from_cost(fig["cpu_per_frame"], fps)
+    else:
+        cap = capacity_from_cost(fig["s_per_frame"], fps, cores=1)
+    fig.update(cores=usable_cores(), capacity=cap, realtime_one=one, workers=bool(workers))
+    if one < 1.0:
+        log.warning("this machine renders one session at %.2fx real time: live video will stutter", one)
     return cap, fig

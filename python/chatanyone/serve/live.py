@@ -98,6 +98,9 @@ class LiveStream:
             frame's release time, with ``image`` ``[H, W, 3]`` uint8 and ``audio48`` int16
             ``[n]`` (the frame's own audio at 48 kHz; zeros while muted). It must not block.
         on_event: ``on_event(dict)`` for notifications (interrupted, stats, failed); may be None.
+        on_interrupt: ``on_interrupt()`` called by :meth:`interrupt` in the caller's thread (the
+            button's, or :meth:`feed_mic`'s for speech barge-in), e.g. to drop audio queued
+            downstream; may be None.
         cushion_s: release delay after the first frame, absorbing jitter.
         clock, sleep: injectable for simulated-clock tests.
 
@@ -106,8 +109,9 @@ class LiveStream:
     """
 
     def __init__(self, session, deliver, on_event=None, *, cushion_s: float = 0.06,
-                 clock=time.monotonic, sleep=None):
+                 clock=time.monotonic, sleep=None, on_interrupt=None):
         self.session = session
+        self._on_interrupt = on_interrupt or (lambda: None)
         self.fps = float(session.fps)
         self._deliver = deliver
         self._on_event = on_event or (lambda ev: None)
@@ -242,6 +246,7 @@ class LiveStream:
             self.session.interrupt()
         except RuntimeError:
             pass  # closed meanwhile
+        self._on_interrupt()
         rec = {"type": "interrupted", "reason": reason, "received_at": now,
                "audio_stopped_ms": None, "idle_after_ms": None, "voiced_frames_after": 0,
                "_sent": False}

@@ -19,7 +19,10 @@ import asyncio
 import collections
 import json
 import logging
+import os
 import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -47,8 +50,14 @@ class ServeOptions:
     idle_timeout_s: float = 300.0
     fps: float = 25.0
     intra_op_threads: int = 1
-    session_factory: object = None       # (avatar) -> Session; None: a real-time Session
+    session_factory: object = None       # (avatar) -> Session, run in this process (tests)
     prepare_builtin: bool = True         # prepare the built-in avatar at start-up
+    # each session's Session runs in its own worker process (spawned; one spare kept started), so
+    # sessions use the cores side by side; False: in this process (one interpreter lock for all)
+    workers: bool = True
+    spare_workers: int = 1
+    # native threads per session worker; 0: usable cores / (2 * capacity), at least 1
+    worker_threads: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -92,6 +101,9 @@ class LiveServer:
         self.closing = False
         self.refused_busy = 0
         self._reaper: asyncio.Task | None = None
+        self.pool = None                 # WorkerPool, started with the server
+        self._files = None               # private folder of the avatar files workers load
+        self._avatar_files: dict[str, str] = {}
         self._page = (resources.files(__package__) / "page.html").read_text(encoding="utf-8")
 
     # ------------------------------------------------------------------ app
@@ -110,10 +122,34 @@ class LiveServer:
         app.on_shutdown.append(self._on_shutdown)
         return app
 
+    def worker_threads(self) -> int:
+        """Native threads of each session worker: as given, else half the usable cores shared by
+        the sessions, at least 1 (ONNX Runtime runs one thread per network in every case). One
+        fast-preset frame fits one core's time (~17 ms of a 40 ms frame), and a second thread cost
+        more CPU per frame than it saved (measured on the loaded 2-core VM: 22-27 ms in-process,
+        ~22 ms + 2 ms in a 1-thread worker, ~28 ms + 2 ms with 2 threads), so on small machines a
+        worker gets one; the other half of the cores is left for encoding and the event loop."""
+        if self.opt.worker_threads:
+            return int(self.opt.worker_threads)
+        from .capacity import usable_cores
+        return max(1, usable_cores() // (2 * max(1, self.opt.capacity)))
+
     async def _on_startup(self, app):
-        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        loop = asyncio.get_running_loop()
+        self._reaper = loop.create_task(self._reap())
+        workers = self.opt.workers and self.opt.session_factory is None
+        if workers:
+            self._files = tempfile.mkdtemp(prefix="chatanyone-serve-")   # mode 0700, server-made
         if self.opt.prepare_builtin:   # prepared once, before the first client waits for it
-            await self._avatar("builtin")
+            av = await self._avatar("builtin")
+            warm = await loop.run_in_executor(None, self._avatar_file, av, "builtin") if workers else None
+        else:
+            warm = None
+        if workers:
+            from .worker import WorkerPool
+            spare = min(self.opt.spare_workers, self.opt.capacity)
+            self.pool = await loop.run_in_executor(
+                None, lambda: WorkerPool(threads=self.worker_threads(), spare=spare, warm_avatar=warm))
 
     async def _on_shutdown(self, app):
         await self.shutdown()
@@ -125,6 +161,11 @@ class LiveServer:
             self._reaper.cancel()
         await asyncio.gather(*(self.close_session(s, "shutdown") for s in list(self.sessions.values())),
                              return_exceptions=True)
+        if self.pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.pool.close)
+        if self._files is not None:
+            shutil.rmtree(self._files, ignore_errors=True)
+            self._files = None
 
     # ------------------------------------------------------------------ handlers
     async def h_page(self, request):
@@ -166,7 +207,13 @@ class LiveServer:
         token = secrets.token_urlsafe(12)
         self.avatars[token] = av
         while len(self.avatars) > MAX_AVATARS:
-            self.avatars.popitem(last=False)
+            old, _ = self.avatars.popitem(last=False)
+            path = self._avatar_files.pop(old, None)
+            if path is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         return web.json_response({"avatar": token, "width": int(rgb.shape[1]), "height": int(rgb.shape[0])})
 
     async def h_offer(self, request):
@@ -194,7 +241,7 @@ class LiveServer:
             avatar = await self._avatar(which)
             if avatar is None:
                 return _error(404, "unknown avatar id (upload the photo again)")
-            live = await self._start(avatar, sdp, typ, slot)
+            live = await self._start(avatar, sdp, typ, slot, which)
         except Exception as exc:  # noqa: BLE001 - one failing start must not take the server down
             log.exception("live: could not start a session")
             return _error(500, f"could not start the session: {exc}")
@@ -250,19 +297,38 @@ class LiveServer:
             self.avatars.move_to_end(which)
         return av
 
-    def _make_session(self, avatar):
+    def _avatar_file(self, avatar, which: str) -> str:
+        """The avatar as a file a worker loads (``Avatar.save``: arrays, no pickle), written once
+        per avatar into the server's private folder under a server-made name. Blocks (~0.1 s)."""
+        path = self._avatar_files.get(which)
+        if path is None or not os.path.exists(path):
+            name = "builtin" if which == "builtin" else secrets.token_hex(8)
+            path = os.path.join(self._files, name + ".npz")
+            avatar.save(path)
+            self._avatar_files[which] = path
+        return path
+
+    def _make_session(self, avatar, which: str = "builtin"):
+        """A real-time Session for ``avatar``: in a worker process (``opt.workers``) or here.
+        Blocks until it is built."""
         if self.opt.session_factory is not None:
             return self.opt.session_factory(avatar)
         from .. import Session, SessionConfig
         cfg = SessionConfig(preset=self.opt.preset, fps=self.opt.fps, realtime=True, max_ahead_frames=8,
                             intra_op_threads=self.opt.intra_op_threads)
-        return Session(avatar, cfg)
+        if self.pool is None:
+            return Session(avatar, cfg)
+        from .worker import ProcessSession
+        path = self._avatar_file(avatar, which)
+        # spares only for free slots: this session and those running or starting hold theirs
+        free = self.opt.capacity - len(self.sessions) - self._reserved
+        return ProcessSession(self.pool.take(refill=free), path, cfg)
 
-    async def _start(self, avatar, sdp: str, typ: str, slot: dict) -> _Live:
+    async def _start(self, avatar, sdp: str, typ: str, slot: dict, which: str = "builtin") -> _Live:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
         loop = asyncio.get_running_loop()
-        session = await loop.run_in_executor(None, self._make_session, avatar)
+        session = await loop.run_in_executor(None, self._make_session, avatar, which)
         sid = secrets.token_urlsafe(12)
         out = AvatarOutput(loop, session.fps)
         live_box: list[_Live] = []
@@ -270,7 +336,9 @@ class LiveServer:
         def on_event(ev):
             loop.call_soon_threadsafe(self._on_stream_event, live_box[0], ev)
 
-        stream = LiveStream(session, out.deliver, on_event)
+        # every interrupt (button, or speech barging in on the microphone, which feed_mic detects
+        # on this loop) also silences the audio already queued for the sender
+        stream = LiveStream(session, out.deliver, on_event, on_interrupt=out.clear_audio)
         pc = RTCPeerConnection()
         live = _Live(sid, pc, stream, out)
         live_box.append(live)
@@ -337,8 +405,7 @@ class LiveServer:
             self._send(live, {"type": "pong", "t": m.get("t")})
 
     def interrupt(self, live: _Live, reason: str) -> None:
-        live.stream.interrupt(reason=reason)
-        live.out.clear_audio()
+        live.stream.interrupt(reason=reason)     # its on_interrupt clears the queued audio
 
     def _on_stream_event(self, live: _Live, ev: dict) -> None:
         if live.closed:
@@ -386,6 +453,9 @@ class LiveServer:
             pass
         live.stream = _Closed(live.stream)   # drop the Session's memory now, not at the next GC
         await loop.run_in_executor(None, release_memory)
+        if self.pool is not None and not self.closing:   # a slot is free again: keep a spare for it
+            free = self.opt.capacity - len(self.sessions) - self._reserved
+            await loop.run_in_executor(None, self.pool.fill, free)
         log.info("live: session %s closed (%s)", live.sid, reason)
 
     async def _reap(self) -> None:
