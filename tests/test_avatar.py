@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("mediapipe")
-
 from chatanyone import Avatar  # noqa: E402
 from chatanyone.avatar import AvatarError, load_image  # noqa: E402
 from chatanyone.assets import default_avatar_image, default_avatar_path  # noqa: E402
@@ -143,8 +141,8 @@ _PREPARE = ("import logging, sys\n"
 
 
 def test_native_log_lines_hidden_unless_debug():
-    """mediapipe/TFLite write W0000 / XNNPACK lines to stderr from C++: hidden by default, shown
-    when the chatanyone logger is at DEBUG (the CLI's -v)."""
+    """LiteRT writes its XNNPACK INFO line to stderr from C++: hidden by default, shown when the
+    chatanyone logger is at DEBUG (the CLI's -v)."""
     import subprocess
     import sys
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 av = pytest.importorskip("av")
-pytest.importorskip("mediapipe")
 
 from chatanyone.cli import main  # noqa: E402
 from chatanyone.data import corpus  # noqa: E402

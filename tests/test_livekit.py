@@ -188,11 +188,7 @@ def avatar_file(tmp_path_factory):
     path = os.environ.get("CHATANYONE_TEST_AVATAR")
     if path and os.path.exists(path):
         return path, False
-    try:
-        import mediapipe  # noqa: F401
-    except ImportError:
-        pytest.skip("no avatar file: set CHATANYONE_TEST_AVATAR (photo preparation is not installed here)")
-    from chatanyone import Avatar
+    from chatanyone import Avatar   # photo preparation is in every install (LiteRT, no mediapipe)
     from chatanyone.assets import default_avatar_image
     p = tmp_path_factory.mktemp("lk") / "builtin.avatar.npz"
     Avatar.prepare(default_avatar_image()).save(p)
@@ -201,8 +197,8 @@ def avatar_file(tmp_path_factory):
 
 def test_real_session_from_an_avatar_file_without_the_detector(avatar_file):
     """The worker's path: Avatar.load + a real-time Session; speech in as rtc.AudioFrames, paired
-    frames out, then clear_buffer. Where mediapipe is absent (the [livekit] install) this also
-    shows the running side never needs it."""
+    frames out, then clear_buffer. With an avatar file from elsewhere this also shows the running
+    side never loads a landmark detector."""
     from chatanyone.integrations.livekit import make_session
     from chatanyone.assets import demo_speech
 
@@ -231,7 +227,7 @@ def test_real_session_from_an_avatar_file_without_the_detector(avatar_file):
         if isinstance(it, rtc.AudioFrame):
             assert isinstance(items[i - 1], rtc.VideoFrame)
     if avatar_file[1] is False:               # the file came from elsewhere: no detector loaded
-        assert "mediapipe" not in sys.modules
+        assert "mediapipe" not in sys.modules and "chatanyone.vision.landmarks" not in sys.modules
 
 
 def test_dispatch_worker_options(tmp_path, monkeypatch):

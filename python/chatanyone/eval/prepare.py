@@ -125,15 +125,14 @@ def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _settings(fps: float, max_seconds: float | None, detect_max_side: int) -> dict:
-    try:
-        import mediapipe
-        mp_version = mediapipe.__version__
-    except ImportError:  # pragma: no cover - a dependency
-        mp_version = "?"
+    from ..vision.detect import detector_version
     if max_seconds is not None:  # 10 and 10.0 are the same setting (one cache entry)
         max_seconds = int(max_seconds) if float(max_seconds).is_integer() else round(float(max_seconds), 6)
     return {"version": CACHE_VERSION, "fps": float(fps), "max_seconds": max_seconds,
-            "detect_max_side": int(detect_max_side), "mediapipe": mp_version}
+            "detect_max_side": int(detect_max_side),
+            # the landmark detector's version: entries made by another detector (those keyed
+            # "mediapipe": "0.10.21" before the LiteRT detector) are not reused but made again
+            "detector": detector_version()}
 
 
 def prepare(path: str | os.PathLike, *, fps: float = FPS, max_seconds: float | None = None,

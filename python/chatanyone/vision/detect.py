@@ -1,12 +1,17 @@
-"""Landmark detection with mediapipe 0.10.21's legacy solutions (models bundled in the wheel).
+"""Landmark detection: MediaPipe's face mesh (478 points with irises), pose (33 points,
+``model_complexity=1``) and hands (21 points each, up to two, ``model_complexity=1``) models, run
+by the LiteRT interpreter (:mod:`.landmarks`, :mod:`.litert`; the models ship in
+``weights/landmarks``), so preparing a photo needs no mediapipe package (issue #13: mediapipe
+0.10.21 pins protobuf<5, LiveKit needs protobuf>=5). :class:`MediapipeDetector` is the same
+interface over mediapipe 0.10.21's legacy solutions, kept as the parity reference (tests and
+``benchmarks/landmark_parity.py``; it needs ``pip install mediapipe==0.10.21``).
 
-One :class:`Detector` runs face mesh (478 points with iris), pose (33 points, model_complexity=1)
-and hands (21 points each, up to two) on RGB frames and returns image-normalized coordinates:
-x in [0, 1] left to right, y in [0, 1] top to bottom, z in units of the image width (mediapipe's
-convention; smaller is nearer the camera). Points outside the image keep values outside [0, 1].
+Coordinates are image-normalized: x in [0, 1] left to right, y in [0, 1] top to bottom, z in units
+of the image width (mediapipe's convention; smaller is nearer the camera). Points outside the
+image keep values outside [0, 1].
 
-Hands are ordered by the *person's* side: index 0 is the left hand, 1 the right hand. Mediapipe's
-handedness label assumes a mirrored (selfie) image, so for ordinary video it is swapped; the
+Hands are ordered by the *person's* side: index 0 is the left hand, 1 the right hand. The hand
+model's handedness assumes a mirrored (selfie) image, so for ordinary video it is swapped; the
 nearest pose wrist (15 left, 16 right) decides first, the swapped label only when the pose has no
 visible wrist.
 """
@@ -55,9 +60,10 @@ _quiet_saved: int | None = None
 
 @contextlib.contextmanager
 def native_stderr_quiet():
-    """Silence what mediapipe's C++ side (absl ``W0000 ...`` lines, TFLite's ``INFO: Created
-    TensorFlow Lite XNNPACK delegate``) writes to the process's stderr while the block runs,
-    unless the ``chatanyone`` logger is enabled for DEBUG (the CLI's ``-v``). Those libraries print
+    """Silence what native code (LiteRT's ``INFO: Created TensorFlow Lite XNNPACK delegate``;
+    mediapipe's absl ``W0000 ...`` lines in the reference detector) writes to the process's
+    stderr while the block runs, unless the ``chatanyone`` logger is enabled for DEBUG (the CLI's
+    ``-v``). Those libraries print
     with C stdio, below Python's logging, so file descriptor 2 is pointed at /dev/null for the
     block (re-entrant; other threads' stderr output in that time is dropped too)."""
     global _quiet_depth, _quiet_saved
@@ -86,20 +92,101 @@ def native_stderr_quiet():
                 _quiet_saved = None
 
 
+def detector_version() -> str:
+    """Version of the landmark detector (models + pre/post-processing): caches of landmarks record
+    it (``eval/prepare.py``), so a change re-makes them."""
+    from .landmarks import VERSION
+    return VERSION
+
+
 class Detector:
-    """Face mesh + pose + hands on RGB frames.
+    """Face mesh + pose + hands on RGB frames (LiteRT; no mediapipe package).
 
     Args:
-        video: True to use mediapipe's tracking mode (``static_image_mode=False``): consecutive calls
-            must be consecutive frames of one clip. False for independent photos.
+        video: True for tracking mode (mediapipe's ``static_image_mode=False``): consecutive calls
+            must be consecutive frames of one clip; each frame's regions come from the previous
+            frame's landmarks and the detectors run again only when an object is lost. False for
+            independent photos (detectors on every call).
         max_faces: faces face mesh looks for (2 lets :class:`~chatanyone.Avatar` refuse group photos).
         pose / hands: run those models (skipping them saves time where only the face is needed).
-        min_confidence: detection confidence for all three models.
+        min_confidence: detection confidence for all three detectors.
 
-    Not thread-safe; use one per thread. Close with :meth:`close` or a ``with`` block. mediapipe's
-    native log lines are silenced unless the ``chatanyone`` logger shows DEBUG
-    (:func:`native_stderr_quiet`).
+    Not thread-safe; use one per thread. Close with :meth:`close` or a ``with`` block.
     """
+
+    def __init__(self, *, video: bool = True, max_faces: int = 1, pose: bool = True, hands: bool = True,
+                 min_confidence: float = 0.5):
+        if not isinstance(max_faces, (int, np.integer)) or isinstance(max_faces, bool) or max_faces < 1:
+            raise ValueError(f"max_faces must be an int >= 1, got {max_faces!r}")
+        if not 0.0 < float(min_confidence) < 1.0:
+            raise ValueError(f"min_confidence must be in (0, 1), got {min_confidence!r}")
+        from . import landmarks as L
+        with native_stderr_quiet():   # LiteRT prints an XNNPACK INFO line on its first model
+            self._face = L.FaceMesh(video=video, max_faces=int(max_faces), min_detection=min_confidence)
+            self._pose = L.Pose(video=video, min_detection=min_confidence) if pose else None
+            self._hands = L.Hands(video=video, max_hands=2, min_detection=min_confidence) if hands else None
+        self.max_faces = int(max_faces)
+
+    def close(self) -> None:
+        self._face = self._pose = self._hands = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __call__(self, rgb: np.ndarray) -> FrameLandmarks:
+        """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks, ~30-120 ms on a CPU core)."""
+        _check_rgb(rgb)
+        if self._face is None:
+            raise ValueError("this Detector is closed")
+        with native_stderr_quiet():
+            return self._detect(np.ascontiguousarray(rgb))
+
+    def _detect(self, rgb: np.ndarray) -> FrameLandmarks:
+        out = _empty()
+        _set_faces(out, self._face(rgb), self.max_faces)
+        if self._pose is not None:
+            p = self._pose(rgb)
+            if p is not None:
+                out.pose = p.astype(np.float32)
+                out.pose_ok = True
+        if self._hands is not None:
+            found = [(pts, 1 if left > 0.5 else 0, max(left, 1.0 - left))
+                     for pts, left, _ in self._hands(rgb)]
+            if found:
+                # the model's "Left" (score > 0.5) assumes a mirrored image: the person's right hand
+                _assign_hands(out, found, rgb.shape[1] / rgb.shape[0])
+        return out
+
+
+def _check_rgb(rgb) -> None:
+    if not isinstance(rgb, np.ndarray):
+        raise TypeError(f"rgb must be a numpy array, got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise ValueError(f"rgb must be at least 2x2 pixels, got {rgb.shape}")
+
+
+def _set_faces(out: FrameLandmarks, faces: list, max_faces: int) -> None:
+    if not faces:
+        return
+    faces = [np.asarray(f, np.float32) for f in faces]
+    # the largest face is "the" face
+    sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
+    out.face = faces[int(np.argmax(sizes))]
+    out.face_ok = True
+    out.n_faces = len(faces)
+    if max_faces > 1:
+        out.faces = faces
+
+
+class MediapipeDetector:
+    """The same interface over mediapipe 0.10.21's legacy solutions: the parity reference for
+    :class:`Detector` (tests, ``benchmarks/landmark_parity.py``). Needs
+    ``pip install mediapipe==0.10.21`` (it pins protobuf<5). Arguments as :class:`Detector`."""
 
     def __init__(self, *, video: bool = True, max_faces: int = 1, pose: bool = True, hands: bool = True,
                  min_confidence: float = 0.5):
@@ -108,12 +195,7 @@ class Detector:
         self.max_faces = max_faces
 
     def _open(self, video, max_faces, pose, hands, min_confidence) -> None:
-        try:
-            import mediapipe as mp  # heavy import: only when a detector is made
-        except ImportError as exc:
-            raise ImportError("preparing a photo needs the landmark detector (mediapipe): "
-                              "pip install 'chatanyone[prepare]' (a running Session from an avatar "
-                              "file made by Avatar.save does not need it)") from exc
+        import mediapipe as mp  # the reference only; ImportError where it is not installed
         sol = mp.solutions
         static = not video
         self._face = sol.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces,
@@ -139,9 +221,8 @@ class Detector:
         self.close()
 
     def __call__(self, rgb: np.ndarray) -> FrameLandmarks:
-        """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks, ~20-60 ms on a CPU core)."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"rgb must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
+        """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks)."""
+        _check_rgb(rgb)
         with native_stderr_quiet():
             return self._detect(np.ascontiguousarray(rgb))
 
@@ -149,15 +230,8 @@ class Detector:
         out = _empty()
         r = self._face.process(rgb)
         if r.multi_face_landmarks:
-            faces = [np.array([(p.x, p.y, p.z) for p in f.landmark], np.float32)
-                     for f in r.multi_face_landmarks]
-            # the largest face is "the" face
-            sizes = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
-            out.face = faces[int(np.argmax(sizes))]
-            out.face_ok = True
-            out.n_faces = len(faces)
-            if self.max_faces > 1:
-                out.faces = faces
+            _set_faces(out, [np.array([(p.x, p.y, p.z) for p in f.landmark], np.float32)
+                             for f in r.multi_face_landmarks], self.max_faces)
         if self._pose is not None:
             r = self._pose.process(rgb)
             if r.pose_landmarks:
