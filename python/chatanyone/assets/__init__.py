@@ -1,6 +1,6 @@
 """Demo inputs: the speech clip shipped in the package (synthesized here with flite's "slt"
 voice, so it carries no third-party recording) and the default portrait (matplotlib's public-domain
-photo of Grace Hopper; matplotlib comes with mediapipe)."""
+photo of Grace Hopper; matplotlib is a run-time dependency)."""
 from __future__ import annotations
 
 import os

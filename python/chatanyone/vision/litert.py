@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -144,147 +146,21 @@ class TFLiteModel:
     """
 
     def __init__(self, path: str | Path, *, threads: int = 1):
-        lit, schema = _litert()
+        lit, _ = _litert()
         self.path = Path(path)
-        buf = self.path.read_bytes()
-        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
-        g = model.subgraphs[0]
-        names = [t.name.decode() for t in g.tensors]
-        self.input_shape = tuple(int(v) for v in g.tensors[g.inputs[0]].shape)
-        self.output_names = [names[i] for i in g.outputs]
-        self.output_shapes = {names[i]: tuple(int(v) for v in g.tensors[i].shape) for i in g.outputs}
-
-        def opcode(op):
-            oc = model.operatorCodes[op.opcodeIndex]
-            return max(oc.builtinCode, oc.deprecatedBuiltinCode), oc.customCode
-
-        custom = [i for i, op in enumerate(g.operators) if opcode(op)[0] == schema.BuiltinOperator.CUSTOM]
         self._threads = threads
-        if not custom:
-            self._stages = [("graph", self._interpreter(lit, buf), {names[g.inputs[0]]: g.inputs[0]},
-                             list(g.outputs))]
-            self._names = names
-            self._in = g.inputs[0]
-            self._out_ids = [int(t) for t in g.outputs]
-            return
-        from flatbuffers import flexbuffers  # a dependency of ai-edge-litert
-
-        consumers: dict[int, list[int]] = {}
-        for i, op in enumerate(g.operators):
-            for t in op.inputs:
-                if t >= 0:
-                    consumers.setdefault(int(t), []).append(i)
-        const = {i for i, t in enumerate(g.tensors) if model.buffers[t.buffer].data is not None
-                 and len(model.buffers[t.buffer].data) > 0}
-        # operators on constants only (the fp16 weights' DEQUANTIZE): every stage that needs their
-        # outputs runs them itself, so XNNPACK still sees static weights
-        all_ops = list(g.operators)
-        producer = {int(t): i for i, op in enumerate(all_ops) for t in op.outputs}
-        static_ops: set[int] = set()
-        static = set(const)
-        for i, op in enumerate(g.operators):
-            if i not in custom and all(t < 0 or t in static for t in op.inputs):
-                static_ops.add(i)
-                static.update(int(t) for t in op.outputs)
-
-        def with_static(ops: list[int]) -> list[int]:
-            need, stack = set(ops), [t for i in ops for t in all_ops[i].inputs if t in static and t not in weights]
-            while stack:
-                j = producer[int(stack.pop())]
-                if j not in need:
-                    need.add(j)
-                    stack.extend(t for t in all_ops[j].inputs if t in static and t not in weights)
-            return sorted(need)
-
-        weights = const
-        available = set(int(i) for i in g.inputs) | static
-        todo = [i for i in range(len(g.operators)) if i not in static_ops]
-        graph_inputs, graph_outputs = list(g.inputs), list(g.outputs)
-        stages = []
-        while todo:
-            part = []
-            produced: set[int] = set()
-            for i in todo:
-                op = all_ops[i]
-                if i in custom:
-                    continue
-                if all(t < 0 or t in available or t in produced for t in op.inputs):
-                    part.append(i)
-                    produced.update(int(t) for t in op.outputs)
-            if part:
-                later = set(todo) - set(part)
-                ins = sorted({int(t) for i in part for t in all_ops[i].inputs
-                              if t >= 0 and t not in static and t not in produced})
-                outs = sorted({t for t in produced
-                               if t in graph_outputs or any(c in later for c in consumers.get(t, []))})
-                g.operators = [all_ops[i] for i in with_static(part)]
-                g.inputs, g.outputs = ins, outs
-                data = self._pack(model, schema)
-                stages.append(("graph", self._interpreter(lit, data), {names[t]: t for t in ins}, outs))
-                available |= produced
-                todo = [i for i in todo if i not in part]
-            ready = [i for i in todo if i in custom
-                     and all(t < 0 or t in available for t in all_ops[i].inputs)]
-            if not ready and not part:
-                raise RuntimeError(f"{self.path.name}: cannot order its operators")
-            for i in ready:
-                op = all_ops[i]
-                code = opcode(op)[1]
-                if code not in _CUSTOM:
-                    raise RuntimeError(f"{self.path.name}: unknown custom operator {code!r}")
-                raw = bytes(op.customOptions) if op.customOptions is not None else b""
-                if code == b"Convolution2DTransposeBias":
-                    opts = _transpose_conv_options(raw)
-                else:
-                    opts = flexbuffers.Loads(raw) if raw else {}
-                stages.append(("custom", code, [int(t) for t in op.inputs], [int(t) for t in op.outputs], opts))
-                available |= {int(t) for t in op.outputs}
-            todo = [i for i in todo if i not in ready]
-        # weights that custom operators read (the transposed convolution's kernel and bias): computed
-        # once by a stage of their DEQUANTIZE operators, or read from the buffer when stored as is
-        self._consts: dict[int, np.ndarray] = {}
-        want = sorted({int(t) for i in custom for t in all_ops[i].inputs if t >= 0 and t in static})
-        derived = [t for t in want if t not in weights]
-        for t in want:
-            if t in weights:
-                tt = g.tensors[t]
-                dtype = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT32: np.int32}[tt.type]
-                self._consts[t] = np.frombuffer(bytes(model.buffers[tt.buffer].data), dtype).reshape(tt.shape).copy()
-        if derived:
-            g.operators = [all_ops[i] for i in with_static([producer[t] for t in derived])]
-            g.inputs, g.outputs = [], derived
-            it, idx = self._interpreter(lit, self._pack(model, schema), xnnpack=False)
-            it.invoke()
-            for t in derived:
-                self._consts[t] = it.get_tensor(idx[names[t]]).copy()
-        g.operators, g.inputs, g.outputs = all_ops, graph_inputs, graph_outputs
-        self._stages = stages
-        self._names = names
-        self._in = graph_inputs[0]
-        self._out_ids = [int(t) for t in graph_outputs]
-        log.debug("%s: %d stages (%d custom operators)", self.path.name, len(stages), len(custom))
-
-    @staticmethod
-    def _pack(model, schema) -> bytes:
-        import flatbuffers
-        b = flatbuffers.Builder(1 << 20)
-        b.Finish(model.Pack(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
-
-    def _interpreter(self, lit, data: bytes, xnnpack: bool = True):
-        kw = {} if xnnpack else {
-            "experimental_op_resolver_type": lit.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-        it = lit.Interpreter(model_content=data, num_threads=self._threads, **kw)
-        it.allocate_tensors()
-        by_name = {d["name"]: d["index"] for d in it.get_input_details()}
-        by_name.update({d["name"]: d["index"] for d in it.get_output_details()})
-        return it, by_name
+        plan = _plan(str(self.path.resolve()))
+        self.input_shape, self.output_names = plan.input_shape, plan.output_names
+        self.output_shapes = plan.output_shapes
+        self._names, self._in, self._out_ids, self._consts = plan.names, plan.in_id, plan.out_ids, plan.consts
+        self._stages = [("graph", _interpreter(lit, st[1], threads), st[2], st[3]) if st[0] == "graph" else st
+                        for st in plan.stages]
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(x, np.float32)
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"{self.path.name}: input must be {self.input_shape}, got {x.shape}")
-        vals: dict[int, np.ndarray] = {**getattr(self, "_consts", {}), self._in: x}
+        vals: dict[int, np.ndarray] = {**self._consts, self._in: x}
         for st in self._stages:
             if st[0] == "graph":
                 (it, idx), ins, outs = st[1], st[2], st[3]
@@ -297,3 +173,140 @@ class TFLiteModel:
                 _, code, ins, outs, opts = st
                 vals[outs[0]] = _CUSTOM[code]([vals[t] for t in ins], opts)
         return {n: vals[i] for n, i in zip(self.output_names, self._out_ids)}
+
+
+def _interpreter(lit, data: bytes, threads: int = 1, xnnpack: bool = True):
+    kw = {} if xnnpack else {
+        "experimental_op_resolver_type": lit.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    it = lit.Interpreter(model_content=data, num_threads=threads, **kw)
+    it.allocate_tensors()
+    by_name = {d["name"]: d["index"] for d in it.get_input_details()}
+    by_name.update({d["name"]: d["index"] for d in it.get_output_details()})
+    return it, by_name
+
+
+def _pack(model, schema) -> bytes:
+    import flatbuffers
+    b = flatbuffers.Builder(1 << 20)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+@lru_cache(maxsize=16)
+def _plan(path: str) -> SimpleNamespace:
+    """How to run the model at ``path``: its stages (builtin-only flatbuffers and custom operators)
+    and constants; cached per process, so further detectors only create interpreters."""
+    lit, schema = _litert()
+    buf = Path(path).read_bytes()
+    plan = SimpleNamespace(path=Path(path))
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+    g = model.subgraphs[0]
+    names = [t.name.decode() for t in g.tensors]
+    plan.input_shape = tuple(int(v) for v in g.tensors[g.inputs[0]].shape)
+    plan.output_names = [names[i] for i in g.outputs]
+    plan.output_shapes = {names[i]: tuple(int(v) for v in g.tensors[i].shape) for i in g.outputs}
+
+    def opcode(op):
+        oc = model.operatorCodes[op.opcodeIndex]
+        return max(oc.builtinCode, oc.deprecatedBuiltinCode), oc.customCode
+
+    custom = [i for i, op in enumerate(g.operators) if opcode(op)[0] == schema.BuiltinOperator.CUSTOM]
+    plan.names, plan.in_id, plan.out_ids, plan.consts = names, int(g.inputs[0]), [int(t) for t in g.outputs], {}
+    if not custom:
+        plan.stages = [("graph", buf, {names[g.inputs[0]]: int(g.inputs[0])}, [int(t) for t in g.outputs])]
+        return plan
+    from flatbuffers import flexbuffers  # a dependency of ai-edge-litert
+
+    consumers: dict[int, list[int]] = {}
+    for i, op in enumerate(g.operators):
+        for t in op.inputs:
+            if t >= 0:
+                consumers.setdefault(int(t), []).append(i)
+    const = {i for i, t in enumerate(g.tensors) if model.buffers[t.buffer].data is not None
+             and len(model.buffers[t.buffer].data) > 0}
+    # operators on constants only (the fp16 weights' DEQUANTIZE): every stage that needs their
+    # outputs runs them itself, so XNNPACK still sees static weights
+    all_ops = list(g.operators)
+    producer = {int(t): i for i, op in enumerate(all_ops) for t in op.outputs}
+    static_ops: set[int] = set()
+    static = set(const)
+    for i, op in enumerate(g.operators):
+        if i not in custom and all(t < 0 or t in static for t in op.inputs):
+            static_ops.add(i)
+            static.update(int(t) for t in op.outputs)
+
+    def with_static(ops: list[int]) -> list[int]:
+        need, stack = set(ops), [t for i in ops for t in all_ops[i].inputs if t in static and t not in weights]
+        while stack:
+            j = producer[int(stack.pop())]
+            if j not in need:
+                need.add(j)
+                stack.extend(t for t in all_ops[j].inputs if t in static and t not in weights)
+        return sorted(need)
+
+    weights = const
+    available = set(int(i) for i in g.inputs) | static
+    todo = [i for i in range(len(g.operators)) if i not in static_ops]
+    graph_inputs, graph_outputs = list(g.inputs), list(g.outputs)
+    stages = []
+    while todo:
+        part = []
+        produced: set[int] = set()
+        for i in todo:
+            op = all_ops[i]
+            if i in custom:
+                continue
+            if all(t < 0 or t in available or t in produced for t in op.inputs):
+                part.append(i)
+                produced.update(int(t) for t in op.outputs)
+        if part:
+            later = set(todo) - set(part)
+            ins = sorted({int(t) for i in part for t in all_ops[i].inputs
+                          if t >= 0 and t not in static and t not in produced})
+            outs = sorted({t for t in produced
+                           if t in graph_outputs or any(c in later for c in consumers.get(t, []))})
+            g.operators = [all_ops[i] for i in with_static(part)]
+            g.inputs, g.outputs = ins, outs
+            stages.append(("graph", _pack(model, schema), {names[t]: t for t in ins}, outs))
+            available |= produced
+            todo = [i for i in todo if i not in part]
+        ready = [i for i in todo if i in custom
+                 and all(t < 0 or t in available for t in all_ops[i].inputs)]
+        if not ready and not part:
+            raise RuntimeError(f"{plan.path.name}: cannot order its operators")
+        for i in ready:
+            op = all_ops[i]
+            code = opcode(op)[1]
+            if code not in _CUSTOM:
+                raise RuntimeError(f"{plan.path.name}: unknown custom operator {code!r}")
+            raw = bytes(op.customOptions) if op.customOptions is not None else b""
+            if code == b"Convolution2DTransposeBias":
+                opts = _transpose_conv_options(raw)
+            else:
+                opts = flexbuffers.Loads(raw) if raw else {}
+            stages.append(("custom", code, [int(t) for t in op.inputs], [int(t) for t in op.outputs], opts))
+            available |= {int(t) for t in op.outputs}
+        todo = [i for i in todo if i not in ready]
+    # weights that custom operators read (the transposed convolution's kernel and bias): computed
+    # once by a stage of their DEQUANTIZE operators, or read from the buffer when stored as is
+    consts: dict[int, np.ndarray] = {}
+    want = sorted({int(t) for i in custom for t in all_ops[i].inputs if t >= 0 and t in static})
+    derived = [t for t in want if t not in weights]
+    for t in want:
+        if t in weights:
+            tt = g.tensors[t]
+            dtype = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT32: np.int32}[tt.type]
+            consts[t] = np.frombuffer(bytes(model.buffers[tt.buffer].data), dtype).reshape(tt.shape).copy()
+    if derived:
+        g.operators = [all_ops[i] for i in with_static([producer[t] for t in derived])]
+        g.inputs, g.outputs = [], derived
+        it, idx = _interpreter(lit, _pack(model, schema), xnnpack=False)
+        it.invoke()
+        for t in derived:
+            consts[t] = it.get_tensor(idx[names[t]]).copy()
+    for v in consts.values():
+        v.flags.writeable = False
+    g.operators, g.inputs, g.outputs = all_ops, graph_inputs, graph_outputs
+    plan.stages, plan.consts = stages, consts
+    log.debug("%s: %d stages (%d custom operators)", plan.path.name, len(stages), len(custom))
+    return plan
