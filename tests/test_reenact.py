@@ -110,3 +110,53 @@ def test_cli_reenact_reports_bad_driving_file(tmp_path, capsys):
     rc = main(["reenact", default_avatar_path(), str(bad), "-o", str(tmp_path / "o.mp4"), "--no-cache"])
     err = capsys.readouterr().err
     assert rc == 2 and "reenact: error" in err and "notes.mp4" in err
+
+
+def test_driving_mouth_opens_and_closes_as_far_as_the_video():
+    """A video whose mouth is mostly open (its median face open): the driving mesh, set on a photo's
+    neutralized face, closes where the video closes and opens as far as it opens. Relative to the
+    median face alone (``mouth="median"``) the closed frames crossed the lips and were clamped
+    shut, and the open ones opened only to the neutral gap."""
+    from chatanyone.eval.prepare import PreparedVideo
+    from chatanyone.render.geometry import close_lips, neutral_face
+    from chatanyone.spec.head import load_basis
+    b = load_basis()
+    can = np.asarray(b.canonical, np.float64)
+    comp = np.asarray(b.components, np.float64).reshape(b.n_exp, 468, 3)
+    dg = comp[:, 14, 1] - comp[:, 13, 1]
+    k = int(np.argmax(np.abs(dg)))
+    width = float(np.linalg.norm(can[308, :2] - can[78, :2]))
+    g0 = float(can[14, 1] - can[13, 1])
+    pattern = np.r_[np.zeros(12), np.full(18, 0.25), np.zeros(12), np.full(18, 0.25)] * width
+    n = len(pattern)
+    faces = np.repeat(can[None], n, 0)
+    faces[:, :468] += ((pattern - g0) / dg[k])[:, None, None] * comp[k][None]
+    img = faces.copy()
+    img[..., 0] = 0.5 + 0.3 * faces[..., 0]
+    img[..., 1] = 0.45 + 0.3 * faces[..., 1]
+    img[..., 2] = 0.3 * faces[..., 2]
+    pv = PreparedVideo(path="synthetic.mp4", key="", fps=25.0, n=n, width=400, height=400, has_audio=False,
+                       audio=np.zeros(n * 640, np.float32), face=img.astype(np.float32), face_ok=np.ones(n, bool),
+                       pose=np.full((n, 33, 4), np.nan, np.float32), pose_ok=np.zeros(n, bool),
+                       hands=np.full((n, 2, 21, 3), np.nan, np.float32), hands_ok=np.zeros((n, 2), bool))
+    closed_photo = can.copy()
+    closed_photo[:468] += (-g0 / dg[k]) * comp[k]
+    neutral, _ = neutral_face(closed_photo, b)
+    comp_flat = comp.reshape(b.n_exp, -1)
+    closed = np.r_[3:9, 33:39]
+    opened = np.r_[16:26, 46:56]
+    out = {}
+    for mode in ("neutral", "median"):
+        m = driving_motion(pv, mouth=mode)
+        gaps = []
+        for t in range(n):
+            c = neutral.astype(np.float64).copy()
+            c[:468] += (m.exp[t].astype(np.float64) @ comp_flat).reshape(468, 3)
+            close_lips(c)
+            gaps.append(float(c[14, 1] - c[13, 1]) / width)
+        gaps = np.array(gaps)
+        out[mode] = (gaps[closed].mean(), gaps[opened].mean())
+    c_n, o_n = out["neutral"]
+    c_m, o_m = out["median"]
+    assert c_n < 0.05 and abs(o_n - 0.25) < 0.06, out       # closes, and opens as far as the video
+    assert o_m < 0.15, out                                   # the old reference: opened far less

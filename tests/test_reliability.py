@@ -335,7 +335,7 @@ _VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 6, 10 ** 6), st
                                                                      "cuda:0", "CPUExecutionProvider"]),
                     st.builds(np.int64, st.integers(-5, 5)), st.builds(np.float32, st.floats(-5, 5)))
 _FIELDS = ["fps", "preset", "style", "intensity", "seed", "ddim_steps", "realtime", "providers",
-           "frame_device", "max_ahead_frames", "intra_op_threads", "output_size"]
+           "frame_device", "max_ahead_frames", "intra_op_threads", "output_size", "refine_mouth"]
 
 
 @pytest.mark.time_limit(60 * _SCALE)
@@ -355,6 +355,7 @@ def test_every_config_field_is_type_checked(kw):
     assert c.ddim_steps is None or (type(c.ddim_steps) is int and 1 <= c.ddim_steps <= 100)
     assert c.output_size is None or (type(c.output_size) is int and 64 <= c.output_size <= 4096)
     assert type(c.realtime) is bool
+    assert type(c.refine_mouth) is bool
     assert c.providers is None or (type(c.providers) is tuple and all(isinstance(p, str) for p in c.providers))
     assert type(c.max_ahead_frames) is int and c.max_ahead_frames >= 1
     assert type(c.intra_op_threads) is int and 0 <= c.intra_op_threads <= inputs.cpu_count()

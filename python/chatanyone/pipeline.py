@@ -38,7 +38,7 @@ class Pipeline:
         self.gen = MotionGenerator(style=config.style, intensity=config.intensity,
                                    seed=config.seed, steps=config.ddim_steps,
                                    providers=config.providers)
-        self.renderer = GeomRenderer(avatar, config.long_side)
+        self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth)
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)
         # audio a motion frame may wait for: the rest of its window's hop and the model's lookahead
         self.lookahead_samples = int(self.gen.lookahead_samples)

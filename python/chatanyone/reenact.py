@@ -51,13 +51,18 @@ class ReenactResult:
     face_fraction: float     # driving frames where a face was found
 
 
-def driving_motion(prepared, *, reference: str = "first"):
+def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"):
     """Per-frame motion of a prepared driving video (:class:`chatanyone.eval.prepare.PreparedVideo`).
 
     Returns a :class:`~chatanyone.spec.motion_layout.MotionFrames` of ``n`` frames (``head [n, 6]``,
     ``exp [n, E]``, ``eye [n, 4]``, ``body [n, 8, 2]``, ``hands [n, 2, 21, 2]``, ``hands_ok [n, 2]``): head, gaze
     and body relative to the ``reference`` frame (``"first"``: the first frame with a face;
     ``"median"``: the clip's median), the expression relative to the clip's neutral (median) face.
+    ``mouth="neutral"`` (default) adds the median face's own mouth to the expression, so that it sets
+    the photo's neutralized face (lips ``NEUTRAL_GAP`` apart) absolutely: the driving lips close
+    where the video's do; ``"median"`` leaves the expression relative to the median face (lips that
+    close further than the median's cross and are clamped shut by the renderer: the mouth opens
+    about a third less; kept for the ablation).
     Frames without a face hold the nearest face frame's head, expression and eyes.
     Raises ValueError when no frame shows a face. Pure numpy; about 1 ms per frame.
     """
@@ -67,6 +72,8 @@ def driving_motion(prepared, *, reference: str = "first"):
     from .data.motion_features import clip_motion
     if reference not in ("first", "median"):
         raise ValueError(f"reference must be 'first' or 'median', got {reference!r}")
+    if mouth not in ("neutral", "median"):
+        raise ValueError(f"mouth must be 'neutral' or 'median', got {mouth!r}")
     ok = np.asarray(prepared.face_ok, bool)
     if not ok.any():
         raise ValueError(f"no face found in the driving video {prepared.path}: it must show one "
@@ -95,6 +102,17 @@ def driving_motion(prepared, *, reference: str = "first"):
         near = np.where(np.abs(ar - left) <= np.abs(right - ar), left, right)
     else:
         near = np.full(n, idx[0])
+    # the expression is relative to the clip's median face, whose lips are often apart (a speaker's
+    # median mouth during speech); the renderer applies it to the photo's neutral face, whose lips
+    # are NEUTRAL_GAP apart. Add the median face's own mouth (its expression over its neutralized
+    # self): driving lips then close where the video's close, instead of crossing and being clamped
+    # shut whenever the video's mouth is less open than its median (that cost a third of the mouth
+    # amplitude on the dev clips)
+    if mouth == "neutral":
+        from .render.geometry import neutral_face
+        from .spec.head import load_basis
+        _, exp_median = neutral_face(m["ref_face"], load_basis())
+        m["exp"] = m["exp"] + exp_median[None].astype(m["exp"].dtype)
     for k in ("head", "exp", "eye"):
         m[k] = m[k][near]
     bok = m["body_ok"].astype(bool)

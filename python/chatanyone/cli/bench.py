@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="fast", choices=list(PRESET_LONG_SIDE))
     p.add_argument("--seconds", type=float, default=6.0, help="seconds of speech to stream (default 6)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the motion sampler")
+    p.add_argument("--no-refine-mouth", action="store_true",
+                   help="without the learned mouth refiner (SessionConfig(refine_mouth=False))")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
@@ -58,7 +60,8 @@ def realtime_first_frame(session, pcm: np.ndarray, rate: int) -> float:
     return latency
 
 
-def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) -> dict:
+def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, *,
+          refine_mouth: bool = True) -> dict:
     """Time a Session on the demo speech and return the figures as a dict: avatar preparation;
     first-frame latency with a real-time producer (100 ms chunks paced at the clock, 3 s, speech
     from the first sample: the first frame shows speech), measured on the caller's thread; steady
@@ -84,7 +87,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     t = time.perf_counter()
     avatar = Avatar.prepare(default_avatar_image())
     prep_s = time.perf_counter() - t
-    kw = {"preset": preset} | ({"ddim_steps": steps} if steps else {})
+    kw = {"preset": preset, "refine_mouth": refine_mouth} | ({"ddim_steps": steps} if steps else {})
     cfg = SessionConfig(**kw)
     chunk = rate // 10
     # 1) a real-time producer: 100 ms chunks paced at the clock; latency = first chunk -> first frame
@@ -104,7 +107,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None) 
     n = len(stamps)
     steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")
     return {
-        "preset": preset, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
+        "preset": preset, "refine_mouth": refine_mouth, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
         "avatar_prepare_s": prep_s,
         "first_frame_latency_s": latency,
         "steady_fps": steady, "end_to_end_fps": n / stamps[-1] if stamps else None,
@@ -130,7 +133,7 @@ def _check_args(seconds, steps) -> None:
 
 def run(args) -> int:
     _check_args(args.seconds, args.steps)
-    r = bench(args.preset, args.seconds, args.steps)
+    r = bench(args.preset, args.seconds, args.steps, refine_mouth=not getattr(args, "no_refine_mouth", False))
     if args.json:
         print(json.dumps(r))
         return 0

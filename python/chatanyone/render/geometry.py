@@ -360,7 +360,8 @@ class GeomRenderer:
     Thread safety: one frame at a time per instance.
     """
 
-    def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None):
+    def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
+                 refine_mouth: bool = True):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -469,6 +470,17 @@ class GeomRenderer:
         # the mouth's inside: the photo's own where it shows one, else painted in the photo's colours
         self.paints_mouth = _gap_ratio(self._canon_src) < PHOTO_MOUTH_GAP
         self._mouth_colors(face_src, reg_img)
+        # the photo's face mesh in region pixel centres; the learned mouth refiner (render/refine.py)
+        # where its weights are installed and ``refine_mouth`` is set
+        self.src_face_px = ((face_src + 1) * self._px - 0.5).astype(np.float64)
+        self.face_px: np.ndarray | None = None     # the last frame's driving face, region pixel centres
+        self.refiner = None
+        if refine_mouth:
+            from . import refine
+            if refine.available():
+                self.refiner = refine.MouthRefiner(reg_img, self.src_face_px)
+            else:
+                log.debug("mouth refiner weights not installed: the painted mouth is shown as it is")
         self.times: dict[str, float] = {}
         self.frames = 0
         log.debug("geometry renderer: frame %dx%d, region %s (%s), %d vertices, %d triangles",
@@ -570,7 +582,11 @@ class GeomRenderer:
             img[sl] = b + a * (img[sl] - b)
         if self.paints_mouth:
             self._fill_mouth(img, dst)
+        self.face_px = (dst[:M.N_FACE].astype(np.float64) + 1) * self._px - 0.5
         t1 = self._tick("mouth", t1)
+        if self.refiner is not None:
+            self.refiner(img, self.face_px)
+            t1 = self._tick("refine", t1)
         out = self.background.copy()
         out[ry0:ry1, rx0:rx1] = cv2.convertScaleAbs(img)       # rounds and saturates to uint8
         self._tick("paste", t1)

@@ -1,0 +1,130 @@
+"""The learned mouth refiner (render/refine.py, train/mouth_refine.py): the ONNX graph computes what
+the PyTorch network does, it changes pixels inside the mouth crop only, and the renderer's
+paste-back stays bit-identical outside the region with it on."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatanyone.render import refine as R
+
+
+def _face(center=(120.0, 140.0), width=40.0, open_=12.0, angle=0.1):
+    """A plausible face mesh [478, 2] in pixels: the packaged canonical face, scaled so the mouth is
+    ``width`` px wide, turned by ``angle``, the inner lips ``open_`` px apart."""
+    from chatanyone.spec.head import load_basis
+    from chatanyone.render import mesh as M
+    c = np.asarray(load_basis().canonical, np.float64)[:, :2].copy()
+    c[M.LIP_LOWER_INNER[1:-1], 1] += open_ / width * abs(c[291, 0] - c[61, 0])
+    s = width / abs(c[291, 0] - c[61, 0])
+    m = c[M.LIP_UPPER_OUTER].mean(0)
+    p = (c - m) * s
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return p @ rot.T + np.asarray(center)
+
+
+def _export_random(tmp_path, seed=0):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from chatanyone.train import mouth_refine as T
+    RefineNet, _ = T._nets()
+    torch.manual_seed(seed)
+    net = RefineNet()
+    with torch.no_grad():          # a head that is not the identity: the delta is non-zero
+        net.head.weight.normal_(0, 0.05)
+        net.head.bias.fill_(0.5)
+    path = tmp_path / "refine.onnx"
+    T.export(None, path, net=net)
+    return net, path
+
+
+def test_onnx_matches_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    net, path = _export_random(tmp_path)
+    import onnxruntime as ort
+    rng = np.random.default_rng(1)
+    x = rng.random((1, R.N_IN, R.CROP, R.CROP)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert got.shape == (1, 3, R.CROP, R.CROP)
+    assert np.abs(want).max() > 1e-3
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+    assert path.stat().st_size < 2_000_000
+
+
+def test_refiner_changes_only_the_mouth_crop(tmp_path):
+    import cv2
+    _, path = _export_random(tmp_path)
+    rng = np.random.default_rng(2)
+    h, w = 260, 240
+    src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ref = R.MouthRefiner(src, _face(open_=0.5), path=path)
+    face = _face(center=(110.0, 150.0), open_=14.0, angle=0.2)
+    img = rng.random((h, w, 3)).astype(np.float32) * 255
+    before = img.copy()
+    ref(img, face)
+    changed = np.any(img != before, axis=-1)
+    assert changed.sum() > 200
+    # every changed pixel lies inside the crop (its inverse image in the region)
+    a = R.mouth_affine(face)
+    inv = cv2.invertAffineTransform(a)
+    yy, xx = np.nonzero(changed)
+    cp = np.stack([xx, yy], 1).astype(np.float64) @ a[:, :2].T + a[:, 2]
+    assert cp.min() > -1.0 and cp.max() < R.CROP
+    # and the crop sits on the mouth: its centre maps to the lips' centre
+    centre = inv @ np.array([(R.CROP - 1) / 2, (R.CROP - 1) / 2, 1.0])
+    from chatanyone.render import mesh as M
+    lips = face[M.LIP_UPPER_OUTER + M.LIP_LOWER_OUTER].mean(0)
+    assert np.linalg.norm(centre - lips) < 3.0
+
+
+def test_mouth_affine_rejects_bad_points():
+    with pytest.raises(ValueError, match="face_px"):
+        R.mouth_affine(np.zeros((10, 2)))
+    bad = _face()
+    bad[61] = np.nan
+    with pytest.raises(ValueError, match="face_px"):
+        R.mouth_affine(bad)
+
+
+def test_window_is_zero_on_the_border():
+    win = R.window()
+    assert win.shape == (R.CROP, R.CROP)
+    assert win[0].max() == 0 and win[-1].max() == 0 and win[:, 0].max() == 0 and win[:, -1].max() == 0
+    assert win[R.CROP // 2, R.CROP // 2] == 1
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    pytest.importorskip("mediapipe")
+    from chatanyone.assets import default_avatar_image
+    from chatanyone import Avatar
+    return Avatar.prepare(default_avatar_image())
+
+
+def test_renderer_with_refiner_keeps_paste_back_and_changes_only_the_mouth(avatar, tmp_path):
+    import cv2
+    from chatanyone.render.geometry import GeomRenderer
+    _, path = _export_random(tmp_path)
+    off = GeomRenderer(avatar, 384, refine_mouth=False)
+    on = GeomRenderer(avatar, 384, refine_mouth=False)
+    on.refiner = R.MouthRefiner(on._base, on.src_face_px, path=path)
+    assert off.refiner is None
+    W, H = on.size
+    resized = cv2.resize(avatar.photo, (W, H), interpolation=cv2.INTER_AREA)
+    x0, y0, x1, y1 = on.rect
+    outside = np.ones((H, W), bool)
+    outside[y0:y1, x0:x1] = False
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        m = {"exp": rng.standard_normal(off.basis.n_exp).astype(np.float32) * off.basis.std * 1.5}
+        a, b = off.render(m), on.render(m)
+        np.testing.assert_array_equal(b[outside], resized[outside])
+        diff = np.any(a != b, axis=-1)
+        assert diff.any()
+        # the differences lie in the mouth crop of the driving face (frame pixels)
+        aff = R.mouth_affine(on.face_px)
+        yy, xx = np.nonzero(diff)
+        cp = np.stack([xx - x0, yy - y0], 1).astype(np.float64) @ aff[:, :2].T + aff[:, 2]
+        assert cp.min() > -1.0 and cp.max() < R.CROP
