@@ -6,8 +6,8 @@ package; it may import the run-time layers (``spec``, ``vision``, ``audio``).
 Modules: :mod:`.video` (PyAV decoding at a fixed fps, 16 kHz mono audio on the clip's timeline),
 :mod:`.smoothing` (zero-phase One-Euro of landmark tracks), :mod:`.motion_features` (head pose,
 expression, eyes, body, hands of a clip; basis fitting), :mod:`.corpus` (``prepare-data``),
-:mod:`.draw` (debug drawings for ``chatanyone inspect``). Heavy dependencies (mediapipe, cv2, av)
-load only when used.
+:mod:`.draw` (debug drawings for ``chatanyone inspect``). Heavy dependencies (the landmark
+detector, cv2, av) load only when used.
 """
 from __future__ import annotations
 
