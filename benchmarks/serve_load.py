@@ -9,7 +9,10 @@ earlier design, as the same-run baseline): a ``chatanyone serve --max-sessions N
 127.0.0.1, N aiortc clients
 speaking the built-in clip at real-time pace (``chatanyone.serve.client``), and an (N+1)th client
 that must be answered "busy". Per session: the real-time ratio = media time received / wall time since its
-first frame (the server paces at real time: 1.0 holds real time, less falls behind), and first-frame latency. Memory: the
+first frame (the server paces at real time: 1.0 holds real time, less falls behind), and first-frame latency;
+beside it the server's own figures from its last stats message (its release rate over the last
+~2.5 s / 25, frames released and frames its WebRTC sender took), which a CPU-starved client
+process cannot lower. Memory: the
 proportional set size (PSS: shared library pages split between the processes that map them) of
 the server and its worker processes, peak with N sessions running minus at idle (one spare worker
 included), divided by N. The machine's load average (``uptime``, 1 min) is printed beside every
@@ -27,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -69,10 +73,14 @@ async def one_level(n: int, seconds: float, preset: str, mode: str = "workers") 
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
+    # the server's (and its workers') output goes to a file: an unread pipe fills up and then
+    # blocks whichever process logs next (it did: sessions stalled to 0.1x real time)
+    log_file = tempfile.NamedTemporaryFile("w+b", prefix="serve_load_", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "chatanyone", "serve", "--port", str(port),
                              "--max-sessions", str(n), "--preset", preset]
                             + (["--in-process"] if mode == "in-process" else []),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log_file, stderr=subprocess.STDOUT)
+    log_file.close()
     try:
         deadline = time.monotonic() + 120
         async with aiohttp.ClientSession() as http:
@@ -109,6 +117,7 @@ async def one_level(n: int, seconds: float, preset: str, mode: str = "workers") 
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        os.unlink(log_file.name)
     rows = []
     for r in results:
         if r.status != "ok" or r.video_frames < 2 or r.first_frame_s is None:
@@ -117,8 +126,14 @@ async def one_level(n: int, seconds: float, preset: str, mode: str = "workers") 
         # media seconds received per wall second since the first frame (the server paces at
         # real time, so 1.0 is the most; below it the session falls behind)
         rt = (r.video_frames / 25.0) / max(1e-9, r.wall_s - r.first_frame_s)
+        # the server's own view (its last stats message): frames released per second / 25, and
+        # frames its WebRTC sender took; a client process starved of CPU receives fewer than these
+        st = [e for e in r.events if e.get("type") == "stats"]
+        srv = st[-1] if st else {}
         rows.append({"status": r.status, "rt": round(float(rt), 3), "frames": r.video_frames,
-                     "first_frame_s": round(r.first_frame_s, 2)})
+                     "first_frame_s": round(r.first_frame_s, 2),
+                     "server_rt": srv.get("realtime_ratio"), "server_released": srv.get("frames"),
+                     "server_sent": srv.get("video_sent")})
     return {"sessions": n, "mode": mode, "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
             "extra_client": extra.status, "per_session": rows,
             "rss_idle_mb": round(idle_rss, 1), "rss_peak_mb": round(peak["rss"], 1),
@@ -145,15 +160,18 @@ def main(argv=None) -> int:
             cap, fig = measure_capacity(builtin_avatar(), preset=a.preset, workers=workers)
             print(f"measured ({'workers' if workers else 'in-process'}): {1000 * fig['s_per_frame']:.1f} ms/frame, "
                   f"{1000 * fig['cpu_per_frame']:.1f} ms CPU/frame -> capacity {cap} (load {os.getloadavg()[0]:.1f})")
-    print("| N | mode | real-time ratio per session | first frame (s) | N+1th client | PSS idle -> peak | MB/session | load (1 min) start/end |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| N | mode | real-time ratio per session | server: released fps / 25 (released/sent) | first frame (s) "
+          "| N+1th client | PSS idle -> peak | MB/session | load (1 min) start/end |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in a.sessions:
         for mode in a.modes:     # modes interleaved per N: same-run, near-same-load comparisons
             r = asyncio.run(one_level(n, a.seconds, a.preset, mode))
             out.append(r)
             rts = ", ".join(f"{x['rt']:.2f}" for x in r["per_session"])
+            srts = ", ".join(f"{x.get('server_rt')} ({x.get('server_released')}/{x.get('server_sent')})"
+                             for x in r["per_session"])
             ffs = ", ".join(f"{x.get('first_frame_s', float('nan'))}" for x in r["per_session"])
-            print(f"| {n} | {mode} | {rts} | {ffs} | {r['extra_client']} | {r['rss_idle_mb']:.0f} -> {r['rss_peak_mb']:.0f} MB "
+            print(f"| {n} | {mode} | {rts} | {srts} | {ffs} | {r['extra_client']} | {r['rss_idle_mb']:.0f} -> {r['rss_peak_mb']:.0f} MB "
                   f"| {r['mb_per_session']:.0f} | {r['load'][0]} / {r['load'][1]} |", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     if a.json:

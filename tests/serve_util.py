@@ -84,6 +84,11 @@ def timeline(a, b):
     return (0.3 * np.sin(2 * np.pi * 220 * i / 16000) + 0.1 * np.sin(2 * np.pi * 1234 * i / 16000)).astype(np.float32)
 
 
+def timeline_session(config):
+    """A :class:`TimelineSession` for a worker process's start command (``_factory``)."""
+    return TimelineSession(config.fps, 10 ** 6)
+
+
 class TimelineSession:
     """Follows the Session contract (fps, feed_audio, flush, interrupt, next_frame, close): frame k
     carries the samples [round(k*16000/fps), round((k+1)*16000/fps)) of ``timeline``; ``frames``

@@ -60,13 +60,34 @@ def test_upsampler_is_chunk_invariant():
     assert abs(level_db(y[3000:]) - level_db(tone[1000:])) < 0.1
 
 
-@pytest.mark.parametrize("fps", [25.0, 30.0])
-def test_ten_minutes_stay_aligned(fps):
+def _worker_timeline_session(fps, monkeypatch):
+    """A TimelineSession inside a session worker process, behind ProcessSession."""
+    import os
+
+    from chatanyone import SessionConfig
+    from chatanyone.serve.worker import ProcessSession, WorkerPool
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+    pool = WorkerPool(threads=1, spare=0)
+    try:
+        w = pool.take()
+    finally:
+        pool.close()
+    return ProcessSession(w, "-", SessionConfig(fps=fps, realtime=True), _factory="serve_util:timeline_session")
+
+
+@pytest.mark.time_limit(120)
+@pytest.mark.parametrize("fps,where", [(25.0, "here"), (30.0, "here"), (25.0, "worker")])
+def test_ten_minutes_stay_aligned(fps, where, monkeypatch):
     """10 simulated minutes: frame k is released at anchor + k/fps with exactly its own audio, so the
-    audio position of every frame equals its video time (within one 48 kHz sample: no drift)."""
+    audio position of every frame equals its video time (within one 48 kHz sample: no drift). Also
+    with the session in a worker process, as ``serve`` runs it: the frames and their audio cross
+    the process boundary unchanged."""
     n = int(600 * fps)
-    sess = TimelineSession(fps, n)
+    sess = TimelineSession(fps, n) if where == "here" else _worker_timeline_session(fps, monkeypatch)
     stream, got = run_stream(sess, n)
+    got = got[:n]      # a worker's simulated session may have released one more before the stop
     assert [g[0] for g in got] == list(range(n))
     t = np.array([g[1] for g in got])
     np.testing.assert_allclose(t - t[0], np.arange(n) / fps, atol=1e-6)

@@ -13,7 +13,8 @@ new session does not wait for Python and ONNX Runtime to load.
 Wire format (no pickle: fixed binary headers and raw array bytes over two one-way pipes; the frame
 pipe widened to hold a whole frame):
 
-- parent -> child: ``S`` + JSON ``{"avatar": path, "config": {...}}`` (start), ``F`` + rate u32 +
+- parent -> child: ``S`` + JSON ``{"avatar": path, "config": {...}, "factory": null}`` (start;
+  the tests name a ``module:function`` factory of a simulated session there), ``F`` + rate u32 +
   float32 samples (feed), ``L`` (flush), ``I`` + epoch u32 (interrupt), ``Q`` (quit);
 - child -> parent: ``U`` (imports done), ``R`` + JSON ``{"fps", "frame_size", "pid"}`` (session
   ready), ``V`` + header + RGB bytes + float32 audio (a frame), ``E`` + epoch (end of an utterance),
@@ -91,9 +92,13 @@ def _child_main(cmd_conn, out_conn, threads: int, warm_avatar: str | None = None
         if msg[:1] != b"S":
             return
         start = json.loads(msg[1:].decode("utf-8"))
-        avatar = Avatar.load(start["avatar"])
         cfg = SessionConfig(**start["config"])
-        session = Session(avatar, cfg)
+        if start.get("factory"):    # tests: "module:function(config)" makes a Session-like object
+            import importlib
+            mod, fn = start["factory"].split(":")
+            session = getattr(importlib.import_module(mod), fn)(cfg)
+        else:
+            session = Session(Avatar.load(start["avatar"]), cfg)
     except EOFError:
         return
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails this session
@@ -132,7 +137,7 @@ def _child_main(cmd_conn, out_conn, threads: int, warm_avatar: str | None = None
                     pass
             stop.set()
 
-    _send_json(out_conn, b"R", {"fps": session.fps, "frame_size": list(session.frame_size or ()),
+    _send_json(out_conn, b"R", {"fps": session.fps, "frame_size": list(getattr(session, "frame_size", None) or ()),
                                 "pid": os.getpid()})
     t = threading.Thread(target=pump, name="chatanyone-worker-pump", daemon=True)
     t.start()
@@ -336,7 +341,7 @@ class ProcessSession:
     rendered before the cut still arrive (the timeline stays whole) but with their audio silenced.
     """
 
-    def __init__(self, worker: Worker, avatar_path: str, config):
+    def __init__(self, worker: Worker, avatar_path: str, config, *, _factory: str | None = None):
         self._w = worker
         self.config = config
         self._fps = float(config.fps)
@@ -346,8 +351,8 @@ class ProcessSession:
         self._dropped = 0
         self._last_rx = time.monotonic()
         try:
-            worker.cmd.send_bytes(b"S" + json.dumps({"avatar": str(avatar_path),
-                                                     "config": config_json(config)}).encode("utf-8"))
+            worker.cmd.send_bytes(b"S" + json.dumps({"avatar": str(avatar_path), "config": config_json(config),
+                                                     "factory": _factory}).encode("utf-8"))
             if not worker.rx.poll(START_TIMEOUT_S):
                 raise RuntimeError(f"the session worker did not start within {START_TIMEOUT_S:.0f} s")
             msg = worker.rx.recv_bytes()
