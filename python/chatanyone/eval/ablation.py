@@ -15,12 +15,16 @@ the mouth-opening against the real speaker's). Variants:
 - ``mouth``: the shipped configuration: deterministic mouth predictor (speaker-normalized targets,
   amplitude gain) for the lower face, diffusion for the rest;
 - ``mouth_nogain``: the predictor without its amplitude gain (ridge's shrunken output);
-- ``mouth_nogate``: without the rest in digital silence (the predictor's own output there);
+- ``mouth_digital_gate``: the rest gate before the speech-activity gate: the mouth rests in
+  (near) digital silence only, real pauses (room noise, breaths) are left to the predictor;
+- ``mouth_nogate``: no rest at all (the predictor's own output everywhere);
 - any other predictor given as ``--variant NAME=NPZ`` (e.g. one trained on raw, not
   speaker-normalized targets, or without the audio/video offset correction).
 
 Also per variant: the mouth-opening spread in 4 s of appended silence over that in speech
-(``rest``), head motion in that silence over speech (``head_rest``), and seams: the mean
+(``rest``), the same in the clip's own pauses (``rest_pause``: frames with no speech energy,
+``eval.mouth.speech_frames``, as ``eval lipsync`` finds them; the ``real`` column gives the real
+speaker's), head motion in that silence over speech (``head_rest``), and seams: the mean
 frame-to-frame change of the expression at window and chunk joins over that inside them.
 """
 from __future__ import annotations
@@ -50,10 +54,10 @@ def _variant_generators(weights_dir=None, extra=None, mouth_path=None) -> dict:
         log.warning("eval ablation: no motion_mouth.npz; mouth variants skipped")
         return gens
 
-    def with_mouth(path, *, keep_dit_mouth=False, nogain=False, nogate=False):
+    def with_mouth(path, *, keep_dit_mouth=False, nogain=False, gate="speech"):
         g = MotionGenerator(seed=0, weights_dir=weights_dir, mouth=False)
         g.mouth = MouthPredictor(path)
-        g.mouth_gate = not nogate
+        g.mouth_gate = gate
         if keep_dit_mouth:
             g.mouth.A = np.zeros_like(g.mouth.A)
         if nogain:
@@ -64,7 +68,8 @@ def _variant_generators(weights_dir=None, extra=None, mouth_path=None) -> dict:
     gens["dit_lowlat"] = with_mouth(mp, keep_dit_mouth=True)
     gens["mouth"] = with_mouth(mp)
     gens["mouth_nogain"] = with_mouth(mp, nogain=True)
-    gens["mouth_nogate"] = with_mouth(mp, nogate=True)
+    gens["mouth_digital_gate"] = with_mouth(mp, gate="digital")
+    gens["mouth_nogate"] = with_mouth(mp, gate=None)
     for name, path in (extra or {}).items():
         gens[name] = with_mouth(path)
     return gens
@@ -78,6 +83,14 @@ def _joins(exp: np.ndarray, period: int) -> float | None:
     if not jn.any() or not (~jn).any():
         return None
     return float(st[jn].mean() / max(st[~jn].mean(), 1e-12))
+
+
+def _pause_rest(gap: np.ndarray, speech: np.ndarray, pause: np.ndarray) -> float | None:
+    """Mouth-opening spread in the pause frames over that in the speech frames (None: fewer than
+    10 of either)."""
+    if pause.sum() < 10 or speech.sum() < 10:
+        return None
+    return float(gap[pause].std() / max(gap[speech].std(), 1e-9))
 
 
 def ablation(paths, *, weights_dir=None, extra=None, mouth_path=None, seed: int = 0) -> dict:
@@ -100,6 +113,12 @@ def ablation(paths, *, weights_dir=None, extra=None, mouth_path=None, seed: int 
         real_gap = lm.gap(real)
         real_amp = max(float(real_gap[ok].std()), 1e-9)
         row = {}
+        pause = speech = None
+        if clip.audio is not None:
+            from .mouth import speech_frames
+            speech = speech_frames(clip.audio, n)
+            pause = _pause_rest(real_gap, ok & speech, ok & ~speech)
+        row["real"] = {"rest_pause": pause}
         zero = np.zeros_like(real)
         row["no_motion"] = {"lmd": lmd(lm, zero, real, ok), "r": 0.0, "amp": 0.0}
         loud = np.maximum(clip.mel[: n * 4], stats["mel_floor"]).reshape(n, -1).mean(1)
@@ -115,6 +134,7 @@ def ablation(paths, *, weights_dir=None, extra=None, mouth_path=None, seed: int 
             r = {"lmd": lmd(lm, e, real, ok), "r": pearson(gap[:n][ok], real_gap[ok]),
                  "amp": float(gap[:n][ok].std() / real_amp),
                  "rest": float(gap[sil].std() / max(gap[:n].std(), 1e-9)),
+                 "rest_pause": None if speech is None else _pause_rest(gap[:n], speech, ~speech),
                  "head_rest": float(fr.head[sil, :3].std(0).mean() / max(fr.head[:n, :3].std(0).mean(), 1e-9)),
                  "ms_per_call": float(np.mean(ms)) if ms else None,
                  "joins_window": _joins(e, g.hop)}
@@ -128,7 +148,7 @@ def ablation(paths, *, weights_dir=None, extra=None, mouth_path=None, seed: int 
             r["blinks_in_silence"] = int(np.sum((eo[1:] < thr) & (eo[:-1] >= thr)))
             row[name] = r
         out[clip.name] = row
-        log.info("ablation %s: %s", clip.name, {k: round(v["r"], 3) for k, v in row.items()})
+        log.info("ablation %s: %s", clip.name, {k: round(v["r"], 3) for k, v in row.items() if "r" in v})
     names = list(next(iter(out.values())).keys())
     mean = {}
     for v in names:
@@ -138,17 +158,21 @@ def ablation(paths, *, weights_dir=None, extra=None, mouth_path=None, seed: int 
     return {"clips": out, "mean": mean}
 
 
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
 def print_table(res: dict) -> None:
     cols = list(res["mean"].keys())
     print(f"{'clip':36s}" + "".join(f"{c:>14s}" for c in cols))
     for metric in ("r", "lmd", "amp"):
         print(f"-- {metric}")
         for clip, row in res["clips"].items():
-            print(f"{clip[:36]:36s}" + "".join(f"{row[c].get(metric, float('nan')):14.3f}" for c in cols))
-        print(f"{'mean':36s}" + "".join(f"{res['mean'][c].get(metric, float('nan')):14.3f}" for c in cols))
-    for metric in ("rest", "head_rest", "blinks_in_silence", "joins_window", "joins_chunk", "lookahead_ms",
+            print(f"{clip[:36]:36s}" + "".join(f"{_num(row[c].get(metric)):14.3f}" for c in cols))
+        print(f"{'mean':36s}" + "".join(f"{_num(res['mean'][c].get(metric)):14.3f}" for c in cols))
+    for metric in ("rest", "rest_pause", "head_rest", "blinks_in_silence", "joins_window", "joins_chunk", "lookahead_ms",
                    "ms_per_call"):
-        print(f"{'mean ' + metric:36s}" + "".join(f"{res['mean'][c].get(metric, float('nan')):14.3f}" for c in cols))
+        print(f"{'mean ' + metric:36s}" + "".join(f"{_num(res['mean'][c].get(metric)):14.3f}" for c in cols))
 
 
 def add_arguments(p) -> None:

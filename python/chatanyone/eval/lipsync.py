@@ -116,10 +116,24 @@ def most_open_frames(open_real: np.ndarray, k: int = 4, min_gap: int = 10) -> li
     return sorted(picked)
 
 
+def pause_frames(speech: np.ndarray, k: int = 2, min_len: int = 8) -> list[int]:
+    """The middle frames of the ``k`` longest runs of non-speech frames (at least ``min_len``)."""
+    runs, start = [], None
+    for i, sp in enumerate(list(np.asarray(speech, bool)) + [True]):
+        if not sp and start is None:
+            start = i
+        elif sp and start is not None:
+            if i - start >= min_len:
+                runs.append((i - start, (start + i) // 2))
+            start = None
+    return sorted(m for _, m in sorted(runs, reverse=True)[:k])
+
+
 def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache=None,
                   frames_dir: str | os.PathLike | None = None) -> dict:
     """One clip's figures (see the module docstring). ``frames_dir``: write mouth close-ups
-    (real | rendered) at the most open real frames there as PNG. Blocks for the whole run."""
+    (real | rendered) at the most open real frames and in the longest pauses there as PNG
+    (``<clip>_<frame>.png``, ``<clip>_<frame>_pause.png``). Blocks for the whole run."""
     from ..avatar import Avatar
     from .split import role
     if config is None:
@@ -133,7 +147,8 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
     open_real = M.opening(canon_real)
     lips_real = M.lips(canon_real)
     speech = M.speech_frames(pv.audio, pv.n)
-    keep = set(most_open_frames(open_real)) if frames_dir else set()
+    pauses = set(pause_frames(speech)) if frames_dir else set()
+    keep = (set(most_open_frames(open_real)) | pauses) if frames_dir else set()
 
     rend = np.full((pv.n, 478, 3), np.nan)
     region_of = {}
@@ -180,7 +195,7 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
     else:
         res["loudness_matched"] = {"r": None, "amp": None, "lmd": None}
     if frames_dir and kept:
-        res["closeups"] = _write_closeups(pv, avatar, kept, rend, Path(frames_dir))
+        res["closeups"] = _write_closeups(pv, avatar, kept, rend, Path(frames_dir), pauses)
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -204,8 +219,9 @@ def _cut(img, box, size=160):
     return cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def _write_closeups(pv, avatar, kept: dict, rend_px: np.ndarray, out: Path) -> list[str]:
-    """PNG per kept frame: real mouth | rendered mouth | whole rendered frame (for looking at)."""
+def _write_closeups(pv, avatar, kept: dict, rend_px: np.ndarray, out: Path, pauses=()) -> list[str]:
+    """PNG per kept frame: real mouth | rendered mouth | whole rendered frame (for looking at);
+    frames in ``pauses`` get a ``_pause`` suffix."""
     import cv2
     out.mkdir(parents=True, exist_ok=True)
     real_px = pv.face_px()
@@ -220,7 +236,7 @@ def _write_closeups(pv, avatar, kept: dict, rend_px: np.ndarray, out: Path) -> l
              else np.zeros_like(a))
         full = cv2.resize(img, (int(round(img.shape[1] * 160 / img.shape[0])), 160))
         tile = np.concatenate([a, b, full], 1)
-        p = out / f"{pv.name}_{t:04d}.png"
+        p = out / f"{pv.name}_{t:04d}{'_pause' if t in pauses else ''}.png"
         cv2.imwrite(str(p), tile[:, :, ::-1])
         written.append(str(p))
     return written

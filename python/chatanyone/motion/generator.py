@@ -29,6 +29,7 @@ from ..spec.timeline import HOP, SAMPLES_PER_FRAME
 from .frontend import AudioFrontEnd
 from .sampler import cosine_alphas_cumprod, ddim_timesteps
 from .scheduler import WindowScheduler
+from .vad import SpeechGate, frame_levels
 from .window import SamplingSettings, WindowConditions, sample_window, to_motion_frames
 
 log = logging.getLogger("chatanyone")
@@ -166,7 +167,9 @@ class MotionGenerator:
                          if body and (wd / "motion_body.onnx").is_file() else None)
         self._style_net = StyleEncoderRunner(wd / "motion_style.onnx", providers=providers, threads=threads)
         self.mouth = None
-        self.mouth_gate = True  # the mouth rests in digital silence; False only for ablations
+        # where nobody speaks the mouth rests: "speech" (the speech-activity gate), "digital" (only in
+        # digital silence) or None (never); the last two for ablations
+        self.mouth_gate: str | None = "speech"
         mp = wd / "motion_mouth.npz"
         if mouth or (mouth is None and mp.is_file() and self.audio_kind == "whisper"):
             if self.audio_kind != "whisper" or not mp.is_file():
@@ -177,11 +180,17 @@ class MotionGenerator:
                 raise ValueError(f"{mp}: {self.mouth.n_exp} expression coefficients, the face model has {self.n_exp}")
             if self.mouth.seg < max(self.P, self.mouth.past) + self.mouth.hop + self.mouth.look:
                 raise ValueError(f"{mp}: segment of {self.mouth.seg} frames is too short for its layout")
+        # mouth mode: the speech-activity gate's running levels (a new one per stream: reset())
+        self._gate = SpeechGate(self.mouth.look) if self.mouth is not None else None
+        # the expression outside the mouth: exp @ _upper (all of it without the mouth predictor)
+        self._upper = (np.eye(self.n_exp, dtype=np.float32) - self.mouth.A) if self.mouth is not None \
+            else np.eye(self.n_exp, dtype=np.float32)
         self.set_style(style, hands=hands)
         # compute time of the last 1000 generated windows (bounded: a long session stays flat)
         self.window_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
+        self._style_mean = None
 
     # ---------------------------------------------------------------------------------- controls
     def set_style(self, style=None, *, hands: float | None = None) -> None:
@@ -190,6 +199,9 @@ class MotionGenerator:
         s = self.stats
         self.style_log_intensity = 0.0
         self.mouth_gain = 1.0
+        self.head_gain = 1.0  # with a style reference: the head and expression gains now (_style_scale)
+        self.exp_gain = 1.0
+        self._style_ref: tuple[float, float] | None = None
         hands_rate = 1.0
         if style is None:
             self.style_vec, self.style_keep = np.zeros((1, self.spec.d_style), np.float32), 0.0
@@ -211,9 +223,17 @@ class MotionGenerator:
             self.style_log_intensity = float(np.log(max(e, 1e-6) / float(s["exp_energy_ref"])))
             if "hands_ok" in clip:
                 hands_rate = float(np.mean(clip["hands_ok"]))
+            exp_ref = np.asarray(clip["exp"], np.float32)
             if self.mouth is not None:  # the reference speaker's mouth amplitude (the predictor's is the median's)
-                amp = float(np.std(np.asarray(clip["exp"], np.float32) @ self.mouth.open_vec))
+                amp = float(np.std(exp_ref @ self.mouth.open_vec))
                 self.mouth_gain = float(np.clip(amp / self.mouth.ref_amp, 0.5, 2.0)) if amp > 0 else 1.0
+            if self.cfg.get("style_amplitude") and len(exp_ref) >= 2:
+                # the reference's head rotation and expression spread (outside the mouth, which has its
+                # own gain), matched by _style_scale
+                head_amp = float(np.mean(np.std(np.asarray(clip["head"], np.float64)[:, :3], 0)))
+                exp_amp = float(np.sqrt(np.mean(np.var(exp_ref.astype(np.float64) @ self._upper, 0))))
+                if head_amp > 0 and exp_amp > 0:
+                    self._style_ref = (head_amp, exp_amp)
         self.hands_rate = float(hands if hands is not None else hands_rate)
 
     def set_intensity(self, intensity: float) -> None:
@@ -226,6 +246,8 @@ class MotionGenerator:
         """Forget all audio and motion (a new stream at frame 0; style and settings kept)."""
         self.frontend.reset()
         self.scheduler.reset()
+        self._gate = SpeechGate(self.mouth.look) if self.mouth is not None else None
+        self._style_mean = None  # running means of head and expression that the style gains scale about
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
 
@@ -274,10 +296,7 @@ class MotionGenerator:
     def window_ready(self) -> bool:
         """Whether :meth:`generate_window` would produce frames now."""
         if self.mouth is not None:
-            eos = self.frontend.eos
-            if eos is not None:
-                return self._next < eos
-            return self.frontend.frames_ready >= self._next + self._chunk_frames() + self.mouth.look
+            return bool(self._plan_chunks(1))
         return self.scheduler.ready(self.frontend.frames_ready, self.frontend.eos)
 
     def generate_window(self) -> MotionFrames | None:
@@ -290,7 +309,7 @@ class MotionGenerator:
         if not self.window_ready():
             return None
         if self.mouth is not None:
-            return self._generate_chunk()
+            return self._generate_chunks()
         t0 = time.perf_counter()
         sch, fe = self.scheduler, self.frontend
         w0, n_out = sch.plan(fe.eos)
@@ -317,69 +336,155 @@ class MotionGenerator:
                                        window=self.T, seed=[self.seed, w0])
         face_n, body_n = sch.commit(face_n[0], None if body_n is None else body_n[0], n_out,
                                     skip_body=layout.HANDS_OK_DIM)
-        return to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, intensity)
+        frames = to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, intensity)
+        self._style_scale(frames)
+        return frames
+
+    STYLE_GAIN_RANGE = (0.5, 2.0)  # limits of the style reference's head and expression gains
+    STYLE_MEAN_FRAMES = 50.0       # time constant (frames) of the running mean the gains scale about
+    STYLE_SPREAD_FRAMES = 75.0     # ... and of the running spread they compare with the reference's
+
+    def _style_scale(self, fr: MotionFrames) -> None:
+        """With a style reference: bring the sampled head pose and the expression outside the mouth
+        to the reference's spread. Each is scaled about its running mean (time constant
+        :attr:`STYLE_MEAN_FRAMES`) by the reference's spread over the running spread of what the
+        model samples (:attr:`STYLE_SPREAD_FRAMES`; it starts at the model's typical spread,
+        ``motion_config.json`` ``style_amplitude``), within :attr:`STYLE_GAIN_RANGE`. The model's
+        style conditioning alone moved the amplitude little or the wrong way (issue 12: r 0.23 for
+        the expression, -0.21 for the head across held-out references). Causal, in place, frames in
+        stream order (chunking independent)."""
+        if self._style_ref is None:
+            return
+        ref_h, ref_e = self._style_ref
+        lo, hi = self.STYLE_GAIN_RANGE
+        up = self._upper
+        st = self._style_mean
+        if st is None:
+            typ = self.cfg["style_amplitude"]
+            e_typ = typ["exp_upper"] if self.mouth is not None else typ["exp"]
+            st = (fr.head[0].astype(np.float64), fr.exp[0].astype(np.float64),
+                  float(typ["head_rot"]) ** 2, float(e_typ) ** 2)
+        mh, me, vh, ve = st
+        am, av = 1.0 / self.STYLE_MEAN_FRAMES, 1.0 / self.STYLE_SPREAD_FRAMES
+        for i in range(len(fr)):
+            mh = mh + am * (fr.head[i] - mh)
+            me = me + am * (fr.exp[i] - me)
+            dh, de = fr.head[i] - mh, fr.exp[i] - me
+            vh += av * (float(np.mean(dh[:3] ** 2)) - vh)
+            ve += av * (float(np.mean((de @ up) ** 2)) - ve)
+            self.head_gain = float(np.clip(ref_h / max(np.sqrt(vh), 1e-9), lo, hi))
+            self.exp_gain = float(np.clip(ref_e / max(np.sqrt(ve), 1e-9), lo, hi))
+            fr.head[i] = mh + self.head_gain * dh
+            fr.exp[i] = me + self.exp_gain * de
+        self._style_mean = (mh, me, vh, ve)
 
     # ------------------------------------------------------------------------------ mouth mode
-    def _chunk_frames(self) -> int:
-        """Mouth mode: frames in the next released chunk (the predictor's hop, cut at the face
-        window's end and at a flushed end)."""
-        c0, p = self._next, self._pending
-        end = c0 + self.hop if p is None or c0 >= p.start + len(p) else p.start + len(p)
-        if self.frontend.eos is not None:
-            end = min(end, self.frontend.eos)
-        return max(min(self.mouth.hop, end - c0), 0)
+    MAX_BATCH = 8  # mouth mode: segments encoded in one Whisper call when several chunks are ready
 
-    def _generate_chunk(self) -> MotionFrames:
-        """Mouth mode: release the next ``mouth.hop`` frames. Their audio segment (``seg`` frames up to
-        ``look`` frames past the chunk) is encoded once; it gives the mouth predictor its tokens and, at
-        the start of a face window (every ``hop`` frames), the face model its audio, heard up to the
-        same point (the rest of the window is "not heard yet"). Head, eyes, brows and body come from
-        that window; the lips and jaw from the predictor (:func:`~.mouth.blend`)."""
-        from ..audio.whisper import FEAT_DIM, segment_features
+    def _plan_chunks(self, limit: int) -> list[tuple[int, int, bool]]:
+        """Mouth mode: ``(first frame, frames, starts a face window)`` of up to ``limit`` next
+        chunks whose audio (plus the predictor's lookahead) is in. A chunk is the predictor's hop,
+        cut at the face window's end (windows of ``hop`` frames from the first frame released) and
+        at a flushed end."""
+        fe, m = self.frontend, self.mouth
+        eos = fe.eos
+        c = self._next
+        p_end = None if self._pending is None else self._pending.start + len(self._pending)
+        out: list[tuple[int, int, bool]] = []
+        while len(out) < limit:
+            new = p_end is None or c >= p_end
+            w_end = (c + self.hop if eos is None else min(c + self.hop, eos)) if new else p_end
+            n = max(min(m.hop, w_end - c, (eos - c) if eos is not None else m.hop), 0)
+            if n == 0 or (eos is None and fe.frames_ready < c + n + m.look):
+                break
+            out.append((c, n, new))
+            if new:
+                p_end = w_end
+            c += n
+        return out
+
+    def _generate_chunks(self) -> MotionFrames | None:
+        """Mouth mode: release every chunk whose audio is in (at most :attr:`MAX_BATCH`), in order.
+        Each chunk's audio segment (``seg`` frames up to ``look`` frames past the chunk) is encoded,
+        all of them in one batched encoder call; a segment gives the mouth predictor its tokens and,
+        at the start of a face window (every ``hop`` frames), the face model its audio, heard up to
+        the same point (the rest of the window is "not heard yet"). Head, eyes, brows and body come
+        from that window; the lips and jaw from the predictor (:func:`~.mouth.blend`), pulled to
+        rest where nobody speaks (:meth:`_speech_weights`). Returns the released frames."""
+        from ..audio.whisper import FEAT_DIM
         from .mouth import blend
+        chunks = self._plan_chunks(self.MAX_BATCH)
+        if not chunks:
+            return None
         t0 = time.perf_counter()
         m, sch, fe = self.mouth, self.scheduler, self.frontend
-        c0 = self._next
-        n = self._chunk_frames()
-        e = c0 + n + m.look
-        n_tok = max(self.P, m.past) + n + m.look
-        feats = segment_features(fe._wenc, fe.samples(e - m.seg, e), n_tok)  # [n_tok, 768] raw
-        if self._pending is None or c0 >= self._pending.start + len(self._pending):
-            w0, n_out = sch.plan(fe.eos)  # w0 == c0: face windows start where the released frames are
-            heard = self.P + n + m.look
-            audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
-            audio[0, :heard] = (feats[-heard:] - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
-            self._pending = self._sample_window(w0, n_out, audio, heard, 1.0)
-        p = self._pending
-        part = p[c0 - p.start:c0 - p.start + n]
-        mouth_exp = m.predict_segment(feats, n)
-        # digital silence around a frame: the mouth rests; a style reference scales the motion
-        w = self._voiced(c0, n, m.look) if self.mouth_gate else np.ones(n, np.float32)
-        mouth_exp = m.rest + (w * self.mouth_gain)[:, None] * (mouth_exp - m.rest)
-        part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity, np.float32)
-        self._next = c0 + n
+        base = max(self.P, m.past) + m.look
+        n_tok = base + max(n for _, n, _ in chunks)
+        feats_all = fe.segment_features([c0 + n + m.look for c0, n, _ in chunks], m.seg, n_tok)
+        c_first, c_end = chunks[0][0], chunks[-1][0] + chunks[-1][1]
+        w_all, settle_all = self._speech_weights(c_first, c_end - c_first)
+        parts = []
+        for (c0, n, new), feats in zip(chunks, feats_all):
+            feats = feats[n_tok - (base + n):]  # [base + n, 768]: the tokens this chunk's layout reads
+            if new:
+                w0, n_out = sch.plan(fe.eos)  # w0 == c0: face windows start where the released frames are
+                heard = self.P + n + m.look
+                audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
+                audio[0, :heard] = (feats[-heard:] - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]
+                self._pending = self._sample_window(w0, n_out, audio, heard, 1.0)
+            p = self._pending
+            part = p[c0 - p.start:c0 - p.start + n]
+            mouth_exp = m.predict_segment(feats, n)
+            # where nobody speaks the mouth is still (closing in digital silence); a style reference
+            # scales the motion
+            w = w_all[c0 - c_first:c0 - c_first + n]
+            close = self.PAUSE_CLOSE + (1.0 - self.PAUSE_CLOSE) * settle_all[c0 - c_first:c0 - c_first + n, None]
+            rest = m.center + close * (m.rest - m.center)
+            mouth_exp = rest + (w * self.mouth_gain)[:, None] * (mouth_exp - rest)
+            part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity, np.float32)
+            parts.append(part)
+        self._next = c_end
         fe.trim(self._next, back=m.seg)
-        sch.queue.append(part)
-        self.window_ms.append((time.perf_counter() - t0) * 1000.0)
-        return part
-
-    VOICED_DBFS = (-70.0, -55.0)  # frame RMS level: silent below the first, voiced above the second
-
-    def _voiced(self, c0: int, n: int, look: int) -> np.ndarray:
-        """``[n]`` in [0, 1] for frames ``c0 .. c0+n-1``: 0 where every frame from one before to
-        ``look`` after is (near) digital silence (RMS below -70 dBFS; a quiet room is about -60 to
-        -40), 1 where any is louder than -55 dBFS, linear in dB between. Samples not pushed yet or
-        after a flushed end count as silent."""
-        lo_f, hi_f = max(c0 - 1, 0), c0 + n + look
-        x = self.frontend.samples(lo_f, hi_f).reshape(hi_f - lo_f, SAMPLES_PER_FRAME)
-        x = x.astype(np.float64)
-        db = 10.0 * np.log10(np.mean(x * x, 1) + 1e-20)
-        s0, s1 = self.VOICED_DBFS
-        out = np.empty(n, np.float32)
-        for i in range(n):
-            t = c0 + i
-            out[i] = np.clip((db[max(t - 1, 0) - lo_f:t + look + 1 - lo_f].max() - s0) / (s1 - s0), 0.0, 1.0)
+        out = MotionFrames.concat(parts) if len(parts) > 1 else parts[0]
+        sch.queue.append(out)
+        ms = (time.perf_counter() - t0) * 1000.0
+        self.window_ms.extend([ms / len(chunks)] * len(chunks))
         return out
+
+    # mouth mode: the still mouth in a real pause, from the average speaking shape (0) to the closed
+    # mouth of digital silence (1); chosen on the dev and training clips (design.md)
+    PAUSE_CLOSE = 0.5
+    VOICED_DBFS = (-70.0, -55.0)  # mouth_gate "digital": silent below the first level, voiced above the second
+
+    def _speech_weights(self, c0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``([n] weight, [n] settle)`` in [0, 1] for frames ``c0 .. c0+n-1`` (each asked once, in
+        order). The weight says how much the predicted mouth moves (0: still); settle how far the
+        still mouth has gone from its pause shape (:attr:`PAUSE_CLOSE`) to the closed mouth (1). ``mouth_gate``:
+        ``"speech"`` (default) the speech-activity gate (:class:`~.vad.SpeechGate`: level against
+        the stream's running speech level and noise floor, so real pauses rest too; the mouth
+        closes in digital silence only); ``"digital"``: only (near) digital silence rests, on the
+        closed mouth (the gate before; ablations); ``None``: no gate. Samples not pushed yet or
+        after a flushed end count as silent."""
+        if self.mouth_gate is None or self.mouth_gate is False:
+            return np.ones(n, np.float32), np.ones(n, np.float32)
+        look = self.mouth.look
+        if self.mouth_gate == "digital":
+            lo_f, hi_f = max(c0 - 1, 0), c0 + n + look
+            db = frame_levels(self.frontend.samples(lo_f, hi_f))
+            s0, s1 = self.VOICED_DBFS
+            w = [np.clip((db[max(t - 1, 0) - lo_f:t + look + 1 - lo_f].max() - s0) / (s1 - s0), 0, 1)
+                 for t in range(c0, c0 + n)]
+            return np.array(w, np.float32), np.ones(n, np.float32)
+        g = self._gate
+        lo_f = c0 - g.back
+        db = frame_levels(self.frontend.samples(lo_f, c0 + n + look))
+        db[:max(-lo_f, 0)] = -200.0  # before the stream
+        k = g.taper.size
+        out = np.zeros((2, n), np.float32)
+        for i in range(n):
+            out[0, i] = g.step(db[i:i + k])
+            out[1, i] = g.settle
+        return out[0], out[1]
 
     def pop_frames(self, max_frames: int | None = None) -> MotionFrames | None:
         """Up to ``max_frames`` (None: all of the oldest window's) generated frames in order,

@@ -43,7 +43,7 @@ class MouthPredictor:
             it for the opening, the component the audio predicts best).
         ref_amp: the training corpus's median mouth-opening spread, the predictor's amplitude.
         A: ``[E, E]`` the lower-face projector (:func:`mouth_projector`).
-        rest: ``[E]`` the prediction for a segment of digital silence (the mouth at rest).
+        rest: ``[E]`` the prediction for a segment of digital silence (the closed mouth at rest).
     """
 
     def __init__(self, path: str | Path):
@@ -75,6 +75,13 @@ class MouthPredictor:
                 self.n_exp = self.layers[-1][0].shape[1]
             else:
                 raise ValueError(f"{path}: unknown mouth predictor kind {self.kind!r}")
+
+    @property
+    def center(self) -> np.ndarray:
+        """``[E]``: the predictor's mean output (the average speaking mouth of the median speaker);
+        the gain and a style reference scale the motion about it, and in pauses the mouth rests
+        there (``vad.py``)."""
+        return (self.b.mean(0) if self.kind == "ridge" else self.ymean).astype(np.float32)
 
     @property
     def n_tokens(self) -> int:
