@@ -76,11 +76,13 @@ class MotionGenerator:
 
     Args:
         style: reference motion clip whose speaking style to imitate (see :func:`load_motion_clip`);
-            ``None``: the average style.
+            ``None``: the average style. Besides conditioning the face model, its mouth-opening,
+            head-rotation and expression spreads set the generated ones (:meth:`set_style`).
         intensity: expression-intensity scale, 1.0 = as the reference (or the average speaker);
             0.5 calmer, 2.0 more expressive, 0 a neutral face. Must be >= 0. The model is conditioned on the style
             reference's own intensity; this scale then multiplies the expression coefficients
-            (relative to the neutral face), so it is an exact, explicit control.
+            (relative to the neutral face: lips, jaw, brows, cheeks, the mouth's resting shape
+            included), so it is an exact, explicit control; head pose, eyes and body are unchanged.
         seed: random seed; the same seed and audio give the same motion, however the audio is chunked.
         steps: DDIM steps per window (default from the shipped config).
         guidance: classifier-free guidance scale on the audio (default from the config).
