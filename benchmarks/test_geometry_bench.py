@@ -77,3 +77,46 @@ def test_neural_renderer(benchmark, avatar, motions, preset):
     benchmark.pedantic(run, rounds=3, iterations=1)
     benchmark.extra_info.update({"frame_size": [r.size[1], r.size[0]],
                                  "ms_per_frame_min": benchmark.stats.stats.min * 1e3 / N_FRAMES})
+
+
+@pytest.fixture(scope="module")
+def hands_avatar():
+    """An upper-body photo with a hand (../shared/data; skipped without it)."""
+    import os
+
+    import chatanyone as ca
+    p = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "portraits",
+                     "musetalk_video1_waving.png")
+    if not os.path.exists(p):
+        pytest.skip("../shared/data/portraits/musetalk_video1_waving.png not available")
+    a = ca.Avatar.prepare(p)
+    if not a.hands_ok.any():
+        pytest.skip("no hand found in the photo")
+    return a
+
+
+@pytest.mark.parametrize("hands", ["articulated", "similarity"])
+def test_geometry_renderer_hands(benchmark, hands_avatar, motions, hands):
+    """The fast preset on a photo with a hand, its fingers driven (articulated hand mesh against the
+    older similarity per hand), in the same run."""
+    from chatanyone.render.geometry import GeomRenderer
+
+    a = hands_avatar
+    rel = np.nan_to_num(np.asarray(a.hands, np.float32)[:, :, :2] - np.asarray(a.hands, np.float32)[:, :1, :2])
+    rng = np.random.default_rng(1)
+    ms = [dict(m, hands=(rel * (1 + 0.1 * rng.standard_normal((2, 21, 1)))).astype(np.float32),
+               hands_ok=np.asarray(a.hands_ok, np.float32)) for m in motions]
+    r = GeomRenderer(a, 512, hands=hands)
+
+    def run():
+        for m in ms:
+            r.render(m)
+
+    run()
+    r.times.clear()
+    r.frames = 0
+    benchmark.group = "renderer fast, hands"
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info.update({"hands": hands, "vertices": len(r.src_vertices), "triangles": len(r.triangles),
+                                 "ms_per_frame_min": benchmark.stats.stats.min * 1e3 / N_FRAMES,
+                                 **{f"stage_{k}_ms": v for k, v in r.per_frame_ms().items()}})

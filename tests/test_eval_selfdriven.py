@@ -82,3 +82,26 @@ def test_cli_eval_render_on_a_raw_video(tmp_path, monkeypatch, capsys):
     assert clip["model"]["face"] > 0.5                 # face mesh finds the rendered face
     assert len(clip["pngs"]) >= 2 and all(Path(p).is_file() for p in clip["pngs"])
     assert "pcavs_vox2_00473" in selfdriven.format_table(res)
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="unknown variant"):
+        selfdriven.methods_for(("neural", "gan"))
+    assert selfdriven.methods_for(("rigid_hands", "neural")) == ("model", "neural", "rigid_hands", "source")
+
+
+@need_data
+def test_old_renderers_in_the_same_run(tmp_path, monkeypatch):
+    """The neural renderer and the similarity-hands geometry renderer are driven by the same motion
+    frames as the model in one run: each gets its own figures and its time per frame."""
+    import chatanyone.reenact
+    monkeypatch.setenv("CHATANYONE_CACHE", str(tmp_path))
+    monkeypatch.setattr(chatanyone.reenact, "reenact", _replay("real"))
+    res = selfdriven.evaluate_clip(REAL, max_seconds=0.4, person=False, variants=("neural", "rigid_hands"))
+    assert res["methods"] == ["model", "neural", "rigid_hands", "source"]
+    m, n, g, s = (res[k] for k in res["methods"])
+    assert m["psnr"] > 100                                   # the replayed real frames
+    for v in (n, g):
+        assert 10 < v["psnr"] < 60 and v["psnr"] != s["psnr"] and v["ms"] > 0
+        assert v["face"] > 0.5 and v["mouth_r"] is not None
+    assert s["ms"] is None

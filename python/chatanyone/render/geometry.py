@@ -47,6 +47,7 @@ GAP_TOLERANCE = 0.01         # a photo whose gap is this close to NEUTRAL_GAP is
 # inside (teeth, tongue): the mouth strip maps it into the driven opening instead of painting one
 PHOTO_MOUTH_GAP = 0.1
 FEATHER = 0.04               # paste-back feather width, fraction of the region's shorter side
+HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 
 
 def _get(frame, key, default=None):
@@ -64,8 +65,58 @@ def _get(frame, key, default=None):
 
 # --- absolute expression --------------------------------------------------------------------
 
-def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's face with a neutral mouth: ``(neutral [478, 3], exp_photo [E])``.
+# The photo's expression beyond the mouth: brows, lip corners, mouth width, eye opening. Each is
+# linear in the canonical face (face height 1) and compared with the basis's canonical face; its
+# unit is its spread under expression (sigma: the basis's coefficient spreads through it). Over the
+# neutral (median) faces of the 56 training-corpus clips these features lie within (5th..95th
+# percentile, sigmas): brows -4.6..+6.1, lip-corner lift -2.5..+1.7, width -1.6..+2.4, eyes
+# -1.6..+1.2, medians within 0.6 of the canonical face: identity (and how a speaker talks) moves
+# them too, brows most. So only what lies beyond a band (low, high) is corrected, to the band's
+# edge, by at most a cap (sigmas; one sigma of brow height is 0.55 % of the face height).
+BROW_RIGHT = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
+BROW_LEFT = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+EXPRESSION_BANDS = {"brow": (-3.5, 2.0, 6.0), "lift": (-2.0, 1.5, 3.5), "width": (-1.5, 1.5, 2.5),
+                    "eye": (-1.5, 1.5, 1.0)}
+
+
+def expression_features() -> list[tuple[str, str, np.ndarray]]:
+    """``[(name, kind, W [468, 3])]``: the expression features beyond the mouth's gap, each
+    ``sum(W * face[:468])`` of a canonical face (kind: the key of :data:`EXPRESSION_BANDS`)."""
+    out = []
+
+    def w(pairs):
+        m = np.zeros((468, 3))
+        for idx, axis, c in pairs:
+            for i in idx:
+                m[i, axis] += c / len(idx)
+        return m
+
+    for side, brow, eye in (("right", BROW_RIGHT, (33, 133)), ("left", BROW_LEFT, (263, 362))):
+        out.append((f"brow_{side}", "brow", w([(eye, 1, 1.0), (brow, 1, -1.0)])))     # eye line - brow
+    out.append(("lift_right", "lift", w([((0,), 1, 1.0), ((61,), 1, -1.0)])))         # corner above lip top
+    out.append(("lift_left", "lift", w([((0,), 1, 1.0), ((291,), 1, -1.0)])))
+    out.append(("width", "width", w([((291,), 0, 1.0), ((61,), 0, -1.0)])))
+    out.append(("eye_right", "eye", w([((145,), 1, 1.0), ((159,), 1, -1.0)])))        # lower - upper lid
+    out.append(("eye_left", "eye", w([((374,), 1, 1.0), ((386,), 1, -1.0)])))
+    return out
+
+
+def expression_offsets(canon_face: np.ndarray, basis) -> dict[str, float]:
+    """Each expression feature of a canonical face ``[478, 3]`` minus the basis's canonical face's,
+    in sigmas (see :data:`EXPRESSION_BANDS`)."""
+    c = np.asarray(canon_face, np.float64)[:468]
+    can = basis.canonical.astype(np.float64)[:468]
+    comp = basis.components.astype(np.float64).reshape(basis.n_exp, 468, 3)
+    out = {}
+    for name, _, wt in expression_features():
+        sig = float(np.sqrt(((np.einsum("eij,ij->e", comp, wt) * basis.std) ** 2).sum()))
+        out[name] = float((wt * (c - can)).sum()) / max(sig, 1e-12)
+    return out
+
+
+def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4, expression: bool = True,
+                 mu_feature: float = 1e3) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's face with a neutral expression: ``(neutral [478, 3], exp_photo [E])``.
 
     The motion's expression is relative to a speaker's neutral face (the clip's median), whose lips
     are slightly apart: the motion model closes them in silence by about ``NEUTRAL_GAP`` of the mouth
@@ -74,15 +125,20 @@ def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4) -> tuple[np.
     with speech like any other.
 
     The photo's expression cannot be read off the PCA basis directly (a face's own shape projects
-    onto it too), so only the lips' gap is imposed: the smallest expression change (in units of
-    each coefficient's spread) that gives the inner lips the neutral gap is solved in closed form
-    (ridge least squares); what the basis cannot reach (a wide "oh") is closed geometrically by
-    moving the lower face (lower lip, jaw, chin) by the remaining gap. ``exp_photo`` is minus that
-    change: the photo's expression relative to its neutral face.
+    onto it too), so only a few measures are imposed: the lips' gap, and (``expression``) the
+    brows, the lip corners' lift, the mouth's width and the eyes' opening where they lie beyond
+    the band of neutral faces (:data:`EXPRESSION_BANDS`): those are brought to the band's edge, by
+    at most the cap; features inside their band are held where they are. The smallest expression
+    change (in units of each coefficient's spread) that meets these is solved in closed form
+    (ridge least squares), so the face's own shape outside the basis is kept; what the basis
+    cannot reach (a wide "oh") is closed geometrically by moving the lower face (lower lip, jaw,
+    chin) by the remaining gap. ``exp_photo`` is minus that change: the photo's expression relative
+    to its neutral face.
 
     Args:
         canon_face: ``[478, 3]`` the photo's canonical-space face (``SourceState.canon_face``).
         basis: the :class:`~chatanyone.spec.head.FaceBasis`.
+        expression: False imposes the lips' gap only (the renderer before the other features).
     """
     c = np.asarray(canon_face, np.float64)
     n_exp = basis.n_exp
@@ -96,13 +152,30 @@ def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4) -> tuple[np.
     target = np.zeros((len(up), 3))
     target[:, 1] = NEUTRAL_GAP * width * prof
     gap = float(np.mean(c[lo, 1] - c[up, 1])) / max(width, 1e-6)
+    # the other features: rows J [F, E] (in sigmas per coefficient) and the change wanted r [F]
+    rows, want = [], []
+    if expression:
+        offs = expression_offsets(c, basis)
+        for name, kind, wt in expression_features():
+            j = np.einsum("eij,ij->e", comp, wt)
+            sig = float(np.sqrt(((j * basis.std) ** 2).sum()))
+            low, high, cap = EXPRESSION_BANDS[kind]
+            o = offs[name]
+            rows.append(j / max(sig, 1e-12))
+            want.append(float(np.clip(np.clip(o, low, high) - o, -cap, cap)))
+    want = np.asarray(want)
     delta = np.zeros(n_exp)
     out = c.copy()
-    if abs(gap - NEUTRAL_GAP) > GAP_TOLERANCE:
+    if abs(gap - NEUTRAL_GAP) > GAP_TOLERANCE or np.any(want != 0):
         g0 = ((c[lo] - c[up]) - target).reshape(-1)
         jac = (comp[:, lo] - comp[:, up]).reshape(n_exp, -1).T
         a = np.diag(1.0 / np.maximum(basis.std.astype(np.float64), 1e-6) ** 2) + mu * jac.T @ jac
-        delta = np.linalg.solve(a, -mu * jac.T @ g0)
+        rhs = -mu * jac.T @ g0
+        if rows:
+            jf = np.asarray(rows)
+            a += mu_feature * jf.T @ jf
+            rhs += mu_feature * jf.T @ want
+        delta = np.linalg.solve(a, rhs)
         out[:468] += (delta @ comp.reshape(n_exp, -1)).reshape(468, 3)
         rest = float(out[14, 1] - out[13, 1]) - NEUTRAL_GAP * width * float(prof[len(prof) // 2])
         if abs(rest) > 0.005 * width:
@@ -220,19 +293,33 @@ class _Limbs:
     For each arm seen in the photo (shoulder, then elbow, then wrist, as far as the pose sees
     them inside the region): a vertex on every joint and two beside it across the limb. A joint
     moves by the motion's body offset; the vertices beside it turn with the bones that meet there.
-    A hand seen in the photo: its wrist and a ring round its hull, moved by a similarity from the
-    photo's hand to the driving hand (the motion's wrist-relative points at the driven wrist), the
-    turn clamped to 20 degrees and the scale to [0.9, 1.1]; a hand the motion does not show
-    follows the forearm rigidly. Work is in region pixels (isotropic).
+    A hand seen in the photo (``hands="articulated"``, the default): a small mesh over it
+    (:class:`~chatanyone.render.handmesh.HandMesh`: the 21 points, vertices across each finger
+    bone, a margin ring), its palm and each finger bone moved to the driving hand (the motion's
+    wrist-relative points at the driven wrist). Where the driving points are implausible for this
+    hand, or with ``hands="similarity"``, or where the photo's two hands overlap (clasped), the
+    hand moves by one similarity from the photo's hand to the driving hand, the turn clamped to 20
+    degrees and the scale to [0.9, 1.1] (``"similarity"`` keeps the older ring of 8 vertices round
+    the hull). A hand the motion does not show follows the forearm rigidly. Clasped hands (the
+    photo's wrists within :attr:`CLASP_WRISTS` face heights, or its hands overlapping) move as one
+    piece: both wrists by their mean offset, both hands shifted with them (two motions pulling
+    one pair of hands apart stretched and tore them; not with ``hands="similarity"``, the older
+    renderer). Work is in region pixels (isotropic).
     """
 
     ARM_HALF_WIDTH = 0.22   # face heights from a joint to the vertices beside it
     # how far each joint may move, in face heights (shoulder, elbow, wrist): the motion's gestures
     # come from other people's arms; a photo's arm stretched further than this tears its texture
     MAX_MOVE = (0.15, 0.2, 0.25)
-    HAND_MAX_TURN = 0.35    # radians a hand may turn against its photo
+    HAND_MAX_TURN = 0.35    # radians a hand may turn against its photo (the similarity fallback)
+    HAND_OVERLAP = 0.2      # the photo's hands overlap (clasped) beyond this share of the smaller box
+    CLASP_WRISTS = 0.5      # face heights between the photo's wrists below which the hands are clasped
+    HAND_MIN_PX = 6.0       # a palm shorter than this (region px) gets no hand mesh
 
-    def __init__(self, avatar, r: "GeomRenderer"):
+    def __init__(self, avatar, r: "GeomRenderer", *, hands: str = "articulated"):
+        if hands not in HAND_MODES:
+            raise ValueError(f"hands must be one of {HAND_MODES}, got {hands!r}")
+        articulated = hands == "articulated"
         self._r = r
         pose = np.asarray(avatar.pose, np.float64)
         face = np.asarray(avatar.face, np.float64)
@@ -247,6 +334,7 @@ class _Limbs:
             return bool(np.all(p > margin) and np.all(p < size - margin))
 
         src, self._parts = [], []
+        wrists = {}
         for side in (0, 1):
             chain = {}
             for k, j in enumerate((side, 2 + side, 4 + side)):   # KP_BODY_IDX: shoulder, elbow, wrist
@@ -255,6 +343,8 @@ class _Limbs:
                     q = r._crop_px(p[:2])
                     if inside(q):
                         chain[k] = (j, q)
+            if 2 in chain:
+                wrists[side] = chain[2][1]
             for k, (j, q) in chain.items():
                 dirs = []
                 if k - 1 in chain:
@@ -269,6 +359,13 @@ class _Limbs:
             hands = np.asarray(avatar.hands, np.float64)
             if 2 in chain and bool(np.asarray(avatar.hands_ok)[side]) and np.all(np.isfinite(hands[side, :, :2])):
                 h = r._crop_px(hands[side, :, :2])
+                hm = self._hand_mesh(avatar, side, h, inside) if articulated else None
+                if hm is not None:
+                    mesh, idx = hm
+                    start = len(src)
+                    src += list(mesh.vertices[idx])
+                    self._parts.append(("hand_mesh", side, h, start, len(idx), mesh, idx))
+                    continue
                 ring = h[[4, 8, 12, 16, 20, 5, 17, 1]]
                 ring = h.mean(0) + 1.15 * (ring - h.mean(0))
                 if all(inside(x) for x in ring):
@@ -283,8 +380,38 @@ class _Limbs:
                 dd = np.linalg.norm(src[:i][keep[:i]] - src[i], axis=1)
                 keep[i] = not (dd.size and dd.min() < 2.0)
         self._keep = keep
+        # clasped hands (wrists close together, or the hands' boxes overlapping): one rigid piece
+        self.clasped = articulated and len(wrists) == 2 and (
+            float(np.linalg.norm(wrists[0] - wrists[1])) < self.CLASP_WRISTS * fh or self._hands_overlap(avatar))
         self._src_px = src
         self.src = r._px_norm(src[keep]) if len(src) else np.zeros((0, 2))
+
+    def _hands_overlap(self, avatar) -> bool:
+        """Whether the photo's two hands overlap (their boxes share more than :attr:`HAND_OVERLAP`
+        of the smaller one)."""
+        ok = np.asarray(avatar.hands_ok).astype(bool)
+        hp = np.asarray(avatar.hands, np.float64)[:, :, :2]
+        if not (ok.all() and np.all(np.isfinite(hp))):
+            return False
+        a, b = self._r._crop_px(hp[0]), self._r._crop_px(hp[1])
+        lo, hi = np.maximum(a.min(0), b.min(0)), np.minimum(a.max(0), b.max(0))
+        inter = float(np.prod(np.maximum(hi - lo, 0)))
+        smaller = min(float(np.prod(np.ptp(a, 0))), float(np.prod(np.ptp(b, 0))))
+        return inter > self.HAND_OVERLAP * max(smaller, 1e-9)
+
+    def _hand_mesh(self, avatar, side: int, h: np.ndarray, inside):
+        """``(HandMesh, indices of its vertices kept)`` for the photo's hand ``side`` (region px),
+        or None: too small, a hand point outside the region, or overlapping the other hand (clasped
+        hands move by a similarity each: two meshes over the same pixels would tear them)."""
+        from .handmesh import HandMesh
+        if self._hands_overlap(avatar):
+            return None
+        mesh = HandMesh(h)
+        if mesh.palm_length < self.HAND_MIN_PX or not all(inside(x) for x in h):
+            return None
+        # vertices too near the region's pinned border are left out (the hand points are inside)
+        idx = np.array([i for i, x in enumerate(mesh.vertices) if i < 21 or inside(x)], np.int64)
+        return mesh, idx
 
     def driving(self, motion_frame) -> np.ndarray:
         """Driving positions of :attr:`src` (region-normalized ``[N, 2]``) for one motion frame."""
@@ -303,6 +430,10 @@ class _Limbs:
                 if norm > lim:
                     o = o * (lim / norm)
                 joints[(side, k)] = (src[start], src[start] + o)
+        if self.clasped:       # both wrists by their mean offset: the hands between them keep their size
+            (s0, d0), (s1, d1) = joints[(0, 2)], joints[(1, 2)]
+            mean = 0.5 * ((d0 - s0) + (d1 - s1))
+            joints[(0, 2)], joints[(1, 2)] = (s0, s0 + mean), (s1, s1 + mean)
 
         def angle(v):
             return float(np.arctan2(v[1], v[0]))
@@ -327,13 +458,21 @@ class _Limbs:
                 out[start + 1] = d0 + rot @ (src[start + 1] - s0)
                 out[start + 2] = d0 + rot @ (src[start + 2] - s0)
             else:
-                _, side, h, start, n = part
+                _, side, h, start, n = part[:5]
                 s_wr, d_wr = joints[(side, 2)]
                 hands = _get(motion_frame, "hands")
                 hok = _get(motion_frame, "hands_ok")
                 shown = hands is not None and (hok is None or bool(np.asarray(hok).reshape(2)[side] > 0.5))
-                if shown:
+                if self.clasped:
+                    out[start:start + n] = src[start:start + n] + (d_wr - s_wr)
+                elif shown:
                     rel = np.asarray(hands, np.float64).reshape(2, L.N_HAND_POINTS, 2)[side] * r._ax * r._px
+                    if part[0] == "hand_mesh":
+                        mesh, idx = part[5], part[6]
+                        drv = rel - rel[0] + h[0] + (d_wr - s_wr)
+                        if mesh.plausible(drv):
+                            out[start:start + n] = mesh.drive(drv)[idx]
+                            continue
                     m = _similarity_2d(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
                     # turned about its own wrist, carried by the driven wrist
                     out[start:start + n] = (src[start:start + n] - h[0]) @ m[:, :2].T + h[0] + (d_wr - s_wr)
@@ -356,12 +495,14 @@ class GeomRenderer:
         avatar: a prepared :class:`~chatanyone.Avatar` (it carries its photo and region).
         output_size: long side of the frames in pixels.
         basis: the expression basis (default: the packaged one).
+        hands: ``"articulated"`` (a mesh per hand, moved bone by bone) or ``"similarity"`` (each
+            hand moved rigidly: the renderer before the hand mesh, kept for evaluation).
 
     Thread safety: one frame at a time per instance.
     """
 
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
-                 refine_mouth: bool = True):
+                 refine_mouth: bool = True, hands: str = "articulated"):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -422,7 +563,7 @@ class GeomRenderer:
                      for off in self._ring_off]
         self._rings_src = rings_src
         # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
-        self._limbs = _Limbs(avatar, self)
+        self._limbs = _Limbs(avatar, self, hands=hands)
         body_src = self._limbs.src
         # border: corners and points along each side, pinned
         n_side = 6
