@@ -297,14 +297,14 @@ class _Limbs:
     (:class:`~chatanyone.render.handmesh.HandMesh`: the 21 points, vertices across each finger
     bone, a margin ring), its palm and each finger bone moved to the driving hand (the motion's
     wrist-relative points at the driven wrist). Where the driving points are implausible for this
-    hand, or with ``hands="similarity"``, or where the photo's two hands overlap (clasped), the
-    hand moves by one similarity from the photo's hand to the driving hand, the turn clamped to 20
-    degrees and the scale to [0.9, 1.1] (``"similarity"`` keeps the older ring of 8 vertices round
-    the hull). A hand the motion does not show follows the forearm rigidly. Clasped hands (the
-    photo's wrists within :attr:`CLASP_WRISTS` face heights, or its hands overlapping) move as one
-    piece: both wrists by their mean offset, both hands shifted with them (two motions pulling
-    one pair of hands apart stretched and tore them; not with ``hands="similarity"``, the older
-    renderer). Work is in region pixels (isotropic).
+    hand, or with ``hands="similarity"``, the hand moves by one similarity from the photo's hand to
+    the driving hand, the turn clamped to 20 degrees and the scale to [0.9, 1.1]
+    (``"similarity"`` and overlapping hands keep the older ring of 8 vertices round the hull). A
+    hand the motion does not show follows the forearm rigidly. Clasped hands (the photo's wrists
+    within :attr:`CLASP_WRISTS` face heights, or its hands overlapping) move as one piece: both
+    wrists by their mean offset, both hands shifted with them (two motions pulling one pair of
+    hands apart stretched and tore them; not with ``hands="similarity"``, the older renderer).
+    Work is in region pixels (isotropic).
     """
 
     ARM_HALF_WIDTH = 0.22   # face heights from a joint to the vertices beside it
@@ -401,8 +401,8 @@ class _Limbs:
 
     def _hand_mesh(self, avatar, side: int, h: np.ndarray, inside):
         """``(HandMesh, indices of its vertices kept)`` for the photo's hand ``side`` (region px),
-        or None: too small, a hand point outside the region, or overlapping the other hand (clasped
-        hands move by a similarity each: two meshes over the same pixels would tear them)."""
+        or None: too small, a hand point outside the region, or overlapping the other hand (two
+        meshes over the same pixels would fold into each other)."""
         from .handmesh import HandMesh
         if self._hands_overlap(avatar):
             return None
