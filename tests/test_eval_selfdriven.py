@@ -87,7 +87,7 @@ def test_cli_eval_render_on_a_raw_video(tmp_path, monkeypatch, capsys):
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown variant"):
         selfdriven.methods_for(("neural", "gan"))
-    assert selfdriven.methods_for(("rigid_hands", "neural")) == ("model", "neural", "rigid_hands", "source")
+    assert selfdriven.methods_for(("previous", "neural")) == ("model", "neural", "previous", "source")
 
 
 @need_data
@@ -97,8 +97,8 @@ def test_old_renderers_in_the_same_run(tmp_path, monkeypatch):
     import chatanyone.reenact
     monkeypatch.setenv("CHATANYONE_CACHE", str(tmp_path))
     monkeypatch.setattr(chatanyone.reenact, "reenact", _replay("real"))
-    res = selfdriven.evaluate_clip(REAL, max_seconds=0.4, person=False, variants=("neural", "rigid_hands"))
-    assert res["methods"] == ["model", "neural", "rigid_hands", "source"]
+    res = selfdriven.evaluate_clip(REAL, max_seconds=0.4, person=False, variants=("neural", "previous"))
+    assert res["methods"] == ["model", "neural", "previous", "source"]
     m, n, g, s = (res[k] for k in res["methods"])
     assert m["psnr"] > 100                                   # the replayed real frames
     for v in (n, g):

@@ -12,8 +12,9 @@ out. Beside the renderer (``model``), the baseline ``source`` repeats the source
 - ``neural``: the older neural renderer (:class:`chatanyone.render.renderer.Renderer`, fast preset,
   256x384 on the avatar's 2:3 crop) as it was driven before the geometry renderer (the avatar's
   driving keypoints), its crop pasted back into the photo frame where its box lies in the photo;
-- ``rigid_hands``: the geometry renderer with each hand moved by one clamped similarity (the hands
-  before the articulated hand mesh).
+- ``previous``: the geometry renderer as it was before the hand mesh and the expression beyond
+  the mouth (``GeomRenderer(hands="similarity", expression=False)``: each hand moved by one clamped
+  similarity, only the lips' gap of the photo neutralized).
 
 Each method's renderer time per frame is reported (``ms``: the render call alone, measured in the
 same run).
@@ -51,7 +52,7 @@ log = logging.getLogger("chatanyone")
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 METHODS = ("model", "source")
-VARIANTS = ("neural", "rigid_hands")   # extra renderers on request, driven by the same motion
+VARIANTS = ("neural", "previous")   # extra renderers on request, driven by the same motion
 CSIM_EVERY = 5   # dlib's descriptor on every 5th frame (about 0.3 s each on one core)
 FID_EVERY = 3    # Inception features of every 3rd frame
 KEYS = ("psnr", "psnr_person", "ssim", "csim", "hkc", "hand_found", "hand_err", "mouth_r", "mouth_amp",
@@ -172,10 +173,10 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     extra = {}        # variant -> callable(motion_frame, frame_hw) -> frame
     if "neural" in methods:
         extra["neural"] = _NeuralView(avatar)
-    if "rigid_hands" in methods:
+    if "previous" in methods:
         from ..render.geometry import GeomRenderer
-        g = GeomRenderer(avatar, config.long_side, hands="similarity")
-        extra["rigid_hands"] = lambda mf, hw, g=g: g.render(mf)
+        g = GeomRenderer(avatar, config.long_side, hands="similarity", expression=False)
+        extra["previous"] = lambda mf, hw, g=g: g.render(mf)
     motion = driving_motion(pv) if extra else None
     ms = {m: [] for m in extra}
     src_desc = csim.descriptor(src) if csim else None

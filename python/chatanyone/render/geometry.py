@@ -497,12 +497,13 @@ class GeomRenderer:
         basis: the expression basis (default: the packaged one).
         hands: ``"articulated"`` (a mesh per hand, moved bone by bone) or ``"similarity"`` (each
             hand moved rigidly: the renderer before the hand mesh, kept for evaluation).
+        expression: False neutralizes only the photo's lips (:func:`neutral_face`; for evaluation).
 
     Thread safety: one frame at a time per instance.
     """
 
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
-                 refine_mouth: bool = True, hands: str = "articulated"):
+                 refine_mouth: bool = True, hands: str = "articulated", expression: bool = True):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -538,7 +539,7 @@ class GeomRenderer:
         src = avatar.source
         self._head = np.asarray(src.head, np.float64)
         self._canon_src = np.asarray(src.canon_face, np.float64)
-        self.neutral, self.exp_photo = neutral_face(self._canon_src, self.basis)
+        self.neutral, self.exp_photo = neutral_face(self._canon_src, self.basis, expression=expression)
         self._neutral = self.neutral.astype(np.float64)
         self._comp = self.basis.components.astype(np.float64)
         # source vertices: the photo's own landmarks
