@@ -299,12 +299,9 @@ class _Limbs:
     wrist-relative points at the driven wrist). Where the driving points are implausible for this
     hand, or with ``hands="similarity"``, the hand moves by one similarity from the photo's hand to
     the driving hand, the turn clamped to 20 degrees and the scale to [0.9, 1.1]
-    (``"similarity"`` and overlapping hands keep the older ring of 8 vertices round the hull). A
-    hand the motion does not show follows the forearm rigidly. Clasped hands (the photo's wrists
-    within :attr:`CLASP_WRISTS` face heights, or its hands overlapping) move as one piece: both
-    wrists by their mean offset, both hands shifted with them (two motions pulling one pair of
-    hands apart stretched and tore them; not with ``hands="similarity"``, the older renderer).
-    Work is in region pixels (isotropic).
+    (``"similarity"``, and two hands that overlap in the photo, clasped, keep the older ring of 8
+    vertices round the hull: two meshes over the same pixels would fold into each other). A hand
+    the motion does not show follows the forearm rigidly. Work is in region pixels (isotropic).
     """
 
     ARM_HALF_WIDTH = 0.22   # face heights from a joint to the vertices beside it
@@ -313,7 +310,6 @@ class _Limbs:
     MAX_MOVE = (0.15, 0.2, 0.25)
     HAND_MAX_TURN = 0.35    # radians a hand may turn against its photo (the similarity fallback)
     HAND_OVERLAP = 0.2      # the photo's hands overlap (clasped) beyond this share of the smaller box
-    CLASP_WRISTS = 0.5      # face heights between the photo's wrists below which the hands are clasped
     HAND_MIN_PX = 6.0       # a palm shorter than this (region px) gets no hand mesh
 
     def __init__(self, avatar, r: "GeomRenderer", *, hands: str = "articulated"):
@@ -334,7 +330,6 @@ class _Limbs:
             return bool(np.all(p > margin) and np.all(p < size - margin))
 
         src, self._parts = [], []
-        wrists = {}
         for side in (0, 1):
             chain = {}
             for k, j in enumerate((side, 2 + side, 4 + side)):   # KP_BODY_IDX: shoulder, elbow, wrist
@@ -343,8 +338,6 @@ class _Limbs:
                     q = r._crop_px(p[:2])
                     if inside(q):
                         chain[k] = (j, q)
-            if 2 in chain:
-                wrists[side] = chain[2][1]
             for k, (j, q) in chain.items():
                 dirs = []
                 if k - 1 in chain:
@@ -380,9 +373,6 @@ class _Limbs:
                 dd = np.linalg.norm(src[:i][keep[:i]] - src[i], axis=1)
                 keep[i] = not (dd.size and dd.min() < 2.0)
         self._keep = keep
-        # clasped hands (wrists close together, or the hands' boxes overlapping): one rigid piece
-        self.clasped = articulated and len(wrists) == 2 and (
-            float(np.linalg.norm(wrists[0] - wrists[1])) < self.CLASP_WRISTS * fh or self._hands_overlap(avatar))
         self._src_px = src
         self.src = r._px_norm(src[keep]) if len(src) else np.zeros((0, 2))
 
@@ -430,10 +420,6 @@ class _Limbs:
                 if norm > lim:
                     o = o * (lim / norm)
                 joints[(side, k)] = (src[start], src[start] + o)
-        if self.clasped:       # both wrists by their mean offset: the hands between them keep their size
-            (s0, d0), (s1, d1) = joints[(0, 2)], joints[(1, 2)]
-            mean = 0.5 * ((d0 - s0) + (d1 - s1))
-            joints[(0, 2)], joints[(1, 2)] = (s0, s0 + mean), (s1, s1 + mean)
 
         def angle(v):
             return float(np.arctan2(v[1], v[0]))
@@ -463,9 +449,7 @@ class _Limbs:
                 hands = _get(motion_frame, "hands")
                 hok = _get(motion_frame, "hands_ok")
                 shown = hands is not None and (hok is None or bool(np.asarray(hok).reshape(2)[side] > 0.5))
-                if self.clasped:
-                    out[start:start + n] = src[start:start + n] + (d_wr - s_wr)
-                elif shown:
+                if shown:
                     rel = np.asarray(hands, np.float64).reshape(2, L.N_HAND_POINTS, 2)[side] * r._ax * r._px
                     if part[0] == "hand_mesh":
                         mesh, idx = part[5], part[6]
