@@ -48,7 +48,7 @@ def test_a_bent_finger_moves_its_own_vertices_only():
     h = _hand()
     m = HM.HandMesh(h)
     drv = h.copy()
-    r = _rot(np.radians(70))            # the index finger bends at its base joint (5)
+    r = _rot(np.radians(-25))           # the index finger spreads away from the others, at 5
     drv[[6, 7, 8]] = (h[[6, 7, 8]] - h[5]) @ r.T + h[5]
     out = m.drive(drv)
     np.testing.assert_allclose(out[[6, 7, 8]], drv[[6, 7, 8]], atol=1e-6)
@@ -129,3 +129,18 @@ def test_rendered_flow_carries_the_fingertip():
         results[mode] = np.linalg.norm(read - h[8]) / lp
     assert results["articulated"] < 0.15
     assert results["similarity"] > 2 * results["articulated"]
+
+
+def test_a_folding_hand_falls_back():
+    """Fingers turned back over the palm fold the mesh: drive() refuses it (the renderer then
+    moves the hand by one similarity) rather than tearing the photo's hand into slivers."""
+    h = _hand()
+    m = HM.HandMesh(h)
+    drv = h.copy()
+    for f in HM.FINGERS[1:]:                 # every finger pointing down across the palm
+        for j in f[1:]:
+            drv[j] = h[f[0]] - (h[j] - h[f[0]])
+    assert m.plausible(drv)                  # sizes and bone lengths are those of a hand
+    assert m.folded(m.vertices) == 0.0
+    assert m.drive(drv) is None
+    assert m.drive(h) is not None

@@ -454,8 +454,9 @@ class _Limbs:
                     if part[0] == "hand_mesh":
                         mesh, idx = part[5], part[6]
                         drv = rel - rel[0] + h[0] + (d_wr - s_wr)
-                        if mesh.plausible(drv):
-                            out[start:start + n] = mesh.drive(drv)[idx]
+                        v = mesh.drive(drv) if mesh.plausible(drv) else None
+                        if v is not None:
+                            out[start:start + n] = v[idx]
                             continue
                     m = _similarity_2d(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
                     # turned about its own wrist, carried by the driven wrist

@@ -17,8 +17,10 @@ stays attached to its palm whatever the driving points say. Margin vertices move
 the hand vertex they are nearest to.
 
 :meth:`HandMesh.plausible` refuses driving points that no hand of this photo could show (palm
-size off by more than 2x, a bone more than :data:`MAX_BONE_STRETCH` times its photo length); the
-caller then falls back to one similarity for the whole hand. Pure numpy, ~0.1 ms per hand.
+size off by more than 2x, a bone more than :data:`MAX_BONE_STRETCH` times its photo length), and
+:meth:`HandMesh.drive` refuses a driven mesh that folds over (more than :data:`MAX_FOLD` of its
+area turned over: a hand turned or closed beyond what the photo's hand can show); the caller then
+falls back to one similarity for the whole hand. Pure numpy, ~0.1 ms per hand.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ PALM_SCALE = (0.8, 1.25)
 BONE_LENGTH = (0.3, 1.5)  # a bone's length against its photo length (foreshortening, stretch)
 MAX_BONE_STRETCH = 2.5  # a driving bone longer than this times its photo bone is implausible
 PALM_RATIO = (0.5, 2.0)  # driving palm length against the photo's: outside, implausible
+MAX_FOLD = 0.1           # share of the hand mesh's area that may turn over before the fallback
 
 
 def hand_size(p: np.ndarray) -> float:
@@ -119,6 +122,14 @@ class HandMesh:
         self.n_core = len(core)
         self.vertices = np.concatenate([core, np.array(ring)])
         self.part = np.array(part + ring_part, np.int64)
+        # its own triangulation, to see whether a driven hand folds over (see :meth:`drive`)
+        from scipy.spatial import Delaunay
+        try:
+            tri = Delaunay(self.vertices).simplices
+        except Exception:      # degenerate (all points on a line): no fold check possible
+            tri = np.zeros((0, 3), np.int64)
+        self._tri = tri
+        self._area0 = self._areas(self.vertices)
 
     def plausible(self, drv: np.ndarray) -> bool:
         """Whether driving points ``[21, 2]`` (region pixels) can be shown by this photo's hand."""
@@ -158,13 +169,29 @@ class HandMesh:
                 pos[j] = a @ h[j] + b
         return out
 
-    def drive(self, drv: np.ndarray) -> np.ndarray:
-        """Driven vertices ``[N, 2]`` (region pixels) for driving points ``drv [21, 2]``."""
+    def _areas(self, v: np.ndarray) -> np.ndarray:
+        a, b, c = v[self._tri[:, 0]], v[self._tri[:, 1]], v[self._tri[:, 2]]
+        return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+    def folded(self, driven: np.ndarray) -> float:
+        """The share of the hand mesh's area whose triangles turn over in ``driven [N, 2]``."""
+        if not len(self._tri):
+            return 0.0
+        a1 = self._areas(np.asarray(driven, np.float64))
+        flip = np.sign(a1) != np.sign(self._area0)
+        return float(np.abs(self._area0[flip]).sum() / max(np.abs(self._area0).sum(), 1e-12))
+
+    def drive(self, drv: np.ndarray) -> np.ndarray | None:
+        """Driven vertices ``[N, 2]`` (region pixels) for driving points ``drv [21, 2]``, or None
+        where the driven mesh folds over more than :data:`MAX_FOLD` of its area (a hand turned or
+        closed so far that the photo's hand cannot show it: warped, it tears into slivers)."""
         tr = self.transforms(drv)
         out = np.empty_like(self.vertices)
         for p, m in tr.items():
             sel = self.part == p
             out[sel] = self.vertices[sel] @ m[:, :2].T + m[:, 2]
+        if self.folded(out) > MAX_FOLD:
+            return None
         return out
 
     def move_rigid(self, m: np.ndarray) -> np.ndarray:
