@@ -128,3 +128,27 @@ def test_renderer_with_refiner_keeps_paste_back_and_changes_only_the_mouth(avata
         yy, xx = np.nonzero(diff)
         cp = np.stack([xx - x0, yy - y0], 1).astype(np.float64) @ aff[:, :2].T + aff[:, 2]
         assert cp.min() > -1.0 and cp.max() < R.CROP
+
+
+def test_shipped_refiner_through_the_config_keeps_paste_back(avatar):
+    """The shipped weights load with SessionConfig(refine_mouth=True), run in the renderer, and leave
+    every pixel outside the animated region the photo's; off by default."""
+    import cv2
+    from chatanyone import SessionConfig
+    from chatanyone.pipeline import Pipeline
+    if not R.available():
+        pytest.skip("mouth_refine.onnx not installed")
+    assert SessionConfig().refine_mouth is False
+    pipe = Pipeline(avatar, SessionConfig(refine_mouth=True, output_size=384))
+    r = pipe.renderer
+    assert r.refiner is not None
+    W, H = r.size
+    resized = cv2.resize(avatar.photo, (W, H), interpolation=cv2.INTER_AREA)
+    x0, y0, x1, y1 = r.rect
+    outside = np.ones((H, W), bool)
+    outside[y0:y1, x0:x1] = False
+    rng = np.random.default_rng(3)
+    m = {"exp": rng.standard_normal(r.basis.n_exp).astype(np.float32) * r.basis.std * 1.5}
+    img = r.render(m)
+    np.testing.assert_array_equal(img[outside], resized[outside])
+    assert "refine" in r.per_frame_ms()

@@ -112,7 +112,7 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
     if mouth == "neutral":
         from .render.geometry import neutral_face
         from .spec.head import load_basis
-        _, exp_median = neutral_face(m["ref_face"], load_basis())
+        _, exp_median = neutral_face(m["ref_face"], load_basis(), expression=False)   # the mouth only (as measured)
         m["exp"] = m["exp"] + exp_median[None].astype(m["exp"].dtype)
     for k in ("head", "exp", "eye"):
         m[k] = m[k][near]

@@ -488,7 +488,7 @@ class GeomRenderer:
     """
 
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
-                 refine_mouth: bool = True, hands: str = "articulated", expression: bool = True):
+                 refine_mouth: bool = False, hands: str = "articulated", expression: bool = True):
         import cv2
         from scipy.spatial import Delaunay
 

@@ -15,8 +15,12 @@ float32 in [0, 1]):
 
 Its output is ``delta [1, 3, C, C]``, already ``alpha * (clamp(image + residual) - image)`` times a
 fixed window that is zero on the crop's border (computed inside the graph), so it can change pixels
-inside the crop only. :class:`MouthRefiner` warps the delta back into the region with the inverse
-affine and adds it: every pixel outside the crop is left as the renderer made it, bit for bit.
+inside the crop only. :class:`MouthRefiner` warps it back into the region with the inverse affine:
+inside the driven inner mouth (its mask dilated by ``MOUTH_DILATE`` crop pixels) the region shows the
+refined crop itself (the crop the network saw plus its delta: the painted interior's sharp edges,
+finer than the crop, would otherwise show through as a thin outline); elsewhere the delta is added
+to the region at its own resolution. Every pixel outside the crop is left as the renderer made it,
+bit for bit.
 
 The network is trained by :mod:`chatanyone.train.mouth_refine` (PyTorch, offline) and shipped as
 ``weights/mouth_refine.onnx``; here it runs through ONNX Runtime (no PyTorch at run time).
@@ -37,6 +41,7 @@ CROP = 64            # the crop's side in pixels
 SCALE = 1.8          # the crop's side in mouth widths (outer corners 61 - 291)
 N_IN = 8             # input channels (see the module docstring)
 BORDER = 6           # the window's ramp at the crop's border, crop pixels
+MOUTH_DILATE = 1     # crop pixels the inner-mouth mask is widened by where the refined crop replaces the region
 MODEL_NAME = "mouth_refine.onnx"
 
 _OUTER = M.LIP_UPPER_OUTER + M.LIP_LOWER_OUTER[1:-1][::-1]     # closed outer contour
@@ -139,22 +144,29 @@ class MouthRefiner:
         self._src_crop = crop_image(np.asarray(src_region), a_src)
         corners = np.array([[-0.5, -0.5], [CROP - 0.5, -0.5], [-0.5, CROP - 0.5], [CROP - 0.5, CROP - 0.5]])
         self._corners = corners
+        self._win = window()
 
-    def delta(self, img: np.ndarray, face_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(delta [C, C, 3] float32 0-255 units, affine [2, 3])`` for region image ``img`` and the
-        driving face ``face_px [478, >=2]`` (region pixel centres). Blocks for one network run."""
+    def delta(self, img: np.ndarray, face_px: np.ndarray):
+        """``(delta [C, C, 3], crop [C, C, 3], inner [C, C], affine [2, 3])`` for region image ``img``
+        and the driving face ``face_px [478, >=2]`` (region pixel centres): the network's change
+        and the crop it saw (float32, 0-255 units), the driven inner mouth. Blocks for one network
+        run."""
         a = mouth_affine(face_px)
         wc = crop_image(img, a)
         inner, lips = lip_masks(face_px, a)
         x = features(wc, inner, lips, self._src_crop)
         d = self._runner.run({self._runner.input_names[0]: x})[0][0]
-        return np.ascontiguousarray(d.transpose(1, 2, 0) * 255.0, np.float32), a
+        return np.ascontiguousarray(d.transpose(1, 2, 0) * 255.0, np.float32), wc, inner, a
 
     def __call__(self, img: np.ndarray, face_px: np.ndarray) -> None:
         """Refine the mouth of ``img [h, w, 3]`` float32 (0-255, modified in place), driven by
         ``face_px [478, >=2]`` (region pixel centres). Only pixels within the crop change."""
         import cv2
-        d, a = self.delta(img, face_px)
+        d, wc, inner, a = self.delta(img, face_px)
+        k = 2 * MOUTH_DILATE + 1
+        m = cv2.dilate(inner, np.ones((k, k), np.uint8)) * self._win           # [C, C], 0 on the border
+        # the region becomes img * (1 - M) + M * crop + delta: one warp of (M * crop + delta), one of M
+        d = np.dstack([d + m[..., None] * wc, m])
         h, w = img.shape[:2]
         inv = cv2.invertAffineTransform(a)
         cs = _apply(inv, self._corners)
@@ -167,4 +179,6 @@ class MouthRefiner:
         a_box[:, 2] = a[:, 2] + a[:, :2] @ np.array([x0, y0], np.float64)
         back = cv2.warpAffine(d, a_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        img[y0:y1, x0:x1] += back
+        patch = img[y0:y1, x0:x1]
+        patch *= 1.0 - back[..., 3:4]
+        patch += back[..., :3]
