@@ -33,18 +33,8 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 from serve_util import (SNAPSHOT, browser_fps, chromium_driver, chromium_paths, media_seconds,  # noqa: E402
-                        speech_with_pauses, write_wav)
+                        speech_with_pauses, wait_for, write_wav)
 from serve_load import free_port  # noqa: E402
-
-
-def _wait(pred, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def one_run(mode: str, seconds: float, wav: str) -> dict:
@@ -61,7 +51,7 @@ def one_run(mode: str, seconds: float, wav: str) -> dict:
                     return r.status == 200
             except OSError:
                 return False
-        if not _wait(up, 120, 0.5):
+        if not wait_for(up, 120, 0.5):
             raise RuntimeError("server did not start")
         time.sleep(3.0)
         driver = chromium_driver(wav)
@@ -69,7 +59,7 @@ def one_run(mode: str, seconds: float, wav: str) -> dict:
         load0 = os.getloadavg()[0]
         driver.find_element("id", "start").click()
         live = lambda: driver.execute_script("return window.__live")  # noqa: E731
-        if not _wait(lambda: live()["frames"] > 0, 120):
+        if not wait_for(lambda: live()["frames"] > 0, 120):
             raise RuntimeError("no frame arrived")
         time.sleep(3.0)
         a = driver.execute_script(SNAPSHOT)

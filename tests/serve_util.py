@@ -136,6 +136,17 @@ class TimelineSession:
 
 
 # ---------------------------------------------------------------------- headless Chromium
+def wait_for(pred, timeout, step=0.1):
+    """Poll ``pred()`` every ``step`` s until it is truthy or ``timeout`` s pass; its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
 def chromium_paths():
     """(chromium, chromedriver) executables, or (None, None) where either is missing."""
     import shutil

@@ -20,20 +20,10 @@ pytest.importorskip("aiohttp")
 pytest.importorskip("selenium")
 
 from serve_util import (GRAB_CENTER_RGB, SNAPSHOT, ServerThread, browser_fps, chromium_driver,  # noqa: E402
-                        chromium_paths, speech_with_pauses, write_wav)
+                        chromium_paths, speech_with_pauses, wait_for, write_wav)
 
 pytestmark = [pytest.mark.skipif(chromium_paths()[0] is None, reason="chromium and chromedriver not installed"),
               pytest.mark.browser]
-
-
-def _wait(pred, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def tinted_photo(path):
@@ -75,11 +65,11 @@ def browser_run(tmp_path_factory):
     try:
         driver.get(srv.url)
         driver.find_element("id", "start").click()
-        assert _wait(lambda: live()["frames"] > 5, 90), f"no video frames: {live()} status={driver.find_element('id', 'status').text}"
+        assert wait_for(lambda: live()["frames"] > 5, 90), f"no video frames: {live()} status={driver.find_element('id', 'status').text}"
         # more than one loop of the WAV (speech and silence) and at least 60 frames; on an
         # overloaded machine the frames come slower, so the wait is bounded by frames, not time
         t_min = time.monotonic() + 8.0
-        _wait(lambda: live()["frames"] >= 60 and time.monotonic() >= t_min, 150, 0.25)
+        wait_for(lambda: live()["frames"] >= 60 and time.monotonic() >= t_min, 150, 0.25)
         out["live"] = driver.execute_script(SNAPSHOT)
         out["builtin_rgb"] = driver.execute_script(GRAB_CENTER_RGB)
         out["figures"] = {k: driver.find_element("id", k).text
@@ -88,28 +78,28 @@ def browser_run(tmp_path_factory):
         driver.save_screenshot(str(shot))
         _keep(shot, "serve_builtin.png")
         # interrupt while the avatar speaks: wait for loud received audio, press the button
-        _wait(lambda: driver.execute_script("return window.__live.samples.slice(-1)[0]?.level || 0") > 0.05, 12, 0.02)
+        wait_for(lambda: driver.execute_script("return window.__live.samples.slice(-1)[0]?.level || 0") > 0.05, 12, 0.02)
         n_ev = len(live()["events"])
         driver.find_element("id", "interrupt").click()
-        _wait(lambda: any(e.get("type") == "interrupted" for e in live()["events"][n_ev:]), 10)
+        wait_for(lambda: any(e.get("type") == "interrupted" for e in live()["events"][n_ev:]), 10)
         out["after_interrupt"] = live()
         out["interrupt_records"] = list(srv.server.sessions.values())[0].stream.interrupts if srv.server.sessions else []
 
         # (2) stop; upload a photo through the file input; start; speak a file; barge in by voice
         driver.find_element("id", "stop").click()
-        _wait(lambda: not srv.server.sessions, 20)
+        wait_for(lambda: not srv.server.sessions, 20)
         driver.find_element("id", "avPhoto").click()
         driver.find_element("id", "photo").send_keys(str(photo))
         driver.execute_script("window.__live.frames = 0; window.__live.events = [];")
         driver.find_element("id", "start").click()
-        assert _wait(lambda: live()["frames"] > 10, 120), (
+        assert wait_for(lambda: live()["frames"] > 10, 120), (
             f"no frames of the uploaded photo: status={driver.find_element('id', 'status').text}")
         out["upload_avatars"] = len(srv.server.avatars)
         out["upload_rgb"] = driver.execute_script(GRAB_CENTER_RGB)
         driver.find_element("id", "speechFile").send_keys(str(say))
-        _wait(lambda: driver.find_element("id", "status").text.startswith("speaking"), 20)
+        wait_for(lambda: driver.find_element("id", "status").text.startswith("speaking"), 20)
         out["speech_status"] = driver.find_element("id", "status").text
-        _wait(lambda: any(e.get("type") == "interrupted" and e.get("reason") == "speech"
+        wait_for(lambda: any(e.get("type") == "interrupted" and e.get("reason") == "speech"
                           for e in live()["events"]), 30)
         out["bargein"] = live()
         shot = tmp / "serve_upload.png"

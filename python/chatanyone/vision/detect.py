@@ -99,7 +99,20 @@ def detector_version() -> str:
     return VERSION
 
 
-class Detector:
+class _ClosingDetector:
+    """A ``with`` block closes the detector."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Detector(_ClosingDetector):
     """Face mesh + pose + hands on RGB frames (LiteRT; no mediapipe package).
 
     Args:
@@ -129,12 +142,6 @@ class Detector:
 
     def close(self) -> None:
         self._face = self._pose = self._hands = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __call__(self, rgb: np.ndarray) -> FrameLandmarks:
         """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks, ~30-120 ms on a CPU core)."""
@@ -183,7 +190,7 @@ def _set_faces(out: FrameLandmarks, faces: list, max_faces: int) -> None:
         out.faces = faces
 
 
-class MediapipeDetector:
+class MediapipeDetector(_ClosingDetector):
     """The same interface over mediapipe 0.10.21's legacy solutions: the parity reference for
     :class:`Detector` (tests, ``benchmarks/landmark_parity.py``). Needs
     ``pip install mediapipe==0.10.21`` (it pins protobuf<5). Arguments as :class:`Detector`."""
@@ -213,12 +220,6 @@ class MediapipeDetector:
             for m in (self._face, self._pose, self._hands):
                 if m is not None:
                     m.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __call__(self, rgb: np.ndarray) -> FrameLandmarks:
         """Detect on one frame ``rgb [H, W, 3] uint8`` (blocks)."""
