@@ -184,6 +184,7 @@ class MotionGenerator:
                 raise ValueError(f"{mp}: segment of {self.mouth.seg} frames is too short for its layout")
         # mouth mode: the speech-activity gate's running levels (a new one per stream: reset())
         self._gate = SpeechGate(self.mouth.look) if self.mouth is not None else None
+        self._mouth_shift = self._open_shift() if self.mouth is not None else None
         # the expression outside the mouth: exp @ _upper (all of it without the mouth predictor)
         self._upper = (np.eye(self.n_exp, dtype=np.float32) - self.mouth.A) if self.mouth is not None \
             else np.eye(self.n_exp, dtype=np.float32)
@@ -442,8 +443,15 @@ class MotionGenerator:
             w = w_all[c0 - c_first:c0 - c_first + n]
             close = self.PAUSE_CLOSE + (1.0 - self.PAUSE_CLOSE) * settle_all[c0 - c_first:c0 - c_first + n, None]
             rest = m.center + close * (m.rest - m.center)
+            # relative to the avatar's neutral face (MOUTH_OPEN_SHIFT); in digital silence, as the
+            # mouth settles, the shift fades so that the idle mouth closes
+            settle = settle_all[c0 - c_first:c0 - c_first + n]
+            opened = (1.0 - settle * (1.0 - w))[:, None]
             mouth_exp = rest + (w * self.mouth_gain)[:, None] * (mouth_exp - rest)
-            part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity, np.float32)
+            # intensity scales the motion about the speaker's reference face; the shift moves that
+            # reference onto the avatar's neutral face and is not scaled
+            part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity
+                                            + opened * (self._mouth_shift @ m.A)[None], np.float32)
             parts.append(part)
         self._next = c_end
         fe.trim(self._next, back=m.seg)
@@ -452,6 +460,26 @@ class MotionGenerator:
         ms = (time.perf_counter() - t0) * 1000.0
         self.window_ms.extend([ms / len(chunks)] * len(chunks))
         return out
+
+    # mouth mode: how much further apart (canonical units, face height 1) the predictor's reference
+    # face holds the lips than the avatar's neutral face does. The predictor's expression is relative
+    # to a speaker's median face, whose inner lips are 0.18 of the mouth width apart at the middle
+    # (the median of the five dev clips of eval/split.py; 0.07-0.27); the renderer's neutral face
+    # (render/geometry.py NEUTRAL_GAP) holds them 0.074 apart. Without this the predicted closures
+    # (up to 0.19 widths below the reference) crossed the lips on 9-20 % of frames and the renderer's
+    # close_lips cut 6-19 % of the opening's spread (dev clips). (0.18 - 0.074) x the canonical mouth
+    # width 0.258 (motion/design.md).
+    MOUTH_OPEN_SHIFT = 0.027
+
+    def _open_shift(self) -> np.ndarray:
+        """``[E]``: the lower-face expression that opens the inner lips by :attr:`MOUTH_OPEN_SHIFT`,
+        the smallest change in units of each coefficient's spread (as ``neutral_face`` solves)."""
+        from ..spec.head import load_basis
+        m = self.mouth
+        std = np.asarray(load_basis().std, np.float64)
+        ov = m.open_vec.astype(np.float64)
+        v = (std ** 2 * ov) @ m.A.astype(np.float64)
+        return (self.MOUTH_OPEN_SHIFT * v / max(float(v @ ov), 1e-12)).astype(np.float32)
 
     # mouth mode: the still mouth in a real pause, from the average speaking shape (0) to the closed
     # mouth of digital silence (1); chosen on the dev and training clips (design.md)
