@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         for workers in (True, False):
             cap, fig = measure_capacity(builtin_avatar(), preset=a.preset, workers=workers)
             print(f"measured ({'workers' if workers else 'in-process'}): {1000 * fig['s_per_frame']:.1f} ms/frame, "
-                  f"{1000 * fig['cpu_per_frame']:.1f} ms CPU/frame -> capacity {cap} (load {os.getloadavg()[0]:.1f})")
+                  f"{1000 * fig['cpu_per_frame']:.1f} ms CPU/frame + VP8 {1000 * fig['encode_cpu_per_frame']:.1f} ms -> capacity {cap} (load {os.getloadavg()[0]:.1f})")
     print("| N | mode | real-time ratio per session | server: released fps / 25 (released/sent) | first frame (s) "
           "| N+1th client | PSS idle -> peak | MB/session | load (1 min) start/end |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -46,7 +46,8 @@ def run(args) -> int:
         print("measuring this machine's capacity (a few seconds)...")
         cap, fig = measure_capacity(builtin_avatar(), preset=args.preset, workers=not args.in_process)
         print(f"one session renders a frame in {1000 * fig['s_per_frame']:.1f} ms "
-              f"({1000 * fig['cpu_per_frame']:.1f} ms CPU, {fig['realtime_one']:.2f}x real time alone) "
+              f"({1000 * fig['cpu_per_frame']:.1f} ms CPU + {1000 * fig['encode_cpu_per_frame']:.1f} ms VP8, "
+              f"{fig['realtime_one']:.2f}x real time alone) "
               f"on {fig['cores']} cores: admitting {cap} live session(s)")
     elif cap < 1:
         raise CliError(f"--max-sessions must be >= 1, got {cap}")

@@ -324,7 +324,8 @@ def main(argv=None) -> int:
             from .. import Avatar
             from ..serve.capacity import measure_capacity
             cap, fig = measure_capacity(Avatar.load(args.avatar), preset=args.preset)
-            log.info("measured: %.1f ms CPU per frame: up to %d rooms at once", 1000 * fig["cpu_per_frame"], cap)
+            log.info("measured: %.1f ms CPU per frame (+ %.1f ms VP8): up to %d rooms at once",
+                     1000 * fig["cpu_per_frame"], 1000 * fig["encode_cpu_per_frame"], cap)
         elif cap < 1:
             p.error(f"--capacity must be >= 1, got {cap}")
         opts = worker_options(args.avatar, capacity=cap, agent_name=args.agent_name, preset=args.preset)

@@ -1,9 +1,11 @@
 """How many real-time sessions this machine holds: measured, not guessed.
 
-One Session renders a few seconds of speech offline; its frame cost ``t`` (seconds of CPU per
-frame, all its threads) gives the capacity ``floor(usable_cores * headroom / (fps * t))``: the
-sessions whose frames fit in the machine's time, with headroom for WebRTC encoding and jitter.
-That holds because ``serve`` runs each session in its own process (:mod:`.worker`).
+One Session renders a few seconds of speech offline, and its frames are VP8-encoded as a WebRTC
+sender does (libvpx through PyAV, realtime, 500 kbit/s, one thread); the two CPU costs per frame
+``t`` give the capacity ``floor(usable_cores * headroom / (fps * t))``: the sessions whose frames
+fit in the machine's time, with the rest of the cores (``HEADROOM``) left for what is not measured
+here (RTP packetization, SRTP and DTLS in Python, Opus, the event loop, the frame pipe) and for
+jitter. That holds because ``serve`` runs each session in its own process (:mod:`.worker`).
 ``benchmarks/serve_load.py`` checks it against real concurrent sessions.
 """
 from __future__ import annotations
@@ -17,7 +19,12 @@ import numpy as np
 
 log = logging.getLogger("chatanyone")
 
-HEADROOM = 0.75   # share of the cores sessions may use; the rest: VP8/Opus encoding, the event loop
+# share of the cores the measured costs (rendering + VP8) may fill. Measured on the 2-core machine
+# (benchmarks/serve_load.py, load 0.8, 2026-11-30): rendering 11.9 ms + VP8 ~5.5 ms of CPU per frame,
+# yet 2 worker sessions held real time (0.88-0.94, server 1.0) and 3 did not (0.59-0.61): what is not
+# measured (RTP/SRTP in Python, the event loop, the pipe; there also the loopback clients) costs about
+# as much again. 0.75 (rendering alone) admitted 5 there; 0.5 with VP8 counted admits 2.
+HEADROOM = 0.5
 
 
 def usable_cores() -> int:
@@ -44,13 +51,50 @@ def measure_frame_cost(avatar, *, preset: str = "fast", fps: float = 25.0, secon
         if first is None:
             raise RuntimeError("the calibration clip produced no frame")
         t0, c0 = time.perf_counter(), time.process_time()
-        n = 0
-        while s.next_frame() is not None:
+        n, kept = 0, []
+        while (f := s.next_frame()) is not None:
             n += 1
+            if len(kept) < ENCODE_FRAMES:
+                kept.append(np.asarray(f.image))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if n == 0:
         raise RuntimeError("the calibration clip is too short")
-    return {"s_per_frame": wall / n, "cpu_per_frame": cpu / n, "frames": n}
+    return {"s_per_frame": wall / n, "cpu_per_frame": cpu / n, "frames": n,
+            "encode_cpu_per_frame": measure_encode_cost(kept, fps)}
+
+
+ENCODE_FRAMES = 40
+
+
+def measure_encode_cost(frames: list, fps: float = 25.0) -> float:
+    """CPU seconds per frame to VP8-encode ``frames`` (``[H, W, 3] uint8`` each) the way aiortc's
+    sender does: libvpx through PyAV, realtime deadline, ``cpu-used -6``, 500 kbit/s CBR, one thread
+    (blocks for the encode)."""
+    import fractions
+
+    import av
+
+    if not frames:
+        raise ValueError("measure_encode_cost needs at least one frame")
+    h, w = frames[0].shape[:2]
+    cc = av.CodecContext.create("libvpx", "w")
+    cc.width, cc.height = w - w % 2, h - h % 2
+    cc.pix_fmt = "yuv420p"
+    cc.bit_rate = 500_000
+    cc.time_base = fractions.Fraction(1, int(round(fps)))
+    cc.thread_count = 1
+    cc.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0",
+                  "minrate": "500000", "maxrate": "500000", "bufsize": "500000"}
+    c0 = time.process_time()
+    for i, img in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:cc.height, :cc.width]), format="rgb24")
+        vf.pts = i
+        vf.time_base = cc.time_base
+        for _ in cc.encode(vf):
+            pass
+    for _ in cc.encode(None):
+        pass
+    return (time.process_time() - c0) / len(frames)
 
 
 def capacity_from_cost(cpu_per_frame: float, fps: float, cores: int | None = None,
@@ -66,17 +110,19 @@ def measure_capacity(avatar, *, preset: str = "fast", fps: float = 25.0, workers
     """``(capacity, figures)`` for this machine (blocks a few seconds).
 
     ``workers`` (each session in its own process, as ``serve`` runs them): the CPU-time formula
+    on rendering plus VP8 encoding
     over the usable cores, but never more sessions than the cores can each keep at real time when
     one session alone is slower than real time. In-process sessions (``workers=False``) share one
     interpreter: measured with benchmarks/serve_load.py on the 2-core machine they did not add up
     across cores (1 session 0.99x real time, 2 sessions 0.50x each), so there one session's *wall*
     time per frame without per-core scaling is used."""
     fig = measure_frame_cost(avatar, preset=preset, fps=fps)
-    one = 1.0 / (fps * fig["s_per_frame"])
+    enc = fig["encode_cpu_per_frame"]
+    one = 1.0 / (fps * (fig["s_per_frame"] + enc))
     if workers:
-        cap = capacity_from_cost(fig["cpu_per_frame"], fps)
+        cap = capacity_from_cost(fig["cpu_per_frame"] + enc, fps)
     else:
-        cap = capacity_from_cost(fig["s_per_frame"], fps, cores=1)
+        cap = capacity_from_cost(fig["s_per_frame"] + enc, fps, cores=1)
     fig.update(cores=usable_cores(), capacity=cap, realtime_one=one, workers=bool(workers))
     if one < 1.0:
         log.warning("this machine renders one session at %.2fx real time: live video will stutter", one)
