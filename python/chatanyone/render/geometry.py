@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from . import mesh as M
+from .handmesh import palm_similarity
 from ..spec import keypoint_layout as L
 from ..spec.presets import PRESET_LONG_SIDE
 
@@ -273,20 +274,6 @@ def frame_size(image_wh: tuple[int, int], output_size: int) -> tuple[int, int]:
     return ow, oh
 
 
-def _similarity_2d(src: np.ndarray, dst: np.ndarray, max_angle: float, scale_range) -> np.ndarray:
-    """``[2, 3]`` similarity (rotation, uniform scale, shift) taking ``src [N, 2]`` closest to
-    ``dst``, its angle and scale clamped."""
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    den = max(float((a ** 2).sum()), 1e-9)
-    c = float((a * b).sum()) / den
-    d = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / den
-    ang = float(np.clip(np.arctan2(d, c), -max_angle, max_angle))
-    sc = float(np.clip(np.hypot(c, d), *scale_range))
-    r = sc * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-    return np.concatenate([r, (md - r @ ms)[:, None]], 1)
-
-
 class _Limbs:
     """Arms and hands moved bone by bone (the coarse mesh's articulated part).
 
@@ -458,7 +445,7 @@ class _Limbs:
                         if v is not None:
                             out[start:start + n] = v[idx]
                             continue
-                    m = _similarity_2d(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
+                    m = palm_similarity(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
                     # turned about its own wrist, carried by the driven wrist
                     out[start:start + n] = (src[start:start + n] - h[0]) @ m[:, :2].T + h[0] + (d_wr - s_wr)
                 else:

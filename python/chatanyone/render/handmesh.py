@@ -59,8 +59,9 @@ def _angle(v: np.ndarray) -> float:
 
 
 def palm_similarity(src: np.ndarray, dst: np.ndarray, max_turn: float, scale_range) -> np.ndarray:
-    """``[2, 3]`` similarity taking ``src [N, 2]`` closest to ``dst`` (least squares), its turn and
-    scale clamped."""
+    """``[2, 3]`` similarity (rotation, uniform scale, shift) taking ``src [N, 2]`` closest to ``dst``
+    (least squares), its turn and scale clamped: a palm here, a whole hand in
+    :class:`~chatanyone.render.geometry._Limbs`' fallback."""
     ms, md = src.mean(0), dst.mean(0)
     a, b = src - ms, dst - md
     den = max(float((a ** 2).sum()), 1e-9)
