@@ -1,6 +1,6 @@
 #include "common.h"
 
-#include <sstream>
+#include <string>
 
 namespace chatanyone {
 
@@ -25,15 +25,17 @@ void check_float(nb::dlpack::dtype d, const char* name, bool allow_f16) {
                            .c_str());
 }
 
+// Messages are built with std::string and std::to_string, never iostreams: an ostringstream
+// segfaulted here on the H200 machine (GCC 13.3, its Python 3.12), inside ostream::_M_insert<long>.
+static std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 void check_shape(const std::vector<int64_t>& shape, const char* name, const std::vector<int64_t>& want) {
   if (shape == want) return;
-  std::ostringstream s;
-  s << name << ": expected shape [";
-  for (size_t i = 0; i < want.size(); ++i) s << (i ? ", " : "") << want[i];
-  s << "], got [";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  throw nb::value_error(s.str().c_str());
+  throw nb::value_error((std::string(name) + ": expected shape " + shape_str(want) + ", got " + shape_str(shape)).c_str());
 }
 
 bool check_device(std::initializer_list<DevArg> arrays) {
