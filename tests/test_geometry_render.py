@@ -11,7 +11,8 @@ from chatanyone.assets import default_avatar_image
 from chatanyone.spec.head import load_basis
 from chatanyone.render import mesh as M
 from chatanyone.render.geometry import (EXPRESSION_BANDS, NEUTRAL_GAP, GeomRenderer, close_lips, expression_features,
-                                        expression_offsets, frame_size, neutral_face)
+                                        expression_offsets, frame_size, neutral_face,
+                                        person_layers)
 from chatanyone.render.region import choose_region
 
 PORTRAITS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "portraits")
@@ -232,6 +233,35 @@ def test_paste_back_leaves_the_rest_of_the_photo_bit_identical(avatar):
     # no motion: the frame is the photo (within resampling; the lips at the neutral gap)
     still = r.render({})
     assert np.abs(still.astype(int) - resized).mean() < 1.5
+
+
+def test_person_layers_give_the_region_back_unmoved(avatar):
+    """The person layer over its plate, unmoved, is the region itself; the plate differs from the
+    region only under the (grown) person mask."""
+    r = GeomRenderer(avatar, 384)
+    x0, y0, x1, y1 = r.rect
+    reg = r.background[y0:y1, x0:x1].astype(np.float32)
+    alpha, plate = person_layers(r.background, r.rect)
+    assert alpha.shape == reg.shape[:2] and plate.shape == reg.shape
+    assert 0.05 < float((alpha == 1).mean()) < 0.95        # a person, and background beside it
+    np.testing.assert_allclose(plate + alpha[..., None] * (reg - plate), reg, atol=1e-3)
+    np.testing.assert_array_equal(plate[alpha < 1], reg[alpha < 1])
+
+
+def test_background_stays_still_behind_a_moving_head(avatar):
+    """A head turn moves the person, not the background: far from the person the frame is the
+    photo bit for bit (the single-sheet warp stretched it)."""
+    import cv2
+    r = GeomRenderer(avatar, 384)
+    x0, y0, x1, y1 = r.rect
+    alpha, _ = person_layers(r.background, r.rect)
+    far = cv2.distanceTransform((alpha == 0).astype(np.uint8), cv2.DIST_L2, 3) > 0.12 * min(alpha.shape)
+    assert far.sum() > 500
+    turn = {"head": np.array([0.25, 0.1, 0.08, 0.04, 0.02, 0.04])}
+    bg = r.background[y0:y1, x0:x1]
+    np.testing.assert_array_equal(r.render(turn)[y0:y1, x0:x1][far], bg[far])
+    sheet = GeomRenderer(avatar, 384, layered=False).render(turn)[y0:y1, x0:x1]
+    assert np.abs(sheet[far].astype(int) - bg[far]).mean() > 0.5
 
 
 def test_region_border_is_seamless(avatar):

@@ -11,8 +11,11 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
 3. **Flow.** The face triangles (852, the eye holes closed by lid strips) and the coarse triangles
    are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
    face wins where they overlap (nearer depth); the coarse mesh lies behind it.
-4. **Warp.** The region of the photo, at output resolution, is sampled along the flow
-   (``chatanyone.ops.warp``).
+4. **Warp.** The region of the photo, at output resolution, with the person's alpha as a fourth
+   channel (:func:`person_layers`: selfie segmentation of the photo, grown a little), is sampled
+   along the flow (``chatanyone.ops.warp``) and composited over a still background plate (the
+   photo, inpainted behind the person): the background stays where it is while the head moves,
+   instead of being stretched with it.
 5. **Mouth.** A strip of triangles between the inner lips maps the photo's own mouth into the
    driven opening: where the photo shows its teeth (lips apart by ``PHOTO_MOUTH_GAP`` of the mouth
    width or more) that is all. Where the photo's lips are closed there is nothing to map, so the
@@ -48,6 +51,12 @@ GAP_TOLERANCE = 0.01         # a photo whose gap is this close to NEUTRAL_GAP is
 # inside (teeth, tongue): the mouth strip maps it into the driven opening instead of painting one
 PHOTO_MOUTH_GAP = 0.1
 FEATHER = 0.04               # paste-back feather width, fraction of the region's shorter side
+# the person layer (see person_layers): the selfie segmentation's mask (probability > PERSON_P),
+# grown by PLATE_DILATE of the region's shorter side; its alpha falls to 0 over ALPHA_FALLOFF px
+PERSON_P = 0.5
+PLATE_DILATE = 0.01
+ALPHA_FALLOFF = 2.0
+PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 
 
@@ -455,6 +464,51 @@ class _Limbs:
         return r._px_norm(out[self._keep])
 
 
+def person_layers(frame: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The animated region of a frame split into a person layer over a background plate.
+
+    The person is found by MediaPipe's selfie segmentation (the landscape model shipped with the
+    landmark models) on the whole ``frame [H, W, 3] uint8``; ``rect = (x0, y0, x1, y1)`` is the
+    region. The layer is the person's mask (probability over :data:`PERSON_P`) grown by
+    :data:`PLATE_DILATE` of the region's shorter side, alpha 1 there, falling to 0 over
+    :data:`ALPHA_FALLOFF` pixels outside. Under the grown mask the background is unknown: the plate
+    is inpainted there (OpenCV's Telea method at 1/:data:`PLATE_SCALE` of the size: only what a
+    moving person uncovers shows it, a strip a few pixels wide); elsewhere the plate is the region
+    itself. So compositing the unmoved layer over the plate gives the region back bit for bit, and a
+    thin band of the photo's background next to the person travels with the person (no halo of
+    unmixed colours).
+
+    Returns ``(alpha [h, w] float32 in [0, 1], plate [h, w, 3] float32 0..255)`` over the region
+    (``h, w``: its size). Blocks ~20-100 ms (once per renderer).
+    """
+    import cv2
+
+    from ..vision.landmarks import SelfieSegmentation
+    x0, y0, x1, y1 = rect
+    reg = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    p = SelfieSegmentation()(np.ascontiguousarray(frame))[y0:y1, x0:x1]
+    h, w = p.shape
+    d = max(1, int(round(PLATE_DILATE * min(h, w))))
+    hole = cv2.dilate((p > PERSON_P).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1)))
+    # alpha: 1 on the grown mask, falling off outside it (distance to the mask, in pixels)
+    dist = cv2.distanceTransform((1 - hole).astype(np.uint8), cv2.DIST_L2, 3)
+    alpha = np.clip(1.0 - dist / ALPHA_FALLOFF, 0.0, 1.0).astype(np.float32)
+    regf = reg.astype(np.float32)
+    if not hole.any():
+        return alpha, regf
+    if hole.all():          # no background seen in the region: the plate is the region's mean colour
+        return alpha, np.broadcast_to(regf.reshape(-1, 3).mean(0), regf.shape).astype(np.float32)
+    sw, sh = max(1, w // PLATE_SCALE), max(1, h // PLATE_SCALE)
+    small = cv2.resize(reg, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_hole = (cv2.resize(hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+    if small_hole.all():
+        small_hole[0, 0] = 0
+    filled = cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA)
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return alpha, np.ascontiguousarray(np.where(hole[..., None] > 0, up, regf), np.float32)
+
+
 def _mesh_flow():
     from chatanyone import ops
     return ops.mesh_flow
@@ -470,12 +524,16 @@ class GeomRenderer:
         hands: ``"articulated"`` (a mesh per hand, moved bone by bone) or ``"similarity"`` (each
             hand moved rigidly: the renderer before the hand mesh, kept for evaluation).
         expression: False neutralizes only the photo's lips (:func:`neutral_face`; for evaluation).
+        layered: the person warped over a still background plate (:func:`person_layers`);
+            False: the whole region warped as one sheet, the background near the head stretched
+            with it (the renderer before the layers, kept for evaluation).
 
     Thread safety: one frame at a time per instance.
     """
 
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
-                 refine_mouth: bool = False, hands: str = "articulated", expression: bool = True):
+                 refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
+                 layered: bool = True):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -500,8 +558,13 @@ class GeomRenderer:
         self.rect = (rx0, ry0, rx1, ry1)                          # in output pixels, end exclusive
         rw, rh = rx1 - rx0, ry1 - ry0
         reg_img = self.background[ry0:ry1, rx0:rx1]
-        self._src = np.ascontiguousarray(reg_img.transpose(2, 0, 1)[None], np.float32)  # 1,3,rh,rw
         self._base = reg_img.astype(np.float32)
+        self.layered = bool(layered)
+        if self.layered:    # the person (colours and alpha) warped, composited over a still plate
+            alpha, self._plate = person_layers(self.background, self.rect)
+            self._src = np.ascontiguousarray(np.concatenate([self._base, alpha[..., None]], 2).transpose(2, 0, 1)[None])
+        else:
+            self._src = np.ascontiguousarray(reg_img.transpose(2, 0, 1)[None], np.float32)  # 1,3,rh,rw
         # crop coordinates (the motion box) -> region-normalized coordinates
         box = Box.from_array(avatar.box)
         self._ax = np.array([box.w * sx / rw, box.h * sy / rh])
@@ -691,6 +754,9 @@ class GeomRenderer:
         warped = ops.warp(self._src, grid[None], padding="border")[0]
         t1 = self._tick("warp", t1)
         img = cv2.merge((warped[0], warped[1], warped[2]))       # [rh, rw, 3] float32
+        if self.layered:    # the person over the still plate: a F + (1 - a) plate
+            a = warped[3]
+            img = cv2.blendLinear(img, self._plate, a, 1.0 - a)
         for sl, a in self._band:            # the feathered border: back to the photo at its edge
             b = self._base[sl]
             img[sl] = b + a * (img[sl] - b)
