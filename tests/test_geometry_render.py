@@ -264,6 +264,25 @@ def test_background_stays_still_behind_a_moving_head(avatar):
     assert np.abs(sheet[far].astype(int) - bg[far]).mean() > 0.5
 
 
+def test_chest_follows_the_shoulders(avatar):
+    """The chest vertices move by the shoulders' mean offset, clamped like the shoulders."""
+    r = GeomRenderer(avatar, 384)
+    n = len(r._torso_src)
+    assert n > 0                                     # a head-and-shoulders photo
+    part = slice(-len(r._border) - n, -len(r._border))
+    rest, _ = r.driving_vertices({})
+    body = np.zeros((8, 2), np.float32)
+    body[0] = (0.01, 0.0)
+    body[1] = (0.03, -0.02)
+    moved, _ = r.driving_vertices({"body": body})
+    shift = (moved[part] - rest[part]).astype(np.float64) * r._px            # region pixels
+    want = body[:2].mean(0) * r._ax * r._px
+    np.testing.assert_allclose(shift, np.broadcast_to(want, shift.shape), atol=1e-3)
+    body[:2] = (5.0, 0.0)                            # far beyond the shoulders' reach
+    far, _ = r.driving_vertices({"body": body})
+    np.testing.assert_allclose((far[part] - rest[part])[:, 0] * r._px[0], r._torso_lim, rtol=1e-4)
+
+
 def test_region_border_is_seamless(avatar):
     """Along the region's border the frame continues the photo: no step at the seam."""
     r = GeomRenderer(avatar, 384)

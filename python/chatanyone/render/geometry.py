@@ -30,6 +30,7 @@ affinely to the region's normalized coordinates (``align_corners=False``).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -56,6 +57,10 @@ FEATHER = 0.04               # paste-back feather width, fraction of the region'
 PERSON_P = 0.5
 PLATE_DILATE = 0.01
 ALPHA_FALLOFF = 2.0
+# how much of the head's motion the outer ring round the face follows: above the head, below it
+RING2_FOLLOW = (0.6, 0.3)
+TORSO_DOWN = (0.15, 0.45)    # chest vertices: shoulder widths below the shoulders' midpoint
+TORSO_SIDE = 0.3             # and this many shoulder widths either side of it
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 
@@ -589,7 +594,8 @@ class GeomRenderer:
         k2 = 1.0 + 2.1 * (k1 - 1.0)
         self._ring_off = []
         self._ring_w = []
-        for k, w in ((k1, np.ones_like(dy)), (k2, 0.45 - 0.15 * dy)):
+        w2 = RING2_FOLLOW[0] + (RING2_FOLLOW[1] - RING2_FOLLOW[0]) * (dy + 1) / 2
+        for k, w in ((k1, np.ones_like(dy)), (k2, w2)):
             off = np.zeros((len(oval), 3))
             off[:, :2] = (k - 1.0)[:, None] * d
             off[:, 2] = 0.3 * (k - 1.0)
@@ -610,7 +616,9 @@ class GeomRenderer:
         # keep moving points well inside the region (a margin from the pinned border)
         keep = [np.all(np.abs(r) < 0.97, axis=1) for r in rings_src]
         self._ring_keep = keep
-        extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src, border]
+        # the chest below the shoulders, moved with them (see _torso)
+        self._torso_src, self._torso_lim = self._torso(avatar, face_src)
+        extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src, self._torso_src, border]
         self._n_extra = [len(e) for e in extra]
         coarse_src = np.concatenate([face_src[oval]] + extra)
         coarse_ids = np.concatenate([oval, M.N_FACE + np.arange(sum(self._n_extra))])
@@ -681,6 +689,49 @@ class GeomRenderer:
         from ..spec.head import pose_points
         return pose_points(canon, head)
 
+    def _torso(self, avatar, face_src: np.ndarray) -> tuple[np.ndarray, float]:
+        """Chest vertices (region-normalized ``[N, 2]``) and how far they may move (region px).
+
+        With both shoulders seen in the photo: two rows of three points :data:`TORSO_DOWN`
+        shoulder widths below the shoulders' midpoint (below it and :data:`TORSO_SIDE` of the width
+        either side), kept where they lie inside the region, clear of its pinned border and below
+        the face. They move by the mean of the two shoulders'
+        offsets, clamped like the shoulders (:attr:`_Limbs.MAX_MOVE`): before them the chest was
+        only interpolated between the shoulders and the still border."""
+        none = (np.zeros((0, 2)), 0.0)
+        pose = np.asarray(avatar.pose, np.float64)
+        pts = []
+        for j in (0, 1):
+            p = pose[L.KP_BODY_IDX[j]]
+            if not (np.all(np.isfinite(p[:2])) and np.nan_to_num(p[3]) >= L.POSE_VIS_MIN):
+                return none
+            pts.append(self._crop_px(p[:2]))
+        size = 2 * self._px
+        fpx = (face_src + 1) * self._px
+        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
+        sw = float(np.linalg.norm(pts[0] - pts[1]))
+        if sw < 4:
+            return none
+        mid = 0.5 * (pts[0] + pts[1])
+        out = []
+        for dx, dy in itertools.product((-TORSO_SIDE, 0.0, TORSO_SIDE), TORSO_DOWN):
+            q = mid + np.array([dx * sw, dy * sw])
+            margin = 0.5 * size / 6           # half the spacing of the pinned border points
+            if np.all(q > margin) and np.all(q < size - margin) and q[1] > fpx[152, 1] + 0.4 * fh:
+                out.append(q)
+        if not out:
+            return none
+        return self._px_norm(np.array(out)), _Limbs.MAX_MOVE[0] * fh
+
+    def _torso_driving(self, motion_frame) -> np.ndarray:
+        body = _get(motion_frame, "body")
+        if body is None:
+            return self._torso_src.copy()
+        off = np.asarray(body, np.float64).reshape(8, 2)[:2] * self._ax * self._px     # region px
+        n = np.hypot(off[:, 0], off[:, 1])[:, None]
+        off = np.where(n > self._torso_lim, off * (self._torso_lim / np.maximum(n, 1e-9)), off).mean(0)
+        return self._torso_src + off / self._px
+
     def _mouth_colors(self, face_src: np.ndarray, reg_img: np.ndarray) -> None:
         px = (face_src + 1) * self._px
         h, w = reg_img.shape[:2]
@@ -734,6 +785,9 @@ class GeomRenderer:
         if len(self._limbs.src):
             dst.append(self._limbs.driving(motion_frame))
             depth.append(np.full(len(self._limbs.src), COARSE_DEPTH))
+        if len(self._torso_src):
+            dst.append(self._torso_driving(motion_frame))
+            depth.append(np.full(len(self._torso_src), COARSE_DEPTH))
         dst.append(self._border)
         depth.append(np.full(len(self._border), COARSE_DEPTH))
         return (np.concatenate(dst).astype(np.float32), np.concatenate(depth).astype(np.float32))
