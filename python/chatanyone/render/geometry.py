@@ -532,13 +532,15 @@ class GeomRenderer:
         layered: the person warped over a still background plate (:func:`person_layers`);
             False: the whole region warped as one sheet, the background near the head stretched
             with it (the renderer before the layers, kept for evaluation).
+        torso: the chest moves with the shoulders (:meth:`_torso`); False: it is only
+            interpolated between the shoulders and the still border (for evaluation).
 
     Thread safety: one frame at a time per instance.
     """
 
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
                  refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
-                 layered: bool = True):
+                 layered: bool = True, torso: bool = True):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -617,7 +619,7 @@ class GeomRenderer:
         keep = [np.all(np.abs(r) < 0.97, axis=1) for r in rings_src]
         self._ring_keep = keep
         # the chest below the shoulders, moved with them (see _torso)
-        self._torso_src, self._torso_lim = self._torso(avatar, face_src)
+        self._torso_src, self._torso_lim = self._torso(avatar, face_src) if torso else (np.zeros((0, 2)), 0.0)
         extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src, self._torso_src, border]
         self._n_extra = [len(e) for e in extra]
         coarse_src = np.concatenate([face_src[oval]] + extra)
