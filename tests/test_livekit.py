@@ -182,6 +182,106 @@ class _FakeCfgSession:
     frame_size = (436, 512)
 
 
+class SlowCutSession(SpeechSession):
+    """Like the real Session's interrupt: frames not handed out are dropped and the next one (the
+    first of ``ease`` silent frames easing to idle, then None) comes only when ``release`` is set,
+    as if its motion window and render took that long."""
+
+    def __init__(self, ease=10):
+        super().__init__()
+        import threading
+        self.release = threading.Event()
+        self.ease = ease
+        self.silent_until = None
+
+    def interrupt(self):
+        self.release.clear()
+        self.silent_until = self.k + self.ease
+        self.cut = self.silent_until
+
+    def next_frame(self, timeout=None):
+        if self.silent_until is not None and not self.release.wait(timeout):
+            raise TimeoutError
+        f = super().next_frame(timeout)
+        if f is not None and self.silent_until is not None and f.index < self.silent_until:
+            f = self.Frame(image=f.image, index=f.index, timestamp=f.timestamp, audio=np.zeros_like(f.audio))
+        return f
+
+
+def test_clear_buffer_bridges_the_sessions_cut_with_held_frames():
+    """After clear_buffer the Session needs time for its cut (here: until the test lets it). The
+    generator does not wait: after the segment end it yields the last image again, without audio,
+    up to BRIDGE_MAX_S of frames; the Session's silent frames whose slots they took are dropped,
+    and its next frame follows in its own slot. By event order; the ms figure is measured in
+    benchmarks/livekit_interrupt.py."""
+    from chatanyone.integrations.livekit import BRIDGE_MAX_S
+
+    async def main():
+        sess = SlowCutSession()
+        gen = ChatAnyoneVideoGenerator(sess)
+        for f in audio_frames(np.zeros(32000, np.float32) + 0.1):   # 2 s queued
+            await gen.push_audio(f)
+        it = gen.__aiter__()
+        before = [await it.__anext__() for _ in range(10)]              # 5 frames played
+        gen.clear_buffer()
+        after = [await it.__anext__()]                                  # the segment end
+        n_bridge = int(round(BRIDGE_MAX_S * 25.0))
+        while sum(isinstance(i, rtc.VideoFrame) for i in after) < n_bridge:
+            after.append(await it.__anext__())
+        sess.release.set()                                              # the cut is rendered
+        rest = [await it.__anext__() for _ in range(8)]
+        await gen.aclose()
+        return before, after, rest, gen, n_bridge
+
+    before, after, rest, gen, n_bridge = asyncio.run(main())
+    last = [i for i in before if isinstance(i, rtc.VideoFrame)][-1]
+    assert isinstance(after[0], AudioSegmentEnd)
+    bridges = after[1:]
+    assert len(bridges) == n_bridge and all(isinstance(b, rtc.VideoFrame) for b in bridges)
+    assert all(bytes(b.data) == bytes(last.data) for b in bridges)    # the last image held
+    assert gen.bridged == n_bridge and gen.interrupts[-1]["bridged"] == n_bridge
+    assert gen.interrupts[-1]["first_at"] >= gen.interrupts[-1]["at"]
+    # the Session's frames 5..9 (silent, their slots taken) were dropped; frame 10 comes next
+    assert gen.discarded == n_bridge
+    assert not any(isinstance(i, rtc.AudioFrame) for i in rest)
+    first = rest[0]
+    assert isinstance(first, rtc.VideoFrame)
+    assert np.frombuffer(first.data, np.uint8)[0] == 5 + n_bridge      # TimelineSession: pixel = index
+
+
+def test_clear_buffer_empties_the_av_synchronizer():
+    """With ``attach`` (run_worker attaches AvatarRunner.av_sync), clear_buffer also drops the audio
+    the real ``rtc.AudioSource`` has queued but not played (AvatarRunner keeps 100 ms there) and the
+    video frames the real ``rtc.AVSynchronizer`` has not shown yet."""
+    async def main():
+        sess = SpeechSession()
+        gen = ChatAnyoneVideoGenerator(sess)
+        audio = rtc.AudioSource(AUDIO_RATE, 1, queue_size_ms=200)
+        video = rtc.VideoSource(6, 8)
+        sync = rtc.AVSynchronizer(audio_source=audio, video_source=video, video_fps=25.0,
+                                  video_queue_size_ms=200)
+        gen.attach(sync)
+        v = rtc.VideoFrame(6, 8, rtc.VideoBufferType.RGBA, bytes(6 * 8 * 4))
+        for _ in range(5):
+            await sync.push(v)
+        for f in audio_frames(np.zeros(1600, np.float32) + 0.1, rate=AUDIO_RATE, ms=20):   # 100 ms
+            await sync.push(f)
+        queued = (audio.queued_duration, sync._video_queue.qsize())
+        gen.clear_buffer()
+        for _ in range(3):
+            await asyncio.sleep(0)          # the clear task runs at the loop's next turn
+        cleared = (audio.queued_duration, sync._video_queue.qsize())
+        await sync.aclose()
+        await audio.aclose()
+        await video.aclose()
+        await gen.aclose()
+        return queued, cleared
+
+    queued, cleared = asyncio.run(main())
+    assert queued[0] > 0.05 and queued[1] >= 3, queued
+    assert cleared == (0.0, 0), cleared
+
+
 # ---------------------------------------------------------------------- a real Session
 @pytest.fixture(scope="module")
 def avatar_file(tmp_path_factory):

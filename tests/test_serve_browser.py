@@ -172,12 +172,22 @@ def test_interrupt_stops_speech(browser_run):
     assert evs, browser_run["after_interrupt"]["events"]
     ev = evs[-1]
     assert ev["reason"] == "button"
-    # the server muted speech from the first frame released after it received the interrupt
-    assert ev["voiced_frames_after"] == 0, ev
-    assert ev["audio_stopped_ms"] is not None
+    _check_interrupt(ev)
     # idle_after_ms is None when the idle pose was not reached in the window the page watched
-    print("interrupt: audio stopped %.1f ms, idle motion %s ms after the server received it"
-          % (ev["audio_stopped_ms"], ev["idle_after_ms"]))
+    print("interrupt: next frame (silent) released %.1f ms, sent %s ms (%d bridged), idle motion %s ms "
+          "after the server received it" % (ev["audio_stopped_ms"], ev["sent_ms"], ev["bridged"], ev["idle_after_ms"]))
+
+
+def _check_interrupt(ev):
+    """What the server did after receiving an interrupt, by event order on the stream's timeline:
+    the very next frame slot was released (no slot skipped, none waiting for the Session's render
+    after its cut: a bridge frame holds the image if that frame is not there in time), with silent
+    audio, and the encoder sent it; no speech frame was released or lost after it. How many ms that
+    took is measured in benchmarks/serve_browser.py."""
+    assert ev["voiced_frames_after"] == 0 and ev["discarded_voiced"] == 0, ev
+    assert ev["audio_stopped_ms"] is not None and ev["first_index"] is not None, ev
+    assert ev["first_index"] in (ev["next_index"], ev["next_index"] + 1), ev
+    assert ev["sent_ms"] is not None and ev["sent_ms"] >= ev["audio_stopped_ms"], ev
 
 
 def test_uploaded_photo_is_the_one_shown(browser_run):
@@ -197,7 +207,9 @@ def test_speech_barges_in_on_a_playing_file(browser_run):
     evs = [e for e in browser_run["bargein"]["events"] if e.get("type") == "interrupted"]
     assert evs and evs[0]["reason"] == "speech", browser_run["bargein"]["events"]
     ev = evs[0]
-    assert ev["voiced_frames_after"] == 0, ev
-    assert ev["audio_stopped_ms"] is not None
-    print("speech barge-in: file audio stopped %.1f ms, idle motion %s ms after the server heard the speech"
-          % (ev["audio_stopped_ms"], ev["idle_after_ms"]))
+    _check_interrupt(ev)
+    # detection: two loud 20 ms microphone chunks, counted from the first one's start
+    assert ev["detect_ms"] is not None and ev["detect_ms"] >= 40.0 - 1.0, ev
+    print("speech barge-in: detected %.1f ms after the speech began; then the next frame (silent) released "
+          "%.1f ms, sent %s ms (%d bridged), idle motion %s ms" % (ev["detect_ms"], ev["audio_stopped_ms"],
+                                                               ev["sent_ms"], ev["bridged"], ev["idle_after_ms"]))

@@ -288,3 +288,141 @@ def test_real_session_live_speech_then_interrupt(avatar):
     assert np.median(speech) > 1.3 * np.median(quiet), (np.median(speech), np.median(quiet))
     ev = [e for e in events if e["type"] == "interrupted"]
     assert ev and ev[0]["voiced_frames_after"] == 0
+
+
+class SlowCutSession(TimelineSession):
+    """A Session-like source on a simulated clock whose interrupt behaves like the real Session's:
+    frames not yet handed out are dropped, and the next one (the first of ``ease`` silent frames
+    easing to idle) takes ``cut_s`` of simulated time (its motion window and render); then None,
+    then the timeline's speech again. ``next_frame(timeout)`` spends the simulated time it waits."""
+
+    def __init__(self, fps, frames, clock, cut_s=0.2, ease=10):
+        super().__init__(fps, frames)
+        self.clock, self.cut_s, self.ease = clock, cut_s, ease
+        self.ready_at = None
+        self.silent_until = None
+
+    def interrupt(self):
+        self.ready_at = self.clock.now() + self.cut_s
+        self.silent_until = self.k + self.ease
+        self.cut = self.silent_until      # None once there, then speech again
+
+    def next_frame(self, timeout=None):
+        if self.ready_at is not None:
+            now = self.clock.now()
+            if timeout is not None and now + timeout < self.ready_at:
+                self.clock.sleep(timeout)
+                raise TimeoutError
+            self.clock.sleep(self.ready_at - now)
+            self.ready_at = None
+        f = super().next_frame(timeout)
+        if f is not None and self.silent_until is not None and f.index < self.silent_until:
+            f = self.Frame(image=f.image, index=f.index, timestamp=f.timestamp, audio=np.zeros_like(f.audio))
+        return f
+
+
+@pytest.mark.parametrize("cut_s", [0.17, 0.5])
+def test_interrupt_bridges_a_slow_cut_with_silent_frames_on_time(cut_s):
+    """After an interrupt the Session needs ``cut_s`` (simulated) to render its first frame after the
+    cut. The stream does not wait: the next frame slot (due one period later) leaves on time with the
+    last image held and silent audio, up to BRIDGE_MAX_S of them, and the Session's frames whose
+    slots they filled are dropped (silent: counted). The timeline stays whole: indices consecutive,
+    each frame with exactly its own 48 kHz audio; while bridges cover, releases stay one period
+    apart."""
+    from chatanyone.serve.live import BRIDGE_MAX_S
+
+    fps = 25.0
+    clock = SimClock()
+    sess = SlowCutSession(fps, 400, clock, cut_s=cut_s)
+    events, got = [], []
+    done = threading.Event()
+
+    def deliver(k, img, a48):
+        got.append((k, clock.now(), img.copy(), a48))
+        if len(got) == 50:
+            stream.interrupt()
+        if len(got) >= 120:
+            done.set()
+
+    stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    assert done.wait(60), len(got)
+    stream.close()
+    ks = [g[0] for g in got]
+    assert ks == list(range(len(got)))                     # no slot skipped or repeated
+    sizes = np.array([g[3].size for g in got])
+    assert (sizes == 1920).all()                          # 40 ms of 48 kHz audio, every slot
+    levels = np.array([np.abs(g[3]).max() for g in got])
+    assert (levels[:50] > 1000).all()                     # speech before
+    # slots due before the Session's frame is ready get a bridge, at most BRIDGE_MAX_S of them
+    n_bridge = min(int(round(BRIDGE_MAX_S * fps)), int(np.ceil(cut_s * fps)) - 1)
+    t = np.array([g[1] for g in got])
+    np.testing.assert_allclose(np.diff(t[:50 + n_bridge]), 1 / fps, atol=1e-6)   # paced: no wait
+    # then the Session's frame: in its slot if it was ready by then, else as soon as it is
+    assert t[50 + n_bridge] == pytest.approx(max(t[49] + cut_s, t[49] + (n_bridge + 1) / fps), abs=1e-6)
+    # the interrupt came with frame 49's release: slot 50 is the first after it, one period later
+    for g in got[50:50 + n_bridge]:                       # the last image held, in silence
+        np.testing.assert_array_equal(g[2], got[49][2])
+        assert not g[3].any()
+    assert got[50 + n_bridge][2][0, 0, 0] == (50 + n_bridge) % 251   # the Session's own frame again
+    ev = [e for e in events if e["type"] == "interrupted"]
+    assert len(ev) == 1, events
+    ev = ev[0]
+    assert ev["audio_stopped_ms"] == pytest.approx(1000 / fps, abs=0.01)     # < 100 ms, simulated
+    assert ev["first_index"] == 50
+    assert ev["bridged"] == n_bridge and stream.bridged == n_bridge
+    assert ev["voiced_frames_after"] == 0 and ev["discarded_voiced"] == 0
+    # the Session's frames 50.. (silent easing) whose slots the bridges took were dropped; its
+    # later frames follow in their own slots: silent to the end of the easing, then speech
+    assert stream.discarded == n_bridge and stream.discarded_voiced == 0
+    assert not levels[50:60].any() and (levels[60:] > 1000).all()
+
+
+def test_interrupt_with_a_fast_cut_needs_no_bridge():
+    """A Session that has its next frame ready at once: no bridge frame, nothing dropped."""
+    clock = SimClock()
+    sess = SlowCutSession(25.0, 300, clock, cut_s=0.0)
+    events, got = [], []
+    done = threading.Event()
+
+    def deliver(k, img, a48):
+        got.append(k)
+        if len(got) == 30:
+            stream.interrupt()
+        if len(got) >= 60:
+            done.set()
+
+    stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    assert done.wait(60)
+    stream.close()
+    assert got[:60] == list(range(60))
+    assert stream.bridged == 0 and stream.discarded == 0
+
+
+def test_track_interrupt_drops_queued_video_and_times_the_send():
+    """Interrupt at the tracks: audio queued is silenced, video frames still waiting for the encoder
+    are dropped, so the next frame the sender takes is the first one after the interrupt; its send
+    time is known once the sender comes back for the next frame."""
+    pytest.importorskip("aiortc")
+    from chatanyone.serve.rtc import AvatarOutput
+
+    async def main():
+        out = AvatarOutput(asyncio.get_running_loop(), 25.0)
+        img = np.zeros((4, 4, 3), np.uint8)
+        for k in range(5):
+            out._push(k, img, np.full(1920, 1000, np.int16))
+        f0 = await out.video.recv()                      # frame 0 goes to the encoder
+        assert out.sent_at(0) is None
+        out.interrupt()
+        assert not out._vq and out.video_dropped == 4
+        assert all(not c.any() for _, c in out._aq)      # queued audio silenced, positions kept
+        out._push(5, img, np.zeros(1920, np.int16))
+        f5 = await out.video.recv()                      # the sender is back: frame 0 was sent
+        out._push(6, img, np.zeros(1920, np.int16))
+        f6 = await out.video.recv()
+        out.end()
+        return f0, f5, f6, out
+
+    f0, f5, f6, out = asyncio.run(main())
+    assert [f.pts for f in (f0, f5, f6)] == [0, 5 * 3600, 6 * 3600]
+    assert out.sent_at(0) is not None and out.sent_at(5) is not None and out.sent_at(0) <= out.sent_at(5)
+    assert out.sent_at(6) is None and out.sent_at(3) is None

@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 
 import numpy as np
 
@@ -39,6 +40,13 @@ except ImportError as exc:  # pragma: no cover - exercised where the extra is ab
 log = logging.getLogger("chatanyone")
 
 AUDIO_RATE = 16000   # the Session's own rate: no resampling, exact pairing
+# after clear_buffer, a frame slot the Session has not filled this long after it (or one period
+# after the last frame) is filled with the last image held ("bridge" frame, no audio): the Session
+# needs a motion window and a render after its cut (~0.1-0.2 s). At most BRIDGE_MAX_S of them,
+# fewer than the Session's silent easing frames, so a Session frame a bridge replaces is silent.
+BRIDGE_WAIT_S = 0.02
+BRIDGE_MAX_S = 0.2
+POLL_S = 0.02        # the generator's longest wait for the Session before it looks again
 
 
 class ChatAnyoneVideoGenerator(VideoGenerator):
@@ -52,7 +60,12 @@ class ChatAnyoneVideoGenerator(VideoGenerator):
     ``push_audio`` never blocks on rendering; iteration (``async for``) waits for rendered frames
     in a worker thread and yields ``rtc.VideoFrame``, ``rtc.AudioFrame`` and ``AudioSegmentEnd``.
     ``clear_buffer`` drops the queued speech: no audio frame of the interrupted utterance is yielded
-    after it returns, and an ``AudioSegmentEnd`` is yielded next.
+    after it returns, and an ``AudioSegmentEnd`` is yielded next; with :meth:`attach` it also
+    empties the ``AVSynchronizer``'s queues (audio already captured but not played, video not yet
+    shown). While the Session renders its cut, the last image is yielded again (bridge frames) so the
+    first frame after the interrupt does not wait for it; ``interrupts`` records, per
+    ``clear_buffer``, when it came and when the first frame after it was yielded
+    (``time.monotonic()``) and how many bridges were yielded.
     """
 
     def __init__(self, session):
@@ -65,9 +78,23 @@ class ChatAnyoneVideoGenerator(VideoGenerator):
         self._epoch = 0
         self._closed = False
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chatanyone-lk")
+        self._av_sync = None
+        self._next_index: int | None = None     # next Session frame index to yield
+        self._last_video = None                 # the last rtc.VideoFrame yielded
+        self._last_yield = 0.0
+        self._bridge: dict | None = None        # after clear_buffer: {"at", "left"}
         self.video_frames = 0
         self.audio_frames = 0
+        self.bridged = 0                        # bridge frames yielded
+        self.discarded = 0                      # Session frames whose slot a bridge took
+        self.interrupts: list[dict] = []        # per clear_buffer: {"at", "first_at", "bridged"}
         self.frame_size: tuple[int, int] | None = None   # (width, height) of the last frame
+
+    def attach(self, av_sync) -> None:
+        """Let :meth:`clear_buffer` also empty ``av_sync`` (the ``rtc.AVSynchronizer`` the frames
+        go to, ``AvatarRunner.av_sync``): up to its queue of captured audio (100 ms in
+        ``AvatarRunner``) would otherwise still play after the interrupt."""
+        self._av_sync = av_sync
 
     # ------------------------------------------------------------------ VideoGenerator
     async def push_audio(self, frame) -> None:
@@ -96,6 +123,7 @@ class ChatAnyoneVideoGenerator(VideoGenerator):
     def clear_buffer(self) -> None:
         """Interrupt: queued speech is dropped (``Session.interrupt``), frames of it still being
         rendered lose their audio, and an ``AudioSegmentEnd`` is yielded next. Non-blocking."""
+        now = time.monotonic()
         with self._lock:
             was = self._in_segment
             self._epoch += 1
@@ -103,45 +131,109 @@ class ChatAnyoneVideoGenerator(VideoGenerator):
             self._in_segment = False
             if was:
                 self._end_pending = True
+            self._bridge = {"at": now, "left": max(1, int(round(BRIDGE_MAX_S * self.fps)))}
+            self.interrupts.append({"at": now, "first_at": None, "bridged": 0})
+            del self.interrupts[:-64]
         try:
             self.session.interrupt()
         except RuntimeError:
             pass
+        if self._av_sync is not None:
+            try:   # its audio source is emptied when the task runs, at the loop's next turn
+                asyncio.get_running_loop().create_task(self._av_sync.clear_queue())
+            except RuntimeError:
+                pass  # not on the event loop (no running loop): nothing queued to clear from here
 
     def __aiter__(self):
         return self._frames()
 
     async def _frames(self):
         loop = asyncio.get_running_loop()
-        while not self._closed:
-            with self._lock:
-                end, self._end_pending = self._end_pending, False
-                epoch = self._epoch
-            if end:
-                yield AudioSegmentEnd()
-                continue
-            try:
-                f = await loop.run_in_executor(self._pool, self._next_frame)
-            except RuntimeError:
-                if self._closed:
-                    return
-                raise
-            if f is _TIMEOUT:
-                continue
-            if f is None:                       # the Session ended an utterance
+        pending = None      # the worker thread's next_frame call, and the epoch it was made in
+        epoch = 0
+        try:
+            while not self._closed:
                 with self._lock:
-                    was_muted, self._mute = self._mute, False
-                    speaking, self._in_segment = self._in_segment, False
-                if speaking and not was_muted:
+                    end, self._end_pending = self._end_pending, False
+                if end:
                     yield AudioSegmentEnd()
-                continue
-            with self._lock:
-                if self._mute and not np.any(np.abs(f.audio) > 1e-6):
-                    self._mute = False       # the Session's cut: it eases to idle over silence
-                with_audio = self._in_segment and not self._mute and epoch == self._epoch
-            yield self._video_frame(f.image)
-            if with_audio:
-                yield self._audio_frame(f.audio)
+                    continue
+                if pending is None:
+                    with self._lock:
+                        epoch = self._epoch
+                    pending = loop.run_in_executor(self._pool, self._next_frame)
+                # short waits: a clear_buffer while the Session has no frame for us is seen at once
+                deadline = self._bridge_deadline()
+                wait_s = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
+                done, _ = await asyncio.wait({pending}, timeout=wait_s)
+                if not done:
+                    if deadline is not None and time.monotonic() >= deadline - 1e-6:
+                        yield self._yield_bridge()
+                    continue
+                fut, pending = pending, None
+                try:
+                    f = fut.result()
+                except RuntimeError:
+                    if self._closed:
+                        return
+                    raise
+                if f is _TIMEOUT:
+                    continue
+                if f is None:                       # the Session ended an utterance
+                    with self._lock:
+                        was_muted, self._mute = self._mute, False
+                        speaking, self._in_segment = self._in_segment, False
+                        self._bridge = None
+                    if speaking and not was_muted:
+                        yield AudioSegmentEnd()
+                    continue
+                with self._lock:
+                    if self._mute and not np.any(np.abs(f.audio) > 1e-6):
+                        self._mute = False       # the Session's cut: it eases to idle over silence
+                    with_audio = self._in_segment and not self._mute and epoch == self._epoch
+                if self._next_index is not None and f.index < self._next_index:
+                    self.discarded += 1          # a bridge frame took its slot (silent: see BRIDGE_MAX_S)
+                    continue
+                self._next_index = f.index + 1
+                yield self._mark(self._video_frame(f.image))
+                if with_audio:
+                    yield self._audio_frame(f.audio)
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+    def _bridge_deadline(self) -> float | None:
+        """After clear_buffer: when the next frame slot gets a bridge frame if the Session has not
+        filled it; None when no bridge is due (none pending, or none yielded yet to hold)."""
+        with self._lock:
+            b = self._bridge
+            if b is not None and b["left"] <= 0:
+                b = self._bridge = None
+        if b is None or self._last_video is None or self._next_index is None:
+            return None
+        return max(b["at"] + BRIDGE_WAIT_S, self._last_yield + 1.0 / self.fps)
+
+    def _yield_bridge(self):
+        with self._lock:
+            if self._bridge is not None:
+                self._bridge["left"] -= 1
+            if self.interrupts:
+                self.interrupts[-1]["bridged"] += 1
+        self.bridged += 1
+        self._next_index += 1
+        v = self._last_video
+        self.video_frames += 1
+        return self._mark(rtc.VideoFrame(v.width, v.height, v.type, v.data))
+
+    def _mark(self, video):
+        """Bookkeeping of a video frame about to be yielded: the time, and the first one after an
+        interrupt."""
+        self._last_yield = time.monotonic()
+        self._last_video = video
+        with self._lock:
+            if self.interrupts and self.interrupts[-1]["first_at"] is None:
+                self.interrupts[-1]["first_at"] = self._last_yield
+        return video
 
     def _next_frame(self):
         try:
@@ -204,6 +296,7 @@ async def run_worker(room, avatar_path: str, *, preset: str = "fast", fps: float
     gen = ChatAnyoneVideoGenerator(session)
     runner = AvatarRunner(room, audio_recv=DataStreamAudioReceiver(room, sender_identity=sender_identity),
                           video_gen=gen, options=avatar_options(session))
+    gen.attach(runner.av_sync)     # clear_buffer also drops the audio and video it has queued
     try:
         await runner.start()
         await runner.wait_for_complete()

@@ -37,6 +37,14 @@ ONSET_QUIET_S = 0.2         # speech after this much quiet is an onset (latency 
 MUTE_MAX_FRAMES = 12        # after an interrupt, frames muted at most (the Session drops the rest)
 REPORT_AFTER_S = 0.5        # an interrupt is reported at the utterance's end or this much media later
 MAX_LATE_S = 0.5            # a frame this late re-anchors the release clock (after a stall)
+# after an interrupt, a frame slot the Session has not filled by its due time (and at least this
+# long after the interrupt) is filled with the last image held, with silence ("bridge" frame): the
+# Session needs a motion window and a render after its cut (~0.1-0.2 s), a paced stream does not
+# wait for it. Bounded: at most BRIDGE_MAX_S of frames, fewer than the Session's silent easing
+# frames (INTERRUPT_EASE_S), so a Session frame a bridge replaces is always silent.
+BRIDGE_WAIT_S = 0.02
+BRIDGE_MAX_S = 0.2
+POLL_S = 0.02               # the pacing thread's longest wait for a frame before it looks again
 
 
 class Upsampler3:
@@ -136,6 +144,13 @@ class LiveStream:
         self._mute = False
         self._mute_left = 0
         self._anchor: tuple[float, int] | None = None
+        self._next_k: int | None = None              # next frame index to release
+        self._last_image = None                      # image of the last frame released
+        self._bridge: dict | None = None             # after an interrupt: {"at", "until"}
+        self.bridged = 0                             # bridge frames released (all interrupts)
+        self.discarded = 0                           # Session frames whose slot a bridge filled
+        self.discarded_voiced = 0                    # ... of them with unmuted speech (never: checked)
+        self._loud_since: tuple[float, float] | None = None   # (arrival, audio s) of a loud run's first chunk
         self.frames_out = 0
         self.first_frame_at: float | None = None
         self.created_at = clock()
@@ -163,11 +178,19 @@ class LiveStream:
         self._loud_run = self._loud_run + 1 if loud else 0
         if loud:
             self.last_activity = now
+            if self._loud_run == 1:
+                self._loud_since = (now, dur)
         with self._lock:
             playing = self._file is not None
         if playing and self._loud_run >= BARGE_IN_CHUNKS:
             log.info("live: speech on the microphone interrupts the file")
-            self.interrupt(reason="speech", keep_mic=True)
+            rec = self.interrupt(reason="speech", keep_mic=True)
+            if self._loud_since is not None:
+                # detection, counted from the start of the first loud chunk's audio (it arrives
+                # when it ends): that chunk's duration, plus the time to the chunk that confirmed
+                # it, at least that chunk's own duration (chunks that arrive together were late)
+                t1, d1 = self._loud_since
+                rec["detect_ms"] = round(1000 * (d1 + max(now - t1, dur)), 1)
             playing = False
         if self._suppress:
             self._quiet_s = 0.0 if loud else self._quiet_s + dur
@@ -229,29 +252,34 @@ class LiveStream:
 
     def interrupt(self, reason: str = "button", keep_mic: bool = False) -> dict:
         """Stop speaking now: queued speech is dropped, audio of frames already rendered is muted,
-        the avatar returns to idle motion. Returns ``{"reason", "received_at"}``; the audio stop
-        time is filled in by the pacing thread and sent as an ``interrupted`` event."""
+        the avatar returns to idle motion. Returns the record the pacing thread completes and sends
+        as an ``interrupted`` event: ``audio_stopped_ms`` (the first frame released after it, with
+        silent audio), ``first_index`` (that frame's index; ``next_index``: the slot due next when
+        the interrupt came), ``bridged`` (frame slots filled with
+        the held image because the Session's frame was not there yet), ``idle_after_ms`` (the
+        Session's cut ended), ``voiced_frames_after`` and ``discarded_voiced`` (speech released or
+        lost after it: 0, checked), and for speech barge-in ``detect_ms``. Non-blocking."""
         now = self._clock()
         self.last_activity = now
+        rec = {"type": "interrupted", "reason": reason, "received_at": now,
+               "audio_stopped_ms": None, "idle_after_ms": None, "voiced_frames_after": 0,
+               "next_index": self._next_k, "first_index": None, "bridged": 0, "discarded_voiced": 0,
+               "_sent": False}
         with self._lock:
             self._file = None
             self._mute = True
             self._mute_left = MUTE_MAX_FRAMES
+            self._bridge = {"at": now, "until": None}
+            self._onsets.clear()
+            self.interrupts.append(rec)
         if not keep_mic:
             self._suppress = True
             self._quiet_s = 0.0
-        with self._lock:
-            self._onsets.clear()
         try:
             self.session.interrupt()
         except RuntimeError:
             pass  # closed meanwhile
         self._on_interrupt()
-        rec = {"type": "interrupted", "reason": reason, "received_at": now,
-               "audio_stopped_ms": None, "idle_after_ms": None, "voiced_frames_after": 0,
-               "_sent": False}
-        with self._lock:
-            self.interrupts.append(rec)
         return rec
 
     @property
@@ -275,15 +303,25 @@ class LiveStream:
     def _pump(self) -> None:
         try:
             while not self._stop.is_set():
+                deadline = self._bridge_deadline()
+                # short waits: an interrupt that comes while the Session has no frame for us is
+                # seen within POLL_S (a poll of a pipe or a condition, cheap)
+                timeout = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - self._clock()))
                 try:
-                    f = self.session.next_frame(timeout=0.25)
+                    f = self.session.next_frame(timeout=timeout)
                 except TimeoutError:
+                    if deadline is not None and self._clock() >= deadline - 1e-6:
+                        self._release_bridge()
                     continue
                 if f is None:           # an utterance ended (flush, or the interrupt's cut)
                     with self._lock:
                         self._mute = False
+                        self._bridge = None
                     self._mark_interrupt("idle_after_ms")
                     self._report_interrupts()
+                    continue
+                if self._next_k is not None and f.index < self._next_k:
+                    self._discard(f)    # its slot was filled by a bridge frame
                     continue
                 self._release(f)
         except BaseException as exc:  # noqa: BLE001 - reported, the server drops this stream only
@@ -293,17 +331,25 @@ class LiveStream:
             log.warning("live stream failed: %s", exc)
             self._on_event({"type": "failed", "error": str(exc)})
 
-    def _release(self, f) -> None:
-        now = self._clock()
-        k = f.index
-        if self._anchor is None or now - (self._anchor[0] + (k - self._anchor[1]) / self.fps) > MAX_LATE_S:
-            self._anchor = (now + (self._cushion if self._anchor is None else 0.0), k)
-        due = self._anchor[0] + (k - self._anchor[1]) / self.fps
-        if due > now:
-            self._sleep(due - now)
-            if self._stop.is_set():
-                return
-        self._late_s = max(0.0, self._clock() - due)
+    def _due(self, k: int) -> float:
+        return self._anchor[0] + (k - self._anchor[1]) / self.fps
+
+    def _bridge_deadline(self) -> float | None:
+        """After an interrupt: when the next frame slot gets a bridge frame if the Session has not
+        filled it (its due time, and at least ``BRIDGE_WAIT_S`` after the interrupt); else None."""
+        with self._lock:
+            b = self._bridge
+            if b is not None and self._next_k is not None and b["until"] is None:
+                # the slots after the frame being released when the interrupt came
+                b["until"] = self._next_k + max(1, int(round(BRIDGE_MAX_S * self.fps)))
+            if b is not None and (self._next_k is None or self._next_k >= b["until"]):
+                b = self._bridge = None
+        if b is None or self._last_image is None or self._anchor is None:
+            return None
+        return max(self._due(self._next_k), b["at"] + BRIDGE_WAIT_S)
+
+    def _take_mute(self, f) -> bool:
+        """Whether Session frame ``f`` is muted (a frame rendered before the interrupt's cut)."""
         with self._lock:
             mute = self._mute
             if mute and (not np.any(np.abs(f.audio) > 1e-6) or self._mute_left <= 0):
@@ -311,11 +357,52 @@ class LiveStream:
                 # the most frames a Session can have had in flight: speech from here is new
                 mute = self._mute = False
             self._mute_left -= 1
+        return mute
+
+    def _discard(self, f) -> None:
+        """A Session frame that came after a bridge frame took its slot: dropped (the slot's audio
+        was silence; a frame of unmuted speech here would be speech lost, and is counted)."""
+        mute = self._take_mute(f)
+        self.discarded += 1
+        if not mute and level_db(f.audio) > VAD_DB:
+            self.discarded_voiced += 1
+            with self._lock:
+                for r in self.interrupts:
+                    if not r["_sent"]:
+                        r["discarded_voiced"] += 1
+
+    def _release_bridge(self) -> None:
+        """Fill the next frame slot with the last image held and silence (see ``BRIDGE_WAIT_S``)."""
+        import types
+
+        k = self._next_k
+        n = int(round((k + 1) * 16000 / self.fps)) - int(round(k * 16000 / self.fps))
+        self.bridged += 1
+        with self._lock:
+            for r in self.interrupts:
+                if not r["_sent"]:
+                    r["bridged"] += 1
+        self._release(types.SimpleNamespace(index=k, image=self._last_image, audio=np.zeros(n, np.float32)),
+                      bridge=True)
+
+    def _release(self, f, bridge: bool = False) -> None:
+        now = self._clock()
+        k = f.index
+        if self._anchor is None or now - self._due(k) > MAX_LATE_S or (bridge and now - self._due(k) > 0.5 / self.fps):
+            # first frame; a stall; or a bridge frame after late frames: paced from here, no burst
+            self._anchor = (now + (self._cushion if self._anchor is None else 0.0), k)
+        due = self._due(k)
+        if due > now:
+            self._sleep(due - now)
+            if self._stop.is_set():
+                return
+        self._late_s = max(0.0, self._clock() - due)
+        mute = False if bridge else self._take_mute(f)
         audio = self._up(f.audio)
-        if mute or self._pending_report():
-            if mute:
+        if mute or bridge or self._pending_report():
+            if mute or bridge:      # (a bridge's silence also ends the filter's 0.6 ms tail)
                 audio = np.zeros_like(audio)
-            self._mark_interrupt("audio_stopped_ms")
+            self._mark_interrupt("audio_stopped_ms", index=k)
             self._since_interrupt += 1
             if self._since_interrupt >= REPORT_AFTER_S * self.fps:
                 self._report_interrupts()
@@ -326,6 +413,8 @@ class LiveStream:
                     if not r["_sent"] and r["received_at"] <= t:
                         r["voiced_frames_after"] += 1
         self._deliver(k, f.image, audio)
+        self._next_k = k + 1
+        self._last_image = f.image
         self.frames_out += 1
         self._win.append(t)
         if self.first_frame_at is None:
@@ -342,13 +431,16 @@ class LiveStream:
         with self._lock:
             return any(not r["_sent"] for r in self.interrupts)
 
-    def _mark_interrupt(self, key: str) -> None:
-        """Fill ``key`` (ms since the interrupt was received) in the records that lack it."""
+    def _mark_interrupt(self, key: str, index: int | None = None) -> None:
+        """Fill ``key`` (ms since the interrupt was received) in the records that lack it (and the
+        index of the frame it was released with)."""
         t = self._clock()
         with self._lock:
             for r in self.interrupts:
                 if r[key] is None and not r["_sent"]:
                     r[key] = round(1000 * (t - r["received_at"]), 1)
+                    if key == "audio_stopped_ms":
+                        r["first_index"] = index
                     if key == "idle_after_ms" and r["audio_stopped_ms"] is None:
                         r["audio_stopped_ms"] = r[key]
 

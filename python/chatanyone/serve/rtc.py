@@ -11,6 +11,7 @@ import asyncio
 import collections
 import fractions
 import logging
+import time
 
 import numpy as np
 
@@ -49,6 +50,9 @@ class AvatarOutput:
         self._ended = False
         self.video_sent = 0
         self.audio_sent = 0
+        self.video_dropped = 0              # frames dropped from the queue by an interrupt
+        self._in_encoder: int | None = None  # index of the frame handed to the sender last
+        self._sent: collections.deque = collections.deque(maxlen=256)   # (index, monotonic time)
         out = self
 
         class _Video(base):
@@ -84,10 +88,30 @@ class AvatarOutput:
         self._a_ev.set()
 
     def clear_audio(self) -> None:
-        """Drop audio queued but not yet sent (interrupt). Call on the event loop."""
+        """Silence audio queued but not yet sent (interrupt). Call on the event loop."""
         for i, (pos, chunk) in enumerate(self._aq):
             self._aq[i] = (pos, np.zeros_like(chunk))
         self._abuf = np.zeros_like(self._abuf)
+
+    def interrupt(self) -> None:
+        """Interrupt: silence the queued audio and drop the video frames still queued for the
+        encoder (frames of the speech being cut, which would only delay the next frame; the
+        receiver sees a gap in the RTP timestamps, the audio timeline stays whole). Call on the
+        event loop."""
+        self.clear_audio()
+        self.video_dropped += len(self._vq)
+        self._vq.clear()
+
+    def sent_at(self, index: int) -> float | None:
+        """``time.monotonic()`` when video frame ``index`` had been encoded and its packets sent
+        (None if it was not, or long ago). aiortc's sender asks for the next frame right after it
+        sent the last one, so that request's time is the send time of the frame before."""
+        for k, t in reversed(self._sent):
+            if k == index:
+                return t
+            if k < index:
+                break
+        return None
 
     def end(self) -> None:
         self._ended = True
@@ -103,12 +127,16 @@ class AvatarOutput:
         import av
         from aiortc.mediastreams import MediaStreamError
 
+        if self._in_encoder is not None:      # the sender is back: the last frame went out
+            self._sent.append((self._in_encoder, time.monotonic()))
+            self._in_encoder = None
         while not self._vq:
             if self._ended:
                 raise MediaStreamError
             self._v_ev.clear()
             await self._v_ev.wait()
         index, image = self._vq.popleft()
+        self._in_encoder = index
         h, w = image.shape[:2]
         if h % 2 or w % 2:          # 4:2:0 video needs even sides: drop the odd last row/column
             image = image[: h - h % 2, : w - w % 2]

@@ -337,8 +337,9 @@ class LiveServer:
             loop.call_soon_threadsafe(self._on_stream_event, live_box[0], ev)
 
         # every interrupt (button, or speech barging in on the microphone, which feed_mic detects
-        # on this loop) also silences the audio already queued for the sender
-        stream = LiveStream(session, out.deliver, on_event, on_interrupt=out.clear_audio)
+        # on this loop) also silences the audio already queued for the sender and drops the
+        # video frames still waiting for the encoder
+        stream = LiveStream(session, out.deliver, on_event, on_interrupt=out.interrupt)
         pc = RTCPeerConnection()
         live = _Live(sid, pc, stream, out)
         live_box.append(live)
@@ -413,6 +414,10 @@ class LiveServer:
         if ev.get("type") == "failed":
             asyncio.get_running_loop().create_task(self.close_session(live, "failed"))
             return
+        if ev.get("type") == "interrupted" and ev.get("first_index") is not None:
+            # when the first frame after the interrupt had left: encoded and its packets sent
+            t = live.out.sent_at(ev["first_index"])
+            ev["sent_ms"] = None if t is None else round(1000 * (t - ev["received_at"]), 1)
         ev = {k: v for k, v in ev.items() if k != "received_at"}
         self._send(live, ev)
 
