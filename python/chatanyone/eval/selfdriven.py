@@ -12,9 +12,10 @@ out. Beside the renderer (``model``), the baseline ``source`` repeats the source
 - ``neural``: the older neural renderer (:class:`chatanyone.render.renderer.Renderer`, fast preset,
   256x384 on the avatar's 2:3 crop) as it was driven before the geometry renderer (the avatar's
   driving keypoints), its crop pasted back into the photo frame where its box lies in the photo;
-- ``previous``: the geometry renderer as it was before the hand mesh, the expression beyond
-  the mouth, the person layer and the chest vertices (``GeomRenderer(hands="similarity",
-  expression=False, layered=False, torso=False)``: each hand moved by one clamped similarity, only
+- ``previous``: the geometry renderer as it was before the hand mesh, the arms' layer, the
+  expression beyond the mouth, the person layer and the chest vertices
+  (``GeomRenderer(hands="similarity", expression=False, layered=False, torso=False, arms="mesh")``:
+  the arms' joints in the coarse mesh, clamped, each hand moved by one clamped similarity, only
   the lips' gap of the photo neutralized, the whole region warped as one sheet, the chest
   interpolated between the shoulders and the border).
 
@@ -178,7 +179,7 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     if "previous" in methods:
         from ..render.geometry import GeomRenderer
         g = GeomRenderer(avatar, config.long_side, hands="similarity", expression=False, layered=False,
-                         torso=False)
+                         torso=False, arms="mesh")
         extra["previous"] = lambda mf, hw, g=g: g.render(mf)
     motion = driving_motion(pv) if extra else None
     ms = {m: [] for m in extra}

@@ -6,8 +6,8 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
    :func:`neutral_face`) plus the motion's expression (PCA basis), posed with the photo's head pose
    plus the motion's head change (:func:`chatanyone.spec.head.pose_points`): 478 points.
 2. **Coarse mesh.** Two rings around the face oval (hair, ears, neck) that move with the head (the
-   outer ring only partly); the arms bone by bone and the hands by a similarity (:class:`_Limbs`);
-   points on the region's border that never move. Delaunay-triangulated once, on the photo.
+   outer ring only partly); the shoulders, and arms that cannot be layered, bone by bone
+   (:class:`~chatanyone.render.limbs.Limbs`); points on the region's border that never move. Delaunay-triangulated once, on the photo.
 3. **Flow.** The face triangles (852, the eye holes closed by lid strips) and the coarse triangles
    are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
    face wins where they overlap (nearer depth); the coarse mesh lies behind it.
@@ -16,6 +16,8 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
    along the flow (``chatanyone.ops.warp``) and composited over a still background plate (the
    photo, inpainted behind the person): the background stays where it is while the head moves,
    instead of being stretched with it.
+   Where arms are layered, the photo under them has those arms filled, and they are drawn over
+   the result as a layer of their own, moved by forward kinematics (:mod:`chatanyone.render.limbs`).
 5. **Mouth.** A strip of triangles between the inner lips maps the photo's own mouth into the
    driven opening: where the photo shows its teeth (lips apart by ``PHOTO_MOUTH_GAP`` of the mouth
    width or more) that is all. Where the photo's lips are closed there is nothing to map, so the
@@ -37,7 +39,7 @@ import time
 import numpy as np
 
 from . import mesh as M
-from .handmesh import palm_similarity
+from .limbs import ARM_MODES, Limbs as _Limbs  # noqa: F401  (ARM_MODES: re-exported)
 from ..spec import keypoint_layout as L
 from ..spec.presets import PRESET_LONG_SIDE
 
@@ -288,187 +290,6 @@ def frame_size(image_wh: tuple[int, int], output_size: int) -> tuple[int, int]:
     return ow, oh
 
 
-class _Limbs:
-    """Arms and hands moved bone by bone (the coarse mesh's articulated part).
-
-    For each arm seen in the photo (shoulder, then elbow, then wrist, as far as the pose sees
-    them inside the region): a vertex on every joint and two beside it across the limb. A joint
-    moves by the motion's body offset; the vertices beside it turn with the bones that meet there.
-    A hand seen in the photo (``hands="articulated"``, the default): a small mesh over it
-    (:class:`~chatanyone.render.handmesh.HandMesh`: the 21 points, vertices across each finger
-    bone, a margin ring), its palm and each finger bone moved to the driving hand (the motion's
-    wrist-relative points at the driven wrist). Where the driving points are implausible for this
-    hand, or with ``hands="similarity"``, the hand moves by one similarity from the photo's hand to
-    the driving hand, the turn clamped to 20 degrees and the scale to [0.9, 1.1]
-    (``"similarity"``, and two hands that overlap in the photo, clasped, keep the older ring of 8
-    vertices round the hull: two meshes over the same pixels would fold into each other). A hand
-    the motion does not show follows the forearm rigidly. Work is in region pixels (isotropic).
-    """
-
-    ARM_HALF_WIDTH = 0.22   # face heights from a joint to the vertices beside it
-    # how far each joint may move, in face heights (shoulder, elbow, wrist): the motion's gestures
-    # come from other people's arms; a photo's arm stretched further than this tears its texture
-    MAX_MOVE = (0.15, 0.2, 0.25)
-    HAND_MAX_TURN = 0.35    # radians a hand may turn against its photo (the similarity fallback)
-    HAND_OVERLAP = 0.2      # the photo's hands overlap (clasped) beyond this share of the smaller box
-    HAND_MIN_PX = 6.0       # a palm shorter than this (region px) gets no hand mesh
-
-    def __init__(self, avatar, r: "GeomRenderer", *, hands: str = "articulated"):
-        if hands not in HAND_MODES:
-            raise ValueError(f"hands must be one of {HAND_MODES}, got {hands!r}")
-        articulated = hands == "articulated"
-        self._r = r
-        pose = np.asarray(avatar.pose, np.float64)
-        face = np.asarray(avatar.face, np.float64)
-        fpx = r._crop_px(face[:, :2])
-        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
-        w = self.ARM_HALF_WIDTH * fh
-        self._fh = fh
-        size = 2 * r._px
-        margin = 0.03 * size
-
-        def inside(p):
-            return bool(np.all(p > margin) and np.all(p < size - margin))
-
-        src, self._parts = [], []
-        for side in (0, 1):
-            chain = {}
-            for k, j in enumerate((side, 2 + side, 4 + side)):   # KP_BODY_IDX: shoulder, elbow, wrist
-                p = pose[L.KP_BODY_IDX[j]]
-                if np.all(np.isfinite(p[:2])) and np.nan_to_num(p[3]) >= L.POSE_VIS_MIN:
-                    q = r._crop_px(p[:2])
-                    if inside(q):
-                        chain[k] = (j, q)
-            for k, (j, q) in chain.items():
-                dirs = []
-                if k - 1 in chain:
-                    dirs.append(q - chain[k - 1][1])
-                if k + 1 in chain:
-                    dirs.append(chain[k + 1][1] - q)
-                d = np.mean([v / max(np.linalg.norm(v), 1e-9) for v in dirs], 0) if dirs else np.array([0.0, 1.0])
-                n = np.array([-d[1], d[0]]) / max(np.linalg.norm(d), 1e-9)
-                start = len(src)
-                src += [q, q + w * n, q - w * n]
-                self._parts.append(("joint", side, k, j, start, None))
-            hands = np.asarray(avatar.hands, np.float64)
-            if 2 in chain and bool(np.asarray(avatar.hands_ok)[side]) and np.all(np.isfinite(hands[side, :, :2])):
-                h = r._crop_px(hands[side, :, :2])
-                hm = self._hand_mesh(avatar, side, h, inside) if articulated else None
-                if hm is not None:
-                    mesh, idx = hm
-                    start = len(src)
-                    src += list(mesh.vertices[idx])
-                    self._parts.append(("hand_mesh", side, h, start, len(idx), mesh, idx))
-                    continue
-                ring = h[[4, 8, 12, 16, 20, 5, 17, 1]]
-                ring = h.mean(0) + 1.15 * (ring - h.mean(0))
-                if all(inside(x) for x in ring):
-                    start = len(src)
-                    src += list(ring)
-                    self._parts.append(("hand", side, h, start, len(ring)))
-        src = np.array(src, np.float64).reshape(-1, 2)
-        # drop vertices that fall on top of earlier ones (Delaunay needs distinct points)
-        keep = np.ones(len(src), bool)
-        for i in range(len(src)):
-            if keep[i] and i:
-                dd = np.linalg.norm(src[:i][keep[:i]] - src[i], axis=1)
-                keep[i] = not (dd.size and dd.min() < 2.0)
-        self._keep = keep
-        self._src_px = src
-        self.src = r._px_norm(src[keep]) if len(src) else np.zeros((0, 2))
-
-    def _hands_overlap(self, avatar) -> bool:
-        """Whether the photo's two hands overlap (their boxes share more than :attr:`HAND_OVERLAP`
-        of the smaller one)."""
-        ok = np.asarray(avatar.hands_ok).astype(bool)
-        hp = np.asarray(avatar.hands, np.float64)[:, :, :2]
-        if not (ok.all() and np.all(np.isfinite(hp))):
-            return False
-        a, b = self._r._crop_px(hp[0]), self._r._crop_px(hp[1])
-        lo, hi = np.maximum(a.min(0), b.min(0)), np.minimum(a.max(0), b.max(0))
-        inter = float(np.prod(np.maximum(hi - lo, 0)))
-        smaller = min(float(np.prod(np.ptp(a, 0))), float(np.prod(np.ptp(b, 0))))
-        return inter > self.HAND_OVERLAP * max(smaller, 1e-9)
-
-    def _hand_mesh(self, avatar, side: int, h: np.ndarray, inside):
-        """``(HandMesh, indices of its vertices kept)`` for the photo's hand ``side`` (region px),
-        or None: too small, a hand point outside the region, or overlapping the other hand (two
-        meshes over the same pixels would fold into each other)."""
-        from .handmesh import HandMesh
-        if self._hands_overlap(avatar):
-            return None
-        mesh = HandMesh(h)
-        if mesh.palm_length < self.HAND_MIN_PX or not all(inside(x) for x in h):
-            return None
-        # vertices too near the region's pinned border are left out (the hand points are inside)
-        idx = np.array([i for i, x in enumerate(mesh.vertices) if i < 21 or inside(x)], np.int64)
-        return mesh, idx
-
-    def driving(self, motion_frame) -> np.ndarray:
-        """Driving positions of :attr:`src` (region-normalized ``[N, 2]``) for one motion frame."""
-        r = self._r
-        src = self._src_px
-        out = src.copy()
-        body = _get(motion_frame, "body")
-        off = np.zeros((8, 2)) if body is None else np.asarray(body, np.float64).reshape(8, 2) * r._ax * r._px
-        joints = {}       # (side, k) -> (source point, driven point)
-        for part in self._parts:
-            if part[0] == "joint":
-                _, side, k, j, start, _ = part
-                o = off[j]
-                lim = self.MAX_MOVE[k] * self._fh
-                norm = float(np.hypot(*o))
-                if norm > lim:
-                    o = o * (lim / norm)
-                joints[(side, k)] = (src[start], src[start] + o)
-
-        def angle(v):
-            return float(np.arctan2(v[1], v[0]))
-
-        def turn(side, k):
-            """Mean turn of the bones meeting at joint k."""
-            t = []
-            for a, b in ((k - 1, k), (k, k + 1)):
-                if (side, a) in joints and (side, b) in joints:
-                    (sa, da), (sb, db) = joints[(side, a)], joints[(side, b)]
-                    dt = angle(db - da) - angle(sb - sa)
-                    t.append((dt + np.pi) % (2 * np.pi) - np.pi)
-            return float(np.mean(t)) if t else 0.0
-
-        for part in self._parts:
-            if part[0] == "joint":
-                _, side, k, j, start, _ = part
-                s0, d0 = joints[(side, k)]
-                th = np.clip(turn(side, k), -1.2, 1.2)
-                rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-                out[start] = d0
-                out[start + 1] = d0 + rot @ (src[start + 1] - s0)
-                out[start + 2] = d0 + rot @ (src[start + 2] - s0)
-            else:
-                _, side, h, start, n = part[:5]
-                s_wr, d_wr = joints[(side, 2)]
-                hands = _get(motion_frame, "hands")
-                hok = _get(motion_frame, "hands_ok")
-                shown = hands is not None and (hok is None or bool(np.asarray(hok).reshape(2)[side] > 0.5))
-                if shown:
-                    rel = np.asarray(hands, np.float64).reshape(2, L.N_HAND_POINTS, 2)[side] * r._ax * r._px
-                    if part[0] == "hand_mesh":
-                        mesh, idx = part[5], part[6]
-                        drv = rel - rel[0] + h[0] + (d_wr - s_wr)
-                        v = mesh.drive(drv) if mesh.plausible(drv) else None
-                        if v is not None:
-                            out[start:start + n] = v[idx]
-                            continue
-                    m = palm_similarity(h - h[0], rel, self.HAND_MAX_TURN, (0.9, 1.1))
-                    # turned about its own wrist, carried by the driven wrist
-                    out[start:start + n] = (src[start:start + n] - h[0]) @ m[:, :2].T + h[0] + (d_wr - s_wr)
-                else:
-                    th = np.clip(turn(side, 2), -self.HAND_MAX_TURN, self.HAND_MAX_TURN)
-                    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-                    out[start:start + n] = (src[start:start + n] - s_wr) @ rot.T + d_wr
-        return r._px_norm(out[self._keep])
-
-
 def person_layers(frame: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The animated region of a frame split into a person layer over a background plate.
 
@@ -528,6 +349,9 @@ class GeomRenderer:
         basis: the expression basis (default: the packaged one).
         hands: ``"articulated"`` (a mesh per hand, moved bone by bone) or ``"similarity"`` (each
             hand moved rigidly: the renderer before the hand mesh, kept for evaluation).
+        arms: ``"layer"`` (arms the photo shows whole move as a layer over the body, by forward
+            kinematics, see :mod:`chatanyone.render.limbs`) or ``"mesh"`` (the joints in the
+            coarse mesh, clamped: the renderer before the layer, kept for evaluation).
         expression: False neutralizes only the photo's lips (:func:`neutral_face`; for evaluation).
         layered: the person warped over a still background plate (:func:`person_layers`);
             False: the whole region warped as one sheet, the background near the head stretched
@@ -540,7 +364,7 @@ class GeomRenderer:
 
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
                  refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
-                 layered: bool = True, torso: bool = True):
+                 layered: bool = True, torso: bool = True, arms: str = "layer"):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -607,7 +431,11 @@ class GeomRenderer:
                      for off in self._ring_off]
         self._rings_src = rings_src
         # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
-        self._limbs = _Limbs(avatar, self, hands=hands)
+        self._limbs = _Limbs(avatar, self, hands=hands, arms=arms, reg_img=reg_img)
+        if self._limbs.layer is not None:     # under the arms' layer: the photo, the arms filled
+            src = self._src.copy()
+            src[0, :3] = self._limbs.layer.base.transpose(2, 0, 1)
+            self._src = np.ascontiguousarray(src)
         body_src = self._limbs.src
         # border: corners and points along each side, pinned
         n_side = 6
@@ -813,6 +641,9 @@ class GeomRenderer:
         if self.layered:    # the person over the still plate: a F + (1 - a) plate
             a = warped[3]
             img = cv2.blendLinear(img, self._plate, a, 1.0 - a)
+        if self._limbs.layer is not None:
+            self._limbs.composite(img)
+            t1 = self._tick("arms", t1)
         for sl, a in self._band:            # the feathered border: back to the photo at its edge
             b = self._base[sl]
             img[sl] = b + a * (img[sl] - b)

@@ -17,7 +17,9 @@ stays attached to its palm whatever the driving points say. Margin vertices move
 the hand vertex they are nearest to.
 
 :meth:`HandMesh.plausible` refuses driving points that no hand of this photo could show (palm
-size off by more than 2x, a bone more than :data:`MAX_BONE_STRETCH` times its photo length), and
+size off by more than 2x, a finger bone more than :data:`MAX_BONE_STRETCH` times its photo length;
+the wrist-to-knuckle lines are the palm's, which the similarity fits: a photo's palm seen end-on
+has them short, and a driving palm that is not would be refused for nothing), and
 :meth:`HandMesh.drive` refuses a driven mesh that folds over (more than :data:`MAX_FOLD` of its
 area turned over: a hand turned or closed beyond what the photo's hand can show); the caller then
 falls back to one similarity for the whole hand. Pure numpy, ~0.1 ms per hand.
@@ -141,6 +143,8 @@ class HandMesh:
         if not PALM_RATIO[0] <= ratio <= PALM_RATIO[1]:
             return False
         for j, p in PARENT.items():
+            if p == 0:      # wrist to a finger's base: the palm's shape, fitted by the similarity
+                continue
             ls = float(np.linalg.norm(self.hand[j] - self.hand[p]))
             ld = float(np.linalg.norm(d[j] - d[p]))
             if ld > MAX_BONE_STRETCH * max(ls, 0.05 * self.palm_length):

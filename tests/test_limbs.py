@@ -1,0 +1,128 @@
+"""Arms as a layer over the body (render/limbs.py): the fill under the photo's arm, and a layered
+arm that carries the photo's hand far beyond the coarse mesh's clamp without tearing."""
+import os
+
+import numpy as np
+import pytest
+
+from chatanyone.render import limbs as LB
+
+PORTRAITS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "portraits")
+
+
+def test_fill_mirrors_the_texture_beside_the_mask():
+    """Stripes with a band masked out: the band is filled with the stripes mirrored across its
+    edge, pixels outside the mask are untouched, and nothing darker or brighter than the image."""
+    h, w = 40, 60
+    x = np.arange(w)
+    stripes = np.where((x // 3) % 2 == 0, 200.0, 100.0)
+    img = np.repeat(np.repeat(stripes[None, :, None], h, 0), 3, 2).astype(np.float32)
+    img[:, :, 1] *= 0.5
+    mask = np.zeros((h, w), bool)
+    mask[:, 24:30] = True
+    out = LB.fill_masked(img, mask)
+    np.testing.assert_array_equal(out[~mask], img[~mask])
+    assert out[mask].min() >= 50.0 - 1e-3 and out[mask].max() <= 200.0 + 1e-3
+    # a pixel one column inside the band takes (after the light smoothing) about the value one
+    # column outside it (the mirror), not a blend of the whole neighbourhood
+    assert abs(out[20, 24, 0] - img[20, 22, 0]) < abs(out[20, 24, 0] - img[20, 22, 0] + 100) / 2
+    # a person outline: the mirror is not read across it (background stays background)
+    person = np.zeros((h, w), bool)
+    person[:, 27:] = True
+    out2 = LB.fill_masked(img, mask, person)
+    np.testing.assert_array_equal(out2[~mask], img[~mask])
+    with pytest.raises(ValueError, match="mask"):
+        LB.fill_masked(img, mask[:, :10])
+    with pytest.raises(ValueError, match="person"):
+        LB.fill_masked(img, mask, person[:5])
+
+
+def test_fill_of_nothing_and_everything():
+    img = np.random.default_rng(0).uniform(0, 255, (8, 9, 3)).astype(np.float32)
+    np.testing.assert_array_equal(LB.fill_masked(img, np.zeros((8, 9), bool)), img)
+    full = LB.fill_masked(img, np.ones((8, 9), bool))
+    np.testing.assert_allclose(full, np.broadcast_to(img.reshape(-1, 3).mean(0), img.shape), rtol=1e-5)
+
+
+def test_modes_are_validated():
+    from chatanyone.render.geometry import GeomRenderer
+    with pytest.raises(ValueError, match="arms must be one of"):
+        LB.Limbs(None, None, arms="bones")
+    assert "layer" in LB.ARM_MODES and GeomRenderer.__init__.__kwdefaults__["arms"] == "layer"
+
+
+@pytest.mark.time_limit(180)
+def test_a_layered_arm_carries_its_hand_far_without_tearing():
+    """An upper-body photo with a hand held apart from the other: the arm is layered. The motion
+    lifts the forearm by 0.6 face heights (the coarse mesh clamps a wrist at 0.25): the driven
+    wrist follows, the photo's palm is drawn where the driven palm is, the place the hand left
+    shows the fill (no hand, no dark tear), and every pixel outside the region is the photo's."""
+    import chatanyone as ca
+    from chatanyone.render.geometry import GeomRenderer
+    p = os.path.join(PORTRAITS, "liveportrait_s20_frame0.png")
+    if not os.path.exists(p):
+        pytest.skip("../shared/data/portraits/liveportrait_s20_frame0.png not available")
+    a = ca.Avatar.prepare(p)
+    r = GeomRenderer(a, 384)
+    lim = r._limbs
+    assert lim.layer is not None
+    part = next(q for q in lim._lparts if "hand" in q)
+    side = part["side"]
+    fh = lim._fh
+    still = r.render({})
+    body = np.zeros((8, 2), np.float32)
+    lift = 0.6 * fh / (r._ax[1] * r._px[1])            # 0.6 face heights, in crop units
+    body[2 + side] = [0.0, -lift]                          # elbow and wrist lifted together
+    body[4 + side] = [0.0, -lift]
+    moved = r.render({"body": body})
+    sh, el, wr, _ = part["src"]
+    d_wr = lim.layer_dst[part["ids"]["wr"]]
+    assert wr[1] - d_wr[1] > 0.45 * fh                    # far beyond the coarse clamp (0.25)
+    # the shoulder moved only as the torso may
+    assert np.linalg.norm(lim.layer_dst[part["ids"]["sh"]] - sh) <= LB.SHOULDER_MAX_MOVE * fh + 1e-6
+    x0, y0, x1, y1 = r.rect
+    h = part["hand"]
+    palm = h[[0, 5, 9, 13, 17]].mean(0)                    # region px
+    # where the palm was drawn now: the photo's palm, moved with the wrist (the hand mesh keeps it)
+    hs = part["hand_start"]
+    d_palm = lim.layer_dst[hs:hs + 21][[0, 5, 9, 13, 17]].mean(0)
+    rad = max(2, int(0.1 * fh))
+
+    def patch(img, c):
+        cx, cy = int(round(c[0] - 0.5)) + x0, int(round(c[1] - 0.5)) + y0
+        return img[cy - rad:cy + rad + 1, cx - rad:cx + rad + 1].astype(np.float64)
+
+    photo_palm = patch(still, palm)
+    assert np.abs(patch(moved, d_palm) - photo_palm).mean() < 12
+    assert np.abs(patch(moved, palm) - photo_palm).mean() > 12        # the hand left its place
+    # no dark tear where the arm was: the uncovered pixels are no darker than the photo round them
+    lum = lambda im: im[y0:y1, x0:x1].astype(np.float64) @ [0.299, 0.587, 0.114]   # noqa: E731
+    was = lim.layer.alpha > 0.5
+    lm, ls = lum(moved), lum(still)
+    assert np.percentile(lm[was], 2) > 0.6 * np.percentile(ls[was], 2)
+    diff = np.abs(moved.astype(int) - still).sum(2)
+    outside = np.ones(diff.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert not diff[outside].any()
+    # the coarse mesh (the renderer before the layer) clamps the same motion at 0.25 face heights
+    rm = GeomRenderer(a, 384, arms="mesh")
+    assert rm._limbs.layer is None
+    src = (rm._limbs.src + 1) * rm._px
+    dst = (rm._limbs.driving({"body": body}) + 1) * rm._px
+    start = next(q[4] for q in rm._limbs._parts if q[0] == "joint" and q[1] == side and q[2] == 2)
+    wrist = int(rm._limbs._keep[:start].sum())
+    assert src[wrist, 1] - dst[wrist, 1] == pytest.approx(rm._limbs.MAX_MOVE[2] * rm._limbs._fh, abs=0.5)
+
+
+@pytest.mark.time_limit(120)
+def test_held_hands_are_not_layered():
+    """Hands held together in the photo (latentsync_demo2_frame0: one over the other): moving
+    one arm on its own would pull them apart, so both arms stay in the coarse mesh."""
+    import chatanyone as ca
+    from chatanyone.render.geometry import GeomRenderer
+    p = os.path.join(PORTRAITS, "latentsync_demo2_frame0.png")
+    if not os.path.exists(p):
+        pytest.skip("../shared/data/portraits/latentsync_demo2_frame0.png not available")
+    r = GeomRenderer(ca.Avatar.prepare(p), 256)
+    assert r._limbs.layer is None
+    assert any(q[0] == "joint" for q in r._limbs._parts)
