@@ -391,3 +391,27 @@ def test_pause_frames_for_closeups():
     assert pause_frames(sp) == [15, 55]
     assert pause_frames(sp, k=1) == [55]
     assert pause_frames(np.ones(50, bool)) == []
+
+
+def test_lipsync_variant_specs(tmp_path):
+    from chatanyone.eval.lipsync import parse_variant
+    assert parse_variant("shipped=") == ("shipped", {})
+    assert parse_variant("g=gain_x:1.2,gate:none") == ("g", {"gain_x": "1.2", "gate": "none"})
+    for bad in ("nogate", "=gain:1", "x=gain"):
+        with pytest.raises(ValueError):
+            parse_variant(bad)
+
+
+@shipped
+def test_lipsync_variants_change_the_generator(gen):
+    from chatanyone.eval.lipsync import apply_variant
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(seed=3, body=False)
+    g0 = float(g.mouth.gain)
+    apply_variant(g, {"gain_x": "1.5", "gate": "none", "shift": "0.01"})
+    assert g.mouth.gain == pytest.approx(1.5 * g0) and g.mouth_gate is None
+    assert float(g._mouth_shift @ g.mouth.open_vec) == pytest.approx(0.01, rel=1e-4)
+    with pytest.raises(ValueError):
+        apply_variant(g, {"gate": "sometimes"})
+    with pytest.raises(ValueError):
+        apply_variant(g, {"colour": "red"})

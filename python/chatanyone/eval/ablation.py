@@ -18,8 +18,11 @@ the mouth-opening against the real speaker's). Variants:
 - ``mouth_digital_gate``: the rest gate before the speech-activity gate: the mouth rests in
   (near) digital silence only, real pauses (room noise, breaths) are left to the predictor;
 - ``mouth_nogate``: no rest at all (the predictor's own output everywhere);
+- ``mouth_norendergain``: without the generator's ``MOUTH_RENDER_GAIN`` (the factor on the opening
+  for what rendering loses);
 - any other predictor given as ``--variant NAME=NPZ`` (e.g. one trained on raw, not
-  speaker-normalized targets, or without the audio/video offset correction).
+  speaker-normalized targets, or without the audio/video offset correction); ``NAME=NPZ@1``
+  runs it with ``MOUTH_RENDER_GAIN`` 1 (the model before that factor).
 
 Also per variant: the mouth-opening spread in 4 s of appended silence over that in speech
 (``rest``), the same in the clip's own pauses (``rest_pause``: frames with no speech energy,
@@ -54,10 +57,12 @@ def _variant_generators(weights_dir=None, extra=None, mouth_path=None) -> dict:
         log.warning("eval ablation: no motion_mouth.npz; mouth variants skipped")
         return gens
 
-    def with_mouth(path, *, keep_dit_mouth=False, nogain=False, gate="speech"):
+    def with_mouth(path, *, keep_dit_mouth=False, nogain=False, gate="speech", render_gain=None):
         g = MotionGenerator(seed=0, weights_dir=weights_dir, mouth=False)
         g.mouth = MouthPredictor(path)
         g.mouth_gate = gate
+        if render_gain is not None:
+            g.MOUTH_RENDER_GAIN = float(render_gain)
         if keep_dit_mouth:
             g.mouth.A = np.zeros_like(g.mouth.A)
         if nogain:
@@ -70,8 +75,10 @@ def _variant_generators(weights_dir=None, extra=None, mouth_path=None) -> dict:
     gens["mouth_nogain"] = with_mouth(mp, nogain=True)
     gens["mouth_digital_gate"] = with_mouth(mp, gate="digital")
     gens["mouth_nogate"] = with_mouth(mp, gate=None)
+    gens["mouth_norendergain"] = with_mouth(mp, render_gain=1.0)
     for name, path in (extra or {}).items():
-        gens[name] = with_mouth(path)
+        path, _, rg = str(path).partition("@")
+        gens[name] = with_mouth(path, render_gain=rg or None)
     return gens
 
 
@@ -181,7 +188,7 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", default=None, help="folder with motion_*.onnx (default: packaged)")
     p.add_argument("--mouth", default=None, help="the mouth predictor npz (default: the weights')")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=NPZ",
-                   help="another mouth predictor to compare (repeatable)")
+                   help="another mouth predictor to compare (repeatable; NPZ@G: with MOUTH_RENDER_GAIN G)")
     p.add_argument("--seed", type=int, default=0)
 
 

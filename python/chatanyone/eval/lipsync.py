@@ -60,15 +60,75 @@ def _session_config(preset: str, seed: int, output_size: int | None):
     return SessionConfig(**kw)
 
 
-def render_clip(avatar, audio: np.ndarray, config, *, keep: set | None = None, on_frame=None
-                ) -> tuple[int, dict]:
+def apply_variant(gen, spec: dict) -> None:
+    """Change a :class:`~chatanyone.motion.MotionGenerator`'s mouth as a variant ``spec`` says
+    (keys: ``mouth`` a predictor npz, ``gate`` ``speech``/``digital``/``none``, ``gain`` the
+    predictor's opening gain, ``gain_x`` a factor on it, ``render_gain`` ``MOUTH_RENDER_GAIN``,
+    ``shift`` ``MOUTH_OPEN_SHIFT``, ``pause_close`` ``PAUSE_CLOSE``, ``dit_mouth`` ``1``: the
+    diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
+    from ..motion.mouth import MouthPredictor
+    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "render_gain", "shift", "pause_close", "dit_mouth"}
+    if unknown:
+        raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
+    if gen.mouth is None:
+        raise ValueError("eval lipsync variant: the motion model has no mouth predictor")
+    if "mouth" in spec:
+        if not Path(spec["mouth"]).is_file():
+            raise FileNotFoundError(f"eval lipsync variant: no predictor {spec['mouth']!r}")
+        m = MouthPredictor(spec["mouth"])
+        if (m.look, m.hop) != (gen.mouth.look, gen.mouth.hop):
+            raise ValueError("eval lipsync variant: the predictor's lookahead/hop differ from the shipped one")
+        gen.mouth = m
+    if "gate" in spec:
+        if spec["gate"] not in ("speech", "digital", "none"):
+            raise ValueError(f"eval lipsync variant: gate must be speech, digital or none, got {spec['gate']!r}")
+        gen.mouth_gate = None if spec["gate"] == "none" else spec["gate"]
+    if "gain" in spec:
+        gen.mouth.gain = float(spec["gain"])
+    if "gain_x" in spec:
+        gen.mouth.gain *= float(spec["gain_x"])
+    if "render_gain" in spec:
+        gen.MOUTH_RENDER_GAIN = float(spec["render_gain"])
+    if "shift" in spec:
+        gen.MOUTH_OPEN_SHIFT = float(spec["shift"])
+    if "pause_close" in spec:
+        gen.PAUSE_CLOSE = float(spec["pause_close"])
+    if spec.get("dit_mouth") in ("1", 1, True):
+        gen.mouth.A = np.zeros_like(gen.mouth.A)
+    gen.reset()
+    gen._mouth_shift = gen._open_shift()
+    gen._upper = np.eye(gen.n_exp, dtype=np.float32) - gen.mouth.A
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME=KEY:VALUE,KEY:VALUE`` (``NAME=`` alone: the shipped model) -> ``(NAME, {KEY: VALUE})``."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--variant must be NAME=KEY:VALUE[,KEY:VALUE...], got {text!r}")
+    spec = {}
+    for item in filter(None, rest.split(",")):
+        k, sep, v = item.partition(":")
+        if not sep:
+            raise ValueError(f"--variant {name}: {item!r} is not KEY:VALUE")
+        spec[k] = v
+    return name, spec
+
+
+def render_clip(avatar, audio: np.ndarray, config, *, keep: set | None = None, on_frame=None,
+                variant: dict | None = None) -> tuple[int, dict]:
     """Drive a Session for ``avatar`` with 16 kHz ``audio [S]`` (fed in 100 ms chunks, then flushed)
     and read every frame. ``on_frame(index, image)`` is called for each; the images of frame indices
-    in ``keep`` are returned. Returns ``(frame count, {index: image})``. Blocks until the last frame."""
+    in ``keep`` are returned; ``variant``: the motion model changed by :func:`apply_variant`.
+    Returns ``(frame count, {index: image})``. Blocks until the last frame."""
+    from ..pipeline import Pipeline
     from ..session import Session
     kept = {}
     n = 0
-    with Session(avatar, config) as s:
+    pipe = None
+    if variant:
+        pipe = Pipeline(avatar, config)
+        apply_variant(pipe.gen, variant)
+    with Session(avatar, config, _pipeline=pipe) as s:
         chunk = SAMPLE_RATE // 10
         for i in range(0, len(audio), chunk):
             s.feed_audio(audio[i:i + chunk], SAMPLE_RATE)
@@ -130,10 +190,12 @@ def pause_frames(speech: np.ndarray, k: int = 2, min_len: int = 8) -> list[int]:
 
 
 def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache=None,
-                  frames_dir: str | os.PathLike | None = None) -> dict:
+                  frames_dir: str | os.PathLike | None = None, variants: dict | None = None) -> dict:
     """One clip's figures (see the module docstring). ``frames_dir``: write mouth close-ups
     (real | rendered) at the most open real frames and in the longest pauses there as PNG
-    (``<clip>_<frame>.png``, ``<clip>_<frame>_pause.png``). Blocks for the whole run."""
+    (``<clip>_<frame>.png``, ``<clip>_<frame>_pause.png``). ``variants``: ``{name: spec}``
+    (:func:`apply_variant`; ``{}`` spec: the shipped model), each rendered in turn and reported
+    under ``"variants"``; the first is also ``"model"`` (and the close-ups'). Blocks for the whole run."""
     from ..avatar import Avatar
     from .split import role
     if config is None:
@@ -150,36 +212,46 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
     pauses = set(pause_frames(speech)) if frames_dir else set()
     keep = (set(most_open_frames(open_real)) | pauses) if frames_dir else set()
 
-    rend = np.full((pv.n, 478, 3), np.nan)
-    region_of = {}
-    sizes = set()
-    t_render = time.perf_counter()
-    with M.FaceMeshTrack() as fm:
-        def on_frame(i, img):
-            if i >= pv.n:
-                return
-            hw = img.shape[:2]
-            sizes.add(hw)
-            if hw not in region_of:
-                region_of[hw] = valid_region(avatar, hw)
-            p = fm(img, region_of[hw])
-            if p is not None:
-                rend[i] = p
-        n_frames, kept = render_clip(avatar, pv.audio, config, keep=keep, on_frame=on_frame)
-    t_render = time.perf_counter() - t_render
-    if n_frames != pv.n:
-        log.warning("%s: the Session gave %d frames for %d frames of audio", pv.name, n_frames, pv.n)
-    canon_rend, _ = M.canonical_faces(rend)
-    open_rend = M.opening(canon_rend)
-    lips_rend = M.lips(canon_rend)
-
     res: dict = {"clip": pv.name, "role": role(pv.path), "frames": pv.n, "source_frame": s,
-                 "speech_frames": int(speech.sum()), "real_face": float(pv.face_ok.mean()),
-                 "frame_size": sorted({f"{w}x{h}" for h, w in sizes}), "seconds_render": t_render}
-    r_best, lag = _best_lag(open_rend, open_real)
-    res["model"] = {"r": M.pearson(open_rend, open_real), "amp": M.amplitude_ratio(open_rend, open_real, speech),
-                    "lmd": M.lmd(lips_rend, lips_real), "r_best": r_best, "lag": lag,
-                    "rest": _rest(open_rend, speech), "face": float(np.isfinite(open_rend).mean())}
+                 "speech_frames": int(speech.sum()), "real_face": float(pv.face_ok.mean())}
+    names = list(variants) if variants else ["model"]
+    sizes = set()
+    for j, name in enumerate(names):
+        rend = np.full((pv.n, 478, 3), np.nan)
+        region_of = {}
+        t_render = time.perf_counter()
+        with M.FaceMeshTrack() as fm:
+            def on_frame(i, img):
+                if i >= pv.n:
+                    return
+                hw = img.shape[:2]
+                sizes.add(hw)
+                if hw not in region_of:
+                    region_of[hw] = valid_region(avatar, hw)
+                p = fm(img, region_of[hw])
+                if p is not None:
+                    rend[i] = p
+            kw = {"variant": variants[name]} if variants else {}
+            n_frames, kept_j = render_clip(avatar, pv.audio, config, keep=keep if j == 0 else None,
+                                           on_frame=on_frame, **kw)
+        t_render = time.perf_counter() - t_render
+        if n_frames != pv.n:
+            log.warning("%s: the Session gave %d frames for %d frames of audio", pv.name, n_frames, pv.n)
+        canon_rend, _ = M.canonical_faces(rend)
+        open_rend = M.opening(canon_rend)
+        lips_rend = M.lips(canon_rend)
+        r_best, lag = _best_lag(open_rend, open_real)
+        fig = {"r": M.pearson(open_rend, open_real), "amp": M.amplitude_ratio(open_rend, open_real, speech),
+               "lmd": M.lmd(lips_rend, lips_real), "r_best": r_best, "lag": lag,
+               "rest": _rest(open_rend, speech), "face": float(np.isfinite(open_rend).mean()),
+               "seconds_render": t_render}
+        if j == 0:
+            kept, rend0 = kept_j, rend
+            res["model"] = fig
+            res["seconds_render"] = t_render
+        if variants:
+            res.setdefault("variants", {})[name] = fig
+    res["frame_size"] = sorted({f"{w}x{h}" for h, w in sizes})
     res["rest_real"] = _rest(open_real, speech)
     src_lips, src_open = lips_real[s], float(open_real[s])
     still = np.repeat(src_lips[None], pv.n, 0)
@@ -195,7 +267,7 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
     else:
         res["loudness_matched"] = {"r": None, "amp": None, "lmd": None}
     if frames_dir and kept:
-        res["closeups"] = _write_closeups(pv, avatar, kept, rend, Path(frames_dir), pauses)
+        res["closeups"] = _write_closeups(pv, avatar, kept, rend0, Path(frames_dir), pauses)
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -260,9 +332,10 @@ def _source_commit() -> str | None:
 
 
 def evaluate(videos: list, *, preset: str = "fast", seed: int = 0, output_size: int | None = None,
-             max_seconds: float | None = None, cache=None, frames_dir=None) -> dict:
+             max_seconds: float | None = None, cache=None, frames_dir=None, variants: dict | None = None) -> dict:
     """Evaluate every video; returns ``{"clips": [...], "mean": {...}, ...}`` (see the module
-    docstring). Raises FileNotFoundError / ValueError for a missing or unusable video."""
+    docstring; with ``variants`` also ``"variant_mean": {name: {...}}``). Raises
+    FileNotFoundError / ValueError for a missing or unusable video or variant."""
     if not videos:
         raise ValueError("eval lipsync: no videos given")
     for v in videos:
@@ -273,9 +346,15 @@ def evaluate(videos: list, *, preset: str = "fast", seed: int = 0, output_size: 
     for v in videos:
         log.info("eval lipsync: %s", v)
         results.append(evaluate_clip(v, config=config, max_seconds=max_seconds, cache=cache,
-                                     frames_dir=frames_dir))
+                                     frames_dir=frames_dir, variants=variants))
     mean = {m: {k: _mean(results, m, k) for k in keys} for m, keys in SUMMARY.items()}
-    return {"clips": results, "mean": mean, "preset": preset, "seed": seed, "max_seconds": max_seconds,
+    extra = {}
+    if variants:
+        extra["variant_mean"] = {
+            name: {k: _mean([r["variants"] for r in results], name, k) for k in SUMMARY["model"]}
+            for name in variants}
+        extra["variant_specs"] = variants
+    return {"clips": results, "mean": mean, **extra, "preset": preset, "seed": seed, "max_seconds": max_seconds,
             "commit": _source_commit(),
             "units": {"r": "Pearson r of mouth opening, rendered (or baseline) vs real",
                       "amp": "std ratio of mouth opening on speech frames, rendered / real",
@@ -301,6 +380,14 @@ def format_table(res: dict) -> str:
                  "(amp_lm: loudness amplitude-matched); LMD: % face height (LMD_0: source frame "
                  "repeated, LMD_lm: loudness amplitude-matched); rest: pause/speech motion; "
                  "face: rendered frames with a face")
+    if res.get("variant_mean"):
+        names = list(res["variant_mean"])
+        lines.append("")
+        lines.append(f"{'variant r':36s}" + "".join(f"{n[:14]:>15s}" for n in names))
+        for key in ("r", "amp", "lmd", "rest"):
+            for r in res["clips"] + [{"clip": "mean", "variants": res["variant_mean"]}]:
+                lines.append(f"{(key + ' ' + r['clip'])[:36]:36s}"
+                             + "".join(f(r["variants"][n].get(key), 15) for n in names))
     return "\n".join(lines)
 
 
@@ -315,6 +402,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=None, help="preparation cache folder (default: $CHATANYONE_CACHE/eval "
                                                  "or ~/.cache/chatanyone/eval)")
     p.add_argument("--no-cache", action="store_true", help="prepare every video again, cache nothing")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY:VALUE,...",
+                   help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
+                        "gain, gain_x, render_gain, shift, pause_close, dit_mouth:1; NAME= alone: the shipped "
+                        "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="write mouth close-ups (real | rendered) at the most open real frames as PNG")
 
@@ -322,7 +413,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     res = evaluate(args.videos, preset=args.preset, seed=args.seed, output_size=args.output_size,
                    max_seconds=args.max_seconds, cache=False if args.no_cache else args.cache,
-                   frames_dir=args.frames)
+                   frames_dir=args.frames, variants=dict(parse_variant(v) for v in args.variant) or None)
     if args.json:
         print(json.dumps(res, default=float))
     else:

@@ -383,6 +383,8 @@ def main(argv=None) -> int:
     g.add_argument("--steps", type=int, default=4000, help="MLP training steps")
     g.add_argument("--threads", type=int, default=1)
     g.add_argument("--only", default=None, help="a JSON list of training clip names to use (a fixed set)")
+    g.add_argument("--lams", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0, 30.0],
+                   help="ridge strengths to choose from on DEV")
     g.add_argument("--no-align", action="store_true", help="ablation: no per-clip audio/video offset correction")
     g.add_argument("--no-normalize", action="store_true", help="ablation: raw (not speaker-normalized) targets")
     g.add_argument("--json", default=None, help="write the DEV scores here")
@@ -418,7 +420,8 @@ def main(argv=None) -> int:
                                     threads=args.threads)
         else:
             model, scores = fit(train, dev, look, args.hop, d=args.pca, normalize=not args.no_normalize,
-                                stride=args.stride, wstats=wstats, open_vec=open_vec, align=not args.no_align)
+                                stride=args.stride, wstats=wstats, open_vec=open_vec, align=not args.no_align,
+                                lams=tuple(args.lams))
         summ = {k: float(np.mean([s[k] for s in scores.values()])) for k in ("r", "amp_ratio")}
         res[look] = {"dev_mean": summ, "dev_clips": scores, "lam": model["lam"], "gain": float(model["gain"]),
                      "train_offsets": model.get("offsets"),
