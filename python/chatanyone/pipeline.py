@@ -30,6 +30,7 @@ class Pipeline:
 
     def __init__(self, avatar, config):
         from .motion import MotionGenerator
+        from .motion.gesture import GestureSmoother
         from .render.geometry import GeomRenderer
 
         if getattr(avatar, "photo", None) is None:
@@ -39,6 +40,8 @@ class Pipeline:
                                    seed=config.seed, steps=config.ddim_steps,
                                    providers=config.providers)
         self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth)
+        # the model's arm offsets smoothed into gestures, its noisy finger points dropped
+        self.gestures = GestureSmoother()
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)
         # audio a motion frame may wait for: the rest of its window's hop and the model's lookahead
         self.lookahead_samples = int(self.gen.lookahead_samples)
@@ -56,12 +59,13 @@ class Pipeline:
         parts = []
         while (fr := self.gen.pop_frames()) is not None:
             parts.append(fr)
-        return MotionFrames.concat(parts) if parts else None
+        return self.gestures(MotionFrames.concat(parts)) if parts else None
 
     def reset(self) -> None:
         """Forget the audio and motion so far: the next :meth:`motion` call starts a new stream
         (Session.interrupt; called from the motion thread)."""
         self.gen.reset()
+        self.gestures.reset()
 
     def render(self, motion: MotionFrames) -> np.ndarray:
         """One frame of motion (a :class:`MotionFrames` of length 1) to one frame: uint8

@@ -51,7 +51,9 @@ SKIN_SIGMAS = 3.0            # skin: within this many standard deviations of the
 STRIP_WIDTH = 1.7            # the layer's triangles reach this many capsule radii from the bone
 SHOULDER_FADE = (0.12, 0.45)  # the upper arm's texture fades in over this span from the shoulder
 ALPHA_BLUR = 1.5             # px: the layer's soft edge
+N_STRIP_TRIANGLES = 12       # an arm's bones (upper arm, forearm, the cap beyond the wrist): 4 each
 WRISTS_TOGETHER = 1.0        # face heights: wrists nearer than this hold their hands together
+FILL_BLUR = 2.5              # px: the fill's smoothing (the mirror's seams)
 FILL_THRESHOLD = 0.5         # the photo's pixels under a layer alpha above this are filled
 
 
@@ -113,7 +115,7 @@ def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = N
         ok[ok] = pm[ry[ok], rx[ok]] == pm[qy[ok], qx[ok]]
     sy, sx = np.where(ok, ry, qy), np.where(ok, rx, qx)
     out[py, px] = img[sy, sx]
-    soft = cv2.GaussianBlur(out, (0, 0), 1.2)
+    soft = cv2.GaussianBlur(out, (0, 0), FILL_BLUR)
     out[py, px] = soft[py, px]
     return out
 
@@ -179,35 +181,46 @@ class ArmLayer:
         if hand_area.any():
             k = max(3, int(round(0.04 * fh)) * 2 + 1)
             hand_area = cv2.dilate(hand_area, np.ones((k, k), np.uint8))
-            alpha = np.maximum(alpha, hand_area.astype(np.float32))
+        # two alphas: the arm's (capsules, where no hand is) drawn by the bones' strips, the hands'
+        # drawn by the hand meshes: a hand turned against its forearm then carries no sleeve with it
+        alpha[hand_area > 0] = 0
+        hand_alpha = hand_area.astype(np.float32)
+        face = np.zeros((rh, rw), np.uint8)
+        cv2.fillConvexPoly(face, cv2.convexHull(np.round(face_hull).astype(np.int32)), 1)
+        alpha[face > 0] = 0
         if person is not None:
             p = (np.asarray(person, np.float32) > 0.5).astype(np.uint8)
             p = cv2.dilate(p, np.ones((5, 5), np.uint8))
             alpha *= p
-        face = np.zeros((rh, rw), np.uint8)
-        cv2.fillConvexPoly(face, cv2.convexHull(np.round(face_hull).astype(np.int32)), 1)
-        alpha[(face > 0) & (hand_area == 0)] = 0
+            hand_alpha *= p
         if ALPHA_BLUR > 0:
             alpha = cv2.GaussianBlur(alpha, (0, 0), ALPHA_BLUR)
-        self.alpha = alpha.astype(np.float32)
-        self.base = fill_masked(reg_img, alpha > FILL_THRESHOLD,
+            hand_alpha = cv2.GaussianBlur(hand_alpha, (0, 0), ALPHA_BLUR)
+        self.arm_alpha = alpha.astype(np.float32)
+        self.hand_alpha = hand_alpha.astype(np.float32)
+        self.alpha = np.maximum(self.arm_alpha, self.hand_alpha)
+        self.base = fill_masked(reg_img, self.alpha > FILL_THRESHOLD,
                                 None if person is None else np.asarray(person) > 0.5)
-        tex = np.concatenate([np.asarray(reg_img, np.float32).transpose(2, 0, 1), self.alpha[None]], 0)
-        self.texture = np.ascontiguousarray(tex[None])                    # [1, 4, rh, rw]
+        tex = np.concatenate([np.asarray(reg_img, np.float32).transpose(2, 0, 1), self.arm_alpha[None],
+                              self.hand_alpha[None]], 0)
+        self.texture = np.ascontiguousarray(tex[None])                    # [1, 5, rh, rw]
         self.size = (rh, rw)
 
     def composite(self, img: np.ndarray, dst: np.ndarray, src_norm: np.ndarray, triangles: np.ndarray,
-                  depth: np.ndarray) -> None:
-        """Draw one arm of the layer into ``img [rh, rw, 3]`` float32 (in place) for its driven
-        vertices ``dst [V, 2]`` (region px; ``src_norm``: the same vertices in the photo,
-        region-normalized). Only the driven arm's bounding box is rasterized and warped."""
+                  depth: np.ndarray, hand: bool = False) -> None:
+        """Draw one part of the layer into ``img [rh, rw, 3]`` float32 (in place): the triangles
+        ``triangles [T, 3]`` of driven vertices ``dst [V, 2]`` (region px; ``src_norm``: the same
+        vertices in the photo, region-normalized; only those the triangles use count), blended by
+        the arm's alpha or (``hand``) the hands'. Only the part's bounding box is rasterized and
+        warped."""
         import cv2
         from chatanyone import ops
         rh, rw = self.size
-        x0 = int(max(0, np.floor(dst[:, 0].min())))
-        y0 = int(max(0, np.floor(dst[:, 1].min())))
-        x1 = int(min(rw, np.ceil(dst[:, 0].max()) + 1))
-        y1 = int(min(rh, np.ceil(dst[:, 1].max()) + 1))
+        used = dst[np.unique(triangles)]
+        x0 = int(max(0, np.floor(used[:, 0].min())))
+        y0 = int(max(0, np.floor(used[:, 1].min())))
+        x1 = int(min(rw, np.ceil(used[:, 0].max()) + 1))
+        y1 = int(min(rh, np.ceil(used[:, 1].max()) + 1))
         if x1 - x0 < 1 or y1 - y0 < 1:
             return
         bw, bh = x1 - x0, y1 - y0
@@ -215,8 +228,8 @@ class ArmLayer:
         dn[:, 0] = (dst[:, 0] - x0) * (2.0 / bw) - 1
         dn[:, 1] = (dst[:, 1] - y0) * (2.0 / bh) - 1
         grid, mask = ops.mesh_flow(dn, src_norm, triangles, (bh, bw), depth=depth)
-        out = ops.warp(self.texture, grid[None], padding="zeros", mask=mask[None])[0]   # [4, bh, bw]
-        a = out[3]
+        out = ops.warp(self.texture, grid[None], padding="zeros", mask=mask[None])[0]   # [5, bh, bw]
+        a = out[4 if hand else 3]
         patch = img[y0:y1, x0:x1]
         col = cv2.merge((out[0], out[1], out[2]))
         cv2.subtract(col, patch, dst=col)
@@ -395,7 +408,7 @@ class Limbs:
             # (a, a+, b+, b) and (a, b, b-, a-): four triangles per bone
             ltri += [(i + 1, j + 1, j), (i + 1, j, i), (i, j, j + 2), (i, j + 2, i + 2)]
         part = {"side": side, "ids": ids, "src": (sh, el, wr, cap), "chain": tuple(chain[k][0] for k in range(3)),
-                "v0": ids["sh"], "t0": len(ltri) - 12}
+                "v0": ids["sh"], "t0": len(ltri) - N_STRIP_TRIANGLES}
         if h is None:     # a fan round the wrist carries the hand the detector missed (skin, see ArmLayer)
             start = len(lsrc)
             th = np.linspace(0, 2 * np.pi, N_HAND_RING, endpoint=False)
@@ -603,9 +616,12 @@ class Limbs:
         if self.layer is None or self.layer_dst is None:
             return
         for p in self._lparts:
-            v0, v1, t0, t1 = p["v0"], p["v1"], p["t0"], p["t1"]
-            self.layer.composite(img, self.layer_dst[v0:v1], self._layer_src_arm[p["side"]],
-                                 self._layer_tri_arm[p["side"]], self.layer_depth[v0:v1])
+            v0, v1 = p["v0"], p["v1"]
+            tri = self._layer_tri_arm[p["side"]]
+            for hand, t in ((False, tri[:N_STRIP_TRIANGLES]), (True, tri[N_STRIP_TRIANGLES:])):
+                if len(t):
+                    self.layer.composite(img, self.layer_dst[v0:v1], self._layer_src_arm[p["side"]],
+                                         t, self.layer_depth[v0:v1], hand=hand)
 
 
 def _skin_mask(reg_img: np.ndarray, pts: np.ndarray) -> np.ndarray:
