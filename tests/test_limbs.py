@@ -126,3 +126,15 @@ def test_held_hands_are_not_layered():
     r = GeomRenderer(ca.Avatar.prepare(p), 256)
     assert r._limbs.layer is None
     assert any(q[0] == "joint" for q in r._limbs._parts)
+
+
+def test_fill_reports_what_came_from_beside_the_person():
+    img = np.zeros((10, 12, 3), np.float32)
+    img[:, 6:] = 200.0
+    person = np.zeros((10, 12), bool)
+    person[:, 6:] = True
+    mask = np.zeros((10, 12), bool)
+    mask[:, 4:8] = True
+    out, bg = LB.fill_masked(img, mask, person, return_source=True)
+    assert bg[:, 4:6].all() and not bg[:, 6:8].any() and not bg[~mask].any()
+    assert out[:, 4:6].max() < 100 < out[:, 6:8].min()

@@ -435,6 +435,8 @@ class GeomRenderer:
         if self._limbs.layer is not None:     # under the arms' layer: the photo, the arms filled
             src = self._src.copy()
             src[0, :3] = self._limbs.layer.base.transpose(2, 0, 1)
+            if self.layered:    # filled from the background beside the arm: the still plate shows there
+                src[0, 3][self._limbs.layer.fill_background] = 0.0
             self._src = np.ascontiguousarray(src)
         body_src = self._limbs.src
         # border: corners and points along each side, pinned

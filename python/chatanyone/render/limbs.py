@@ -82,13 +82,16 @@ def _wrap(a: float) -> float:
     return float((a + np.pi) % (2 * np.pi) - np.pi)
 
 
-def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = None) -> np.ndarray:
+def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = None, *,
+                return_source: bool = False):
     """``img [H, W, C]`` with the pixels where ``mask [H, W]`` (bool) is set filled from around them:
     each such pixel takes the pixel mirrored across the mask's edge (its nearest unmasked pixel
     ``q``, read at ``2 q - p``: the texture beside the arm continues under it, mirrored), or ``q``
     itself where the mirror falls outside the image or inside the mask, or (``person [H, W]``
     bool) on the other side of the person's outline than ``q``; the filled pixels are then
-    smoothed a little (the mirror's seam). Returns float32 ``[H, W, C]``; a few ms for a region."""
+    smoothed a little (the mirror's seam). Returns float32 ``[H, W, C]`` (with ``return_source``
+    also ``[H, W]`` bool: the filled pixels whose nearest unmasked pixel ``q`` is not the person's);
+    a few ms for a region."""
     import cv2
     from scipy.ndimage import distance_transform_edt
     img = np.asarray(img, np.float32)
@@ -98,11 +101,11 @@ def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = N
     if person is not None and np.shape(person) != m.shape:
         raise ValueError(f"fill_masked: person must be [H, W] like mask, got {np.shape(person)}")
     out = img.copy()
-    if not m.any():
-        return out
-    if m.all():
-        out[:] = img.reshape(-1, img.shape[-1]).mean(0)
-        return out
+    bg = np.zeros(m.shape, bool)
+    if not m.any() or m.all():
+        if m.all():
+            out[:] = img.reshape(-1, img.shape[-1]).mean(0)
+        return (out, bg) if return_source else out
     h, w = m.shape
     iy, ix = distance_transform_edt(m, return_distances=False, return_indices=True)
     py, px = np.nonzero(m)
@@ -117,7 +120,9 @@ def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = N
     out[py, px] = img[sy, sx]
     soft = cv2.GaussianBlur(out, (0, 0), FILL_BLUR)
     out[py, px] = soft[py, px]
-    return out
+    if person is not None:
+        bg[py, px] = ~np.asarray(person, bool)[qy, qx]
+    return (out, bg) if return_source else out
 
 
 class ArmLayer:
@@ -132,8 +137,9 @@ class ArmLayer:
         person: ``[rh, rw]`` float person probability, or None (no cut to the person).
 
     Attributes:
-        alpha: ``[rh, rw]`` float32 the layer's opacity in the photo.
+        alpha: ``[rh, rw]`` float32 the layer's opacity in the photo (the arms' and the hands').
         base: ``[rh, rw, 3]`` float32 the photo with the layer's pixels filled.
+        fill_background: ``[rh, rw]`` bool, the filled pixels taken from beside the person.
     """
 
     def __init__(self, reg_img: np.ndarray, arms, face_hull: np.ndarray, fh: float, person=None,
@@ -199,8 +205,9 @@ class ArmLayer:
         self.arm_alpha = alpha.astype(np.float32)
         self.hand_alpha = hand_alpha.astype(np.float32)
         self.alpha = np.maximum(self.arm_alpha, self.hand_alpha)
-        self.base = fill_masked(reg_img, self.alpha > FILL_THRESHOLD,
-                                None if person is None else np.asarray(person) > 0.5)
+        self.base, self.fill_background = fill_masked(
+            reg_img, self.alpha > FILL_THRESHOLD, None if person is None else np.asarray(person) > 0.5,
+            return_source=True)
         tex = np.concatenate([np.asarray(reg_img, np.float32).transpose(2, 0, 1), self.arm_alpha[None],
                               self.hand_alpha[None]], 0)
         self.texture = np.ascontiguousarray(tex[None])                    # [1, 5, rh, rw]
