@@ -208,8 +208,9 @@ def test_speech_barges_in_on_a_playing_file(browser_run):
     assert evs and evs[0]["reason"] == "speech", browser_run["bargein"]["events"]
     ev = evs[0]
     _check_interrupt(ev)
-    # detection: two loud 20 ms microphone chunks, counted from the first one's start
-    assert ev["detect_ms"] is not None and ev["detect_ms"] >= 40.0 - 1.0, ev
+    # detection: two loud 20 ms microphone chunks, counted from the first one's start (or from the
+    # file's start, where the microphone was already speaking then)
+    assert ev["detect_ms"] is not None and ev["detect_ms"] >= 0.0, ev
     print("speech barge-in: detected %.1f ms after the speech began; then the next frame (silent) released "
           "%.1f ms, sent %s ms (%d bridged), idle motion %s ms" % (ev["detect_ms"], ev["audio_stopped_ms"],
                                                                ev["sent_ms"], ev["bridged"], ev["idle_after_ms"]))

@@ -335,16 +335,19 @@ def test_interrupt_bridges_a_slow_cut_with_silent_frames_on_time(cut_s):
     clock = SimClock()
     sess = SlowCutSession(fps, 400, clock, cut_s=cut_s)
     events, got = [], []
-    done = threading.Event()
+    done, built, box = threading.Event(), threading.Event(), []
 
     def deliver(k, img, a48):
         got.append((k, clock.now(), img.copy(), a48))
         if len(got) == 50:
-            stream.interrupt()
+            built.wait(10)                # the pacing thread may get here before the constructor returns
+            box[0].interrupt()
         if len(got) >= 120:
             done.set()
 
     stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    box.append(stream)
+    built.set()
     assert done.wait(60), len(got)
     stream.close()
     ks = [g[0] for g in got]
@@ -382,16 +385,19 @@ def test_interrupt_with_a_fast_cut_needs_no_bridge():
     clock = SimClock()
     sess = SlowCutSession(25.0, 300, clock, cut_s=0.0)
     events, got = [], []
-    done = threading.Event()
+    done, built, box = threading.Event(), threading.Event(), []
 
     def deliver(k, img, a48):
         got.append(k)
         if len(got) == 30:
-            stream.interrupt()
+            built.wait(10)                # the pacing thread may get here before the constructor returns
+            box[0].interrupt()
         if len(got) >= 60:
             done.set()
 
     stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    box.append(stream)
+    built.set()
     assert done.wait(60)
     stream.close()
     assert got[:60] == list(range(60))
@@ -426,3 +432,28 @@ def test_track_interrupt_drops_queued_video_and_times_the_send():
     assert [f.pts for f in (f0, f5, f6)] == [0, 5 * 3600, 6 * 3600]
     assert out.sent_at(0) is not None and out.sent_at(5) is not None and out.sent_at(0) <= out.sent_at(5)
     assert out.sent_at(6) is None and out.sent_at(3) is None
+
+
+def test_speech_barge_in_reports_its_detection_time():
+    """Speech barge-in: the interrupt fires on the second loud 20 ms chunk; its ``detect_ms`` counts
+    from the first loud chunk's start (its 20 ms, then the wait for the second one, at least that
+    chunk's 20 ms), on the stream's clock (simulated here)."""
+    clock = SimClock()
+    sess = TimelineSession(25.0, 10 ** 6)
+    stream = LiveStream(sess, lambda *a: None, clock=clock.now, sleep=lambda s: None)
+    try:
+        quiet = np.zeros(320, np.float32)
+        loud = (0.3 * np.sin(np.arange(320) / 3)).astype(np.float32)
+        stream.play(np.ones(32000, np.float32) * 0.1)
+        for _ in range(5):
+            stream.feed_mic(quiet, 16000)
+            clock.sleep(0.02)
+        stream.feed_mic(loud, 16000)          # the first loud chunk ...
+        clock.sleep(0.02)
+        assert stream.playing_file and not stream.interrupts
+        stream.feed_mic(loud, 16000)          # ... confirmed by the second, 20 ms later
+        rec = stream.interrupts[-1]
+        assert rec["reason"] == "speech" and not stream.playing_file
+        assert rec["detect_ms"] == pytest.approx(40.0, abs=0.01)
+    finally:
+        stream.close()

@@ -151,6 +151,7 @@ class LiveStream:
         self.discarded = 0                           # Session frames whose slot a bridge filled
         self.discarded_voiced = 0                    # ... of them with unmuted speech (never: checked)
         self._loud_since: tuple[float, float] | None = None   # (arrival, audio s) of a loud run's first chunk
+        self._file_started = -math.inf
         self.frames_out = 0
         self.first_frame_at: float | None = None
         self.created_at = clock()
@@ -188,9 +189,13 @@ class LiveStream:
             if self._loud_since is not None:
                 # detection, counted from the start of the first loud chunk's audio (it arrives
                 # when it ends): that chunk's duration, plus the time to the chunk that confirmed
-                # it, at least that chunk's own duration (chunks that arrive together were late)
+                # it, at least that chunk's own duration (chunks that arrive together were late);
+                # speech that was already going when the file started: from the file's start
                 t1, d1 = self._loud_since
-                rec["detect_ms"] = round(1000 * (d1 + max(now - t1, dur)), 1)
+                if t1 - d1 < self._file_started:
+                    rec["detect_ms"] = round(1000 * (now - self._file_started), 1)
+                else:
+                    rec["detect_ms"] = round(1000 * (d1 + max(now - t1, dur)), 1)
             playing = False
         if self._suppress:
             self._quiet_s = 0.0 if loud else self._quiet_s + dur
@@ -239,6 +244,7 @@ class LiveStream:
         with self._lock:
             self._file = pcm16k
             self._file_pos = 0
+        self._file_started = self._clock()
         self._suppress = False
         # the file's first speech (first loud 20 ms) reaches the Session that much after now
         loud = [i for i in range(0, pcm16k.size, 320) if level_db(pcm16k[i:i + 320]) > VAD_DB]
