@@ -60,7 +60,9 @@ class Avatar:
     photo: np.ndarray = None  # [H, W, 3] uint8 the photo (long side at most MAX_PHOTO_SIDE)
     region: np.ndarray = None  # [4] float64 x0, y0, x1, y1: the animated region, inside the photo
     region_kind: str = ""     # "head", "head_shoulders" or "upper_body" (render.region)
-    features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # renderer's cache
+    # renderer's cache; "person": the photo's person probability [h, w] float32 at the segmentation
+    # model's resolution (the whole photo stretched onto it), made by prepare
+    features: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     name: str = ""            # where it came from (file name), informative
 
     # --- construction ---------------------------------------------------------------------
@@ -99,6 +101,10 @@ class Avatar:
             det_img = cv2.resize(rgb, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
         with Detector(video=False, max_faces=4) as det:
             r = det(det_img)
+        from .vision.landmarks import SelfieSegmentation
+        # the person's mask, kept with the avatar: a Session renders from a saved avatar without
+        # any landmark or segmentation model (the LiveKit worker needs no detector)
+        person = SelfieSegmentation().raw(det_img)
         faces = list(r.faces or [])
         if not faces:
             faces = _faces_from_pose_head(det_img, r)
@@ -146,7 +152,8 @@ class Avatar:
         return cls(crop=crop, crop_hq=crop_hq, box=box.as_array(), image_size=(W, H), kp=kp, vis=vis,
                    face=face_c.astype(np.float32), pose=pose_c.astype(np.float32),
                    hands=hands_c.astype(np.float32), hands_ok=hands_ok, source=src, name=name,
-                   photo=rgb, region=region.as_array(), region_kind=region.kind)
+                   photo=rgb, region=region.as_array(), region_kind=region.kind,
+                   features={"person": person})
 
     def driving_keypoints(self, motion_frame, *, basis=None) -> tuple[np.ndarray, np.ndarray]:
         """The renderer's driving keypoints ``(kp [K, 2], vis [K])`` for one frame of motion

@@ -290,11 +290,37 @@ def frame_size(image_wh: tuple[int, int], output_size: int) -> tuple[int, int]:
     return ow, oh
 
 
-def person_layers(frame: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def person_probability(avatar, size_wh: tuple[int, int]) -> np.ndarray | None:
+    """The avatar photo's person probability ``[h, w] float32`` at ``size_wh = (w, h)``.
+
+    From the mask :meth:`Avatar.prepare <chatanyone.Avatar.prepare>` stored in
+    ``avatar.features["person"]``, so rendering a saved avatar runs no segmentation model. An
+    avatar without one (made by hand, or by an older chatanyone) is segmented now, which needs the
+    landmark runtime; where that is missing, None with a warning (the renderer then warps the
+    region as one sheet). Raises ValueError for a stored mask that is not a 2-D array."""
+    import cv2
+    raw = (avatar.features or {}).get("person")
+    if raw is None:
+        try:
+            from ..vision.landmarks import SelfieSegmentation
+            raw = SelfieSegmentation().raw(np.ascontiguousarray(avatar.photo))
+        except (ImportError, OSError) as exc:
+            log.warning("no person mask in the avatar and no segmentation model here (%s): the region "
+                        "is warped as one sheet; prepare the avatar again to keep the background still", exc)
+            return None
+    raw = np.asarray(raw, np.float32)
+    if raw.ndim != 2 or min(raw.shape) < 2:
+        raise ValueError(f"avatar.features['person']: expected a 2-D probability map, got shape {list(raw.shape)}")
+    return cv2.resize(raw, tuple(int(v) for v in size_wh), interpolation=cv2.INTER_LINEAR)
+
+
+def person_layers(frame: np.ndarray, rect: tuple[int, int, int, int],
+                  prob: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The animated region of a frame split into a person layer over a background plate.
 
-    The person is found by MediaPipe's selfie segmentation (the landscape model shipped with the
-    landmark models) on the whole ``frame [H, W, 3] uint8``; ``rect = (x0, y0, x1, y1)`` is the
+    The person is ``prob [H, W]``, the frame's person probability (:func:`person_probability`),
+    or where None, MediaPipe's selfie segmentation (the landscape model shipped with the landmark
+    models) run now on the whole ``frame [H, W, 3] uint8``; ``rect = (x0, y0, x1, y1)`` is the
     region. The layer is the person's mask (probability over :data:`PERSON_P`) grown by
     :data:`PLATE_DILATE` of the region's shorter side, alpha 1 there, falling to 0 over
     :data:`ALPHA_FALLOFF` pixels outside. Under the grown mask the background is unknown: the plate
@@ -309,10 +335,14 @@ def person_layers(frame: np.ndarray, rect: tuple[int, int, int, int]) -> tuple[n
     """
     import cv2
 
-    from ..vision.landmarks import SelfieSegmentation
     x0, y0, x1, y1 = rect
     reg = np.ascontiguousarray(frame[y0:y1, x0:x1])
-    p = SelfieSegmentation()(np.ascontiguousarray(frame))[y0:y1, x0:x1]
+    if prob is None:
+        from ..vision.landmarks import SelfieSegmentation
+        prob = SelfieSegmentation()(np.ascontiguousarray(frame))
+    elif np.shape(prob) != frame.shape[:2]:
+        raise ValueError(f"person_layers: prob must be [H, W] like the frame, got {list(np.shape(prob))}")
+    p = np.asarray(prob, np.float32)[y0:y1, x0:x1]
     h, w = p.shape
     d = max(1, int(round(PLATE_DILATE * min(h, w))))
     hole = cv2.dilate((p > PERSON_P).astype(np.uint8),
@@ -390,9 +420,10 @@ class GeomRenderer:
         rw, rh = rx1 - rx0, ry1 - ry0
         reg_img = self.background[ry0:ry1, rx0:rx1]
         self._base = reg_img.astype(np.float32)
-        self.layered = bool(layered)
+        person = person_probability(avatar, (ow, oh)) if (layered or arms == "layer") else None
+        self.layered = bool(layered) and person is not None
         if self.layered:    # the person (colours and alpha) warped, composited over a still plate
-            alpha, self._plate = person_layers(self.background, self.rect)
+            alpha, self._plate = person_layers(self.background, self.rect, person)
             self._src = np.ascontiguousarray(np.concatenate([self._base, alpha[..., None]], 2).transpose(2, 0, 1)[None])
         else:
             self._src = np.ascontiguousarray(reg_img.transpose(2, 0, 1)[None], np.float32)  # 1,3,rh,rw
@@ -431,7 +462,8 @@ class GeomRenderer:
                      for off in self._ring_off]
         self._rings_src = rings_src
         # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
-        self._limbs = _Limbs(avatar, self, hands=hands, arms=arms, reg_img=reg_img)
+        self._limbs = _Limbs(avatar, self, hands=hands, arms=arms, reg_img=reg_img,
+                             person=None if person is None else person[ry0:ry1, rx0:rx1])
         if self._limbs.layer is not None:     # under the arms' layer: the photo, the arms filled
             src = self._src.copy()
             src[0, :3] = self._limbs.layer.base.transpose(2, 0, 1)

@@ -264,6 +264,9 @@ class Limbs:
     hands are never layered, as the two arms would pull them apart). A hand the motion does not
     show follows the forearm.
 
+    ``person [rh, rw]``: the region's person probability (from the avatar's stored mask), which
+    cuts the arms' layer to the person; None segments ``reg_img`` now.
+
     Attributes:
         src: ``[N, 2]`` the coarse mesh's limb vertices, region-normalized.
         layer: the :class:`ArmLayer`, or None where no arm is layered.
@@ -278,7 +281,8 @@ class Limbs:
     HAND_OVERLAP = 0.2      # the photo's hands overlap (clasped) beyond this share of the smaller box
     HAND_MIN_PX = 6.0       # a palm shorter than this (region px) gets no hand mesh
 
-    def __init__(self, avatar, r, *, hands: str = "articulated", arms: str = "layer", reg_img=None):
+    def __init__(self, avatar, r, *, hands: str = "articulated", arms: str = "layer", reg_img=None,
+                 person=None):
         if hands not in HAND_MODES:
             raise ValueError(f"hands must be one of {HAND_MODES}, got {hands!r}")
         if arms not in ARM_MODES:
@@ -374,7 +378,8 @@ class Limbs:
             face_hull = fpx[[10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
                              400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21,
                              54, 103, 67, 109]]
-            person = _person_mask(reg_img)
+            if person is None:     # the region's person probability, segmented now if not given
+                person = _person_mask(reg_img)
             skin_pts = fpx[[50, 280, 101, 330, 205, 425, 36, 266, 151, 9]]   # cheeks, forehead
             self.layer = ArmLayer(reg_img, layer_arms, face_hull, fh, person, skin_pts)
             self._lsrc_px = np.array(lsrc, np.float64)

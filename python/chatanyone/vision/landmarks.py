@@ -475,8 +475,9 @@ class SelfieSegmentation:
         self.model = TFLiteModel(WEIGHTS / "selfie_segmentation_landscape.tflite")
         _, self.h, self.w, _ = self.model.input_shape
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """``rgb [H, W, 3] uint8`` -> person probability ``[H, W] float32`` in [0, 1] (blocks)."""
+    def raw(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb [H, W, 3] uint8`` -> person probability ``[h, w] float32`` in [0, 1] at the model's
+        own resolution, the whole image stretched onto it (resize it to any size of the image)."""
         import cv2
         H, W = rgb.shape[:2]
         src = np.float32([[0, H], [0, 0], [W, 0], [W, H]])
@@ -484,8 +485,13 @@ class SelfieSegmentation:
         t = cv2.warpPerspective(rgb, cv2.getPerspectiveTransform(src, dst), (self.w, self.h),
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         o = self.model((t.astype(np.float32) / 255.0)[None])
-        mask = next(iter(o.values()))[0, :, :, 0]
-        return cv2.resize(mask, (W, H), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(next(iter(o.values()))[0, :, :, 0], np.float32)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb [H, W, 3] uint8`` -> person probability ``[H, W] float32`` in [0, 1] (blocks)."""
+        import cv2
+        H, W = rgb.shape[:2]
+        return cv2.resize(self.raw(rgb), (W, H), interpolation=cv2.INTER_LINEAR)
 
 
 @lru_cache(maxsize=None)
