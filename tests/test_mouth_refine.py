@@ -152,3 +152,48 @@ def test_shipped_refiner_through_the_config_keeps_paste_back(avatar):
     img = r.render(m)
     np.testing.assert_array_equal(img[outside], resized[outside])
     assert "refine" in r.per_frame_ms()
+
+
+def _fake_data(path, n=24, seed=0):
+    """Smooth random crops (as photos are: JPEG keeps them within a few levels) and binary masks."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    c = R.CROP
+
+    def smooth(k):
+        return np.stack([cv2.resize(rng.uniform(0, 255, (8, 8, k)).astype(np.float32), (c, c),
+                                    interpolation=cv2.INTER_CUBIC).reshape(c, c, k) for _ in range(n)]).clip(0, 255).astype(np.uint8)
+
+    x = np.concatenate([smooth(3), (rng.random((n, c, c, 2)) > 0.5).astype(np.uint8) * 255, smooth(3)], -1)
+    x[: n // 2, ..., 5:8] = x[0, ..., 5:8]               # two sources, each crop shared by its samples
+    x[n // 2:, ..., 5:8] = x[n // 2, ..., 5:8]
+    y = smooth(3)
+    clip = np.array(["a"] * (n // 2) + ["b"] * (n - n // 2))
+    np.savez(path, x=x, y=y, clip=clip)
+    return x, y, clip
+
+
+def test_packed_data_round_trips(tmp_path):
+    """The packed copy (JPEG crops, masks and each source's crop once) reads back as the same
+    samples: masks and source crops exactly, the crops within JPEG's error."""
+    from chatanyone.train import mouth_refine as T
+    x, y, clip = _fake_data(tmp_path / "d.npz")
+    T.pack(tmp_path / "d.npz", tmp_path / "p.npz")
+    x2, y2, clip2 = T.load_data(tmp_path / "p.npz")
+    assert x2.shape == x.shape and y2.shape == y.shape and list(clip2) == list(clip)
+    np.testing.assert_array_equal(x2[..., 3:], x[..., 3:])
+    assert np.abs(x2[..., :3].astype(int) - x[..., :3]).mean() < 3
+    assert np.abs(y2.astype(int) - y).mean() < 3
+    x3, y3, _ = T.load_data(tmp_path / "d.npz")                         # the built format reads as it is
+    np.testing.assert_array_equal(x3, x)
+
+
+def test_training_stops_at_max_steps_and_resumes(tmp_path):
+    pytest.importorskip("torch")
+    from chatanyone.train import mouth_refine as T
+    import torch
+    _fake_data(tmp_path / "d.npz")
+    T.train(tmp_path / "d.npz", tmp_path / "run", minutes=5, batch=2, max_steps=3)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state"]["step"] == 3
+    T.train(tmp_path / "d.npz", tmp_path / "run", minutes=5, batch=2, max_steps=5)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state"]["step"] == 5

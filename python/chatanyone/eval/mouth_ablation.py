@@ -8,11 +8,17 @@ by side and compared with the same real frame:
 
 - ``source``: the source frame repeated;
 - ``median``: the driving expression relative to the video's median face
-  (``driving_motion(mouth="median")``), the geometry renderer with its painted mouth (main before
+  (``driving_motion(mouth="median")``), the geometry renderer with the previous mouth (main before
   the mouth amplitude fix);
-- ``neutral``: the expression set on the photo's neutralized face (the amplitude fix), painted mouth;
-- ``refine``: ``neutral`` plus the learned mouth refiner (:mod:`chatanyone.render.refine`), when a
+- ``previous``: the expression set on the photo's neutralized face (the amplitude fix), the mouth
+  as it was before session 6 (``GeomRenderer(mouth="previous")``: the photo's inside stretched
+  between the driven lips, or a flat painted band of teeth);
+- ``rigid``: the renderer as shipped (``mouth="rigid"``: the photo's teeth kept rigid with the head
+  and the jaw and a dark gap between them, or painted teeth with texture);
+- ``refine``: ``rigid`` plus the learned mouth refiner (:mod:`chatanyone.render.refine`), when a
   refiner is installed or given.
+
+``--variants`` chooses among them (default: all but ``median``).
 
 Figures (real pixels; the photo layout only): ``psnr_person`` (selfie segmentation of the real and
 the source frame, their union, as ``eval render``), ``ssim`` (whole frame), ``mouth_psnr`` and
@@ -35,6 +41,8 @@ import numpy as np
 log = logging.getLogger("chatanyone")
 
 CSIM_EVERY = 10
+VARIANTS = ("median", "previous", "rigid", "refine")
+DEFAULT_VARIANTS = ("previous", "rigid", "refine")
 LIP_OUTER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375]
 
 
@@ -51,7 +59,8 @@ def _mouth_box(face_px: np.ndarray, hw) -> tuple[int, int, int, int] | None:
     return (x0, y0, x1, y1) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
 
 
-def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=None, frames_dir=None) -> dict:
+def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=None, frames_dir=None,
+                  variants=DEFAULT_VARIANTS) -> dict:
     from ..avatar import Avatar
     from ..render.geometry import GeomRenderer
     from ..render.refine import MouthRefiner, available
@@ -68,13 +77,21 @@ def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=N
     s = pv.first_face_frame()
     src = pv.frame(s)
     avatar = Avatar.prepare(src, name=pv.name)
-    motions = {"median": driving_motion(pv, mouth="median"), "neutral": driving_motion(pv)}
-    rends = {"median": GeomRenderer(avatar, refine_mouth=False), "neutral": GeomRenderer(avatar, refine_mouth=False)}
-    if refiner is not None or available():
+    neutral = driving_motion(pv)
+    rends, motions = {}, {}
+    if "median" in variants:
+        rends["median"] = GeomRenderer(avatar, refine_mouth=False, mouth="previous")
+        motions["median"] = driving_motion(pv, mouth="median")
+    if "previous" in variants:
+        rends["previous"] = GeomRenderer(avatar, refine_mouth=False, mouth="previous")
+    if "rigid" in variants:
+        rends["rigid"] = GeomRenderer(avatar, refine_mouth=False)
+    if "refine" in variants and (refiner is not None or available()):
         r = GeomRenderer(avatar, refine_mouth=False)
         r.refiner = MouthRefiner(r._base, r.src_face_px, path=refiner)
         rends["refine"] = r
-        motions["refine"] = motions["neutral"]
+    for m in rends:
+        motions.setdefault(m, neutral)
     variants = list(rends)
     methods = ["source"] + variants
     dets = {m: Detector(video=True, pose=False, hands=False) for m in variants}
@@ -165,7 +182,7 @@ def summarize(results: list[dict]) -> dict:
     out = {}
     for rl in sorted({r["role"] for r in results}):
         rs = [r for r in results if r["role"] == rl]
-        methods = [m for m in ("source", "median", "neutral", "refine") if all(m in r for r in rs)]
+        methods = [m for m in ("source",) + VARIANTS if all(m in r for r in rs)]
         out[rl] = {m: {k: (float(np.mean([r[m][k] for r in rs if r[m].get(k) is not None]))
                            if any(r[m].get(k) is not None for r in rs) else None) for k in KEYS}
                    for m in methods}
@@ -194,7 +211,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-csim", action="store_true")
     ap.add_argument("--frames", default=None, help="folder for mouth close-ups at the most open real frames")
     ap.add_argument("--json", default=None, help="write per-clip results and the summary here")
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, of {VARIANTS}")
     args = ap.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        ap.error(f"--variants: choose from {VARIANTS}, got {args.variants!r}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     csim = None
     if not args.no_csim:
@@ -206,7 +228,7 @@ def main(argv=None) -> int:
     results = []
     for v in args.videos:
         r = evaluate_clip(v, max_seconds=args.max_seconds, pixel_every=args.pixel_every, refiner=args.refiner,
-                          csim=csim, frames_dir=args.frames)
+                          csim=csim, frames_dir=args.frames, variants=variants)
         log.info("%s", json.dumps({k: r[k] for k in r if k not in ("pngs",)}, default=float))
         results.append(r)
         if args.json:

@@ -176,6 +176,46 @@ def merge(parts, out) -> None:
     log.info("wrote %s: %d samples from %d clips", out, sum(len(x) for x in xs), len(xs))
 
 
+def pack(data, out, *, quality: int = 94) -> None:
+    """A compact copy of a built ``data`` .npz (a few times smaller: it travels to a training
+    machine): the rendered and target crops as JPEG (``quality``), the masks as they are, each
+    source's mouth crop once. :func:`load_data` reads either format."""
+    import cv2
+    with np.load(data) as z:
+        x, y, clip = z["x"], z["y"], z["clip"]
+    src, src_idx = np.unique(x[..., 5:8].reshape(len(x), -1), axis=0, return_inverse=True)
+    blobs, offs = [], [0]
+    for i in range(len(x)):
+        for im in (x[i, ..., :3], y[i]):
+            ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(im), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+            if not ok:
+                raise RuntimeError("JPEG encoding failed")
+            blobs.append(enc.reshape(-1))
+            offs.append(offs[-1] + enc.size)
+    np.savez_compressed(out, jpeg=np.concatenate(blobs), offsets=np.asarray(offs, np.int64),
+                        masks=x[..., 3:5], src=src.reshape(-1, x.shape[1], x.shape[2], 3),
+                        src_idx=src_idx.reshape(-1).astype(np.int32), clip=clip)
+    log.info("packed %s: %d samples, %.1f MB", out, len(x), Path(out).stat().st_size / 1e6)
+
+
+def load_data(path):
+    """``(x [N, C, C, 8] uint8, y [N, C, C, 3] uint8, clip [N])`` from a built or packed .npz."""
+    with np.load(path) as z:
+        if "x" in z.files:
+            return z["x"], z["y"], z["clip"]
+        import cv2
+        jpeg, offs, masks, src, src_idx, clip = (z[k] for k in ("jpeg", "offsets", "masks", "src", "src_idx", "clip"))
+    n, c = len(masks), masks.shape[1]
+    x = np.empty((n, c, c, 8), np.uint8)
+    y = np.empty((n, c, c, 3), np.uint8)
+    for i in range(n):
+        x[i, ..., :3] = cv2.imdecode(jpeg[offs[2 * i]:offs[2 * i + 1]], cv2.IMREAD_COLOR)
+        y[i] = cv2.imdecode(jpeg[offs[2 * i + 1]:offs[2 * i + 2]], cv2.IMREAD_COLOR)
+    x[..., 3:5] = masks
+    x[..., 5:8] = src[src_idx]
+    return x, y, clip
+
+
 # --- networks -------------------------------------------------------------------------------
 
 def _nets():
@@ -247,22 +287,31 @@ def _nets():
 
 
 def _batch(x8, y8, idx, rng, torch):
-    x = torch.from_numpy(x8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
-    y = torch.from_numpy(y8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
-    flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
-    x[flip] = x[flip].flip(-1)
-    y[flip] = y[flip].flip(-1)
-    gain = torch.from_numpy(rng.uniform(0.85, 1.15, (len(idx), 3, 1, 1)).astype(np.float32))
-    for sl in (slice(0, 3), slice(5, 8)):
-        x[:, sl] = (x[:, sl] * gain).clamp_(0, 1)
+    """A training batch from uint8 arrays or tensors (on any device): flips and colour gain."""
+    if isinstance(x8, np.ndarray):
+        x = torch.from_numpy(x8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
+        y = torch.from_numpy(y8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
+    else:
+        ii = torch.as_tensor(idx, device=x8.device)
+        x = x8[ii].float().div_(255.0).permute(0, 3, 1, 2)
+        y = y8[ii].float().div_(255.0).permute(0, 3, 1, 2)
+    dev = x.device
+    flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    y = torch.where(flip[:, None, None, None], y.flip(-1), y)
+    gain = torch.from_numpy(rng.uniform(0.85, 1.15, (len(idx), 3, 1, 1)).astype(np.float32)).to(dev)
+    x = torch.cat([(x[:, 0:3] * gain).clamp_(0, 1), x[:, 3:5], (x[:, 5:8] * gain).clamp_(0, 1)], 1)
     y = (y * gain).clamp_(0, 1)
     return x.contiguous(), y.contiguous()
 
 
 def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1, lr: float = 2e-4,
-          w_l1: float = 10.0, w_adv: float = 0.5, w_fm: float = 2.0, warmup: float = 0.2, seed: int = 0) -> dict:
-    """Train for ``minutes`` of wall time (resuming ``out/last.pt``); checkpoints every ~2 min.
-    Returns the last logged losses. Validation: 5% of the clips held back (by clip)."""
+          w_l1: float = 10.0, w_adv: float = 0.5, w_fm: float = 2.0, warmup: float = 0.2, seed: int = 0,
+          device: str = "cpu", max_steps: int | None = None) -> dict:
+    """Train for ``minutes`` of wall time or ``max_steps`` steps, whichever ends first (resuming
+    ``out/last.pt``); checkpoints every ~2 min. ``device``: ``"cpu"`` or ``"cuda"`` (the data is
+    moved there once). Returns the last logged losses. Validation: 5% of the clips held back (by
+    clip)."""
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -270,8 +319,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
     RefineNet, PatchD = _nets()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with np.load(data) as z:
-        x8, y8, clip = z["x"], z["y"], z["clip"]
+    x8, y8, clip = load_data(data)
     import zlib
     names = sorted(set(clip.tolist()))
     # validation clips by a hash of the name: the same ones whatever else the data holds
@@ -279,13 +327,15 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
     is_val = np.array([c in val_clips for c in clip])
     tr_idx, va_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)[:256]
     log.info("data: %d train samples, %d val (%s)", len(tr_idx), len(va_idx), sorted(val_clips))
-    g, d = RefineNet(), PatchD()
+    g, d = RefineNet().to(device), PatchD().to(device)
+    if device != "cpu":
+        x8, y8 = torch.from_numpy(x8).to(device), torch.from_numpy(y8).to(device)
     og = torch.optim.Adam(g.parameters(), lr, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), lr, betas=(0.5, 0.999))
     state = {"step": 0, "seconds": 0.0}
     ck = out / "last.pt"
     if ck.exists():
-        c = torch.load(ck, weights_only=False)
+        c = torch.load(ck, weights_only=False, map_location=device)
         g.load_state_dict(c["g"]); d.load_state_dict(c["d"])
         og.load_state_dict(c["og"]); od.load_state_dict(c["od"])
         state = c["state"]
@@ -304,7 +354,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
 
     while True:
         el = time.perf_counter() - t0
-        if el >= budget:
+        if el >= budget or (max_steps is not None and state["step"] >= max_steps):
             break
         idx = rng.choice(tr_idx, batch)
         x, y = _batch(x8, y8, idx, rng, torch)
@@ -334,11 +384,12 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
         og.step()
         state["step"] += 1
         state["seconds"] = time.perf_counter() - t0
-        if state["step"] % 50 == 0:
+        if state["step"] % (50 if device == "cpu" else 500) == 0:
             last = {"step": state["step"], "s": round(state["seconds"], 1), "l1": float(l1)}
+            log_every = 200 if device == "cpu" else 2000
             if adv_on:
                 last.update(ld=float(ld), adv=float(adv), fm=float(fm))
-            if state["step"] % 200 == 0 and len(va_idx):
+            if state["step"] % log_every == 0 and len(va_idx):
                 last.update(_validate(g, x8, y8, va_idx, torch))
             logf.write(json.dumps(last) + "\n")
             logf.flush()
@@ -356,8 +407,13 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
 def _validate(g, x8, y8, idx, torch) -> dict:
     """Validation L1 (0-255 units) in the driven inner-mouth+lips area: refined vs the input."""
     with torch.no_grad():
-        x = torch.from_numpy(x8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
-        y = torch.from_numpy(y8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
+        if isinstance(x8, np.ndarray):
+            x = torch.from_numpy(x8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
+            y = torch.from_numpy(y8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
+        else:
+            ii = torch.as_tensor(idx, device=x8.device)
+            x = x8[ii].float().div_(255.0).permute(0, 3, 1, 2)
+            y = y8[ii].float().div_(255.0).permute(0, 3, 1, 2)
         m = (x[:, 3:4] + x[:, 4:5]).clamp(0, 1)
         fake = x[:, :3] + g(x)
         e_in = float((m * (x[:, :3] - y).abs()).sum() / (3 * m.sum()) * 255)
@@ -379,7 +435,7 @@ def export(ckpt, onnx_path, *, net=None) -> None:
     RefineNet, _ = _nets()
     if net is None:
         net = RefineNet()
-        net.load_state_dict(torch.load(ckpt, weights_only=False)["g"])
+        net.load_state_dict(torch.load(ckpt, weights_only=False, map_location="cpu")["g"])
     net.eval()
     x = torch.zeros(1, R.N_IN, R.CROP, R.CROP)
     torch.onnx.export(net, (x,), str(onnx_path), input_names=["x"], output_names=["delta"], opset_version=17,
@@ -402,6 +458,12 @@ def main(argv=None):
     t.add_argument("--minutes", type=float, default=40.0)
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--threads", type=int, default=1)   # 2 threads were 4x slower on the shared 2 cores
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--lr", type=float, default=2e-4)
+    pk = sub.add_parser("pack")
+    pk.add_argument("--data", required=True)
+    pk.add_argument("--out", required=True)
     e = sub.add_parser("export")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--onnx", required=True)
@@ -410,7 +472,10 @@ def main(argv=None):
     if args.cmd == "build":
         build(args.corpus, args.out, every=args.every, max_frames=args.max_frames, limit=args.limit)
     elif args.cmd == "train":
-        train(args.data, args.out, minutes=args.minutes, batch=args.batch, threads=args.threads)
+        train(args.data, args.out, minutes=args.minutes, batch=args.batch, threads=args.threads, device=args.device,
+              max_steps=args.max_steps, lr=args.lr)
+    elif args.cmd == "pack":
+        pack(args.data, args.out)
     else:
         export(args.ckpt, args.onnx)
 
