@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from . import mesh as M
+from .handmesh import palm_similarity
 from .limbs import ARM_MODES, Limbs as _Limbs  # noqa: F401  (ARM_MODES: re-exported)
 from ..spec import keypoint_layout as L
 from ..spec.presets import PRESET_LONG_SIDE
