@@ -107,16 +107,18 @@ def test_interrupt_mutes_the_very_next_frame_and_reports():
     events = []
     clock = SimClock()
     got = []
-    done = threading.Event()
+    done, built = threading.Event(), threading.Event()
 
     def deliver(k, img, a48):
         got.append((k, a48))
         if len(got) == 50:
+            assert built.wait(30)      # the stream's thread may reach frame 50 before its constructor returns
             stream.interrupt()
         if len(got) >= 120:
             done.set()
 
     stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    built.set()
     assert done.wait(60)
     stream.close()
     levels = [np.abs(a).max() for _, a in got]
