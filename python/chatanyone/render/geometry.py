@@ -40,7 +40,7 @@ import numpy as np
 
 from . import mesh as M
 from .handmesh import palm_similarity
-from .limbs import ARM_MODES, Limbs as _Limbs  # noqa: F401  (ARM_MODES: re-exported)
+from .limbs import ARM_MODES, Limbs as _Limbs, _get  # noqa: F401  (ARM_MODES: re-exported)
 from ..spec import keypoint_layout as L
 from ..spec.presets import PRESET_LONG_SIDE
 
@@ -79,19 +79,6 @@ TORSO_SIDE = 0.3             # and this many shoulder widths either side of it
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
-
-
-def _get(frame, key, default=None):
-    """A motion frame's field: a dict key or an attribute (typed frames)."""
-    if isinstance(frame, dict):
-        return frame.get(key, default)
-    v = getattr(frame, key, None)
-    if v is None:
-        try:
-            v = frame[key]
-        except (KeyError, TypeError, IndexError):
-            v = None
-    return default if v is None else v
 
 
 # --- absolute expression --------------------------------------------------------------------
@@ -751,22 +738,27 @@ class GeomRenderer:
     def per_frame_ms(self) -> dict[str, float]:
         return {k: 1000 * v / max(self.frames, 1) for k, v in self.times.items()}
 
-    def _fill_mouth(self, img: np.ndarray, dst: np.ndarray) -> None:
-        """Paint the mouth interior where the driving inner lips part (in place, region pixels)."""
-        px = (dst[:, :2].astype(np.float64) + 1) * self._px - 0.5   # pixel-centre coordinates
+    def _opening(self, img_hw: tuple[int, int], dst: np.ndarray):
+        """The driven mouth opening in region pixels, or None where the lips (nearly) meet.
+
+        Returns ``(px, up, lo, width, (x0, y0, x1, y1), xs, ys, yu, yl, xl, xr, a)``: the face's
+        pixel-centre coordinates ``px [478, 2]``, the inner lips ``up``/``lo``, the mouth width,
+        the opening's box, its columns ``xs [w]`` and rows ``ys [h, 1]``, the lip curves ``yu``,
+        ``yl`` over ``xs``, the corners' x, and the opening's coverage ``a [h, w]`` in [0, 1]."""
+        px = (dst[:M.N_FACE, :2].astype(np.float64) + 1) * self._px - 0.5   # pixel-centre coordinates
         up = px[M.LIP_UPPER_INNER]
         lo = px[M.LIP_LOWER_INNER]
         width = float(np.linalg.norm(up[-1] - up[0]))
         gap = lo[1:-1, 1] - up[1:-1, 1]
         if width < 2 or gap.max() < 0.3:
-            return
-        h, w = img.shape[:2]
+            return None
+        h, w = img_hw
         x0 = int(max(0, np.floor(min(up[:, 0].min(), lo[:, 0].min())) - 1))
         x1 = int(min(w, np.ceil(max(up[:, 0].max(), lo[:, 0].max())) + 2))
         y0 = int(max(0, np.floor(up[:, 1].min()) - 1))
         y1 = int(min(h, np.ceil(lo[:, 1].max()) + 2))
         if x1 <= x0 or y1 <= y0:
-            return
+            return None
         xs = np.arange(x0, x1, dtype=np.float64)
         ys = np.arange(y0, y1, dtype=np.float64)[:, None]
         # lip curves as functions of x (the mouth is roughly horizontal in the image)
@@ -777,7 +769,15 @@ class GeomRenderer:
         inside_x = np.clip(xs - xl + 0.5, 0, 1) * np.clip(xr - xs + 0.5, 0, 1)
         a = np.clip(ys - yu + 0.5, 0, 1) * np.clip(yl - ys + 0.5, 0, 1) * inside_x    # [h, w]
         if not a.any():
+            return None
+        return px, up, lo, width, (x0, y0, x1, y1), xs, ys, yu, yl, xl, xr, a
+
+    def _fill_mouth(self, img: np.ndarray, dst: np.ndarray) -> None:
+        """Paint the mouth interior where the driving inner lips part (in place, region pixels)."""
+        o = self._opening(img.shape[:2], dst)
+        if o is None:
             return
+        _, up, lo, width, (x0, y0, x1, y1), xs, ys, yu, yl, xl, xr, a = o
         if self.mouth == "previous":
             self._paint_previous(img, a, xs, ys, yu, yl, xl, xr, width, x0, y0, x1, y1)
             return
@@ -885,30 +885,10 @@ class GeomRenderer:
         stretching them, and a narrower one hides them behind the lips."""
         import cv2
         from ..spec.keypoint_layout import RIGID_IDX
-        px = (dst[:M.N_FACE, :2].astype(np.float64) + 1) * self._px - 0.5
-        up = px[M.LIP_UPPER_INNER]
-        lo = px[M.LIP_LOWER_INNER]
-        width = float(np.linalg.norm(up[-1] - up[0]))
-        gap = lo[1:-1, 1] - up[1:-1, 1]
-        if width < 2 or gap.max() < 0.3:
+        o = self._opening(img.shape[:2], dst)
+        if o is None:
             return
-        h, w = img.shape[:2]
-        x0 = int(max(0, np.floor(min(up[:, 0].min(), lo[:, 0].min())) - 1))
-        x1 = int(min(w, np.ceil(max(up[:, 0].max(), lo[:, 0].max())) + 2))
-        y0 = int(max(0, np.floor(up[:, 1].min()) - 1))
-        y1 = int(min(h, np.ceil(lo[:, 1].max()) + 2))
-        if x1 <= x0 or y1 <= y0:
-            return
-        xs = np.arange(x0, x1, dtype=np.float64)
-        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
-        ou, ol = np.argsort(up[:, 0]), np.argsort(lo[:, 0])
-        yu = np.interp(xs, up[ou, 0], up[ou, 1])
-        yl = np.interp(xs, lo[ol, 0], lo[ol, 1])
-        xl, xr = min(up[0, 0], up[-1, 0]), max(up[0, 0], up[-1, 0])
-        inside_x = np.clip(xs - xl + 0.5, 0, 1) * np.clip(xr - xs + 0.5, 0, 1)
-        a = np.clip(ys - yu + 0.5, 0, 1) * np.clip(yl - ys + 0.5, 0, 1) * inside_x    # the opening
-        if not a.any():
-            return
+        px, up, lo, width, (x0, y0, x1, y1), xs, ys, yu, yl, xl, xr, a = o
         src = self.src_face_px
         m_up = palm_similarity(src[RIGID_IDX], px[RIGID_IDX], np.pi, (0.2, 5.0))
         jaw = [14, 87, 317, 17, 84, 314]
