@@ -286,15 +286,20 @@ def _nets():
     return RefineNet, PatchD
 
 
-def _batch(x8, y8, idx, rng, torch):
-    """A training batch from uint8 arrays or tensors (on any device): flips and colour gain."""
+def _pairs(x8, y8, idx, torch):
+    """Rows ``idx`` of the uint8 ``[N, C, C, ch]`` arrays or tensors (on any device) as float
+    ``[n, ch, C, C]`` in [0, 1]: ``(x, y)``."""
     if isinstance(x8, np.ndarray):
-        x = torch.from_numpy(x8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
-        y = torch.from_numpy(y8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
+        x, y = torch.from_numpy(x8[idx]), torch.from_numpy(y8[idx])
     else:
         ii = torch.as_tensor(idx, device=x8.device)
-        x = x8[ii].float().div_(255.0).permute(0, 3, 1, 2)
-        y = y8[ii].float().div_(255.0).permute(0, 3, 1, 2)
+        x, y = x8[ii], y8[ii]
+    return x.float().div_(255.0).permute(0, 3, 1, 2), y.float().div_(255.0).permute(0, 3, 1, 2)
+
+
+def _batch(x8, y8, idx, rng, torch):
+    """A training batch from uint8 arrays or tensors (on any device): flips and colour gain."""
+    x, y = _pairs(x8, y8, idx, torch)
     dev = x.device
     flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -407,13 +412,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
 def _validate(g, x8, y8, idx, torch) -> dict:
     """Validation L1 (0-255 units) in the driven inner-mouth+lips area: refined vs the input."""
     with torch.no_grad():
-        if isinstance(x8, np.ndarray):
-            x = torch.from_numpy(x8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
-            y = torch.from_numpy(y8[idx]).float().div_(255.0).permute(0, 3, 1, 2)
-        else:
-            ii = torch.as_tensor(idx, device=x8.device)
-            x = x8[ii].float().div_(255.0).permute(0, 3, 1, 2)
-            y = y8[ii].float().div_(255.0).permute(0, 3, 1, 2)
+        x, y = _pairs(x8, y8, idx, torch)
         m = (x[:, 3:4] + x[:, 4:5]).clamp(0, 1)
         fake = x[:, :3] + g(x)
         e_in = float((m * (x[:, :3] - y).abs()).sum() / (3 * m.sum()) * 255)
