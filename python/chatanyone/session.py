@@ -62,6 +62,13 @@ _REALTIME_SLACK_S = 0.1  # real-time mode: how late audio may be before silence 
 # body and hands ease back over the longer span; both with a smoothstep, so nothing jumps
 INTERRUPT_SPEECH_S = 0.1
 INTERRUPT_EASE_S = 0.4
+# for callers that pace the frames (serve's LiveStream, the LiveKit generator): after an interrupt,
+# a frame slot this Session has not filled by its due time (and at least BRIDGE_WAIT_S after the
+# interrupt) may be filled with the last image held and silence ("bridge" frames), while the
+# Session renders its cut (a motion window and a render, ~0.1-0.2 s). At most BRIDGE_MAX_S of them:
+# fewer than the silent easing frames (INTERRUPT_EASE_S), so a frame a bridge replaces is silent.
+BRIDGE_WAIT_S = 0.02
+BRIDGE_MAX_S = 0.2
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ..session import BRIDGE_MAX_S, BRIDGE_WAIT_S  # noqa: F401  (BRIDGE_MAX_S: re-exported)
 from ..spec.presets import PRESET_LONG_SIDE
 
 try:
@@ -40,12 +41,8 @@ except ImportError as exc:  # pragma: no cover - exercised where the extra is ab
 log = logging.getLogger("chatanyone")
 
 AUDIO_RATE = 16000   # the Session's own rate: no resampling, exact pairing
-# after clear_buffer, a frame slot the Session has not filled this long after it (or one period
-# after the last frame) is filled with the last image held ("bridge" frame, no audio): the Session
-# needs a motion window and a render after its cut (~0.1-0.2 s). At most BRIDGE_MAX_S of them,
-# fewer than the Session's silent easing frames, so a Session frame a bridge replaces is silent.
-BRIDGE_WAIT_S = 0.02
-BRIDGE_MAX_S = 0.2
+# after clear_buffer, a frame slot the Session has not filled BRIDGE_WAIT_S after it (or one period
+# after the last frame) gets the last image held, no audio ("bridge" frame; chatanyone.session)
 POLL_S = 0.02        # the generator's longest wait for the Session before it looks again
 
 

@@ -25,6 +25,9 @@ import time
 
 import numpy as np
 
+# bridge frames after an interrupt (see chatanyone.session): the stream does not wait for the cut
+from ..session import BRIDGE_MAX_S, BRIDGE_WAIT_S  # noqa: F401  (BRIDGE_MAX_S: re-exported)
+
 log = logging.getLogger("chatanyone")
 
 OUT_RATE = 48000
@@ -37,13 +40,6 @@ ONSET_QUIET_S = 0.2         # speech after this much quiet is an onset (latency 
 MUTE_MAX_FRAMES = 12        # after an interrupt, frames muted at most (the Session drops the rest)
 REPORT_AFTER_S = 0.5        # an interrupt is reported at the utterance's end or this much media later
 MAX_LATE_S = 0.5            # a frame this late re-anchors the release clock (after a stall)
-# after an interrupt, a frame slot the Session has not filled by its due time (and at least this
-# long after the interrupt) is filled with the last image held, with silence ("bridge" frame): the
-# Session needs a motion window and a render after its cut (~0.1-0.2 s), a paced stream does not
-# wait for it. Bounded: at most BRIDGE_MAX_S of frames, fewer than the Session's silent easing
-# frames (INTERRUPT_EASE_S), so a Session frame a bridge replaces is always silent.
-BRIDGE_WAIT_S = 0.02
-BRIDGE_MAX_S = 0.2
 POLL_S = 0.02               # the pacing thread's longest wait for a frame before it looks again
 
 
