@@ -23,13 +23,13 @@ def _face(center=(120.0, 140.0), width=40.0, open_=12.0, angle=0.1):
     return p @ rot.T + np.asarray(center)
 
 
-def _export_random(tmp_path, seed=0):
+def _export_random(tmp_path, seed=0, crop=None):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from chatanyone.train import mouth_refine as T
     RefineNet, _ = T._nets()
     torch.manual_seed(seed)
-    net = RefineNet()
+    net = RefineNet(crop=crop)
     with torch.no_grad():          # a head that is not the identity: the delta is non-zero
         net.head.weight.normal_(0, 0.05)
         net.head.bias.fill_(0.5)
@@ -77,6 +77,49 @@ def test_refiner_changes_only_the_mouth_crop(tmp_path):
     from chatanyone.render import mesh as M
     lips = face[M.LIP_UPPER_OUTER + M.LIP_LOWER_OUTER].mean(0)
     assert np.linalg.norm(centre - lips) < 3.0
+
+
+def test_crop_size_comes_from_the_graph(tmp_path):
+    """A refiner exported at another crop size (the quality preset's) runs at that size and still
+    changes pixels inside its crop only."""
+    import cv2
+    _, path = _export_random(tmp_path, crop=32)
+    rng = np.random.default_rng(4)
+    h, w = 200, 200
+    ref = R.MouthRefiner(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), _face(open_=0.5), path=path)
+    assert ref.crop == 32
+    face = _face(center=(100.0, 110.0), open_=10.0)
+    img = rng.random((h, w, 3)).astype(np.float32) * 255
+    before = img.copy()
+    ref(img, face)
+    changed = np.any(img != before, axis=-1)
+    assert changed.sum() > 50
+    a = R.mouth_affine(face, 32)
+    yy, xx = np.nonzero(changed)
+    cp = np.stack([xx, yy], 1).astype(np.float64) @ a[:, :2].T + a[:, 2]
+    assert cp.min() > -1.0 and cp.max() < 32
+
+
+def test_bad_weights_give_a_clear_error(tmp_path):
+    """A missing file, a file that is no ONNX graph, and a graph of the wrong shape each raise an
+    error naming the file."""
+    src = np.zeros((120, 120, 3), np.uint8)
+    face = _face(center=(60.0, 60.0), width=30.0)
+    with pytest.raises(FileNotFoundError, match="nothere.onnx"):
+        R.MouthRefiner(src, face, path=tmp_path / "nothere.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx graph at all")
+    with pytest.raises(ValueError, match="junk.onnx.*not a mouth refiner"):
+        R.MouthRefiner(src, face, path=junk)
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 64, 64])])
+    wrong = tmp_path / "wrong.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), wrong)
+    with pytest.raises(ValueError, match="wrong.onnx.*one input"):
+        R.MouthRefiner(src, face, path=wrong)
 
 
 def test_mouth_affine_rejects_bad_points():

@@ -48,6 +48,11 @@ _OUTER = M.LIP_UPPER_OUTER + M.LIP_LOWER_OUTER[1:-1][::-1]     # closed outer co
 _INNER = M.LIP_UPPER_INNER + M.LIP_LOWER_INNER[1:-1][::-1]     # closed inner contour
 
 
+def border_for(crop: int) -> int:
+    """The window's ramp for a crop of side ``crop``: :data:`BORDER` at :data:`CROP`, in proportion."""
+    return max(2, int(round(BORDER * crop / CROP)))
+
+
 def window(crop: int = CROP, border: int = BORDER) -> np.ndarray:
     """``[crop, crop]`` float32: 1 inside, ramping to 0 over ``border`` pixels at the crop's edge
     (0 on the outermost pixel)."""
@@ -135,25 +140,39 @@ class MouthRefiner:
     def __init__(self, src_region: np.ndarray, src_face_px: np.ndarray, path: str | os.PathLike | None = None,
                  *, threads: int = 1, providers=("CPUExecutionProvider",)):
         from ..runners.base import OnnxRunner
-        runner = OnnxRunner(path if path is not None else default_path(), providers=list(providers), threads=threads)
-        shp = runner.session.get_inputs()[0].shape
-        if len(shp) != 4 or shp[1] != N_IN or shp[2] != CROP or shp[3] != CROP:
-            raise ValueError(f"{runner.path}: expects input [1, {N_IN}, {CROP}, {CROP}], has {shp}")
+        path = Path(path) if path is not None else default_path()
+        try:
+            runner = OnnxRunner(path, providers=list(providers), threads=threads)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:    # ONNX Runtime's own errors (a truncated or foreign file)
+            raise ValueError(f"{path}: not a mouth refiner ONNX graph ({exc})") from exc
+        ins, outs = runner.session.get_inputs(), runner.session.get_outputs()
+        shp = ins[0].shape if len(ins) == 1 else None
+        crop = shp[2] if shp is not None and len(shp) == 4 else None
+        if (crop is None or not isinstance(crop, int) or shp[1] != N_IN or shp[3] != crop or crop < 16
+                or len(outs) != 1):
+            raise ValueError(f"{path}: a mouth refiner takes one input [1, {N_IN}, C, C] (C >= 16) and gives one "
+                             f"output; this graph takes {[i.shape for i in ins]} and gives {len(outs)} outputs")
+        oshp = outs[0].shape
+        if len(oshp) != 4 or oshp[1] != 3 or oshp[2] != crop or oshp[3] != crop:
+            raise ValueError(f"{path}: a mouth refiner's output is [1, 3, {crop}, {crop}], this one's is {oshp}")
         self._runner = runner
-        a_src = mouth_affine(src_face_px)
-        self._src_crop = crop_image(np.asarray(src_region), a_src)
-        corners = np.array([[-0.5, -0.5], [CROP - 0.5, -0.5], [-0.5, CROP - 0.5], [CROP - 0.5, CROP - 0.5]])
-        self._corners = corners
-        self._win = window()
+        self.crop = int(crop)           # the crop's side (CROP for the fast preset's weights)
+        a_src = mouth_affine(src_face_px, self.crop)
+        self._src_crop = crop_image(np.asarray(src_region), a_src, self.crop)
+        c = self.crop
+        self._corners = np.array([[-0.5, -0.5], [c - 0.5, -0.5], [-0.5, c - 0.5], [c - 0.5, c - 0.5]])
+        self._win = window(self.crop, border_for(self.crop))
 
     def delta(self, img: np.ndarray, face_px: np.ndarray):
         """``(delta [C, C, 3], crop [C, C, 3], inner [C, C], affine [2, 3])`` for region image ``img``
         and the driving face ``face_px [478, >=2]`` (region pixel centres): the network's change
         and the crop it saw (float32, 0-255 units), the driven inner mouth. Blocks for one network
         run."""
-        a = mouth_affine(face_px)
-        wc = crop_image(img, a)
-        inner, lips = lip_masks(face_px, a)
+        a = mouth_affine(face_px, self.crop)
+        wc = crop_image(img, a, self.crop)
+        inner, lips = lip_masks(face_px, a, self.crop)
         x = features(wc, inner, lips, self._src_crop)
         d = self._runner.run({self._runner.input_names[0]: x})[0][0]
         return np.ascontiguousarray(d.transpose(1, 2, 0) * 255.0, np.float32), wc, inner, a

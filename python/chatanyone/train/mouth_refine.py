@@ -82,10 +82,13 @@ def _relative_to(motion, s: int):
     return m
 
 
-def clip_samples(pv, *, every: int = 2, max_frames: int = 200, sources: int = 2, seed: int = 0):
+def clip_samples(pv, *, every: int = 2, max_frames: int = 200, sources: int = 2, seed: int = 0,
+                 output_size: int | None = None, crop: int | None = None):
     """Samples of one prepared clip: dict of uint8 arrays ``x [N, C, C, 8]`` (input channels as
     :func:`~chatanyone.render.refine.features`, times 255), ``y [N, C, C, 3]`` (target), and ``src``
-    (index of the sample's source, local to the clip). Blocks (decoding, rendering)."""
+    (index of the sample's source, local to the clip). ``output_size``: the frame's long side
+    (default: the fast preset's); ``crop``: the crop's side (default :data:`~chatanyone.render.refine.CROP`).
+    Blocks (decoding, rendering)."""
     from ..avatar import Avatar
     from ..inputs import AvatarError
     from ..eval.frames import real_view
@@ -94,6 +97,7 @@ def clip_samples(pv, *, every: int = 2, max_frames: int = 200, sources: int = 2,
     from ..render import refine as R
     from ..render.geometry import GeomRenderer
     rng = np.random.default_rng(seed)
+    c = int(crop or R.CROP)
     n = min(pv.n, max_frames)
     frames = [img for _, img in pv.frames(stop=n)]
     n = len(frames)
@@ -112,21 +116,21 @@ def clip_samples(pv, *, every: int = 2, max_frames: int = 200, sources: int = 2,
         except AvatarError as exc:
             log.info("skip source %d: %s", s, exc)
             continue
-        r = GeomRenderer(av, refine_mouth=False)
+        r = GeomRenderer(av, *(() if output_size is None else (output_size,)), refine_mouth=False)
         m = _relative_to(motion, s)
         rx0, ry0, rx1, ry1 = r.rect
         ow, oh = r.size
-        src_crop = R.crop_image(r._base, R.mouth_affine(r.src_face_px))
+        src_crop = R.crop_image(r._base, R.mouth_affine(r.src_face_px, c), c)
         ts = [t for t in range(int(rng.integers(0, every)), n, every) if ok[t] and t != s]
         for t in ts:
             out = r.render(m[t:t + 1].frame(0))
             reg = out[ry0:ry1, rx0:rx1]
-            a = R.mouth_affine(r.face_px)
-            inner, lips = R.lip_masks(r.face_px, a)
-            x = R.features(R.crop_image(reg, a), inner, lips, src_crop)[0].transpose(1, 2, 0)
+            a = R.mouth_affine(r.face_px, c)
+            inner, lips = R.lip_masks(r.face_px, a, c)
+            x = R.features(R.crop_image(reg, a, c), inner, lips, src_crop)[0].transpose(1, 2, 0)
             real = real_view(av, frames[t], (oh, ow))[ry0:ry1, rx0:rx1]
             fpx = pv.face[t, :, :2].astype(np.float64) * np.array([ow, oh]) - 0.5 - np.array([rx0, ry0])
-            y = R.crop_image(real, R.mouth_affine(fpx))
+            y = R.crop_image(real, R.mouth_affine(fpx, c), c)
             xs.append(np.clip(np.round(x * 255), 0, 255).astype(np.uint8))
             ys.append(np.clip(np.round(y), 0, 255).astype(np.uint8))
     if not xs:
@@ -134,9 +138,11 @@ def clip_samples(pv, *, every: int = 2, max_frames: int = 200, sources: int = 2,
     return dict(x=np.stack(xs), y=np.stack(ys))
 
 
-def build(corpus, out, *, every: int = 2, max_frames: int = 200, limit: int | None = None) -> None:
+def build(corpus, out, *, every: int = 2, max_frames: int = 200, limit: int | None = None,
+          output_size: int | None = None, crop: int | None = None) -> None:
     """Samples of every training-split clip of ``corpus`` into ``out`` (.npz; one part file per
-    clip under ``out``'s folder, so an interrupted build resumes)."""
+    clip under ``out``'s folder, so an interrupted build resumes). ``output_size``, ``crop``: as
+    :func:`clip_samples` (the quality preset's refiner: 1024 and 128)."""
     from ..eval.split import role
     out = Path(out)
     parts = out.parent / (out.stem + "_parts")
@@ -151,7 +157,7 @@ def build(corpus, out, *, every: int = 2, max_frames: int = 200, limit: int | No
         t0 = time.perf_counter()
         try:
             pv = prepared_from_corpus(c)
-            res = clip_samples(pv, every=every, max_frames=max_frames, seed=i)
+            res = clip_samples(pv, every=every, max_frames=max_frames, seed=i, output_size=output_size, crop=crop)
         except Exception as exc:     # one bad clip must not stop the build
             log.warning("clip %s skipped: %s", c.name, exc)
             res = None
@@ -232,8 +238,9 @@ def _nets():
         Sized for 2 shared CPU cores: the work is at 1/2, 1/4 and 1/8 of the crop; at full size
         only one 3x3 layer over the input and the upsampled features, and the head."""
 
-        def __init__(self, ch=(24, 32, 48), c_full=16):
+        def __init__(self, ch=(24, 32, 48), c_full=16, crop: int | None = None):
             super().__init__()
+            self.crop = int(crop or R.CROP)
             c1, c2, c3 = ch
             self.e1 = nn.Sequential(conv(R.N_IN, c1, 4, 2), conv(c1, c1))
             self.e2 = nn.Sequential(conv(c1, c2, 4, 2), conv(c2, c2))
@@ -245,7 +252,7 @@ def _nets():
             nn.init.zeros_(self.head.weight)
             with torch.no_grad():
                 self.head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -2.0]))
-            self.register_buffer("win", torch.from_numpy(R.window())[None, None])
+            self.register_buffer("win", torch.from_numpy(R.window(self.crop, R.border_for(self.crop)))[None, None])
 
         def forward(self, x):
             img = x[:, :3]
@@ -312,11 +319,12 @@ def _batch(x8, y8, idx, rng, torch):
 
 def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1, lr: float = 2e-4,
           w_l1: float = 10.0, w_adv: float = 0.5, w_fm: float = 2.0, warmup: float = 0.2, seed: int = 0,
-          device: str = "cpu", max_steps: int | None = None) -> dict:
+          device: str = "cpu", max_steps: int | None = None, init_onnx=None) -> dict:
     """Train for ``minutes`` of wall time or ``max_steps`` steps, whichever ends first (resuming
     ``out/last.pt``); checkpoints every ~2 min. ``device``: ``"cpu"`` or ``"cuda"`` (the data is
-    moved there once). Returns the last logged losses. Validation: 5% of the clips held back (by
-    clip)."""
+    moved there once). ``init_onnx``: a new run's refiner starts from this exported graph's weights
+    (a refiner trained before, fine-tuned on new data; the discriminator starts from scratch).
+    Returns the last logged losses. Validation: 5% of the clips held back (by clip)."""
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -332,7 +340,8 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
     is_val = np.array([c in val_clips for c in clip])
     tr_idx, va_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)[:256]
     log.info("data: %d train samples, %d val (%s)", len(tr_idx), len(va_idx), sorted(val_clips))
-    g, d = RefineNet().to(device), PatchD().to(device)
+    crop = int(x8.shape[1])
+    g, d = RefineNet(crop=crop).to(device), PatchD().to(device)
     if device != "cpu":
         x8, y8 = torch.from_numpy(x8).to(device), torch.from_numpy(y8).to(device)
     og = torch.optim.Adam(g.parameters(), lr, betas=(0.5, 0.999))
@@ -345,6 +354,9 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
         og.load_state_dict(c["og"]); od.load_state_dict(c["od"])
         state = c["state"]
         log.info("resumed at step %d (%.0f s)", state["step"], state["seconds"])
+    elif init_onnx is not None:
+        g.load_state_dict(_onnx_state(init_onnx, g, torch))
+        log.info("refiner initialised from %s", init_onnx)
     budget = minutes * 60.0
     rng = np.random.default_rng(seed + state["step"])
     t_last_ck = time.perf_counter()
@@ -409,6 +421,21 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
     return last
 
 
+def _onnx_state(path, net, torch) -> dict:
+    """``net``'s state dict filled from an exported refiner graph's initializers (same names as the
+    PyTorch parameters); ``ValueError`` when one is missing or of another shape."""
+    import onnx
+    from onnx import numpy_helper
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    out = {}
+    for k, v in net.state_dict().items():
+        a = inits.get(k)
+        if a is None or tuple(a.shape) != tuple(v.shape):
+            raise ValueError(f"{path}: no initializer {k!r} of shape {tuple(v.shape)} (not this refiner's graph)")
+        out[k] = torch.from_numpy(np.array(a, np.float32))
+    return out
+
+
 def _validate(g, x8, y8, idx, torch) -> dict:
     """Validation L1 (0-255 units) in the driven inner-mouth+lips area: refined vs the input."""
     with torch.no_grad():
@@ -423,7 +450,7 @@ def _validate(g, x8, y8, idx, torch) -> dict:
 def _save(path, g, d, og, od, state, torch):
     tmp = Path(str(path) + ".tmp")
     torch.save({"g": g.state_dict(), "d": d.state_dict(), "og": og.state_dict(), "od": od.state_dict(),
-                "state": state}, tmp)
+                "state": state, "crop": g.crop}, tmp)
     tmp.replace(path)
 
 
@@ -433,10 +460,11 @@ def export(ckpt, onnx_path, *, net=None) -> None:
     from ..render import refine as R
     RefineNet, _ = _nets()
     if net is None:
-        net = RefineNet()
-        net.load_state_dict(torch.load(ckpt, weights_only=False, map_location="cpu")["g"])
+        c = torch.load(ckpt, weights_only=False, map_location="cpu")
+        net = RefineNet(crop=c.get("crop", R.CROP))
+        net.load_state_dict(c["g"])
     net.eval()
-    x = torch.zeros(1, R.N_IN, R.CROP, R.CROP)
+    x = torch.zeros(1, R.N_IN, net.crop, net.crop)
     torch.onnx.export(net, (x,), str(onnx_path), input_names=["x"], output_names=["delta"], opset_version=17,
                       dynamo=False)
     log.info("exported %s (%.0f KB)", onnx_path, Path(onnx_path).stat().st_size / 1024)
@@ -451,6 +479,8 @@ def main(argv=None):
     b.add_argument("--every", type=int, default=2)
     b.add_argument("--max-frames", type=int, default=200)
     b.add_argument("--limit", type=int, default=None)
+    b.add_argument("--output-size", type=int, default=None, help="frame long side (default: the fast preset's)")
+    b.add_argument("--crop", type=int, default=None, help="crop side in pixels (default: render.refine.CROP)")
     t = sub.add_parser("train")
     t.add_argument("--data", required=True)
     t.add_argument("--out", required=True)
@@ -460,6 +490,8 @@ def main(argv=None):
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--max-steps", type=int, default=None)
     t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--init-onnx", default=None, help="start a new run from this exported refiner's weights")
+    t.add_argument("--warmup", type=float, default=0.2, help="share of the time budget trained on L1 alone")
     pk = sub.add_parser("pack")
     pk.add_argument("--data", required=True)
     pk.add_argument("--out", required=True)
@@ -469,10 +501,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.cmd == "build":
-        build(args.corpus, args.out, every=args.every, max_frames=args.max_frames, limit=args.limit)
+        build(args.corpus, args.out, every=args.every, max_frames=args.max_frames, limit=args.limit,
+              output_size=args.output_size, crop=args.crop)
     elif args.cmd == "train":
         train(args.data, args.out, minutes=args.minutes, batch=args.batch, threads=args.threads, device=args.device,
-              max_steps=args.max_steps, lr=args.lr)
+              max_steps=args.max_steps, lr=args.lr, init_onnx=args.init_onnx, warmup=args.warmup)
     elif args.cmd == "pack":
         pack(args.data, args.out)
     else:
