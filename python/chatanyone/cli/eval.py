@@ -1,5 +1,5 @@
 """``chatanyone eval motion CLIP... [--json]``, ``chatanyone eval render ...``, ``chatanyone eval lipsync VIDEO...``,
-``chatanyone eval ablation CLIP...``.
+``chatanyone eval ablation CLIP...``, ``chatanyone eval budget VIDEO...``.
 
 Each sub-verb lives in ``chatanyone.eval.<name>`` with ``add_arguments(parser)`` and ``run(args)``;
 a sub-verb whose module is not installed is simply not offered.
@@ -14,6 +14,8 @@ _SUBVERBS = {
     "render": "the renderer against real clips (self-reenactment)",
     "ablation": "which parts of the motion model help lip sync: every variant (shipped diffusion mouth, "
                 "low latency, mouth predictor with and without its parts) beside the baselines, per clip",
+    "budget": "where the renderer's person-pixel error lies: by region (mouth, eyes, face, arms, outline, "
+              "neck, hair, torso) and against ceilings (global affine, brightness, optical-flow oracles)",
     "lipsync": "lip sync end to end: a Session driven by each video's own audio against the real mouth "
                "(face mesh), beside no-motion and loudness baselines",
 }
