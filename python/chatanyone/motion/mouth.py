@@ -12,6 +12,7 @@ eyes and body. No PyTorch; a few 100-kB matrices.
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,30 @@ class MouthPredictor:
     """
 
     def __init__(self, path: str | Path):
+        """Load ``path`` (``motion_mouth.npz``). Raises FileNotFoundError when it is absent and
+        ValueError when it is not a mouth predictor (not an npz, arrays missing or of the wrong
+        shapes)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no mouth predictor at {path}")
+        try:
+            self._load(path)
+        except ValueError as e:
+            if str(path) in str(e):  # our own message
+                raise
+            raise ValueError(f"{path}: not a usable mouth predictor ({e})") from e
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, TypeError, AttributeError, IndexError) as e:
+            raise ValueError(f"{path}: not a usable mouth predictor ({type(e).__name__}: {e})") from e
+        for name, a in (("mean", self.mean), ("std", self.std), ("open_vec", self.open_vec), ("rest", self.rest)):
+            if a.ndim != 1 or not np.all(np.isfinite(a)):
+                raise ValueError(f"{path}: {name} must be a finite vector, got shape {a.shape}")
+        E = self.n_exp
+        if self.pca.shape[0] != self.mean.shape[0] or self.open_vec.shape != (E,) or self.rest.shape != (E,) \
+                or self.A.shape != (E, E):
+            raise ValueError(f"{path}: pca {self.pca.shape}, open_vec {self.open_vec.shape}, rest {self.rest.shape}, "
+                             f"A {self.A.shape} do not fit {self.mean.shape[0]} features and {E} coefficients")
+
+    def _load(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as z:
             self.kind = str(z["kind"]) if "kind" in z.files else "ridge"
             self.mean = z["mean"].astype(np.float32)
@@ -70,9 +95,18 @@ class MouthPredictor:
                 self.layers = [(z[f"mlp_W{i}"].astype(np.float32), z[f"mlp_b{i}"].astype(np.float32))
                                for i in range(int(z["n_layers"]))]
                 self.ymean = z["ymean"].astype(np.float32)
+                # an optional linear path beside the hidden layers (the MLP corrects a ridge-like map)
+                self.skip = ((z["skip_W"].astype(np.float32), z["skip_b"].astype(np.float32))
+                             if "skip_W" in z.files else None)
                 if self.layers[0][0].shape[0] != k + self.hop:
                     raise ValueError(f"{path}: first layer takes {self.layers[0][0].shape[0]} inputs, expected {k + self.hop}")
+                for (W0, _), (W1, b1) in zip(self.layers, self.layers[1:]):
+                    if W1.shape[0] != W0.shape[1] or b1.shape != (W1.shape[1],):
+                        raise ValueError(f"{path}: MLP layers do not chain ({W0.shape} then {W1.shape}, {b1.shape})")
                 self.n_exp = self.layers[-1][0].shape[1]
+                if self.skip is not None and (self.skip[0].shape != (k + self.hop, self.n_exp)
+                                              or self.skip[1].shape != (self.n_exp,)):
+                    raise ValueError(f"{path}: skip_W is {self.skip[0].shape}, expected {(k + self.hop, self.n_exp)}")
             else:
                 raise ValueError(f"{path}: unknown mouth predictor kind {self.kind!r}")
 
@@ -104,7 +138,10 @@ class MouthPredictor:
             y = center + np.einsum("nk,nke->ne", z, self.W[ex])
         else:
             center = self.ymean
-            y = mlp_forward(self.layers, np.concatenate([z, np.eye(self.hop, dtype=np.float32)[ex]], 1))
+            h = np.concatenate([z, np.eye(self.hop, dtype=np.float32)[ex]], 1)
+            y = mlp_forward(self.layers, h)
+            if self.skip is not None:
+                y = y + h @ self.skip[0] + self.skip[1]
         # the gain scales the mouth opening only (the component of the output along open_vec)
         u = self.open_vec / float(self.open_vec @ self.open_vec)
         return y + (self.gain - 1.0) * ((y - center) @ self.open_vec)[:, None] * u[None]

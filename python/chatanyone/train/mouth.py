@@ -8,6 +8,11 @@ says why and how it was chosen).
     python -m chatanyone.train.mouth fit --train ... --dev ... --lookahead 2 --hop 2 \
         --out python/chatanyone/weights/motion_mouth.npz                # the shipped predictor
 
+    python -m chatanyone.train.mouth cv --train /work/corpus/train --dev /work/corpus/dev \
+        --configs ridge_l1 mlp_bn64_256_skip --json runs/mouth_cv.json    # k-fold by speaker + DEV
+    python -m chatanyone.train.mouth fit --train ... --dev ... --lookahead 3 --model mlp \
+        --config mlp_bn64_256_skip --ckpt runs/mouth_mlp.pt --out runs/motion_mouth_mlp.npz
+
 Segments: the audio of frames ``[e - S, e)`` (zeros before the clip and after its end, as in a
 flushed stream) is encoded once with Whisper tiny.en; its last tokens belong to the frames just
 before ``e``. Frame ``t`` predicted from the segment ending at ``e = t + 1 + l`` has heard ``l``
@@ -20,12 +25,21 @@ in the audio). The predictor is a ridge regression on PCA-reduced tokens of the 
 before ``t`` up to its lookahead, followed by a gain that undoes ridge's shrinkage towards the mean
 (so the predicted mouth moves as much as a real one). The ridge strength is chosen on DEV clips;
 held-out clips are refused.
+
+The nonlinear alternative (``--model mlp``, ``train_mlp``): a small MLP on the same inputs (an
+optional linear bottleneck, GELU hidden layers, an optional linear skip path), trained with
+PyTorch (resumable from its checkpoint) and exported as plain matrices that ``motion/mouth.py``
+runs with numpy. Configurations (``CV_CONFIGS``) are compared by ``cv``: 5-fold cross-validation by
+speaker over the training clips (``speaker_folds``: one person's clips in one fold; PCA, target
+scale and gain fitted inside each fold; the clips' audio/video offsets from out-of-fold ridge
+predictions) and a fit on all training clips scored on the DEV clips.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -210,6 +224,8 @@ def apply(model: dict, x: np.ndarray, extra: int) -> np.ndarray:
         h = np.concatenate([x, np.repeat(np.eye(model["hop"], dtype=np.float32)[extra][None], len(x), 0)], 1)
         center = model["ymean"]
         y = mlp_forward(model["layers"], h)
+        if "skip" in model:
+            y = y + h @ model["skip"][0] + model["skip"][1]
     return open_gain(y, center, float(model["gain"]), model["open_vec"])
 
 
@@ -295,75 +311,345 @@ def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d:
     return model, scores
 
 
-def fit_mlp(train, dev, look: int, hop: int, *, d: int = 128, hidden: int = 256, steps: int = 4000,
-            normalize: bool = True, seed: int = 0, wstats=None, open_vec=None, threads: int = 1,
-            stride: int = 1) -> tuple[dict, dict]:
-    """A small MLP on the same inputs as the ridge (plus the one-hot place in the chunk), PyTorch,
-    AdamW with input noise and dropout; the checkpoint with the best mean DEV mouth r is kept. Same
-    gain rule as :func:`fit`. Minutes on one core."""
+# ------------------------------------------------------------------ k-fold by speaker, the MLP
+
+def speaker_of(name: str) -> str:
+    """The speaker group of a training clip for cross-validation: one person's clips together
+    (``styletalk_feifeili_clip1`` .. ``clip3``; MEAD actor ``M030`` of ``eamm_mead_M030_sad_3_001``
+    and ``spectre_mead_M030_angry_016``); any other clip is its own speaker."""
+    n = re.sub(r"_clip_?\d+.*$", "", str(name))
+    m = re.search(r"mead_([MW]\d{3})_", n)
+    return f"mead_{m.group(1)}" if m else n
+
+
+def speaker_folds(names, k: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """``k`` folds of clip indices, no speaker (:func:`speaker_of`) in two folds; speakers dealt in
+    a seeded random order, so the folds are fixed for a seed."""
+    groups = sorted({speaker_of(n) for n in names})
+    if len(groups) < k:
+        raise ValueError(f"{len(groups)} speakers cannot make {k} folds")
+    order = np.random.default_rng(seed).permutation(len(groups))
+    fold_of = {groups[g]: i % k for i, g in enumerate(order)}
+    return [np.array([i for i, n in enumerate(names) if fold_of[speaker_of(n)] == f], np.int64) for f in range(k)]
+
+
+def clip_design(c: ClipData, look: int, mean, std, pca) -> np.ndarray:
+    """``[n, (PAST + look + 1) d]`` design rows of every frame of ``c`` (hop 1: each frame from the
+    segment ending ``look`` frames after it)."""
+    tok = lookahead_tokens(c.feat, np.arange(c.n), look, PAST)
+    return design(tok, mean, std, pca)
+
+
+def clip_rows(c: ClipData, z: np.ndarray, ref_amp: float, *, normalize: bool = True, center: bool = False):
+    """Training rows of one clip from its design ``z`` (:func:`clip_design`): inputs, targets (the
+    video frame that shows each frame's sound, ``c.shift``), row weights (long clips count less).
+    ``normalize``: targets scaled to ``ref_amp`` mouth-opening spread; ``center``: and the clip's
+    mean expression removed (a speaker's resting shape is not in the audio; the intercept holds the
+    corpus mean)."""
+    frames = np.arange(c.n)
+    src = frames - c.shift
+    keep = (src >= 0) & (src < c.n)
+    frames, src = frames[keep], src[keep]
+    keep = c.ok[src]
+    frames, src = frames[keep], src[keep]
+    y = c.exp[src] * (ref_amp / c.amp if normalize else 1.0)
+    if center:
+        y = y - y.mean(0)
+    return z[frames], y.astype(np.float32), np.full(frames.size, 1.0 / np.sqrt(frames.size), np.float32)
+
+
+def _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp=None):
+    xs, ys, ws = zip(*(clip_rows(c, z, ref_amp, normalize=normalize, center=center) for c, z in zip(clips, zs)))
+    y = np.concatenate(ys)
+    if center:  # back to the corpus's mean expression (weighted as the rows)
+        y = y + mean_exp
+    return np.concatenate(xs), y, np.concatenate(ws)
+
+
+def mlp_predict(model: dict, z: np.ndarray) -> np.ndarray:
+    """The MLP's raw output (no gain) on design rows ``z`` with the place-in-chunk flag of extra 0."""
+    from ..motion.mouth import mlp_forward
+    h = np.concatenate([z, np.ones((len(z), 1), np.float32)], 1)
+    y = mlp_forward(model["layers"], h)
+    if "skip" in model:
+        y = y + h @ model["skip"][0] + model["skip"][1]
+    return y
+
+
+def train_mlp(x, y, w, open_vec, *, hidden=(256,), steps: int = 3000, lr: float = 1e-3, wd: float = 0.05,
+              drop_in: float = 0.1, drop: float = 0.2, noise: float = 0.1, open_weight: float = 1.0,
+              skip: bool = False, bottleneck: int = 0, batch: int = 512, seed: int = 0, evals=(), on_eval=None,
+              ckpt: str | Path | None = None, ckpt_every: int = 500) -> dict:
+    """A small MLP on ridge inputs ``x [n, k]`` (plus a constant place flag: hop 1) -> targets
+    ``y [n, E]``, row weights ``w``: inputs standardized, ``hidden`` GELU layers with dropout,
+    optionally a linear skip path (a ridge-like map the hidden layers correct), AdamW with a
+    one-cycle schedule, Gaussian input noise; loss: standardized MSE plus ``open_weight`` times the
+    mouth-opening error. ``on_eval(step, model)`` is called at the steps in ``evals``; ``ckpt``: a
+    torch checkpoint written every ``ckpt_every`` steps and resumed from. Returns the exported model
+    (numpy: ``layers``, ``skip``, ``ymean``). Blocks: about a minute on one core for 3000 steps."""
     import torch
     torch.manual_seed(seed)
-    torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    mean, std = wstats
-    pca = fit_pca(train, mean, std, d, rng)
-    ref_amp = float(np.median([c.amp for c in train]))
-    xs, ys, ws = [], [], []
-    for j in range(hop):
-        x, y, w = build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize)
-        xs.append(np.concatenate([x, np.repeat(np.eye(hop, dtype=np.float32)[j][None], len(x), 0)], 1))
-        ys.append(y)
-        ws.append(w)
-    X, Y, Wt = (torch.from_numpy(np.concatenate(a)) for a in (xs, ys, ws))
-    ymean = (Y * Wt[:, None]).sum(0) / Wt.sum()
-    ysd = Y.std(0) + 1e-6
-    net = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(X.shape[1], hidden),
-                              torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(0.2),
-                              torch.nn.Linear(hidden, hidden), torch.nn.GELU(approximate="tanh"),
-                              torch.nn.Dropout(0.2), torch.nn.Linear(hidden, Y.shape[1]))
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps)
-    u = torch.from_numpy(open_vec / np.linalg.norm(open_vec))
-    p = (Wt / Wt.sum()).numpy().astype(np.float64)
-    p /= p.sum()
-    best = None
+    x = np.concatenate([x, np.ones((len(x), 1), np.float32)], 1)
+    X, Y = torch.from_numpy(x), torch.from_numpy(np.asarray(y, np.float32))
+    p = np.asarray(w, np.float64)
+    p = p / p.sum()
+    xm = torch.from_numpy((p @ x).astype(np.float32))
+    xs = torch.from_numpy(np.sqrt(p @ (x - p @ x) ** 2).astype(np.float32)) + 1e-6
+    xm[-1], xs[-1] = 0.0, 1.0                      # the constant flag stays as it is
+    ymean = torch.from_numpy((p @ y).astype(np.float32))
+    ysd = torch.from_numpy(np.sqrt(p @ (y - p @ y) ** 2).astype(np.float32)) + 1e-6
+    mods, k = [torch.nn.Dropout(drop_in)], X.shape[1]
+    if bottleneck:  # a linear projection first (folded into the first hidden layer on export)
+        mods.append(torch.nn.Linear(k, bottleneck))
+        k = bottleneck
+    for h in hidden:
+        mods += [torch.nn.Linear(k, h), torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(drop)]
+        k = h
+    mods.append(torch.nn.Linear(k, Y.shape[1]))
+    net = torch.nn.Sequential(*mods)
+    lin = torch.nn.Linear(X.shape[1], Y.shape[1]) if skip else None
+    params = list(net.parameters()) + (list(lin.parameters()) if skip else [])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    u = torch.from_numpy((open_vec / np.linalg.norm(open_vec)).astype(np.float32))
+    start = 0
+    if ckpt is not None and Path(ckpt).is_file():
+        st = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(st["net"])
+        if skip:
+            lin.load_state_dict(st["lin"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        rng.bit_generator.state, start = st["rng"], st["step"]
+        torch.set_rng_state(st["torch_rng"])
+        log.info("mlp: resumed %s at step %d", ckpt, start)
 
-    def export():
+    def export() -> dict:
         lins = [m for m in net if isinstance(m, torch.nn.Linear)]
         layers = []
         for i, m in enumerate(lins):
-            W = m.weight.detach().numpy().T.copy()
-            b = m.bias.detach().numpy().copy()
-            if i == len(lins) - 1:  # outputs were standardized in training
+            W = m.weight.detach().numpy().T.astype(np.float64)
+            b = m.bias.detach().numpy().astype(np.float64)
+            if i == 0:  # fold the input standardization in
+                b = b - (xm.numpy() / xs.numpy()) @ W
+                W = W / xs.numpy()[:, None]
+            if i == len(lins) - 1:  # and the output's
                 W, b = W * ysd.numpy(), b * ysd.numpy() + ymean.numpy()
-            layers.append((W.astype(np.float32), b.astype(np.float32)))
-        return dict(kind="mlp", layers=layers, mean=mean, std=std, pca=pca, gain=np.float32(1.0),
-                    ymean=ymean.numpy().astype(np.float32), look=look, hop=hop, open_vec=open_vec)
+            layers.append((W, b))
+        if bottleneck:  # linear then linear: one matrix
+            (W0, b0), (W1, b1) = layers[:2]
+            layers = [(W0 @ W1, b0 @ W1 + b1)] + layers[2:]
+        layers = [(W.astype(np.float32), b.astype(np.float32)) for W, b in layers]
+        out = dict(kind="mlp", layers=layers, ymean=ymean.numpy().copy())
+        if skip:
+            W = lin.weight.detach().numpy().T.astype(np.float64) / xs.numpy()[:, None]
+            b = lin.bias.detach().numpy() - (xm.numpy() / xs.numpy()) @ (lin.weight.detach().numpy().T)
+            out["skip"] = ((W * ysd.numpy()).astype(np.float32), (b * ysd.numpy()).astype(np.float32))
+        return out
 
-    for step in range(steps):
+    for step in range(start, steps):
         net.train()
-        idx = torch.from_numpy(rng.choice(len(X), size=512, p=p))
-        xb = X[idx] + 0.1 * torch.randn(len(idx), X.shape[1])
+        idx = torch.from_numpy(rng.choice(len(X), size=batch, p=p))
+        xb = (X[idx] - xm) / xs
+        xb = xb + noise * torch.randn_like(xb)
         yb = (Y[idx] - ymean) / ysd
-        out = net(xb)
-        loss = ((out - yb) ** 2).mean() + ((((out - yb) * ysd) @ u) ** 2).mean() / (ysd ** 2).mean()
+        out = net(xb) + (lin(xb) if skip else 0.0)
+        err = out - yb
+        loss = (err ** 2).mean() + open_weight * ((err * ysd) @ u).pow(2).mean() / (ysd ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        if (step + 1) % 500 == 0 or step + 1 == steps:
+        if ckpt is not None and (step + 1) % ckpt_every == 0:
+            tmp = Path(str(ckpt) + ".tmp")
+            torch.save({"net": net.state_dict(), "lin": lin.state_dict() if skip else None,
+                        "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "step": step + 1}, tmp)
+            tmp.replace(ckpt)
+        if on_eval is not None and step + 1 in evals:
             net.eval()
-            model = export()
-            r = float(np.mean([clip_scores(c, predict_clip(c, model), open_vec)["r"] for c in dev]))
-            log.info("mlp look %d step %d loss %.3f dev mouth r %.3f", look, step + 1, float(loss), r)
-            if best is None or r > best[0]:
-                best = (r, step + 1, model)
-    r, best_step, model = best
-    tr_amp = np.median([np.std((predict_clip(c, model) @ open_vec)[c.ok]) for c in train])
-    model["gain"] = np.float32(ref_amp / tr_amp) if normalize else np.float32(1.0)
-    model.update(past=PAST, lam=float(best_step), ref_amp=np.float32(ref_amp), seg=SEG_FRAMES)
+            on_eval(step + 1, export())
+    net.eval()
+    return export()
+
+
+def _predict_raw(model: dict, z: np.ndarray) -> np.ndarray:
+    if model["kind"] == "ridge":
+        return z @ model["W"][0] + model["b"][0]
+    return mlp_predict(model, z)
+
+
+def _with_gain(model: dict, train_clips, train_z, ref_amp, open_vec) -> dict:
+    """The gain rule of :func:`fit`: the training clips' median predicted opening spread brought to
+    ``ref_amp``."""
+    amps = [np.std((_predict_raw(model, z) @ open_vec)[c.ok]) for c, z in zip(train_clips, train_z)]
+    return dict(model, gain=np.float32(ref_amp / np.median(amps)))
+
+
+def _score(model: dict, c: ClipData, z: np.ndarray, open_vec) -> dict:
+    y = _predict_raw(model, z)
+    center = model["b"][0] if model["kind"] == "ridge" else model["ymean"]
+    return clip_scores(c, open_gain(y, center, float(model["gain"]), open_vec), open_vec)
+
+
+def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5, d: int = 128,
+           seed: int = 0, threads: int = 1) -> dict:
+    """One configuration cross-validated by speaker over ``train`` (k folds; a fold's clips scored by
+    a fit without their speakers, PCA included) and fitted on all of ``train``, scored on ``dev``.
+    ``cfg``: ``model`` ``"ridge"`` (``lam``) or ``"mlp"`` (:func:`train_mlp` keywords, ``steps``
+    and ``evals``: the MLP is scored at each of those steps), ``normalize``, ``center``.
+    Returns ``{"kfold": {step: {clip: scores}}, "dev": {step: {clip: scores}}}`` (step 0 for ridge).
+    The clips' ``shift`` (A/V offsets) are used as set."""
+    mean, std = wstats
+    names = [c.name for c in train]
+    folds = [f for f in speaker_folds(names, k, seed)] + [None]
+    res = {"kfold": {}, "dev": {}}
+    for fi, fold in enumerate(folds):
+        held = set(fold.tolist()) if fold is not None else set()
+        tr = [c for i, c in enumerate(train) if i not in held]
+        te = [c for i, c in enumerate(train) if i in held] if fold is not None else dev
+        key = "kfold" if fold is not None else "dev"
+        rng = np.random.default_rng(seed)
+        pca = fit_pca(tr, mean, std, d, rng)
+        ref_amp = float(np.median([c.amp for c in tr]))
+        ztr = [clip_design(c, look, mean, std, pca) for c in tr]
+        zte = [clip_design(c, look, mean, std, pca) for c in te]
+        mean_exp = None
+        if cfg.get("center"):
+            rows = [clip_rows(c, z, ref_amp, normalize=cfg.get("normalize", True)) for c, z in zip(tr, ztr)]
+            yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
+            mean_exp = (ww / ww.sum()) @ yy
+        x, y, w = _stack_rows(tr, ztr, ref_amp, cfg.get("normalize", True), cfg.get("center", False), mean_exp)
+
+        def record(step, model):
+            model = _with_gain(model, tr, ztr, ref_amp, open_vec)
+            out = res[key].setdefault(step, {})
+            for c, z in zip(te, zte):
+                out[c.name] = _score(model, c, z, open_vec)
+
+        if cfg["model"] == "ridge":
+            W, b = ridge(x, y, w, cfg.get("lam", 1.0))
+            record(0, dict(kind="ridge", W=W[None], b=b[None]))
+        else:
+            kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name")}
+            kw.setdefault("evals", (kw.get("steps", 3000),))
+            import torch
+            torch.set_num_threads(threads)
+            train_mlp(x, y, w, open_vec, seed=seed, on_eval=record, **kw)
+        log.info("cv %s fold %s: %s", cfg.get("name"), fi if fold is not None else "dev",
+                 {s: round(float(np.mean([v["r"] for v in res[key][s].values()])), 3) for s in res[key]})
+    return res
+
+
+def cross_fitted_offsets(train, *, open_vec, wstats, look: int = 3, k: int = 5, seed: int = 0) -> dict:
+    """Each training clip's audio/video offset (frames) from a ridge (lambda 1) fitted without its
+    speaker (out-of-fold predictions, :func:`best_lag`); sets ``c.shift`` and returns them."""
+    mean, std = wstats
+    for c in train:
+        c.shift = 0
+    for fold in speaker_folds([c.name for c in train], k, seed):
+        held = set(fold.tolist())
+        tr = [c for i, c in enumerate(train) if i not in held]
+        pca = fit_pca(tr, mean, std, 128, np.random.default_rng(seed))
+        ref_amp = float(np.median([c.amp for c in tr]))
+        ztr = [clip_design(c, look, mean, std, pca) for c in tr]
+        W, b = ridge(*_stack_rows(tr, ztr, ref_amp, True, False), 1.0)
+        for i in fold:
+            c = train[i]
+            z = clip_design(c, look, mean, std, pca)
+            c._oof_shift = best_lag((z @ W + b) @ open_vec, c.open, c.ok)
+    for c in train:
+        c.shift = c._oof_shift
+    return {c.name: int(c.shift) for c in train}
+
+
+CV_CONFIGS = {
+    "ridge_l1": dict(model="ridge", lam=1.0),
+    "ridge_l1_raw": dict(model="ridge", lam=1.0, normalize=False),
+    "ridge_l1_center": dict(model="ridge", lam=1.0, center=True),
+    "mlp_skip_128": dict(model="mlp", hidden=(128,), steps=1500, evals=(500, 1000, 1500), skip=True, drop=0.3),
+    "mlp_bn64_256": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500)),
+    "mlp_bn64_256_skip": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500),
+                              skip=True),
+    "mlp1_256": dict(model="mlp", hidden=(256,), steps=3000, evals=(1000, 2000, 3000)),
+    "mlp1_256_raw": dict(model="mlp", hidden=(256,), steps=3000, evals=(1000, 2000, 3000), normalize=False),
+    "mlp1_256_center": dict(model="mlp", hidden=(256,), steps=3000, evals=(1000, 2000, 3000), center=True),
+    "mlp2_256": dict(model="mlp", hidden=(256, 256), steps=3000, evals=(1000, 2000, 3000)),
+    "mlp1_256_skip": dict(model="mlp", hidden=(256,), steps=3000, evals=(1000, 2000, 3000), skip=True),
+    "mlp1_512_drop": dict(model="mlp", hidden=(512,), steps=3000, evals=(1000, 2000, 3000), drop=0.5, drop_in=0.2),
+}
+
+
+def fit_mlp(train, dev, look: int, cfg: dict, *, d: int = 128, seed: int = 0, wstats=None, open_vec=None,
+            threads: int = 1, ckpt=None, k: int = 5) -> tuple[dict, dict]:
+    """The MLP predictor (hop 1) on all of ``train`` with the configuration ``cfg``
+    (:data:`CV_CONFIGS`, chosen by :func:`cv_run`; trained to its last step, no early stopping):
+    the training clips' audio/video offsets cross-fitted (:func:`cross_fitted_offsets`), the gain
+    rule of :func:`fit`. Returns the model dict (``save_predictor``) and its DEV scores."""
+    import torch
+    torch.set_num_threads(threads)
+    mean, std = wstats
+    offsets = cross_fitted_offsets(train, open_vec=open_vec, wstats=wstats, look=look, k=k, seed=seed)
+    log.info("training clip offsets (frames): %s", {n: o for n, o in offsets.items() if o})
+    pca = fit_pca(train, mean, std, d, np.random.default_rng(seed))
+    ref_amp = float(np.median([c.amp for c in train]))
+    ztr = [clip_design(c, look, mean, std, pca) for c in train]
+    mean_exp = None
+    if cfg.get("center"):
+        rows = [clip_rows(c, z, ref_amp, normalize=cfg.get("normalize", True)) for c, z in zip(train, ztr)]
+        yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
+        mean_exp = (ww / ww.sum()) @ yy
+    x, y, w = _stack_rows(train, ztr, ref_amp, cfg.get("normalize", True), cfg.get("center", False), mean_exp)
+    kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "evals")}
+    model = train_mlp(x, y, w, open_vec, seed=seed, ckpt=ckpt, **kw)
+    model = _with_gain(model, train, ztr, ref_amp, open_vec)
+    model.update(mean=mean, std=std, pca=pca, look=look, hop=1, open_vec=open_vec, past=PAST,
+                 lam=float(kw.get("steps", 3000)), ref_amp=np.float32(ref_amp), seg=SEG_FRAMES, offsets=offsets)
+    for c in train:
+        c.shift = 0
     scores = {c.name: clip_scores(c, predict_clip(c, model), open_vec) for c in dev}
     return model, scores
+
+
+def summarize_cv(res: dict) -> dict:
+    """``{part: {step: {"r": mean, "amp_ratio": mean}}}`` of a :func:`cv_run` result."""
+    return {part: {str(s): {m: float(np.mean([v[m] for v in d.values()])) for m in ("r", "amp_ratio")}
+                   for s, d in steps.items()} for part, steps in res.items()}
+
+
+def cv_main(args) -> int:
+    """``cv``: the configurations ``args.configs`` k-fold by speaker and on DEV; results appended to
+    ``args.json`` (a configuration already there is skipped: resumable)."""
+    from ..spec.head import load_basis
+    from ..runners.base import weights_path
+    open_vec = mouth_open_vector(load_basis().components)
+    with np.load(weights_path("motion_stats.npz")) as z:
+        wstats = (z["wfeat_mean"].astype(np.float32), z["wfeat_std"].astype(np.float32))
+    train = load_clips(args.train, open_vec, allow=("train",))
+    dev = load_clips(args.dev, open_vec, allow=("dev",))
+    out = Path(args.json)
+    done = json.loads(out.read_text()) if out.is_file() else {}
+    if "offsets" not in done:
+        done["offsets"] = cross_fitted_offsets(train, open_vec=open_vec, wstats=wstats, look=args.lookahead, k=args.folds)
+        done["folds"] = [[train[i].name for i in f] for f in speaker_folds([c.name for c in train], args.folds)]
+        out.write_text(json.dumps(done, indent=1))
+    for c in train:
+        c.shift = int(done["offsets"][c.name])
+    for name in args.configs:
+        if name in done:
+            continue
+        cfg = dict(CV_CONFIGS[name], name=name)
+        t = time.time()
+        res = cv_run(train, dev, cfg, open_vec=open_vec, wstats=wstats, look=args.lookahead, k=args.folds,
+                     threads=args.threads)
+        done[name] = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
+                      "summary": summarize_cv(res), "clips": res, "seconds": time.time() - t}
+        out.write_text(json.dumps(done, indent=1))
+        for part, steps in done[name]["summary"].items():
+            for s, v in steps.items():
+                print(f"{name} {part} step {s}: r {v['r']:.3f} amp {v['amp_ratio']:.2f}", flush=True)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -380,7 +666,9 @@ def main(argv=None) -> int:
     g.add_argument("--pca", type=int, default=128)
     g.add_argument("--stride", type=int, default=1)
     g.add_argument("--model", choices=["ridge", "mlp"], default="ridge")
-    g.add_argument("--steps", type=int, default=4000, help="MLP training steps")
+    g.add_argument("--config", default="mlp_bn64_256_skip", choices=sorted(CV_CONFIGS),
+                   help="MLP configuration (--model mlp; chosen with the cv command)")
+    g.add_argument("--ckpt", default=None, help="MLP: torch checkpoint written during training and resumed from")
     g.add_argument("--threads", type=int, default=1)
     g.add_argument("--only", default=None, help="a JSON list of training clip names to use (a fixed set)")
     g.add_argument("--lams", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0, 30.0],
@@ -389,8 +677,18 @@ def main(argv=None) -> int:
     g.add_argument("--no-normalize", action="store_true", help="ablation: raw (not speaker-normalized) targets")
     g.add_argument("--json", default=None, help="write the DEV scores here")
     g.add_argument("--out", default=None, help="write the predictor (npz) here (one lookahead)")
+    v = sub.add_parser("cv", help="configurations k-fold by speaker on the training clips and on DEV (resumable)")
+    v.add_argument("--train", nargs="+", required=True)
+    v.add_argument("--dev", nargs="+", required=True)
+    v.add_argument("--configs", nargs="+", default=["ridge_l1", "mlp1_256"], choices=sorted(CV_CONFIGS))
+    v.add_argument("--lookahead", type=int, default=3)
+    v.add_argument("--folds", type=int, default=5)
+    v.add_argument("--threads", type=int, default=1)
+    v.add_argument("--json", required=True, help="results (read first: configurations there are skipped)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.cmd == "cv":
+        return cv_main(args)
     if args.cmd == "features":
         from ..audio.whisper import shared_encoder
         enc = shared_encoder(args.threads, "int8")
@@ -415,9 +713,13 @@ def main(argv=None) -> int:
     res = {}
     for look in args.lookahead:
         if args.model == "mlp":
-            model, scores = fit_mlp(train, dev, look, args.hop, d=args.pca, normalize=not args.no_normalize,
-                                    stride=args.stride, wstats=wstats, open_vec=open_vec, steps=args.steps,
-                                    threads=args.threads)
+            if args.hop != 1:
+                raise ValueError("the MLP predictor is trained for hop 1")
+            cfg = dict(CV_CONFIGS[args.config], name=args.config)
+            if cfg["model"] != "mlp":
+                raise ValueError(f"--config {args.config} is not an MLP configuration")
+            model, scores = fit_mlp(train, dev, look, cfg, d=args.pca, wstats=wstats, open_vec=open_vec,
+                                    threads=args.threads, ckpt=args.ckpt)
         else:
             model, scores = fit(train, dev, look, args.hop, d=args.pca, normalize=not args.no_normalize,
                                 stride=args.stride, wstats=wstats, open_vec=open_vec, align=not args.no_align,
@@ -446,7 +748,7 @@ def save_predictor(path, model: dict, open_vec: np.ndarray) -> None:
     # the mouth at rest: the prediction for a segment of digital silence
     k = model["past"] + model["look"] + 1
     tok = segment_features(shared_encoder(1, "int8"), np.zeros(model["seg"] * SPF, np.float32), k)[None]
-    rest = apply(model, design(tok, model["mean"], model["std"], model["pca"]), 0)[0]
+    rest = apply(dict(model, open_vec=open_vec), design(tok, model["mean"], model["std"], model["pca"]), 0)[0]
     common = dict(rest=rest.astype(np.float32), mean=model["mean"], std=model["std"], pca=model["pca"], look=np.int32(model["look"]),
                   past=np.int32(model["past"]), hop=np.int32(model["hop"]), seg=np.int32(model["seg"]),
                   ref_amp=np.float32(model["ref_amp"]), open_vec=open_vec.astype(np.float32),
@@ -458,6 +760,8 @@ def save_predictor(path, model: dict, open_vec: np.ndarray) -> None:
     arrays = {}
     for i, (W, b) in enumerate(model["layers"]):
         arrays[f"mlp_W{i}"], arrays[f"mlp_b{i}"] = W.astype(np.float32), b.astype(np.float32)
+    if "skip" in model:
+        arrays["skip_W"], arrays["skip_b"] = (a.astype(np.float32) for a in model["skip"])
     np.savez(path, kind="mlp", n_layers=np.int32(len(model["layers"])), ymean=model["ymean"].astype(np.float32),
              **arrays, **common)
 
