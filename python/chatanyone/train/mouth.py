@@ -381,7 +381,7 @@ def train_mlp(x, y, w, open_vec, *, hidden=(256,), steps: int = 3000, lr: float 
               skip: bool = False, bottleneck: int = 0, batch: int = 512, seed: int = 0, evals=(), on_eval=None,
               ckpt: str | Path | None = None, ckpt_every: int = 500) -> dict:
     """A small MLP on ridge inputs ``x [n, k]`` (plus a constant place flag: hop 1) -> targets
-    ``y [n, E]``, row weights ``w``: inputs standardized, ``hidden`` GELU layers with dropout,
+    ``y [n, E]``, row weights ``w``: inputs centred and scaled by one common factor, ``hidden`` GELU layers with dropout,
     optionally a linear skip path (a ridge-like map the hidden layers correct), AdamW with a
     one-cycle schedule, Gaussian input noise; loss: standardized MSE plus ``open_weight`` times the
     mouth-opening error. ``on_eval(step, model)`` is called at the steps in ``evals``; ``ckpt``: a
@@ -395,7 +395,9 @@ def train_mlp(x, y, w, open_vec, *, hidden=(256,), steps: int = 3000, lr: float 
     p = np.asarray(w, np.float64)
     p = p / p.sum()
     xm = torch.from_numpy((p @ x).astype(np.float32))
-    xs = torch.from_numpy(np.sqrt(p @ (x - p @ x) ** 2).astype(np.float32)) + 1e-6
+    # one scale for all inputs, not one per input: the PCA components keep their relative spread, so
+    # weight decay and input noise shrink the weak (noisy) components most, as the ridge does
+    xs = torch.full((x.shape[1],), float(np.sqrt(p @ ((x - p @ x) ** 2).mean(1))) + 1e-6)
     xm[-1], xs[-1] = 0.0, 1.0                      # the constant flag stays as it is
     ymean = torch.from_numpy((p @ y).astype(np.float32))
     ysd = torch.from_numpy(np.sqrt(p @ (y - p @ y) ** 2).astype(np.float32)) + 1e-6
@@ -494,7 +496,7 @@ def _score(model: dict, c: ClipData, z: np.ndarray, open_vec) -> dict:
 
 
 def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5, d: int = 128,
-           seed: int = 0, threads: int = 1) -> dict:
+           seed: int = 0, threads: int = 1, parts=None) -> dict:
     """One configuration cross-validated by speaker over ``train`` (k folds; a fold's clips scored by
     a fit without their speakers, PCA included) and fitted on all of ``train``, scored on ``dev``.
     ``cfg``: ``model`` ``"ridge"`` (``lam``) or ``"mlp"`` (:func:`train_mlp` keywords, ``steps``
@@ -506,6 +508,8 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
     folds = [f for f in speaker_folds(names, k, seed)] + [None]
     res = {"kfold": {}, "dev": {}}
     for fi, fold in enumerate(folds):
+        if parts is not None and fi not in parts:  # a quick screen: some folds only (index k: DEV)
+            continue
         held = set(fold.tolist()) if fold is not None else set()
         tr = [c for i, c in enumerate(train) if i not in held]
         te = [c for i, c in enumerate(train) if i in held] if fold is not None else dev
@@ -568,6 +572,16 @@ CV_CONFIGS = {
     "ridge_l1": dict(model="ridge", lam=1.0),
     "ridge_l1_raw": dict(model="ridge", lam=1.0, normalize=False),
     "ridge_l1_center": dict(model="ridge", lam=1.0, center=True),
+    "mlp64_skip": dict(model="mlp", hidden=(64,), skip=True, drop_in=0.0, drop=0.5, noise=1.0, steps=1000,
+                       evals=(500, 1000)),
+    "mlp256_skip": dict(model="mlp", hidden=(256,), skip=True, drop_in=0.0, drop=0.5, noise=1.0, steps=1000,
+                        evals=(500, 1000)),
+    "mlp256": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=1000, evals=(250, 500, 1000)),
+    "linear_sgd": dict(model="mlp", hidden=(), drop_in=0.0, drop=0.0, noise=1.0, wd=0.0, steps=1000, evals=(500, 1000)),
+    "mlp_bn64_256_skip_n1": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500),
+                                 skip=True, noise=1.0),
+    "mlp_bn32_128_skip_wd": dict(model="mlp", bottleneck=32, hidden=(128,), steps=1500, evals=(500, 1000, 1500),
+                                 skip=True, wd=0.5, noise=0.5),
     "mlp_skip_128": dict(model="mlp", hidden=(128,), steps=1500, evals=(500, 1000, 1500), skip=True, drop=0.3),
     "mlp_bn64_256": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500)),
     "mlp_bn64_256_skip": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500),
@@ -637,12 +651,14 @@ def cv_main(args) -> int:
     for c in train:
         c.shift = int(done["offsets"][c.name])
     for name in args.configs:
-        if name in done:
+        if (f"{name}@{'-'.join(map(str, args.parts))}" if args.parts is not None else name) in done:
             continue
         cfg = dict(CV_CONFIGS[name], name=name)
         t = time.time()
         res = cv_run(train, dev, cfg, open_vec=open_vec, wstats=wstats, look=args.lookahead, k=args.folds,
-                     threads=args.threads)
+                     threads=args.threads, parts=args.parts)
+        if args.parts is not None:
+            name = f"{name}@{'-'.join(map(str, args.parts))}"
         done[name] = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
                       "summary": summarize_cv(res), "clips": res, "seconds": time.time() - t}
         out.write_text(json.dumps(done, indent=1))
@@ -684,6 +700,8 @@ def main(argv=None) -> int:
     v.add_argument("--lookahead", type=int, default=3)
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--threads", type=int, default=1)
+    v.add_argument("--parts", type=int, nargs="+", default=None,
+                   help="a quick screen: only these folds (index FOLDS: the DEV fit), stored as NAME@PARTS")
     v.add_argument("--json", required=True, help="results (read first: configurations there are skipped)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
