@@ -32,7 +32,9 @@ def mlp_forward(layers, x: np.ndarray) -> np.ndarray:
 
 class MouthPredictor:
     """The mouth predictor of ``motion_mouth.npz``: a ridge regression or a small MLP on
-    PCA-reduced Whisper tokens, with an amplitude gain about its mean output.
+    PCA-reduced Whisper tokens (and, where the file carries a viseme head, ``ph_*``, the viseme
+    log-posteriors of the same tokens: :func:`phone_columns`), with an amplitude gain about its
+    mean output.
 
     Attributes:
         look: frames of lookahead the predictor reads after a frame (each frame's tokens come from
@@ -85,6 +87,15 @@ class MouthPredictor:
             self.gain = float(z["gain"])
             self.rest = z["rest"].astype(np.float32)        # [E] the prediction for a silent segment
             k = (self.past + self.look + 1) * self.pca.shape[1]
+            # optional: viseme posteriors of the same tokens as extra inputs (motion/phones.py)
+            self.phones = None
+            if "ph_n_layers" in z.files:
+                from .phones import VisemeHead
+                self.phones = VisemeHead(path, arrays=z, prefix="ph_")
+                self.ph_cm, self.ph_cs = z["ph_cm"].astype(np.float32), z["ph_cs"].astype(np.float32)
+                k += (self.past + self.look + 1) * self.phones.n_classes
+                if self.ph_cm.shape != (k - (self.past + self.look + 1) * self.pca.shape[1],):
+                    raise ValueError(f"{path}: phone column statistics are {self.ph_cm.shape}")
             if self.kind == "ridge":
                 self.W = z["W"].astype(np.float32)          # [hop, k, E]
                 self.b = z["b"].astype(np.float32)          # [hop, E]
@@ -133,6 +144,8 @@ class MouthPredictor:
         if ex.size and (ex.min() < 0 or ex.max() >= self.hop):
             raise ValueError(f"MouthPredictor.predict: extra must be in [0, {self.hop}), got {ex}")
         z = (((t - self.mean) / self.std) @ self.pca).reshape(t.shape[0], -1)
+        if self.phones is not None:
+            z = np.concatenate([z, phone_columns(self.phones.posteriors(t), self.ph_cm, self.ph_cs)], 1)
         if self.kind == "ridge":
             center = self.b[ex]
             y = center + np.einsum("nk,nke->ne", z, self.W[ex])
@@ -157,6 +170,14 @@ class MouthPredictor:
             raise ValueError(f"predict_segment: {n_frames} frames (hop {self.hop}) from {N} tokens")
         idx = np.arange(N - self.look - n_frames, N - self.look)[:, None] + np.arange(-self.past, self.look + 1)[None]
         return self.predict(f[idx], np.arange(n_frames)[::-1])
+
+
+def phone_columns(post: np.ndarray, cm: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    """The predictor's viseme inputs: posteriors ``[n, k, K]`` of a frame's ``k`` tokens -> their
+    log (floored at 1e-4), standardized with the training rows' column mean ``cm`` and scale ``cs``
+    (``[k K]``): ``[n, k K]``."""
+    lp = np.log(np.maximum(np.asarray(post, np.float32), 1e-4)).reshape(post.shape[0], -1)
+    return (lp - cm) / cs
 
 
 def mouth_projector(components: np.ndarray, canonical: np.ndarray) -> np.ndarray:

@@ -153,10 +153,29 @@ def load_clips(roots, open_vec, *, allow=("train",), enc=None) -> list[ClipData]
 
 # ----------------------------------------------------------------------------------------- model
 
-def design(tokens: np.ndarray, mean: np.ndarray, std: np.ndarray, pca: np.ndarray) -> np.ndarray:
-    """``tokens [n, k, 768]`` -> ridge inputs ``[n, k * d]``: normalized, projected on ``pca [768, d]``."""
-    z = (tokens - mean) / std
-    return (z @ pca).reshape(tokens.shape[0], -1)
+def design(tokens: np.ndarray, mean: np.ndarray, std: np.ndarray, pca: np.ndarray, phones=None) -> np.ndarray:
+    """``tokens [n, k, 768]`` -> ridge inputs ``[n, k * d]``: normalized, projected on ``pca [768, d]``;
+    with ``phones`` (:func:`phone_stats`) the tokens' viseme columns appended (``[n, k (d + K)]``)."""
+    z = ((tokens - mean) / std @ pca).reshape(tokens.shape[0], -1)
+    if phones is None:
+        return z
+    from ..motion.mouth import phone_columns
+    return np.concatenate([z, phone_columns(phones["head"].posteriors(tokens), phones["cm"], phones["cs"])], 1)
+
+
+def phone_stats(clips, head, look: int, mean, std, pca, scale: float = 1.0) -> dict:
+    """The viseme inputs' standardization on the training clips' frames: each column (log-posterior
+    of a viseme at a token) to zero mean and ``scale`` times the RMS spread of the PCA columns
+    (``chatanyone.train.phones ablate`` chose log-posteriors at scale 1)."""
+    cols, zs = [], []
+    for c in clips:
+        tok = lookahead_tokens(c.feat, np.arange(0, c.n, 2), look, PAST)
+        zs.append(design(tok, mean, std, pca))
+        cols.append(np.log(np.maximum(head.posteriors(tok), 1e-4)).reshape(len(tok), -1))
+    cols, zs = np.concatenate(cols), np.concatenate(zs)
+    rms = float(np.sqrt(np.mean(zs.var(0))))
+    return {"head": head, "cm": cols.mean(0).astype(np.float32),
+            "cs": ((cols.std(0) + 1e-6) / (scale * rms)).astype(np.float32)}
 
 
 def fit_pca(clips, mean, std, d: int, rng) -> np.ndarray:
@@ -170,7 +189,7 @@ def fit_pca(clips, mean, std, d: int, rng) -> np.ndarray:
 
 
 def build_xy(clips, look: int, extra: int, mean, std, pca, ref_amp: float, *, stride: int = 1,
-             normalize: bool = True):
+             normalize: bool = True, phones=None):
     """Stacked ridge inputs and speaker-normalized targets of ``clips``: for each tracked frame
     ``t`` the tokens of ``t - past .. t + look`` from the segment ending ``look + extra`` frames
     after it (in a chunk of ``hop`` frames released together, the frame ``i`` places before the
@@ -185,7 +204,7 @@ def build_xy(clips, look: int, extra: int, mean, std, pca, ref_amp: float, *, st
         frames, src = frames[keep], src[keep]
         tok = lookahead_tokens(c.feat, frames, look + extra, PAST)[:, :PAST + look + 1]
         s = ref_amp / c.amp if normalize else 1.0
-        xs.append(design(tok, mean, std, pca))
+        xs.append(design(tok, mean, std, pca, phones))
         ys.append(c.exp[src] * s)
         ws.append(np.full(frames.size, 1.0 / np.sqrt(frames.size), np.float32))  # long clips count less
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
@@ -239,7 +258,7 @@ def predict_clip(c: ClipData, model: dict) -> np.ndarray:
     for j in range(hop):
         sel = extra == j
         tok = lookahead_tokens(c.feat, frames[sel], look + j, PAST)[:, :PAST + look + 1]
-        x = design(tok, model["mean"], model["std"], model["pca"])
+        x = design(tok, model["mean"], model["std"], model["pca"], model.get("phones"))
         out[sel] = apply(model, x, j)
     return out
 
@@ -269,20 +288,23 @@ def best_lag(pred_open: np.ndarray, real_open: np.ndarray, ok: np.ndarray, max_l
 
 def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d: int = 128,
         normalize: bool = True, stride: int = 1, seed: int = 0, wstats=None, open_vec=None,
-        align: bool = True) -> dict:
+        align: bool = True, phones=None) -> dict:
     """Fit at one lookahead and chunk size ``hop`` (one weight set per place in the chunk); the
-    ridge strength chosen by mean DEV mouth r. Returns the model dict and its DEV scores."""
+    ridge strength chosen by mean DEV mouth r. ``phones``: a viseme head
+    (:class:`~chatanyone.motion.phones.VisemeHead`) whose log-posteriors of the same tokens are
+    appended to the inputs (:func:`phone_stats`). Returns the model dict and its DEV scores."""
     rng = np.random.default_rng(seed)
     mean, std = wstats
     pca = fit_pca(train, mean, std, d, rng)
     ref_amp = float(np.median([c.amp for c in train]))
-    xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize)
+    ph = phone_stats(train, phones, look, mean, std, pca) if phones is not None else None
+    xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize, phones=ph)
           for j in range(hop)]
     best = None
     for lam in lams:
         Wb = [ridge(x, y, w, lam) for x, y, w in xy]
         model = dict(mean=mean, std=std, pca=pca, W=np.stack([a for a, _ in Wb]), b=np.stack([b for _, b in Wb]),
-                     gain=np.float32(1.0), look=look, hop=hop, open_vec=open_vec)
+                     gain=np.float32(1.0), look=look, hop=hop, open_vec=open_vec, phones=ph)
         r = float(np.mean([clip_scores(c, predict_clip(c, model), open_vec)["r"] for c in dev]))
         log.info("look %d hop %d lam %.3g: dev mouth r %.3f", look, hop, lam, r)
         if best is None or r > best[0]:
@@ -295,7 +317,7 @@ def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d:
         for c in train:
             c.shift = best_lag(predict_clip(c, model) @ open_vec, c.open, c.ok)
         log.info("training clip offsets (frames): %s", {c.name: c.shift for c in train if c.shift})
-        xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize)
+        xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize, phones=ph)
               for j in range(hop)]
         Wb = [ridge(x, y, w, lam) for x, y, w in xy]
         model = dict(model, W=np.stack([a for a, _ in Wb]), b=np.stack([b for _, b in Wb]))
@@ -689,6 +711,8 @@ def main(argv=None) -> int:
     g.add_argument("--only", default=None, help="a JSON list of training clip names to use (a fixed set)")
     g.add_argument("--lams", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0, 30.0],
                    help="ridge strengths to choose from on DEV")
+    g.add_argument("--phones", default=None, help="a viseme head npz (train.phones): its log-posteriors "
+                   "of the same tokens appended to the ridge inputs")
     g.add_argument("--no-align", action="store_true", help="ablation: no per-clip audio/video offset correction")
     g.add_argument("--no-normalize", action="store_true", help="ablation: raw (not speaker-normalized) targets")
     g.add_argument("--json", default=None, help="write the DEV scores here")
@@ -728,6 +752,10 @@ def main(argv=None) -> int:
         train = [c for c in train if c.name in names]
     dev = load_clips(args.dev, open_vec, allow=("dev",))
     log.info("mouth: %d training clips, %d dev clips", len(train), len(dev))
+    phones = None
+    if args.phones:
+        from ..motion.phones import VisemeHead
+        phones = VisemeHead(args.phones)
     res = {}
     for look in args.lookahead:
         if args.model == "mlp":
@@ -741,7 +769,7 @@ def main(argv=None) -> int:
         else:
             model, scores = fit(train, dev, look, args.hop, d=args.pca, normalize=not args.no_normalize,
                                 stride=args.stride, wstats=wstats, open_vec=open_vec, align=not args.no_align,
-                                lams=tuple(args.lams))
+                                lams=tuple(args.lams), phones=phones)
         summ = {k: float(np.mean([s[k] for s in scores.values()])) for k in ("r", "amp_ratio")}
         res[look] = {"dev_mean": summ, "dev_clips": scores, "lam": model["lam"], "gain": float(model["gain"]),
                      "train_offsets": model.get("offsets"),
@@ -766,12 +794,16 @@ def save_predictor(path, model: dict, open_vec: np.ndarray) -> None:
     # the mouth at rest: the prediction for a segment of digital silence
     k = model["past"] + model["look"] + 1
     tok = segment_features(shared_encoder(1, "int8"), np.zeros(model["seg"] * SPF, np.float32), k)[None]
-    rest = apply(dict(model, open_vec=open_vec), design(tok, model["mean"], model["std"], model["pca"]), 0)[0]
+    rest = apply(dict(model, open_vec=open_vec), design(tok, model["mean"], model["std"], model["pca"],
+                                                        model.get("phones")), 0)[0]
     common = dict(rest=rest.astype(np.float32), mean=model["mean"], std=model["std"], pca=model["pca"], look=np.int32(model["look"]),
                   past=np.int32(model["past"]), hop=np.int32(model["hop"]), seg=np.int32(model["seg"]),
                   ref_amp=np.float32(model["ref_amp"]), open_vec=open_vec.astype(np.float32),
                   gain=np.float32(model["gain"]),
                   A=mouth_projector(basis.components, basis.canonical).astype(np.float32))
+    if model.get("phones") is not None:  # the viseme head travels inside the predictor's file
+        ph = model["phones"]
+        common.update(ph["head"].arrays("ph_"), ph_cm=ph["cm"], ph_cs=ph["cs"])
     if model.get("kind", "ridge") == "ridge":
         np.savez(path, kind="ridge", W=model["W"].astype(np.float32), b=model["b"].astype(np.float32), **common)
         return
