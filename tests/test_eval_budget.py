@@ -1,10 +1,13 @@
 """``chatanyone eval budget``: the error budget's parts measure what they claim. Regions are
 assigned in their order of precedence, the brightness and global-affine ceilings undo a known
-brightness change and shift, and the optical-flow ceiling re-aligns a shifted image. No real clip
-is needed (synthetic images)."""
+brightness change and shift, the optical-flow ceiling re-aligns a shifted image (synthetic images),
+and a real clip's budget adds up (skipped without ../shared/data)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from chatanyone.eval import budget as B
 from chatanyone.render import mesh as M
@@ -60,3 +63,21 @@ def test_gain_and_affine_ceilings_undo_known_changes():
     assert err(back) < 0.3 * err(shifted)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     assert err(B._flow_warp(shifted, base, dis)) < 0.5 * err(shifted)
+
+
+VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+REAL = VIDEOS / "pcavs_vox2_00473.mp4"   # 224x224 head clip
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/data not present")
+def test_budget_of_a_real_clip_adds_up():
+    """On a few frames of a real clip: each method's regional shares sum to one, and the
+    optical-flow oracle (the source warped onto each real frame) beats the source repeated."""
+    res = B.budget_clip(str(REAL), max_seconds=0.4, pixel_every=3)
+    assert res["frames"] >= 2
+    for m in ("model", "source", "model_flow", "oracle_flow"):
+        share = sum(res["regions"][r][f"{m}_share"] for r in B.REGIONS)
+        assert share == pytest.approx(1.0, abs=1e-6)
+    assert res["regions"]["face"]["pixels"] > 0
+    assert res["ceilings"]["oracle_flow"] > res["person"]["source"]
+    assert np.isfinite(res["person"]["model"])

@@ -21,8 +21,8 @@ first region of this list that claims it):
 - ``head``: the rest above the chin (hair, ears);
 - ``torso``: the rest (clothes, chest).
 
-For each region: its share of the person's squared error, and the PSNR of the renderer and of the
-source repeated over it.
+For each region: its share of the person's squared error, and the PSNR of the renderer, of the
+source repeated and of each ceiling image below over it.
 
 **By cause**, as ceilings (person PSNR of images no renderer here makes, each an upper bound on what
 one fix could gain):
@@ -244,25 +244,26 @@ def budget_clip(video, *, max_seconds=None, cache=None, pixel_every: int = 2, re
             rvf = rv.astype(np.float64)
             lab_m = lab[mask]
             cnt += np.bincount(lab_m[lab_m >= 0], minlength=len(REGIONS))[:len(REGIONS)]
-            for m, img in outs.items():
-                e = ((img.astype(np.float64) - rvf) ** 2).sum(-1)[mask] / 3.0
-                sse[m] += np.bincount(lab_m[lab_m >= 0], weights=e[lab_m >= 0], minlength=len(REGIONS))[:len(REGIONS)]
-                tot[m].append(_psnr_sse(float(e.sum()), int(mask.sum())))
 
-            def p(img):
+            def account(m, img):
                 e = ((np.asarray(img, np.float64) - rvf) ** 2).sum(-1)[mask] / 3.0
+                sse.setdefault(m, np.zeros(len(REGIONS)))
+                sse[m] += np.bincount(lab_m[lab_m >= 0], weights=e[lab_m >= 0], minlength=len(REGIONS))[:len(REGIONS)]
                 return _psnr_sse(float(e.sum()), int(mask.sum()))
 
+            for m, img in outs.items():
+                tot[m].append(account(m, img))
             if ceilings:
                 model = outs[list(renderers)[0]]
                 aff = _affine(sv, rv, mask)
-                ceil["source_affine"].append(p(aff))
-                ceil["source_affine_gain"].append(p(_gain(aff, rv, mask)))
-                ceil["model_gain"].append(p(_gain(model, rv, mask)))
-                ceil["model_flow"].append(p(_flow_warp(model, rv, dis)))
-                ceil["oracle_flow"].append(p(_flow_warp(sv, rv, dis)))
+                ceil["source_affine"].append(account("source_affine", aff))
+                ceil["source_affine_gain"].append(account("source_affine_gain", _gain(aff, rv, mask)))
+                ceil["model_gain"].append(account("model_gain", _gain(model, rv, mask)))
+                ceil["model_flow"].append(account("model_flow", _flow_warp(model, rv, dis)))
+                ceil["oracle_flow"].append(account("oracle_flow", _flow_warp(sv, rv, dis)))
     finally:
         seg.close()
+    names = names + [c for c in CEILINGS if c in sse]
     total_sse = {m: float(sse[m].sum()) for m in names}
     res = {"clip": pv.name, "role": role(pv.path), "frames": int(len(tot["source"])),
            "person": {m: float(np.mean(v)) if v else None for m, v in tot.items()},
@@ -301,7 +302,7 @@ def format_budget(res: dict) -> str:
         return "    -" if x is None else f"{x:6.{p}f}"
     lines = []
     for c in res["clips"] + [{"clip": "mean", "role": "", **res["mean"]}]:
-        names = list(c["person"])
+        names = [k[:-6] for k in c["regions"][REGIONS[0]] if k.endswith("_share")]
         lines.append(f"{c['clip']} ({c.get('role', '')}): person PSNR " +
                      ", ".join(f"{m} {f(v)}" for m, v in c["person"].items()))
         lines.append("  ceilings: " + ", ".join(f"{k} {f(v)}" for k, v in c["ceilings"].items()))
