@@ -183,7 +183,7 @@ class MotionGenerator:
             if self.mouth.seg < max(self.P, self.mouth.past) + self.mouth.hop + self.mouth.look:
                 raise ValueError(f"{mp}: segment of {self.mouth.seg} frames is too short for its layout")
         # mouth mode: the speech-activity gate's running levels (a new one per stream: reset())
-        self._gate = SpeechGate(self.mouth.look) if self.mouth is not None else None
+        self._gate = self._new_gate()
         self._mouth_shift = self._open_shift() if self.mouth is not None else None
         # the expression outside the mouth: exp @ _upper (all of it without the mouth predictor)
         self._upper = (np.eye(self.n_exp, dtype=np.float32) - self.mouth.A) if self.mouth is not None \
@@ -249,7 +249,7 @@ class MotionGenerator:
         """Forget all audio and motion (a new stream at frame 0; style and settings kept)."""
         self.frontend.reset()
         self.scheduler.reset()
-        self._gate = SpeechGate(self.mouth.look) if self.mouth is not None else None
+        self._gate = self._new_gate()
         self._style_mean = None  # running means of head and expression that the style gains scale about
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
@@ -497,6 +497,23 @@ class MotionGenerator:
     # mouth of digital silence (1); chosen on the dev and training clips (design.md)
     PAUSE_CLOSE = 0.5
     VOICED_DBFS = (-70.0, -55.0)  # mouth_gate "digital": silent below the first level, voiced above the second
+
+    # mouth mode: the speech gate's edges (frames; vad.SpeechGate hold / release / onset / bridge). The
+    # mouth keeps going 2 frames after speech, comes to rest over 3 more and starts 3 frames before a
+    # word: in the generated motion that is most of what moves in pauses. FAST_REST_GATE (rest over
+    # 2 frames after a phrase, start 2 before the next, gaps of up to 4 frames between words bridged)
+    # halves the rendered pause motion (held out: rest 0.32 -> 0.19, first 10 s of the 10 HELDOUT
+    # clips) but costs mouth r (0.482 -> 0.477; dev 0.406 -> 0.403), so it is not the default
+    # (motion/design.md, session 7)
+    FAST_REST_GATE = (0, 2, 2, 4)
+    GATE_HOLD, GATE_RELEASE, GATE_ONSET, GATE_BRIDGE = 2, 3, None, 0
+
+    def _new_gate(self) -> SpeechGate | None:
+        """A fresh speech gate for a new stream (mouth mode), with :attr:`GATE_HOLD` etc."""
+        if self.mouth is None:
+            return None
+        return SpeechGate(self.mouth.look, hold=self.GATE_HOLD, release=self.GATE_RELEASE,
+                          onset=self.GATE_ONSET, bridge=self.GATE_BRIDGE)
 
     def _speech_weights(self, c0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``([n] weight, [n] settle)`` in [0, 1] for frames ``c0 .. c0+n-1`` (each asked once, in

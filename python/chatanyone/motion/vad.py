@@ -14,10 +14,16 @@ floor, so it works for a loud close microphone and a quiet distant one alike:
   ``width_db`` above it, linear in dB between (``cap_db`` keeps a noise floor that has not seen a
   quiet frame yet, at a stream that starts with speech, from silencing the speech);
 - the weight of frame ``t``: the largest activity from ``hold + release`` frames before it to
-  ``look`` after it, each tapered by its distance (1 up to ``hold`` frames behind, then linearly to 0
-  over ``release`` more; linearly to 0 at ``look + 1`` ahead), so the mouth opens over the frames
-  before a word, keeps going through short gaps between words and closes over the frames after the
-  last one: no snapping.
+  ``onset`` (at most ``look``) after it, each tapered by its distance (1 up to ``hold`` frames
+  behind, then linearly to 0 over ``release`` more; linearly to 0 at ``onset + 1`` ahead), so the
+  mouth opens over the frames before a word and closes over the frames after the last one: no
+  snapping. A gap of at most ``bridge`` frames with speech on both sides (seen within the lookahead)
+  keeps full weight: the mouth keeps going between words, yet rests right after the last word of a
+  phrase. The generator's default (``hold`` 2, ``release`` 3, ``onset`` 3, no bridge) moves the
+  mouth five frames into every pause and three before its end, most of what moves in pauses;
+  ``hold`` 0, ``release`` 2, ``onset`` 2, ``bridge`` 4 (``MotionGenerator.FAST_REST_GATE``) keeps it
+  still from the third frame after a phrase to the third before the next, at a small cost in mouth
+  r (motion/design.md, session 7).
 
 Where the weight is 0 the mouth is still, half way between the average speaking shape and the
 closed mouth (the generator's ``PAUSE_CLOSE``): real speakers' lips stay about as open in pauses as
@@ -49,8 +55,10 @@ class SpeechGate:
 
     Args:
         look: frames of lookahead the caller can give (the mouth predictor's).
-        hold: frames after speech during which the mouth keeps going (gaps between words).
+        hold: frames after speech during which the mouth keeps going.
         release: frames over which it then comes to rest.
+        onset: frames before speech over which the mouth starts moving, 0..``look`` (default ``look``).
+        bridge: gaps between words of up to this many frames keep full weight (0: none).
         rel_db: activity starts this far below the running speech level.
         snr_db: ... and this far above the running noise floor,
         cap_db: ... but never more than this relative to the speech level for the noise term.
@@ -69,16 +77,20 @@ class SpeechGate:
     Not thread-safe; frames must be given in order (:meth:`step`).
     """
 
-    def __init__(self, look: int, *, hold: int = 2, release: int = 3, rel_db: float = -25.0, snr_db: float = 5.0, cap_db: float = -12.0,
+    def __init__(self, look: int, *, hold: int = 2, release: int = 3, onset: int | None = None, bridge: int = 0,
+                 rel_db: float = -25.0, snr_db: float = 5.0, cap_db: float = -12.0,
                  floor_db: float = -62.0, silence_db: float = -80.0, width_db: float = 6.0, attack: float = 0.3,
                  decay_db: float = 0.05, rise_db: float = 0.02, init_db: float = -35.0,
                  settle_frames: float = 6.0, unsettle_rate: float = 0.3, init_settle: float = 0.0):
-        if look < 0 or hold < 0 or release < 0:
-            raise ValueError(f"SpeechGate: look, hold and release must be >= 0, got {look}, {hold}, {release}")
+        onset = look if onset is None else onset
+        if look < 0 or hold < 0 or release < 0 or bridge < 0 or not 0 <= onset <= look:
+            raise ValueError(f"SpeechGate: look, hold and release must be >= 0 and onset in [0, look], "
+                             f"got {look}, {hold}, {release}, {onset}")
         if not width_db > 0:
             raise ValueError(f"SpeechGate: width_db must be > 0, got {width_db}")
-        self.look, self.hold, self.release = int(look), int(hold), int(release)
-        self.back = self.hold + self.release  # frames before t the weight reads
+        self.look, self.hold, self.release, self.onset = int(look), int(hold), int(release), int(onset)
+        self.bridge = int(bridge)
+        self.back = max(self.hold + self.release, self.bridge)  # frames before t the weight reads
         self.rel_db, self.snr_db, self.floor_db, self.width_db = rel_db, snr_db, floor_db, width_db
         self.silence_db, self.cap_db = silence_db, cap_db
         self.attack, self.decay_db, self.rise_db, self.init_db = attack, decay_db, rise_db, init_db
@@ -86,7 +98,7 @@ class SpeechGate:
         self.init_settle = float(init_settle)
         k = np.arange(-self.back, self.look + 1, dtype=np.float64)
         behind = np.clip(1.0 - (-k - self.hold) / (self.release + 1), 0.0, 1.0)
-        self.taper = np.where(k <= 0, behind, 1.0 - k / (self.look + 1))
+        self.taper = np.where(k <= 0, behind, np.clip(1.0 - k / (self.onset + 1), 0.0, 1.0))
         self.reset()
 
     def reset(self) -> None:
@@ -121,6 +133,11 @@ class SpeechGate:
         self._fold(float(lv[self.back]))
         act = np.clip((lv - self.threshold()) / self.width_db, 0.0, 1.0)
         w = float(np.max(act * self.taper))
+        if self.bridge and w < 1.0:  # a gap between words (speech within ``bridge`` frames on both sides)
+            b = self.back
+            for i in range(0, min(b, self.bridge) + 1):
+                for j in range(1, min(self.look, self.bridge + 1 - i) + 1):
+                    w = max(w, min(float(act[b - i]), float(act[b + j])))
         if w > 0:  # speech: back to the pause shape within a few frames
             self._settle *= 1.0 - min(1.0, self.unsettle_rate) * w
         elif lv.max() < self.silence_db:  # (near) digital silence: slowly to the closed mouth
