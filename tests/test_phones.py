@@ -163,3 +163,33 @@ def test_mouth_predictor_with_viseme_inputs(tmp_path):
     np.savez(tmp_path / "bad.npz", **dict(arrays, W=arrays["W"][:, :k * d]))
     with pytest.raises(ValueError, match="W is"):
         MouthPredictor(tmp_path / "bad.npz")
+
+
+def test_aligned_labels_map_arpabet_to_visemes(tmp_path):
+    import json
+    from chatanyone.train.phones import aligned_labels
+    f = tmp_path / "clip.json"
+    f.write_text(json.dumps({"text": "ma", "seconds": 0.3,
+                             "phones": [[0.0, 0.08, "SIL"], [0.08, 0.16, "M"], [0.16, 0.24, "AA"]]}))
+    y = aligned_labels(f, 8)
+    assert y.shape == (8, K)
+    assert [VISEMES[i] for i in y.argmax(1)] == ["sil", "sil", "pbm", "pbm", "a", "a", "sil", "sil"]
+    f.write_text(json.dumps({"text": "", "seconds": 0.3, "phones": []}))
+    assert aligned_labels(f, 8) is None
+
+
+@pytest.mark.skipif(not have_espeak, reason="espeak-ng (a training-side tool) is not installed")
+def test_pocketsphinx_finds_the_phones_espeak_says():
+    """Forced alignment (the real-speech labels) against the exact phone times of synthetic speech:
+    every closed-lip phone (p/b/m) pocketsphinx places in "my mother bought maps" starts within 60 ms
+    of a closed-lip phone of espeak-ng's (the alignment can swap neighbours: the m of "maps" lands
+    on its p), and each of espeak-ng's five is found."""
+    pytest.importorskip("pocketsphinx")
+    from chatanyone.train.phones import SR, Espeak, _resample, align_phones
+    es = Espeak()
+    wav, ev = es.synth("my mother bought maps", "en-us", rate=150)
+    a = np.concatenate([np.zeros(SR // 4, np.float32), _resample(wav, es.rate)])
+    truth = np.array([s / es.rate + 0.25 for s, p in ev if p in ("m", "b", "p")])
+    got = np.array([t0 for t0, _, p in align_phones(a, "my mother bought maps") if p in ("M", "B", "P")])
+    assert len(truth) == len(got) == 5, (got, truth)
+    assert np.abs(got[:, None] - truth[None]).min(1).max() < 0.06, (got, truth)

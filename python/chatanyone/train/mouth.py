@@ -355,11 +355,11 @@ def speaker_folds(names, k: int = 5, seed: int = 0) -> list[np.ndarray]:
     return [np.array([i for i, n in enumerate(names) if fold_of[speaker_of(n)] == f], np.int64) for f in range(k)]
 
 
-def clip_design(c: ClipData, look: int, mean, std, pca) -> np.ndarray:
+def clip_design(c: ClipData, look: int, mean, std, pca, phones=None) -> np.ndarray:
     """``[n, (PAST + look + 1) d]`` design rows of every frame of ``c`` (hop 1: each frame from the
-    segment ending ``look`` frames after it)."""
+    segment ending ``look`` frames after it); ``phones``: viseme columns appended (:func:`design`)."""
     tok = lookahead_tokens(c.feat, np.arange(c.n), look, PAST)
-    return design(tok, mean, std, pca)
+    return design(tok, mean, std, pca, phones)
 
 
 def clip_rows(c: ClipData, z: np.ndarray, ref_amp: float, *, normalize: bool = True, center: bool = False):
@@ -518,11 +518,12 @@ def _score(model: dict, c: ClipData, z: np.ndarray, open_vec) -> dict:
 
 
 def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5, d: int = 128,
-           seed: int = 0, threads: int = 1, parts=None) -> dict:
+           seed: int = 0, threads: int = 1, parts=None, phones=None) -> dict:
     """One configuration cross-validated by speaker over ``train`` (k folds; a fold's clips scored by
     a fit without their speakers, PCA included) and fitted on all of ``train``, scored on ``dev``.
     ``cfg``: ``model`` ``"ridge"`` (``lam``) or ``"mlp"`` (:func:`train_mlp` keywords, ``steps``
-    and ``evals``: the MLP is scored at each of those steps), ``normalize``, ``center``.
+    and ``evals``: the MLP is scored at each of those steps), ``normalize``, ``center``, ``phones``
+    (True: the viseme head ``phones``' columns appended, standardized on each fold's training clips).
     Returns ``{"kfold": {step: {clip: scores}}, "dev": {step: {clip: scores}}}`` (step 0 for ridge).
     The clips' ``shift`` (A/V offsets) are used as set."""
     mean, std = wstats
@@ -539,8 +540,9 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
         rng = np.random.default_rng(seed)
         pca = fit_pca(tr, mean, std, d, rng)
         ref_amp = float(np.median([c.amp for c in tr]))
-        ztr = [clip_design(c, look, mean, std, pca) for c in tr]
-        zte = [clip_design(c, look, mean, std, pca) for c in te]
+        ph = phone_stats(tr, phones, look, mean, std, pca) if cfg.get("phones") else None
+        ztr = [clip_design(c, look, mean, std, pca, ph) for c in tr]
+        zte = [clip_design(c, look, mean, std, pca, ph) for c in te]
         mean_exp = None
         if cfg.get("center"):
             rows = [clip_rows(c, z, ref_amp, normalize=cfg.get("normalize", True)) for c, z in zip(tr, ztr)]
@@ -558,7 +560,7 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
             W, b = ridge(x, y, w, cfg.get("lam", 1.0))
             record(0, dict(kind="ridge", W=W[None], b=b[None]))
         else:
-            kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name")}
+            kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "phones")}
             kw.setdefault("evals", (kw.get("steps", 3000),))
             import torch
             torch.set_num_threads(threads)
@@ -614,6 +616,10 @@ CV_CONFIGS = {
     "mlp2_256": dict(model="mlp", hidden=(256, 256), steps=3000, evals=(1000, 2000, 3000)),
     "mlp1_256_skip": dict(model="mlp", hidden=(256,), steps=3000, evals=(1000, 2000, 3000), skip=True),
     "mlp1_512_drop": dict(model="mlp", hidden=(512,), steps=3000, evals=(1000, 2000, 3000), drop=0.5, drop_in=0.2),
+    # with the viseme head's log-posteriors of the same tokens (cv --phones HEAD; train.phones)
+    "ridge_l1_phones": dict(model="ridge", lam=1.0, phones=True),
+    "mlp_bn64_256_skip_phones": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500),
+                                     skip=True, phones=True),
 }
 
 
@@ -672,13 +678,19 @@ def cv_main(args) -> int:
         out.write_text(json.dumps(done, indent=1))
     for c in train:
         c.shift = int(done["offsets"][c.name])
+    phones = None
+    if args.phones:
+        from ..motion.phones import VisemeHead
+        phones = VisemeHead(args.phones)
     for name in args.configs:
         if (f"{name}@{'-'.join(map(str, args.parts))}" if args.parts is not None else name) in done:
             continue
         cfg = dict(CV_CONFIGS[name], name=name)
         t = time.time()
+        if cfg.get("phones") and not args.phones:
+            raise ValueError(f"cv: configuration {name} needs --phones HEAD")
         res = cv_run(train, dev, cfg, open_vec=open_vec, wstats=wstats, look=args.lookahead, k=args.folds,
-                     threads=args.threads, parts=args.parts)
+                     threads=args.threads, parts=args.parts, phones=phones)
         if args.parts is not None:
             name = f"{name}@{'-'.join(map(str, args.parts))}"
         done[name] = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
@@ -723,6 +735,7 @@ def main(argv=None) -> int:
     v.add_argument("--configs", nargs="+", default=["ridge_l1", "mlp1_256"], choices=sorted(CV_CONFIGS))
     v.add_argument("--lookahead", type=int, default=3)
     v.add_argument("--folds", type=int, default=5)
+    v.add_argument("--phones", default=None, help="viseme head npz for the *_phones configurations")
     v.add_argument("--threads", type=int, default=1)
     v.add_argument("--parts", type=int, nargs="+", default=None,
                    help="a quick screen: only these folds (index FOLDS: the DEV fit), stored as NAME@PARTS")

@@ -317,10 +317,42 @@ def load_shards(data: Path, kind: str = "shard"):
 
 # ------------------------------------------------------------------------------------- training
 
+def real_tokens(roots, align_dir: Path, per_row: int = 3, seed: int = 0):
+    """Tokens of real training speech with aligned labels (:func:`align_corpus`): for each segment
+    of a clip's cached mouth features (``train.mouth.clip_features``) ``per_row`` random tokens of
+    its last ``N_TOK`` -> ``(x [m, 768] float16, y [m, K])``. Training clips only."""
+    from ..eval.split import role
+    from .mouth import N_TOK, clip_features
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for root in roots:
+        for d in sorted(Path(root).iterdir()):
+            f = Path(align_dir) / f"{d.name}.json"
+            if not f.is_file() or not (d / "meta.json").is_file():
+                continue
+            if role(d.name) != "train":
+                raise ValueError(f"{d.name} is a {role(d.name)} clip; the head trains on training clips only")
+            n = json.loads((d / "meta.json").read_text())["n_frames"]
+            y = aligned_labels(f, n)
+            if y is None:
+                continue
+            feat = clip_features(d)
+            rows = np.repeat(np.arange(feat.shape[0]), per_row)
+            pos = rng.integers(N_TOK, size=rows.size)
+            fr = rows + 1 - N_TOK + pos
+            ok = (fr >= 0) & (fr < n)
+            xs.append(np.asarray(feat[rows[ok], pos[ok]], np.float16))
+            ys.append(y[fr[ok]])
+    if not xs:
+        raise ValueError(f"no aligned training clips under {roots} in {align_dir}")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def train_head(data: Path, out: Path, *, hidden: int = 256, steps: int = 6000, seed: int = 0,
-               threads: int = 1, ckpt: Path | None = None, max_dist: int = 12) -> dict:
+               threads: int = 1, ckpt: Path | None = None, max_dist: int = 12, real=None) -> dict:
     """Train the head (768 -> hidden -> hidden -> K, GELU, dropout, soft-label cross entropy,
-    AdamW) on the training shards; resumable from ``ckpt`` (default ``out`` + ``.ckpt.pt``).
+    AdamW) on the training shards (and, with ``real = (x, y)`` from :func:`real_tokens`, half of
+    each batch from real speech); resumable from ``ckpt`` (default ``out`` + ``.ckpt.pt``).
     Writes the run-time npz and returns its test-voice figures (:func:`evaluate`). Minutes on one
     core."""
     import torch
@@ -334,6 +366,10 @@ def train_head(data: Path, out: Path, *, hidden: int = 256, steps: int = 6000, s
     X = torch.from_numpy(((x[keep].astype(np.float32) - mean) / std).astype(np.float32))
     Y = torch.from_numpy(y[keep].astype(np.float32))
     log.info("phones: %d training tokens", len(X))
+    if real is not None:
+        XR = torch.from_numpy(((real[0].astype(np.float32) - mean) / std).astype(np.float32))
+        YR = torch.from_numpy(np.asarray(real[1], np.float32))
+        log.info("phones: %d real-speech tokens", len(XR))
     net = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(X.shape[1], hidden),
                               torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(0.2),
                               torch.nn.Linear(hidden, hidden), torch.nn.GELU(approximate="tanh"),
@@ -350,9 +386,14 @@ def train_head(data: Path, out: Path, *, hidden: int = 256, steps: int = 6000, s
     g = torch.Generator().manual_seed(seed + step0)
     for step in range(step0, steps):
         net.train()
-        idx = torch.randint(len(X), (512,), generator=g)
-        xb = X[idx] + 0.1 * torch.randn(512, X.shape[1], generator=g)
-        loss = -(Y[idx] * torch.log_softmax(net(xb), -1)).sum(-1).mean()
+        if real is None:
+            idx = torch.randint(len(X), (512,), generator=g)
+            xb, yb = X[idx], Y[idx]
+        else:
+            idx, jdx = torch.randint(len(X), (256,), generator=g), torch.randint(len(XR), (256,), generator=g)
+            xb, yb = torch.cat([X[idx], XR[jdx]]), torch.cat([Y[idx], YR[jdx]])
+        xb = xb + 0.1 * torch.randn(512, X.shape[1], generator=g)
+        loss = -(yb * torch.log_softmax(net(xb), -1)).sum(-1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -661,6 +702,8 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--hidden", type=int, default=256)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--real", nargs="*", default=None, help="corpus roots of real training speech (with --align)")
+    t.add_argument("--align", default=None, help="folder of `align` outputs for --real")
     e = sub.add_parser("eval", help="the head's accuracy on the held-out voices")
     e.add_argument("--data", required=True)
     e.add_argument("--head", default=None)
@@ -711,7 +754,9 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return 0
     if args.cmd == "train":
-        res = train_head(Path(args.data), Path(args.out), hidden=args.hidden, steps=args.steps, threads=args.threads)
+        real = real_tokens(args.real, Path(args.align)) if args.real else None
+        res = train_head(Path(args.data), Path(args.out), hidden=args.hidden, steps=args.steps, threads=args.threads,
+                         real=real)
     else:
         from ..runners.base import weights_path
         res = evaluate(Path(args.data), Path(args.head) if args.head else weights_path("motion_phones.npz"))
