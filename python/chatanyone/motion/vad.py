@@ -84,8 +84,8 @@ class SpeechGate:
                  settle_frames: float = 6.0, unsettle_rate: float = 0.3, init_settle: float = 0.0):
         onset = look if onset is None else onset
         if look < 0 or hold < 0 or release < 0 or bridge < 0 or not 0 <= onset <= look:
-            raise ValueError(f"SpeechGate: look, hold and release must be >= 0 and onset in [0, look], "
-                             f"got {look}, {hold}, {release}, {onset}")
+            raise ValueError(f"SpeechGate: look, hold, release and bridge must be >= 0 and onset in [0, look], "
+                             f"got look={look}, hold={hold}, release={release}, bridge={bridge}, onset={onset}")
         if not width_db > 0:
             raise ValueError(f"SpeechGate: width_db must be > 0, got {width_db}")
         self.look, self.hold, self.release, self.onset = int(look), int(hold), int(release), int(onset)
