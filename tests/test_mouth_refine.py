@@ -182,6 +182,8 @@ def test_shipped_refiner_through_the_config_keeps_paste_back(avatar):
     if not R.available():
         pytest.skip("mouth_refine.onnx not installed")
     assert SessionConfig().refine_mouth is False
+    with pytest.raises(TypeError, match="refine_mouth"):
+        SessionConfig(refine_mouth="yes")
     pipe = Pipeline(avatar, SessionConfig(refine_mouth=True, output_size=384))
     r = pipe.renderer
     assert r.refiner is not None
@@ -240,3 +242,13 @@ def test_training_stops_at_max_steps_and_resumes(tmp_path):
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state"]["step"] == 3
     T.train(tmp_path / "d.npz", tmp_path / "run", minutes=5, batch=2, max_steps=5)
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state"]["step"] == 5
+
+
+def test_bench_refiner_flag_defaults_to_the_config():
+    """``chatanyone bench`` leaves the refiner to SessionConfig unless --refine-mouth or
+    --no-refine-mouth says otherwise."""
+    from chatanyone.cli import build_parser
+    p = build_parser()
+    assert p.parse_args(["bench"]).refine_mouth is None
+    assert p.parse_args(["bench", "--refine-mouth"]).refine_mouth is True
+    assert p.parse_args(["bench", "--no-refine-mouth"]).refine_mouth is False

@@ -52,10 +52,11 @@ class SessionConfig:
     # Internal threads of ONNX Runtime per session (0 = its default); at most the CPUs this process
     # may use (more only makes the threads wait for each other).
     intra_op_threads: int = 0
-    # The learned mouth refiner (chatanyone/render/refine.py, weights shipped): True redraws the
-    # mouth's inside over the geometry renderer's painted one (softer, no cartoon teeth band; +0.4 dB
-    # in the mouth on held-out clips, but face mesh reads its openings as smaller: mouth r 0.94 ->
-    # 0.91, and intensity 1.5 opens only 1.17x intensity 1). Off by default; about 5 ms per frame.
+    # The learned mouth refiner (chatanyone/render/refine.py, weights trained at the fast preset's
+    # size on the rigid-teeth renderer): True redraws the lips' inside over the geometry renderer's
+    # (no pasted-on painted band, no black slivers, but a soft interior: +0.8 dB in the mouth on the
+    # dev clips, none on the held-out ones, and face mesh reads its openings as smaller; see README
+    # "Mouth refiner"). Off by default; about 5 ms per frame.
     refine_mouth: bool = False
 
     def __post_init__(self):

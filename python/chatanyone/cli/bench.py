@@ -1,6 +1,7 @@
 """`chatanyone bench`: per-stage and end-to-end timing of the Session on this machine."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -20,8 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="fast", choices=list(PRESET_LONG_SIDE))
     p.add_argument("--seconds", type=float, default=6.0, help="seconds of speech to stream (default 6)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the motion sampler")
-    p.add_argument("--refine-mouth", action="store_true",
-                   help="with the learned mouth refiner (SessionConfig(refine_mouth=True))")
+    p.add_argument("--refine-mouth", action=argparse.BooleanOptionalAction, default=None,
+                   help="with or without the learned mouth refiner (default: SessionConfig's, off)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
@@ -61,7 +62,7 @@ def realtime_first_frame(session, pcm: np.ndarray, rate: int) -> float:
 
 
 def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, *,
-          refine_mouth: bool = False) -> dict:
+          refine_mouth: bool | None = None) -> dict:
     """Time a Session on the demo speech and return the figures as a dict: avatar preparation;
     first-frame latency with a real-time producer (100 ms chunks paced at the clock, 3 s, speech
     from the first sample: the first frame shows speech), measured on the caller's thread; steady
@@ -87,7 +88,8 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
     t = time.perf_counter()
     avatar = Avatar.prepare(default_avatar_image())
     prep_s = time.perf_counter() - t
-    kw = {"preset": preset, "refine_mouth": refine_mouth} | ({"ddim_steps": steps} if steps else {})
+    kw = ({"preset": preset} | ({} if refine_mouth is None else {"refine_mouth": bool(refine_mouth)})
+          | ({"ddim_steps": steps} if steps else {}))
     cfg = SessionConfig(**kw)
     chunk = rate // 10
     # 1) a real-time producer: 100 ms chunks paced at the clock; latency = first chunk -> first frame
@@ -107,7 +109,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
     n = len(stamps)
     steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")
     return {
-        "preset": preset, "refine_mouth": refine_mouth, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
+        "preset": preset, "refine_mouth": cfg.refine_mouth, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
         "avatar_prepare_s": prep_s,
         "first_frame_latency_s": latency,
         "steady_fps": steady, "end_to_end_fps": n / stamps[-1] if stamps else None,
@@ -133,7 +135,7 @@ def _check_args(seconds, steps) -> None:
 
 def run(args) -> int:
     _check_args(args.seconds, args.steps)
-    r = bench(args.preset, args.seconds, args.steps, refine_mouth=getattr(args, "refine_mouth", False))
+    r = bench(args.preset, args.seconds, args.steps, refine_mouth=getattr(args, "refine_mouth", None))
     if args.json:
         print(json.dumps(r))
         return 0

@@ -23,6 +23,10 @@ Run::
     python -m chatanyone.train.mouth_refine build --corpus /work/corpus/train --out runs/mouth/data.npz
     python -m chatanyone.train.mouth_refine train --data runs/mouth/data.npz --out runs/mouth --minutes 40
     python -m chatanyone.train.mouth_refine export --ckpt runs/mouth/last.pt --onnx python/chatanyone/weights/mouth_refine.onnx
+
+The shipped weights (session 7): ``build --every 2 --max-frames 300`` on the current renderer, then
+``train --minutes 35 --init-onnx <the previous weights> --warmup 0.1`` (fine-tuned). The quality
+preset's pairs: ``build --output-size 1024 --crop 128`` (not trained yet).
 """
 from __future__ import annotations
 
