@@ -85,13 +85,6 @@ def test_frame_labels_cover_each_frame_by_overlap():
     np.testing.assert_allclose(y[5, 0], 1.0)
 
 
-def test_speaker_groups_keep_a_persons_clips_together():
-    from chatanyone.train.phones import speaker_groups
-    g = speaker_groups(["styletalk_feifeili_clip1", "styletalk_feifeili_clip2_short", "eamm_mead_M030_sad_3_001",
-                        "spectre_mead_M030_angry_016", "spectre_mead_W040_happy_029", "smirk_dafoe"])
-    assert g[0] == g[1] and g[2] == g[3] and len(set(g)) == 4
-
-
 # ------------------------------------------------------------------------ the shipped head
 
 def _whisper_ok() -> bool:

@@ -569,17 +569,6 @@ def evaluate_real(roots, align_dir: Path, head_path, look: int = 3, past: int = 
 
 # ------------------------------------------------------------------- ablation: the mouth with them
 
-def speaker_groups(names) -> list[str]:
-    """Speaker group of each training clip for cross-validation (a person's clips together:
-    ``styletalk_feifeili_clip1..3``, MEAD actor ``M030`` of two datasets)."""
-    out = []
-    for n in names:
-        g = re.sub(r"_clip_?\d+.*$", "", str(n))
-        m = re.search(r"mead_([MW]\d{3})_", g)
-        out.append(f"mead_{m.group(1)}" if m else g)
-    return out
-
-
 def clip_posteriors(c, head, look: int, past: int) -> np.ndarray:
     """``[n, past + look + 1, K]``: the head's posteriors on the tokens of frames ``t - past ..
     t + look`` of the segment ending ``look`` frames after each frame ``t`` of clip ``c`` (the
@@ -654,11 +643,9 @@ def ablate(train_roots, dev_roots, head_path, *, look: int = 3, lams=(1.0,), sca
     W, b = M.ridge(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), 1.0)
     for c in train:
         c.shift = M.best_lag((base[c.name] @ W + b) @ open_vec, c.open, c.ok)
-    groups = speaker_groups([c.name for c in train])
-    ug = sorted(set(groups))
-    order = np.random.default_rng(seed).permutation(len(ug))
-    fold_of = {ug[g]: i % folds for i, g in enumerate(order)}
-    res = {"n_train": len(train), "n_dev": len(dev), "speakers": len(ug), "arms": []}
+    fold_sets = [set(f.tolist()) for f in M.speaker_folds([c.name for c in train], folds, seed)]
+    res = {"n_train": len(train), "n_dev": len(dev), "speakers": len({M.speaker_of(c.name) for c in train}),
+           "arms": []}
     for how in hows:
         ex = {c.name: extra_columns(P[c.name], how) for c in clips}
         allx = np.concatenate([ex[c.name] for c in train])
@@ -674,9 +661,9 @@ def ablate(train_roots, dev_roots, head_path, *, look: int = 3, lams=(1.0,), sca
                 E = {n: np.concatenate([Z[n], (ex[n] - em) / es * (s * rms)], 1) for n in Z}
             for lam in lams:
                 kf = {}
-                for f in range(folds):
-                    tr = [c for c, g in zip(train, groups) if fold_of[g] != f]
-                    te = [c for c, g in zip(train, groups) if fold_of[g] == f]
+                for fs in fold_sets:
+                    tr = [c for i, c in enumerate(train) if i not in fs]
+                    te = [c for i, c in enumerate(train) if i in fs]
                     kf.update(fit_eval(tr, te, E, lam))
                 dv = fit_eval(train, dev, E, lam)
                 arm = {"how": how if s else "none", "scale": s, "lam": lam,
