@@ -195,3 +195,16 @@ def test_saved_mlp_predictor_matches_training(tmp_path):
     tok = rng.normal(size=(4, m.n_tokens, 768)).astype(np.float32)
     want = apply(dict(model, open_vec=open_vec), design(tok, model["mean"], model["std"], model["pca"]), 0)
     np.testing.assert_allclose(m.predict(tok, 0), want, rtol=1e-4, atol=1e-4)
+
+
+def test_mlp_averaged_with_a_ridge_is_one_mlp():
+    from chatanyone.train.mouth import mlp_predict, with_ridge
+    rng = np.random.default_rng(0)
+    model = dict(kind="mlp", layers=[(rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32)),
+                                     (rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32))],
+                 skip=(rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)),
+                 ymean=np.zeros(3, np.float32))
+    W, b = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    z = rng.normal(size=(10, 4)).astype(np.float32)
+    ens = with_ridge(model, W, b, 0.3)
+    np.testing.assert_allclose(mlp_predict(ens, z), 0.7 * mlp_predict(model, z) + 0.3 * (z @ W + b), rtol=1e-4, atol=1e-4)

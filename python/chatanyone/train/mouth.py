@@ -498,6 +498,20 @@ def train_mlp(x, y, w, open_vec, *, hidden=(256,), steps: int = 3000, lr: float 
     return export()
 
 
+def with_ridge(model: dict, W: np.ndarray, b: np.ndarray, alpha: float) -> dict:
+    """The MLP ``model`` averaged with a ridge ``(W [k, E], b [E])`` on the same inputs:
+    ``(1 - alpha) mlp + alpha ridge``, written as one MLP whose linear skip path carries the ridge
+    (so the run time needs nothing new)."""
+    layers = [(Wl, bl) for Wl, bl in model["layers"]]
+    Wl, bl = layers[-1]
+    layers[-1] = ((1 - alpha) * Wl, (1 - alpha) * bl)
+    Wr = np.concatenate([W, np.zeros((1, W.shape[1]), W.dtype)], 0)  # the place flag: no weight
+    sW, sb = model.get("skip", (np.zeros_like(Wr), np.zeros_like(b)))
+    out = dict(model, layers=[(a.astype(np.float32), c.astype(np.float32)) for a, c in layers])
+    out["skip"] = (((1 - alpha) * sW + alpha * Wr).astype(np.float32), ((1 - alpha) * sb + alpha * b).astype(np.float32))
+    return out
+
+
 def _predict_raw(model: dict, z: np.ndarray) -> np.ndarray:
     if model["kind"] == "ridge":
         return z @ model["W"][0] + model["b"][0]
@@ -550,7 +564,12 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
             mean_exp = (ww / ww.sum()) @ yy
         x, y, w = _stack_rows(tr, ztr, ref_amp, cfg.get("normalize", True), cfg.get("center", False), mean_exp)
 
+        if cfg.get("ensemble"):
+            Wr, br = ridge(x, y, w, cfg.get("lam", 1.0))
+
         def record(step, model):
+            if cfg.get("ensemble"):
+                model = with_ridge(model, Wr, br, cfg["ensemble"])
             model = _with_gain(model, tr, ztr, ref_amp, open_vec)
             out = res[key].setdefault(step, {})
             for c, z in zip(te, zte):
@@ -560,7 +579,8 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
             W, b = ridge(x, y, w, cfg.get("lam", 1.0))
             record(0, dict(kind="ridge", W=W[None], b=b[None]))
         else:
-            kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "phones")}
+            kw = {k2: v for k2, v in cfg.items()
+                  if k2 not in ("model", "normalize", "center", "name", "phones", "ensemble", "lam")}
             kw.setdefault("evals", (kw.get("steps", 3000),))
             import torch
             torch.set_num_threads(threads)
@@ -600,6 +620,12 @@ CV_CONFIGS = {
                        evals=(500, 1000)),
     "mlp256_skip": dict(model="mlp", hidden=(256,), skip=True, drop_in=0.0, drop=0.5, noise=1.0, steps=1000,
                         evals=(500, 1000)),
+    "mlp64_skip_2k": dict(model="mlp", hidden=(64,), skip=True, drop_in=0.0, drop=0.5, noise=1.0, steps=2000,
+                          evals=(1000, 1500, 2000)),
+    "ens_mlp256": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=300, evals=(150, 300),
+                       ensemble=0.5),
+    "ens_mlp64_skip": dict(model="mlp", hidden=(64,), skip=True, drop_in=0.0, drop=0.5, noise=1.0, steps=1000,
+                           evals=(500, 1000), ensemble=0.5),
     "mlp256": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=1000, evals=(250, 500, 1000)),
     "linear_sgd": dict(model="mlp", hidden=(), drop_in=0.0, drop=0.0, noise=1.0, wd=0.0, steps=1000, evals=(500, 1000)),
     "mlp_bn64_256_skip_n1": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500),
@@ -643,8 +669,12 @@ def fit_mlp(train, dev, look: int, cfg: dict, *, d: int = 128, seed: int = 0, ws
         yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
         mean_exp = (ww / ww.sum()) @ yy
     x, y, w = _stack_rows(train, ztr, ref_amp, cfg.get("normalize", True), cfg.get("center", False), mean_exp)
-    kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "evals")}
+    if cfg.get("phones"):
+        raise ValueError("fit_mlp: configurations with viseme inputs are cross-validated only (cv --phones)")
+    kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "evals", "ensemble", "lam")}
     model = train_mlp(x, y, w, open_vec, seed=seed, ckpt=ckpt, **kw)
+    if cfg.get("ensemble"):
+        model = with_ridge(model, *ridge(x, y, w, cfg.get("lam", 1.0)), cfg["ensemble"])
     model = _with_gain(model, train, ztr, ref_amp, open_vec)
     model.update(mean=mean, std=std, pca=pca, look=look, hop=1, open_vec=open_vec, past=PAST,
                  lam=float(kw.get("steps", 3000)), ref_amp=np.float32(ref_amp), seg=SEG_FRAMES, offsets=offsets)
