@@ -3,8 +3,10 @@
 Lips follow phonemes; sampling them (the face diffusion model) costs lip sync for variety nobody
 wants there. :class:`MouthPredictor` maps the Whisper tiny.en tokens of a frame's neighbourhood
 (``past`` frames before it up to ``look`` frames after it, all from one streamed segment) to the
-expression coefficients with a ridge regression on PCA-reduced tokens (``weights/motion_mouth.npz``,
-trained by ``chatanyone.train.mouth`` on speaker-normalized targets). :func:`mouth_projector` says
+expression coefficients with a ridge regression or a small MLP on PCA-reduced tokens
+(``weights/motion_mouth.npz``: a ridge; ``kind="mlp"`` files, e.g. the ridge averaged with an MLP
+stored as one MLP whose linear skip path carries the ridge, run the same way), trained by
+``chatanyone.train.mouth`` on speaker-normalized targets. :func:`mouth_projector` says
 which part of the expression is "mouth": the coefficients' effect on the mesh points below the nose.
 The generator keeps the diffusion model's expression elsewhere (brows, eyes, cheeks) and its head,
 eyes and body. No PyTorch; a few 100-kB matrices.

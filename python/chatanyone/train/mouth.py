@@ -624,6 +624,8 @@ CV_CONFIGS = {
                           evals=(1000, 1500, 2000)),
     "ens_mlp256": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=300, evals=(150, 300),
                        ensemble=0.5),
+    "ens_mlp256_raw": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=300, evals=(150, 300),
+                           ensemble=0.5, normalize=False),
     "ens_mlp64_skip": dict(model="mlp", hidden=(64,), skip=True, drop_in=0.0, drop=0.5, noise=1.0, steps=1000,
                            evals=(500, 1000), ensemble=0.5),
     "mlp256": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=1000, evals=(250, 500, 1000)),
