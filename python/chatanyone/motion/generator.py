@@ -498,15 +498,16 @@ class MotionGenerator:
     PAUSE_CLOSE = 0.5
     VOICED_DBFS = (-70.0, -55.0)  # mouth_gate "digital": silent below the first level, voiced above the second
 
-    # mouth mode: the speech gate's edges (frames; vad.SpeechGate hold / release / onset / bridge). The
-    # mouth keeps going 2 frames after speech, comes to rest over 3 more and starts 3 frames before a
-    # word: in the generated motion that is most of what moves in pauses. FAST_REST_GATE (rest over
-    # 2 frames after a phrase, start 2 before the next, gaps of up to 4 frames between words bridged)
-    # halves the rendered pause motion (held out: rest 0.32 -> 0.19, first 10 s of the 10 HELDOUT
-    # clips) but costs mouth r (0.482 -> 0.477; dev 0.406 -> 0.403), so it is not the default
-    # (motion/design.md, session 7)
+    # mouth mode: the speech gate's edges (frames; vad.SpeechGate hold / release / onset / bridge).
+    # The gate before session 7 (PREVIOUS_GATE: the mouth keeps going 2 frames after speech, comes to
+    # rest over 3 more and starts 3 frames before a word) moved the mouth five frames into every
+    # pause: most of what moved in pauses. The default (hold 1, release 2, onset 2, gaps of up to 4
+    # frames between words bridged) was chosen on the DEV clips with the viseme-input predictor: mouth
+    # r 0.408 vs 0.407, rendered rest in pauses 0.156 vs 0.312 (FAST_REST_GATE, hold 0: 0.405 / 0.138)
+    # (motion/design.md, session 7).
     FAST_REST_GATE = (0, 2, 2, 4)
-    GATE_HOLD, GATE_RELEASE, GATE_ONSET, GATE_BRIDGE = 2, 3, None, 0
+    PREVIOUS_GATE = (2, 3, None, 0)
+    GATE_HOLD, GATE_RELEASE, GATE_ONSET, GATE_BRIDGE = 1, 2, 2, 4
 
     def _new_gate(self) -> SpeechGate | None:
         """A fresh speech gate for a new stream (mouth mode), with :attr:`GATE_HOLD` etc."""
