@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chatanyone.eval.split import role
-from chatanyone.runners.base import weights_path
+from weights_util import needs_shipped  # noqa: E402
 
 
 def test_split_role_of_clip_ids_with_dots():
@@ -124,20 +124,7 @@ def test_blend_takes_the_lower_face_from_the_mouth(basis):
     np.testing.assert_allclose(out @ u, x @ u, atol=0.1 * np.abs(x @ u).max())
 
 
-SHIPPED = weights_path("motion_mouth.npz")
-
-
-def _whisper_ok() -> bool:
-    try:
-        from chatanyone.audio.whisper import model_dir
-        model_dir()
-        return True
-    except Exception:
-        return False
-
-
-shipped = pytest.mark.skipif(not (SHIPPED.is_file() and _whisper_ok()),
-                             reason="no shipped mouth predictor or no Whisper encoder")
+shipped = needs_shipped("motion_mouth.npz", "mouth predictor")
 
 
 def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from chatanyone.motion.phones import K, VISEMES, VisemeHead, save_head
-from chatanyone.runners.base import weights_path
-
-SHIPPED = weights_path("motion_phones.npz")
+from weights_util import needs_shipped  # noqa: E402
 
 
 def _toy_head(path, *, d=768, hidden=5, seed=0):
@@ -87,17 +85,7 @@ def test_frame_labels_cover_each_frame_by_overlap():
 
 # ------------------------------------------------------------------------ the shipped head
 
-def _whisper_ok() -> bool:
-    try:
-        from chatanyone.audio.whisper import model_dir
-        model_dir()
-        return True
-    except Exception:
-        return False
-
-
-shipped = pytest.mark.skipif(not (SHIPPED.is_file() and _whisper_ok()),
-                             reason="no shipped viseme head or no Whisper encoder")
+shipped = needs_shipped("motion_phones.npz", "viseme head")
 have_espeak = ctypes.util.find_library("espeak-ng") is not None
 
 

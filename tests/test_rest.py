@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chatanyone.motion.vad import SpeechGate
-from chatanyone.runners.base import weights_path
+from weights_util import needs_shipped  # noqa: E402
 
 
 def _levels(*runs: tuple[int, float]) -> np.ndarray:
@@ -36,20 +36,7 @@ def test_gate_onset_release_and_bridge():
             SpeechGate(3, **bad)
 
 
-SHIPPED = weights_path("motion_mouth.npz")
-
-
-def _whisper_ok() -> bool:
-    try:
-        from chatanyone.audio.whisper import model_dir
-        model_dir()
-        return True
-    except Exception:
-        return False
-
-
-shipped = pytest.mark.skipif(not (SHIPPED.is_file() and _whisper_ok()),
-                             reason="no shipped mouth predictor or no Whisper encoder")
+shipped = needs_shipped("motion_mouth.npz", "mouth predictor")
 
 
 def _speech(seconds: float, seed: int) -> np.ndarray:

@@ -362,18 +362,24 @@ def clip_design(c: ClipData, look: int, mean, std, pca, phones=None) -> np.ndarr
     return design(tok, mean, std, pca, phones)
 
 
+def aligned_frames(c: ClipData) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames, src)``: each audio frame of ``c`` paired with the video frame that shows its sound
+    (``src = frame - c.shift``), where that frame exists and has a face."""
+    frames = np.arange(c.n)
+    src = frames - c.shift
+    keep = (src >= 0) & (src < c.n)
+    frames, src = frames[keep], src[keep]
+    keep = c.ok[src]
+    return frames[keep], src[keep]
+
+
 def clip_rows(c: ClipData, z: np.ndarray, ref_amp: float, *, normalize: bool = True, center: bool = False):
     """Training rows of one clip from its design ``z`` (:func:`clip_design`): inputs, targets (the
     video frame that shows each frame's sound, ``c.shift``), row weights (long clips count less).
     ``normalize``: targets scaled to ``ref_amp`` mouth-opening spread; ``center``: and the clip's
     mean expression removed (a speaker's resting shape is not in the audio; the intercept holds the
     corpus mean)."""
-    frames = np.arange(c.n)
-    src = frames - c.shift
-    keep = (src >= 0) & (src < c.n)
-    frames, src = frames[keep], src[keep]
-    keep = c.ok[src]
-    frames, src = frames[keep], src[keep]
+    frames, src = aligned_frames(c)
     y = c.exp[src] * (ref_amp / c.amp if normalize else 1.0)
     if center:
         y = y - y.mean(0)
@@ -386,6 +392,18 @@ def _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp=None):
     if center:  # back to the corpus's mean expression (weighted as the rows)
         y = y + mean_exp
     return np.concatenate(xs), y, np.concatenate(ws)
+
+
+def design_rows(clips, zs, ref_amp: float, cfg: dict):
+    """``(x, y, w)``: the training rows of ``clips`` (designs ``zs``) as a configuration ``cfg`` asks
+    (``normalize``, default True; ``center``: each clip's mean expression swapped for the corpus's)."""
+    normalize, center = cfg.get("normalize", True), cfg.get("center", False)
+    mean_exp = None
+    if center:
+        rows = [clip_rows(c, z, ref_amp, normalize=normalize) for c, z in zip(clips, zs)]
+        yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
+        mean_exp = (ww / ww.sum()) @ yy
+    return _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp)
 
 
 def mlp_predict(model: dict, z: np.ndarray) -> np.ndarray:
@@ -557,12 +575,7 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
         ph = phone_stats(tr, phones, look, mean, std, pca) if cfg.get("phones") else None
         ztr = [clip_design(c, look, mean, std, pca, ph) for c in tr]
         zte = [clip_design(c, look, mean, std, pca, ph) for c in te]
-        mean_exp = None
-        if cfg.get("center"):
-            rows = [clip_rows(c, z, ref_amp, normalize=cfg.get("normalize", True)) for c, z in zip(tr, ztr)]
-            yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
-            mean_exp = (ww / ww.sum()) @ yy
-        x, y, w = _stack_rows(tr, ztr, ref_amp, cfg.get("normalize", True), cfg.get("center", False), mean_exp)
+        x, y, w = design_rows(tr, ztr, ref_amp, cfg)
 
         if cfg.get("ensemble"):
             Wr, br = ridge(x, y, w, cfg.get("lam", 1.0))
@@ -665,12 +678,7 @@ def fit_mlp(train, dev, look: int, cfg: dict, *, d: int = 128, seed: int = 0, ws
     pca = fit_pca(train, mean, std, d, np.random.default_rng(seed))
     ref_amp = float(np.median([c.amp for c in train]))
     ztr = [clip_design(c, look, mean, std, pca) for c in train]
-    mean_exp = None
-    if cfg.get("center"):
-        rows = [clip_rows(c, z, ref_amp, normalize=cfg.get("normalize", True)) for c, z in zip(train, ztr)]
-        yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
-        mean_exp = (ww / ww.sum()) @ yy
-    x, y, w = _stack_rows(train, ztr, ref_amp, cfg.get("normalize", True), cfg.get("center", False), mean_exp)
+    x, y, w = design_rows(train, ztr, ref_amp, cfg)
     if cfg.get("phones"):
         raise ValueError("fit_mlp: configurations with viseme inputs are cross-validated only (cv --phones)")
     kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "evals", "ensemble", "lam")}

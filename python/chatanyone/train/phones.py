@@ -620,12 +620,7 @@ def ablate(train_roots, dev_roots, head_path, *, look: int = 3, lams=(1.0,), sca
     rms = float(np.sqrt(np.mean(np.concatenate([Z[c.name] for c in train]).var(0))))
 
     def rows(c, X):
-        fr = np.arange(c.n)
-        src = fr - c.shift
-        keep = (src >= 0) & (src < c.n)
-        fr, src = fr[keep], src[keep]
-        keep = c.ok[src]
-        fr, src = fr[keep], src[keep]
+        fr, src = M.aligned_frames(c)
         return X[fr], c.exp[src] * (ref_amp / c.amp), np.full(fr.size, 1.0 / np.sqrt(fr.size), np.float32)
 
     def fit_eval(tr, te, E, lam):
