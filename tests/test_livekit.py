@@ -105,15 +105,22 @@ def test_idle_frames_carry_no_audio():
     assert all(isinstance(i, rtc.VideoFrame) for i in items)
 
 
+async def _cleared_after_5_frames(sess):
+    """A generator of ``sess`` with 2 s of speech queued, 5 frames played (10 items: video and
+    audio), then ``clear_buffer()``: ``(gen, its iterator, the 10 items before)``."""
+    gen = ChatAnyoneVideoGenerator(sess)
+    for f in audio_frames(np.zeros(32000, np.float32) + 0.1):   # 2 s queued
+        await gen.push_audio(f)
+    it = gen.__aiter__()
+    before = [await it.__anext__() for _ in range(10)]
+    gen.clear_buffer()
+    return gen, it, before
+
+
 def test_clear_buffer_stops_audio_at_once_and_ends_the_segment():
     async def main():
         sess = SpeechSession()
-        gen = ChatAnyoneVideoGenerator(sess)
-        for f in audio_frames(np.zeros(32000, np.float32) + 0.1):   # 2 s queued
-            await gen.push_audio(f)
-        it = gen.__aiter__()
-        before = [await it.__anext__() for _ in range(10)]              # 5 frames played
-        gen.clear_buffer()
+        gen, it, before = await _cleared_after_5_frames(sess)
         after = []
         while len(after) < 30:
             after.append(await it.__anext__())
@@ -218,12 +225,7 @@ def test_clear_buffer_bridges_the_sessions_cut_with_held_frames():
 
     async def main():
         sess = SlowCutSession()
-        gen = ChatAnyoneVideoGenerator(sess)
-        for f in audio_frames(np.zeros(32000, np.float32) + 0.1):   # 2 s queued
-            await gen.push_audio(f)
-        it = gen.__aiter__()
-        before = [await it.__anext__() for _ in range(10)]              # 5 frames played
-        gen.clear_buffer()
+        gen, it, before = await _cleared_after_5_frames(sess)
         after = [await it.__anext__()]                                  # the segment end
         n_bridge = int(round(BRIDGE_MAX_S * 25.0))
         while sum(isinstance(i, rtc.VideoFrame) for i in after) < n_bridge:

@@ -323,6 +323,30 @@ class SlowCutSession(TimelineSession):
         return f
 
 
+def _run_interrupted(sess, clock, record, *, at: int, until: int):
+    """A LiveStream of ``sess`` on the simulated ``clock``, interrupted as the ``at``-th frame is
+    delivered and closed once ``until`` frames were: ``(stream, events, got)``, ``got`` holding
+    ``record(k, img, a48)`` of each delivered frame."""
+    events, got = [], []
+    done, built, box = threading.Event(), threading.Event(), []
+
+    def deliver(k, img, a48):
+        got.append(record(k, img, a48))
+        if len(got) == at:
+            built.wait(10)                # the pacing thread may get here before the constructor returns
+            box[0].interrupt()
+        if len(got) >= until:
+            done.set()
+
+    stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
+    box.append(stream)
+    built.set()
+    finished = done.wait(60)
+    stream.close()
+    assert finished, len(got)
+    return stream, events, got
+
+
 @pytest.mark.parametrize("cut_s", [0.17, 0.5])
 def test_interrupt_bridges_a_slow_cut_with_silent_frames_on_time(cut_s):
     """After an interrupt the Session needs ``cut_s`` (simulated) to render its first frame after the
@@ -336,22 +360,8 @@ def test_interrupt_bridges_a_slow_cut_with_silent_frames_on_time(cut_s):
     fps = 25.0
     clock = SimClock()
     sess = SlowCutSession(fps, 400, clock, cut_s=cut_s)
-    events, got = [], []
-    done, built, box = threading.Event(), threading.Event(), []
-
-    def deliver(k, img, a48):
-        got.append((k, clock.now(), img.copy(), a48))
-        if len(got) == 50:
-            built.wait(10)                # the pacing thread may get here before the constructor returns
-            box[0].interrupt()
-        if len(got) >= 120:
-            done.set()
-
-    stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
-    box.append(stream)
-    built.set()
-    assert done.wait(60), len(got)
-    stream.close()
+    stream, events, got = _run_interrupted(sess, clock, lambda k, img, a48: (k, clock.now(), img.copy(), a48),
+                                           at=50, until=120)
     ks = [g[0] for g in got]
     assert ks == list(range(len(got)))                     # no slot skipped or repeated
     sizes = np.array([g[3].size for g in got])
@@ -386,22 +396,7 @@ def test_interrupt_with_a_fast_cut_needs_no_bridge():
     """A Session that has its next frame ready at once: no bridge frame, nothing dropped."""
     clock = SimClock()
     sess = SlowCutSession(25.0, 300, clock, cut_s=0.0)
-    events, got = [], []
-    done, built, box = threading.Event(), threading.Event(), []
-
-    def deliver(k, img, a48):
-        got.append(k)
-        if len(got) == 30:
-            built.wait(10)                # the pacing thread may get here before the constructor returns
-            box[0].interrupt()
-        if len(got) >= 60:
-            done.set()
-
-    stream = LiveStream(sess, deliver, events.append, clock=clock.now, sleep=clock.sleep)
-    box.append(stream)
-    built.set()
-    assert done.wait(60)
-    stream.close()
+    stream, events, got = _run_interrupted(sess, clock, lambda k, img, a48: k, at=30, until=60)
     assert got[:60] == list(range(60))
     assert stream.bridged == 0 and stream.discarded == 0
 

@@ -37,10 +37,6 @@ VISEMES: tuple[str, ...] = (
 K = len(VISEMES)
 
 
-def _gelu(h: np.ndarray) -> np.ndarray:
-    return 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))
-
-
 class VisemeHead:
     """The viseme head of ``motion_phones.npz``: feature normalization and an MLP (tanh-GELU
     between its layers), softmax output.
@@ -103,11 +99,8 @@ class VisemeHead:
         h = (f.reshape(-1, self.dim).astype(np.float32) - self.mean) / self.std
         if not np.all(np.isfinite(h)):
             raise ValueError("VisemeHead: features contain NaN or infinite values")
-        for i, (W, b) in enumerate(self.layers):
-            h = h @ W + b
-            if i + 1 < len(self.layers):
-                h = _gelu(h)
-        return h.reshape(*lead, -1)
+        from .mouth import mlp_forward
+        return mlp_forward(self.layers, h).reshape(*lead, -1)
 
     def posteriors(self, feats: np.ndarray) -> np.ndarray:
         """``feats [..., 768]`` (e.g. ``[T, 768]``) raw Whisper features -> ``[..., K]`` float32
