@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .mlp import mlp_forward
+
 log = logging.getLogger("chatanyone")
 
 # The viseme classes (index = class id). Consonants by place of articulation as the lips show it,
@@ -99,7 +101,6 @@ class VisemeHead:
         h = (f.reshape(-1, self.dim).astype(np.float32) - self.mean) / self.std
         if not np.all(np.isfinite(h)):
             raise ValueError("VisemeHead: features contain NaN or infinite values")
-        from .mouth import mlp_forward
         return mlp_forward(self.layers, h).reshape(*lead, -1)
 
     def posteriors(self, feats: np.ndarray) -> np.ndarray:
