@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from .spec.motion_layout import MotionFrames
 from .spec.timeline import MOTION_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger("chatanyone")
@@ -50,6 +51,38 @@ class ReenactResult:
     wall_s: float            # time taken (preparation included)
     face_fraction: float     # driving frames where a face was found
     render_ms: float | None = None   # mean milliseconds of one frame's render call
+    register_s: float = 0.0  # seconds the driving motion and the body registration took (cached: ms)
+
+
+@dataclasses.dataclass
+class DrivingFrames(MotionFrames):
+    """Motion frames of a driving video: :class:`~chatanyone.spec.motion_layout.MotionFrames` plus
+    ``torso [T, 2, 3]`` (or None): the body's registered motion (:func:`body_motion`), an affine map
+    of the driving crop's coordinates from the reference frame to frame t. The geometry renderer
+    moves what lies below the chin by it (``GeomRenderer(register=True)``); motion without it (a
+    Session's) renders exactly as before. ``hair [T, 2, 3]`` (or None): likewise for the head
+    outside the face oval (hair, ears, outline), which then moves the rings round the face."""
+    torso: np.ndarray | None = None
+    hair: np.ndarray | None = None
+
+    def _base(self) -> MotionFrames:
+        return MotionFrames(self.start, *(getattr(self, f.name) for f in dataclasses.fields(MotionFrames)[1:]))
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            b = self._base()[key]
+            return DrivingFrames(b.start, *(getattr(b, f.name) for f in dataclasses.fields(MotionFrames)[1:]),
+                                 torso=None if self.torso is None else self.torso[key],
+                                 hair=None if self.hair is None else self.hair[key])
+        return super().__getitem__(key)
+
+    def frame(self, i: int) -> dict[str, np.ndarray]:
+        out = self._base().frame(i)
+        for k in ("torso", "hair"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v[i]
+        return out
 
 
 def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"):
@@ -133,13 +166,187 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
                         hands_ok=m["hands_ok"].astype(f32))
 
 
+# the body's registration (body_motion): chosen on the DEV clips (render/design.md "Error budget")
+# the parts registered and the kind of map fitted to each (render.register.MOTIONS)
+REGISTER_PARTS = {"torso": "translation", "hair": "euclidean"}
+REGISTER_USE = ("torso", "hair")  # the parts reenact registers and the renderer moves by their maps
+HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
+REGISTER_FACE_PX = 48.0           # frames are downscaled so the face is this tall (px) for ECC
+REGISTER_BELOW = 0.05             # the body mask starts this many face heights below the chin
+REGISTER_SIGMA = 1.0              # Gaussian smoothing over time (frames)
+REGISTER_VERSION = 1              # bump when the cached registration changes meaning
+
+
+def _body_mask(ref_rgb: np.ndarray, face_px: np.ndarray, pose_px: np.ndarray, hands_px: list,
+               below: float, part: str = "torso") -> np.ndarray:
+    """``[H, W] bool``: the reference frame's pixels to register. ``part="torso"``: its person
+    below the chin (``below`` face heights under it); ``"hair"``: its person above the chin
+    outside the face oval (hair, ears, the head's outline), grown by :data:`HAIR_EDGE` face heights
+    so that the outline against the background counts. Arms and hands are left out of both
+    (capsules round the pose's arms, hulls round the hands, grown)."""
+    import cv2
+    from .render import mesh as M
+    from .vision.landmarks import SelfieSegmentation
+    h, w = ref_rgb.shape[:2]
+    person = SelfieSegmentation()(np.ascontiguousarray(ref_rgb)) > 0.5
+    chin, top = face_px[152, :2], face_px[10, :2]
+    fh = float(np.linalg.norm(chin - top))
+    if part == "torso":
+        rows = np.arange(h)[:, None] > chin[1] + below * fh
+    else:
+        r = max(1, int(round(HAIR_EDGE * fh)))
+        person = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+        oval = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(oval, [np.round(face_px[M.FACE_OVAL, :2]).astype(np.int32)], 1)
+        rows = (np.arange(h)[:, None] < chin[1]) & ~oval.astype(bool)
+    arms = np.zeros((h, w), np.uint8)
+    for a, b, r in ((11, 13, 0.25), (13, 15, 0.22), (12, 14, 0.25), (14, 16, 0.22)):
+        p = pose_px
+        if np.all(np.isfinite(p[[a, b], :2])) and min(np.nan_to_num(p[a, 3]), np.nan_to_num(p[b, 3])) >= 0.5:
+            cv2.line(arms, tuple(int(v) for v in np.round(p[a, :2])), tuple(int(v) for v in np.round(p[b, :2])),
+                     1, max(1, int(round(2 * r * fh))))
+    for hp in hands_px:
+        if np.all(np.isfinite(hp[:, :2])):
+            hull = cv2.convexHull(np.round(hp[:, :2]).astype(np.int32))
+            m = np.zeros((h, w), np.uint8)
+            cv2.fillConvexPoly(m, hull, 1)
+            r = max(1, int(round(0.2 * fh)))
+            arms |= cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return person & rows & ~arms.astype(bool)
+
+
+def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sigma: float = REGISTER_SIGMA,
+                below: float = REGISTER_BELOW, face_px: float = REGISTER_FACE_PX,
+                cache=None) -> tuple[np.ndarray, np.ndarray]:
+    """The driving body's own motion, registered on the driving frames.
+
+    The reference frame is the first frame with a face (as :func:`driving_motion`'s
+    ``reference="first"``). Its ``part`` (``"torso"``: the person below the chin; ``"hair"``: the
+    head outside the face oval, outline included; arms and hands left out, :func:`_body_mask`)
+    is registered in every frame by ECC on grey levels (:func:`chatanyone.render.register.register`,
+    frames downscaled so the face is ``face_px`` tall, each frame started from the previous one's
+    map), then smoothed over time (Gaussian, ``sigma`` frames). One map per frame: a handful of
+    numbers, not a dense flow.
+
+    Returns:
+        ``(torso [n, 2, 3] float32, ok [n] bool)``: for each frame, the map from the reference
+        frame to it in the driving video's crop coordinates (the 2:3 box :func:`driving_motion`
+        uses), and whether ECC converged there (failed frames take their neighbours' maps).
+        ``ok`` all False (and identities) when the body mask is too small (a face filling the
+        frame): the renderer then moves the body as without registration.
+    Cached beside the prepared clip (``cache`` as :func:`chatanyone.eval.prepare.prepare`).
+    Blocks: decodes the clip again, a few ms per frame.
+    """
+    import cv2
+    import hashlib
+    import json
+    from pathlib import Path
+    from .render import register as R
+    from .vision import framing
+    n = prepared.n
+    ok_face = np.asarray(prepared.face_ok, bool)
+    if not ok_face.any():
+        raise ValueError(f"no face found in the driving video {prepared.path}: it must show one person's face")
+    if part not in REGISTER_PARTS:
+        raise ValueError(f"part must be one of {tuple(REGISTER_PARTS)}, got {part!r}")
+    motion = motion or REGISTER_PARTS[part]
+    settings = dict(version=REGISTER_VERSION, part=part, motion=motion, sigma=float(sigma), below=float(below),
+                    face_px=float(face_px), n=int(n))
+    path = None
+    if cache is not False:
+        from .eval.prepare import cache_dir
+        root = Path(cache) if cache not in (None, True) else cache_dir()
+        tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        path = root / prepared.key / f"register_{tag}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    torso, ok = z["torso"], z["ok"].astype(bool)
+                if torso.shape == (n, 2, 3):
+                    return torso, ok
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("reenact: registration cache %s unreadable (%s)", path, exc)
+    t0 = time.perf_counter()
+    fpx = prepared.face_px()
+    box = framing.upper_body_box(fpx[..., :2], face_ok=ok_face)
+    f0 = int(np.flatnonzero(ok_face)[0])
+    ref = prepared.frame(f0)
+    pose = prepared.to_pixels(prepared.pose[f0])      # [33, 4]: x, y (px), z, visibility
+    hands = [prepared.to_pixels(prepared.hands[f0, k, :, :2]) for k in range(2) if prepared.hands_ok[f0, k]]
+    mask = _body_mask(ref, fpx[f0], pose, hands, below, part)
+    fh = float(np.linalg.norm(fpx[f0, 152, :2] - fpx[f0, 10, :2]))
+    s = min(1.0, face_px / max(fh, 1e-6))
+    size = (max(8, int(round(ref.shape[1] * s))), max(8, int(round(ref.shape[0] * s))))
+    sx, sy = size[0] / ref.shape[1], size[1] / ref.shape[0]
+
+    def small(rgb):
+        return cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+
+    m_small = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    maps = np.repeat(R.identity()[None], n, 0)
+    ok = np.zeros(n, bool)
+    if int(m_small.sum()) >= 4 * R.MIN_MASK_PIXELS:
+        tmpl = small(ref)
+        prev = None
+        for t, img in prepared.frames():
+            if t == f0:
+                ok[t], prev = True, R.identity()
+                continue
+            a = R.register(tmpl, small(img), m_small, motion=motion, init=prev)
+            if a is not None and np.all(np.abs(a[:, :2] - np.eye(2)) < 0.3) and np.all(np.abs(a[:, 2]) < 0.25 * size[0]):
+                maps[t], ok[t], prev = a, True, a
+    else:
+        log.info("reenact: %s shows too little of the %s to register (%d px): it keeps today's "
+                 "motion", prepared.name, part, int(m_small.sum()))
+        ok[:] = False
+    maps = R.smooth(maps, ok, sigma) if ok.any() else maps
+    # analysis pixels -> frame pixels -> the crop's normalized coordinates
+    sc = np.diag([1 / sx, 1 / sy, 1.0])
+    sci = np.diag([sx, sy, 1.0])
+    full = np.zeros((n, 3, 3))
+    full[:, :2] = maps
+    full[:, 2, 2] = 1
+    px = (sc @ full @ sci)[:, :2]
+    torso = R.compose_crop(px, (box.x0, box.y0, box.w, box.h)).astype(np.float32)
+    log.info("reenact: %s registered on %d of %d frames (%s) in %.1f s", part, int(ok.sum()), n, motion,
+             time.perf_counter() - t0)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, torso=torso, ok=ok)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("reenact: could not cache the registration (%s)", exc)
+    return torso, ok
+
+
+def driving_frames(prepared, *, reference: str = "first", register: bool = True, cache=None):
+    """:func:`driving_motion` plus, with ``register``, the body's registered motion
+    (:func:`body_motion`) as the ``torso`` field of a :class:`DrivingFrames` (left out where no
+    frame could be registered). What :func:`reenact` renders."""
+    motion = driving_motion(prepared, reference=reference)
+    if not register:
+        return motion
+    maps = {}
+    for part in REGISTER_USE:
+        m, ok = body_motion(prepared, part=part, cache=cache)
+        if ok.any():
+            maps[part] = m
+    if not maps:
+        return motion
+    return DrivingFrames(motion.start, *(getattr(motion, f.name) for f in dataclasses.fields(MotionFrames)[1:]),
+                         **maps)
+
+
 def _even(img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     return img[: h - h % 2, : w - w % 2]
 
 
 def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, config=None,
-            reference: str = "first", max_seconds: float | None = None, cache=None,
+            reference: str = "first", register: bool = True, max_seconds: float | None = None, cache=None,
             on_frame: Callable[[int, np.ndarray], None] | None = None,
             progress: bool = False) -> ReenactResult:
     """Drive ``photo`` with the motion of ``driving_video`` and write ``output`` (MP4).
@@ -151,6 +358,9 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
         config: a :class:`~chatanyone.SessionConfig` (preset, providers, output size); fps is
             always the driving timeline's 25.
         reference: ``"first"`` or ``"median"`` (see :func:`driving_motion`).
+        register: move the photo's body (below the chin) by the driving body's own motion,
+            registered on the driving frames (:func:`body_motion`; cached with the prepared clip);
+            False: the body follows the pose's shoulders, as before session 8.
         max_seconds: use only the first seconds of the driving video.
         cache: the preparation cache folder (None: the default one; False: none).
         on_frame: called with ``(index, image [H, W, 3] uint8)`` for every rendered frame.
@@ -185,7 +395,9 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
     if isinstance(photo, (str, os.PathLike)) and not os.path.isfile(photo):
         raise FileNotFoundError(f"photo not found: {os.fspath(photo)!r}")
     pv = prepare(driving_video, fps=FPS, max_seconds=max_seconds, cache=cache, progress=progress)
-    motion = driving_motion(pv, reference=reference)   # the driving video's errors before the photo's
+    tr0 = time.perf_counter()
+    motion = driving_frames(pv, reference=reference, register=register, cache=cache)   # errors before the photo's
+    register_s = time.perf_counter() - tr0
     avatar = photo if isinstance(photo, Avatar) else Avatar.prepare(photo)
     pipe = Pipeline(avatar, config)
     writer = None
@@ -223,4 +435,4 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
     return ReenactResult(output=output, frames=len(motion), fps=FPS, size=size or (0, 0),
                          has_audio=bool(pv.has_audio and output is not None), seconds=pv.n / FPS,
                          wall_s=wall, face_fraction=float(np.mean(pv.face_ok)),
-                         render_ms=1000 * render_s / max(len(motion), 1))
+                         render_ms=1000 * render_s / max(len(motion), 1), register_s=register_s)

@@ -17,6 +17,9 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="fast", choices=list(PRESET_LONG_SIDE), help="renderer preset (default: fast)")
     p.add_argument("--reference", default="first", choices=["first", "median"],
                    help="motion relative to the driving video's first face frame (default) or its median")
+    p.add_argument("--no-register", action="store_true",
+                   help="move the photo's body and hair by the pose and head only, not by their motion "
+                        "registered on the driving frames")
     p.add_argument("--max-seconds", type=float, default=None, help="use only the first seconds of the video")
     p.add_argument("--no-cache", action="store_true", help="do not cache the driving video's landmarks")
     p.set_defaults(func=run)
@@ -36,7 +39,7 @@ def run(args) -> int:
         raise CliError(str(exc)) from None
     avatar = load_avatar(args.photo, config.preset)
     res = reenact(avatar, args.driving, args.output, config=config, reference=args.reference,
-                  max_seconds=args.max_seconds, cache=False if args.no_cache else None, progress=True)
+                  register=not getattr(args, "no_register", False), max_seconds=args.max_seconds, cache=False if args.no_cache else None, progress=True)
     print(f"wrote {args.output}: {res.frames} frames, {res.seconds:.2f} s, {res.size[0]}x{res.size[1]}, "
           f"{'with' if res.has_audio else 'without'} audio")
     return 0

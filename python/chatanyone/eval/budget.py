@@ -182,7 +182,7 @@ def budget_clip(video, *, max_seconds=None, cache=None, pixel_every: int = 2, re
     import cv2
     from ..avatar import Avatar
     from ..config import SessionConfig
-    from ..reenact import driving_motion
+    from ..reenact import driving_frames
     from ..render.geometry import GeomRenderer
     from .selfdriven import _Person
     from .split import role
@@ -193,7 +193,7 @@ def budget_clip(video, *, max_seconds=None, cache=None, pixel_every: int = 2, re
     avatar = Avatar.prepare(src, name=pv.name)
     long_side = SessionConfig().long_side
     geo = {k: GeomRenderer(avatar, long_side, **kw) for k, kw in renderers.items()}
-    motion = driving_motion(pv)
+    motion = driving_frames(pv, cache=cache)   # what reenact renders (the body's registered maps)
     seg = _Person()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     face_all, pose_all, hands_all = pv.face_px(), pv.to_pixels(pv.pose), pv.to_pixels(pv.hands[..., :2])
@@ -319,12 +319,15 @@ def add_arguments(p) -> None:
     p.add_argument("--max-seconds", type=float, default=4.0)
     p.add_argument("--pixel-every", type=int, default=2, metavar="N")
     p.add_argument("--no-ceilings", action="store_true", help="skip the optical-flow / ECC ceilings")
+    p.add_argument("--unregistered", action="store_true",
+                   help="also the renderer without the body's registered motion (GeomRenderer(register=False))")
     p.add_argument("--json", action="store_true")
 
 
 def run(args) -> int:
+    renderers = {"model": {}, "unregistered": {"register": False}} if getattr(args, "unregistered", False) else None
     res = budget(args.videos, max_seconds=args.max_seconds, pixel_every=args.pixel_every,
-                 ceilings=not args.no_ceilings)
+                 ceilings=not args.no_ceilings, renderers=renderers)
     print(json.dumps(res) if args.json else format_budget(res))
     return 0
 

@@ -68,7 +68,8 @@ def add_arguments(p) -> None:
                    help="raw videos: write a few real | rendered | source frames as PNG")
     p.add_argument("--variants", default="", metavar="LIST",
                    help="raw videos: more renderers in the same run, comma-separated: neural (the older "
-                        "neural renderer), previous (the geometry renderer before the hand mesh, the arms' layer, the expression beyond the mouth and the person layer)")
+                        "neural renderer), previous (the geometry renderer before the hand mesh, the arms' layer, the expression beyond the mouth and the person layer), "
+                        "unregistered (today's geometry renderer without the body's and hair's motion registered on the driving frames)")
 
 
 # the metrics live in .metrics (shared with eval.selfdriven); re-exported under their old names

@@ -17,7 +17,10 @@ out. Beside the renderer (``model``), the baseline ``source`` repeats the source
   (``GeomRenderer(hands="similarity", expression=False, layered=False, torso=False, arms="mesh")``:
   the arms' joints in the coarse mesh, clamped, each hand moved by one clamped similarity, only
   the lips' gap of the photo neutralized, the whole region warped as one sheet, the chest
-  interpolated between the shoulders and the border).
+  interpolated between the shoulders and the border);
+- ``unregistered``: today's geometry renderer without the body's registered motion
+  (``GeomRenderer(register=False)``: the body below the chin moves by the pose's shoulders and the
+  hair by the head pose, as before session 8).
 
 Each method's renderer time per frame is reported (``ms``: the render call alone, measured in the
 same run).
@@ -55,7 +58,7 @@ log = logging.getLogger("chatanyone")
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 METHODS = ("model", "source")
-VARIANTS = ("neural", "previous")   # extra renderers on request, driven by the same motion
+VARIANTS = ("neural", "previous", "unregistered")   # extra renderers on request, driven by the same motion
 CSIM_EVERY = 5   # dlib's descriptor on every 5th frame (about 0.3 s each on one core)
 FID_EVERY = 3    # Inception features of every 3rd frame
 KEYS = ("psnr", "psnr_person", "ssim", "csim", "hkc", "hand_found", "hand_err", "mouth_r", "mouth_amp",
@@ -162,7 +165,7 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     whole clip."""
     from ..avatar import Avatar
     from ..vision.detect import Detector
-    from ..reenact import driving_motion, reenact
+    from ..reenact import driving_frames, reenact
     from .metrics import psnr, ssim
     from .split import role
     methods = methods_for(variants)
@@ -179,9 +182,14 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     if "previous" in methods:
         from ..render.geometry import GeomRenderer
         g = GeomRenderer(avatar, config.long_side, hands="similarity", expression=False, layered=False,
-                         torso=False, arms="mesh")
+                         torso=False, arms="mesh", register=False)
         extra["previous"] = lambda mf, hw, g=g: g.render(mf)
-    motion = driving_motion(pv) if extra else None
+    if "unregistered" in methods:
+        from ..render.geometry import GeomRenderer
+        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, register=False)
+        extra["unregistered"] = lambda mf, hw, g=g: g.render(mf)
+    # the motion reenact renders (with the body's registered maps), for the variants
+    motion = driving_frames(pv, cache=cache) if extra else None
     ms = {m: [] for m in extra}
     src_desc = csim.descriptor(src) if csim else None
     real_iter = pv.frames()

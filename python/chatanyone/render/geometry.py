@@ -8,6 +8,11 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
 2. **Coarse mesh.** Two rings around the face oval (hair, ears, neck) that move with the head (the
    outer ring only partly); the shoulders, and arms that cannot be layered, bone by bone
    (:class:`~chatanyone.render.limbs.Limbs`); points on the region's border that never move. Delaunay-triangulated once, on the photo.
+   Motion from a driving video may carry the body's and the hair's own motion, registered on
+   its frames (``torso`` and ``hair`` maps, :func:`chatanyone.reenact.body_motion`): then the
+   chest, a grid of body vertices, the resting arms and the border below the chin move by the
+   torso's map, the rings and the border above the chin by the hair's (render/design.md). A
+   Session's motion has no such maps and renders as before.
 3. **Flow.** The face triangles (852, the eye holes closed by lid strips) and the coarse triangles
    are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
    face wins where they overlap (nearer depth); the coarse mesh lies behind it.
@@ -76,6 +81,30 @@ ALPHA_FALLOFF = 2.0
 RING2_FOLLOW = (0.6, 0.3)
 TORSO_DOWN = (0.15, 0.45)    # chest vertices: shoulder widths below the shoulders' midpoint
 TORSO_SIDE = 0.3             # and this many shoulder widths either side of it
+# the body's registered motion (frames with a "torso" map, see GeomRenderer._registered_mesh), in
+# face heights: grid spacing, where the grid starts below the chin, its clearance from other
+# coarse vertices, and the rise of the map's weight below the chin (chosen on the DEV clips)
+BODY_GRID = 0.6
+BODY_FROM = 0.6
+BODY_CLEAR = 0.3
+BODY_RAMP = 0.3
+# frames with a "hair" map: each ring round the face (inner, outer) moves by this blend of the
+# mesh's head pose (1) and the registered map (0), and follows it by this weight (None: the
+# ring's usual weight, RING2_FOLLOW for the outer one)
+HAIR_MESH = (0.0, 0.0)
+# frames with a "hair" map: how far the region's border above the chin follows it (0: pinned)
+BORDER_HAIR = 1.0
+# frames with a "torso" map: how the arms move ("pose": by the pose's offsets, as without a map;
+# "shoulders": the shoulders by the map, elbows and wrists by the pose; "torso": all by the map)
+BODY_ARMS = "gated"
+# "gated": an arm whose elbow or wrist the pose moves this far (face heights) beyond the body's map
+# starts to follow the pose, fully at the second figure
+ARM_GATE = (0.3, 0.6)
+HAIR_FOLLOW = (None, None)
+# ... and only their upper part: the map's weight falls from 1 where a ring vertex lies at or above
+# this first height to 0 at the second (its direction from the face oval's centre, -1 up, +1 down);
+# the rest (the neck) keeps the head pose
+HAIR_DY = (1.0, 1.01)
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
@@ -408,6 +437,9 @@ class GeomRenderer:
             with it (the renderer before the layers, kept for evaluation).
         torso: the chest moves with the shoulders (:meth:`_torso`); False: it is only
             interpolated between the shoulders and the still border (for evaluation).
+        register: frames that carry ``torso``/``hair`` maps (video-driven reenactment) move the
+            body and hair by them; False ignores them (the renderer before session 8, for
+            ``eval render --variants unregistered``).
         mouth: ``"rigid"``: where the photo shows its mouth's inside, its upper teeth move with the
             head and its lower teeth with the jaw, the gap between them dark
             (:meth:`_fill_photo_mouth`); where it does not, a painted inside with textured teeth.
@@ -420,7 +452,7 @@ class GeomRenderer:
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
                  refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
                  layered: bool = True, torso: bool = True, arms: str = "layer",
-                 mouth: str = "rigid"):
+                 mouth: str = "rigid", register: bool = True):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -479,6 +511,7 @@ class GeomRenderer:
         k2 = 1.0 + 2.1 * (k1 - 1.0)
         self._ring_off = []
         self._ring_w = []
+        self._ring_dy = dy          # -1 above the face's centre, +1 below it
         w2 = RING2_FOLLOW[0] + (RING2_FOLLOW[1] - RING2_FOLLOW[0]) * (dy + 1) / 2
         for k, w in ((k1, np.ones_like(dy)), (k2, w2)):
             off = np.zeros((len(oval), 3))
@@ -512,16 +545,17 @@ class GeomRenderer:
         self._torso_src, self._torso_lim = self._torso(avatar, face_src) if torso else (np.zeros((0, 2)), 0.0)
         extra = [rings_src[0][keep[0]], rings_src[1][keep[1]], body_src, self._torso_src, border]
         self._n_extra = [len(e) for e in extra]
-        coarse_src = np.concatenate([face_src[oval]] + extra)
-        coarse_ids = np.concatenate([oval, M.N_FACE + np.arange(sum(self._n_extra))])
-        tri = Delaunay(coarse_src).simplices
-        tri = tri[(tri >= len(oval)).any(axis=1)]     # not across the face (the face mesh covers it)
-        coarse_tri = coarse_ids[tri]
-        self.src_vertices = np.concatenate([face_src, np.concatenate(extra)]).astype(np.float32)
-        self.triangles = np.ascontiguousarray(np.concatenate(
-            [M.face_triangles(), M.eye_fill_triangles(), M.mouth_fill_triangles(), coarse_tri]).astype(np.int32))
+        self._face_src = face_src
+        self.src_vertices, self.triangles = self._mesh(face_src, extra)
         self._depth = np.full(len(self.src_vertices), COARSE_DEPTH, np.float32)
         self._border = border.astype(np.float32)
+        # the body's registered motion (motion frames with a "torso" map: video-driven reenactment)
+        self.register = bool(register)
+        self._body_crop = np.asarray(avatar.pose, np.float64)[L.KP_BODY_IDX, :2]   # crop units
+        fc = np.asarray(avatar.face, np.float64)[:, :2]
+        self._fh_crop = np.array([1.0, 1.0]) * float(np.linalg.norm(
+            (fc[152] - fc[10]) * self._ax * self._px)) / (self._ax * self._px)   # a face height, crop units (x, y)
+        self._reg: dict | None = None       # its mesh, made on the first frame that carries a map
         # paste-back feather
         f = max(2.0, FEATHER * min(rw, rh))
         yy = np.minimum(np.arange(rh) + 0.5, rh - np.arange(rh) - 0.5)
@@ -569,6 +603,117 @@ class GeomRenderer:
                   len(self.triangles))
 
     # --- coordinates ------------------------------------------------------------------------
+
+    @staticmethod
+    def _mesh(face_src: np.ndarray, extra: list) -> tuple[np.ndarray, np.ndarray]:
+        """Source vertices ``[V, 2] float32`` (the face, then ``extra`` in order) and triangles: the
+        face's, the eye and mouth strips, and the coarse mesh (Delaunay over the face oval and
+        ``extra``, none across the face)."""
+        from scipy.spatial import Delaunay
+        oval = np.asarray(M.FACE_OVAL)
+        n_extra = sum(len(e) for e in extra)
+        coarse_src = np.concatenate([face_src[oval]] + extra)
+        coarse_ids = np.concatenate([oval, M.N_FACE + np.arange(n_extra)])
+        tri = Delaunay(coarse_src).simplices
+        tri = tri[(tri >= len(oval)).any(axis=1)]     # not across the face (the face mesh covers it)
+        coarse_tri = coarse_ids[tri]
+        src = np.concatenate([face_src, np.concatenate(extra)]).astype(np.float32)
+        tris = np.ascontiguousarray(np.concatenate(
+            [M.face_triangles(), M.eye_fill_triangles(), M.mouth_fill_triangles(), coarse_tri]).astype(np.int32))
+        return src, tris
+
+    def _registered_mesh(self) -> dict:
+        """The mesh for frames that carry the body's registered motion (made once, on first use):
+        today's vertices plus a grid of body vertices below the chin (:data:`BODY_GRID` face
+        heights apart, from :data:`BODY_FROM` below the chin, clear of the other coarse vertices),
+        and each coarse vertex's weight of the body's map (1 for the chest, the grid and the border
+        well below the chin, rising from 0 at the chin over :data:`BODY_RAMP` face heights)."""
+        if self._reg is not None:
+            return self._reg
+        fpx = (self._face_src + 1) * self._px
+        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
+        chin = float(fpx[152, 1])
+        size = 2 * self._px
+        n_face = M.N_FACE
+        coarse = self.src_vertices[n_face:].astype(np.float64)
+        cpx = (coarse + 1) * self._px
+        step = BODY_GRID * fh
+        margin = 0.5 * size / 6
+        xs = np.arange(margin[0], size[0] - margin[0] + 1e-6, step)
+        ys = np.arange(chin + BODY_FROM * fh, size[1] - margin[1] + 1e-6, step)
+        grid = np.array([(x, y) for y in ys for x in xs]) if len(xs) and len(ys) else np.zeros((0, 2))
+        if len(grid):
+            others = np.concatenate([cpx, fpx[:n_face]])
+            d = np.min(np.linalg.norm(grid[:, None] - others[None], axis=-1), axis=1)
+            grid = grid[d > BODY_CLEAR * fh]
+        grid_n = self._px_norm(grid) if len(grid) else np.zeros((0, 2))
+        extra = [coarse, grid_n] if len(grid_n) else [coarse]
+        src, tris = self._mesh(self._face_src, extra)
+        ypx = (src[n_face:, 1].astype(np.float64) + 1) * self._px[1]
+        w = np.clip((ypx - chin) / (BODY_RAMP * fh), 0.0, 1.0)
+        # the rings (hair, ears, neck) and the limbs keep their own motion; the chest follows fully
+        n_rings = sum(self._n_extra[:2])
+        n_limbs = self._n_extra[2]
+        w[:n_rings + n_limbs] = 0.0
+        w[n_rings + n_limbs: n_rings + n_limbs + self._n_extra[3]] = 1.0
+        w[len(coarse):] = 1.0
+        self._reg = dict(src=src, tris=tris, w=w, n_grid=len(grid_n),
+                         depth=np.full(len(src), COARSE_DEPTH, np.float32))
+        log.debug("geometry renderer: registered body mesh, %d grid vertices", len(grid_n))
+        return self._reg
+
+    def _border_hair_weights(self) -> np.ndarray:
+        """``[coarse vertices]``: how far each follows the hair's map: :data:`BORDER_HAIR` for the
+        region's border points above the chin (falling to 0 at it over :data:`BODY_RAMP` face
+        heights), 0 for every other coarse vertex."""
+        if getattr(self, "_bh_w", None) is None:
+            fpx = (self._face_src + 1) * self._px
+            fh = float(np.linalg.norm(fpx[152] - fpx[10]))
+            coarse = self.src_vertices[M.N_FACE:].astype(np.float64)
+            y = (coarse[:, 1] + 1) * self._px[1]
+            w = BORDER_HAIR * np.clip((fpx[152, 1] - y) / (BODY_RAMP * fh), 0.0, 1.0)
+            w[: len(coarse) - len(self._border)] = 0.0
+            self._bh_w = w
+        return self._bh_w
+
+    def _arms_by_torso(self, motion_frame, torso) -> dict:
+        """The motion frame with the body points' offsets (``body``) taken from the torso's map
+        (:data:`BODY_ARMS`: ``"torso"``: all of them, the arms move as the body does;
+        ``"shoulders"``: the shoulders only, elbows and wrists keep the pose's offsets)."""
+        a = np.asarray(torso, np.float64)
+        src = self._body_crop
+        moved = np.nan_to_num(src @ a[:, :2].T + a[:, 2] - src)
+        body = _get(motion_frame, "body")
+        body = np.zeros((8, 2)) if body is None else np.array(body, np.float64).reshape(8, 2)
+        if BODY_ARMS == "torso":
+            body = moved
+        elif BODY_ARMS == "shoulders":
+            body[:2] = moved[:2]
+        else:           # "gated": an arm the pose moves well beyond the body follows the pose
+            fh = self._fh_crop
+            gated = moved.copy()
+            for side in (0, 1):
+                joints = [2 + side, 4 + side]              # elbow, wrist
+                d = body[joints] - moved[joints]
+                far = float(np.max(np.hypot(d[:, 0] / fh[0], d[:, 1] / fh[1])))
+                g = float(np.clip((far - ARM_GATE[0]) / (ARM_GATE[1] - ARM_GATE[0]), 0.0, 1.0))
+                gated[joints] = moved[joints] + g * d
+            body = gated
+        out = dict(motion_frame) if isinstance(motion_frame, dict) else \
+            {k: _get(motion_frame, k) for k in ("head", "exp", "eye", "hands", "hands_ok")}
+        out["body"] = body.astype(np.float32)
+        return out
+
+    def _body_map(self, torso) -> np.ndarray:
+        """A motion's registered map (``torso`` or ``hair``: driving crop coordinates) in
+        region-normalized coordinates."""
+        a = np.asarray(torso, np.float64)
+        if a.shape != (2, 3) or not np.all(np.isfinite(a)):
+            raise ValueError(f"a motion frame's torso/hair map must be a finite [2, 3] map, got shape {a.shape}")
+        # u = c * ax + bx  =>  u' = ax * (A (u - bx) / ax) + bx
+        lin = a[:, :2] * self._ax[:, None] / self._ax[None, :]
+        t = self._ax * a[:, 2] + self._bx - lin @ self._bx
+        return np.concatenate([lin, t[:, None]], 1)
 
     def _to_region(self, xy_crop: np.ndarray) -> np.ndarray:
         return np.asarray(xy_crop, np.float64)[..., :2] * self._ax + self._bx
@@ -675,11 +820,23 @@ class GeomRenderer:
         posed = self._to_region(posed3[:, :2])
         dst = [posed[:478]]
         depth = [posed3[:478, 2]]
+        hair = _get(motion_frame, "hair") if self.register else None
+        hmap = None if hair is None else self._body_map(hair)
         for k, (w, keep, src_r) in enumerate(zip(self._ring_w, self._ring_keep, self._rings_src)):
             drv_r = posed[478 + k * n_oval: 478 + (k + 1) * n_oval]
+            if hmap is not None:    # the head outside the face moved by its registered map
+                reg_r = src_r @ hmap[:, :2].T + hmap[:, 2]
+                lo, hi = HAIR_DY
+                hw = (1 - HAIR_MESH[k]) * np.clip((hi - self._ring_dy) / max(hi - lo, 1e-9), 0.0, 1.0)
+                drv_r = drv_r + hw[:, None] * (reg_r - drv_r)
+                w = w if HAIR_FOLLOW[k] is None else np.full_like(w, HAIR_FOLLOW[k])
             dst.append((src_r + w[:, None] * (drv_r - src_r))[keep])
         n_ring = sum(self._n_extra[:2])
         depth.append(np.full(n_ring, COARSE_DEPTH))
+        torso = _get(motion_frame, "torso") if self.register else None
+        tmap = None if torso is None else self._body_map(torso)      # (checks the map)
+        if torso is not None and BODY_ARMS != "pose":   # the arms carried by the body's map
+            motion_frame = self._arms_by_torso(motion_frame, torso)
         if len(self._limbs.src):
             dst.append(self._limbs.driving(motion_frame))
             depth.append(np.full(len(self._limbs.src), COARSE_DEPTH))
@@ -688,7 +845,23 @@ class GeomRenderer:
             depth.append(np.full(len(self._torso_src), COARSE_DEPTH))
         dst.append(self._border)
         depth.append(np.full(len(self._border), COARSE_DEPTH))
-        return (np.concatenate(dst).astype(np.float32), np.concatenate(depth).astype(np.float32))
+        dst = np.concatenate(dst)
+        if hmap is not None and BORDER_HAIR > 0:   # the region's border above the chin: the hair's map
+            src = self.src_vertices[M.N_FACE:].astype(np.float64)
+            wh = self._border_hair_weights()[:, None]
+            dst[M.N_FACE:] += wh * (src @ hmap[:, :2].T + hmap[:, 2] - dst[M.N_FACE:])
+        if torso is not None:     # the body below the chin moved by its registered map
+            reg = self._registered_mesh()
+            amap = tmap
+            src = reg["src"][M.N_FACE:].astype(np.float64)
+            n_old = len(dst) - M.N_FACE
+            cur = np.concatenate([dst[M.N_FACE:], src[n_old:]])
+            w = reg["w"][:, None]
+            moved = src @ amap[:, :2].T + amap[:, 2]
+            cur = (1 - w) * cur + w * moved
+            dst = np.concatenate([dst[:M.N_FACE], cur])
+            depth.append(np.full(reg["n_grid"], COARSE_DEPTH))
+        return (dst.astype(np.float32), np.concatenate(depth).astype(np.float32))
 
     def render(self, motion_frame) -> np.ndarray:
         """One motion frame -> one frame ``[H, W, 3]`` uint8 RGB (the whole photo, resized). Blocks
@@ -701,7 +874,11 @@ class GeomRenderer:
         rx0, ry0, rx1, ry1 = self.rect
         rh, rw = ry1 - ry0, rx1 - rx0
         t1 = self._tick("geometry", t0)
-        grid, _mask = _mesh_flow()(dst, self.src_vertices, self.triangles, (rh, rw), depth=depth)
+        if len(dst) == len(self.src_vertices):
+            src_v, tris = self.src_vertices, self.triangles
+        else:       # a frame with the body's registered motion: its own mesh
+            src_v, tris = self._reg["src"], self._reg["tris"]
+        grid, _mask = _mesh_flow()(dst, src_v, tris, (rh, rw), depth=depth)
         t1 = self._tick("mesh_flow", t1)
         warped = ops.warp(self._src, grid[None], padding="border")[0]
         t1 = self._tick("warp", t1)

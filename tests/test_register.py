@@ -1,0 +1,230 @@
+"""Image registration (render/register.py) and the body's registered motion in reenactment: a known
+affine map of an image is recovered, bad inputs are refused clearly, the renderer moves the body by a
+frame's map and renders frames without one exactly as before (a Session's motion has none)."""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+import chatanyone as ca
+from chatanyone.assets import default_avatar_image
+from chatanyone.render import register as R
+from chatanyone.render.geometry import GeomRenderer
+
+VIDEOS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "videos")
+
+
+def _texture(h=160, w=200, seed=0):
+    """A smooth random texture (blobs of several sizes), grey uint8."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for k in (4, 8, 16):
+        n = rng.standard_normal((h // k + 2, w // k + 2)).astype(np.float32)
+        img += cv2.resize(n, (w, h), interpolation=cv2.INTER_CUBIC) * k
+    img = (img - img.min()) / (img.max() - img.min()) * 220 + 15
+    return img.astype(np.uint8)
+
+
+def _warp(img, a):
+    """``img`` moved by the map ``a`` (a point x of img lands at a @ [x, 1])."""
+    import cv2
+    return cv2.warpAffine(img, a.astype(np.float64), (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _similarity(angle_deg, scale, tx, ty, centre):
+    c, s = np.cos(np.radians(angle_deg)) * scale, np.sin(np.radians(angle_deg)) * scale
+    lin = np.array([[c, -s], [s, c]])
+    return np.concatenate([lin, (np.asarray(centre) - lin @ centre + [tx, ty])[:, None]], 1)
+
+
+@pytest.mark.parametrize("motion,truth", [
+    ("translation", (0.0, 1.0, 3.4, -2.2)),
+    ("euclidean", (4.0, 1.0, -2.0, 1.5)),
+    ("similarity", (3.0, 1.04, 2.5, 2.0)),
+    ("affine", (-2.0, 0.97, -1.5, -3.0)),
+])
+def test_register_recovers_a_known_map(motion, truth):
+    img = _texture()
+    h, w = img.shape
+    a = _similarity(*truth, centre=np.array([w / 2, h / 2]))
+    moved = _warp(img, a)
+    mask = np.zeros((h, w), bool)
+    mask[30:130, 40:160] = True
+    got = R.register(img, moved, mask, motion=motion)
+    assert got is not None
+    # where the mask's corners land: within 0.3 px
+    corners = np.array([[40, 30], [160, 30], [40, 130], [160, 130]], np.float64)
+    np.testing.assert_allclose(R.apply(got, corners), R.apply(a, corners), atol=0.3)
+    # and a different image is not mistaken for it
+    assert np.abs(R.apply(got, corners) - corners).max() > 1.0
+
+
+def test_register_bad_inputs_are_clear_errors():
+    img = _texture()
+    mask = np.ones(img.shape, bool)
+    with pytest.raises(ValueError, match="same size"):
+        R.register(img, img[:, :-4], mask)
+    with pytest.raises(ValueError, match="pixels"):
+        R.register(img, img, np.zeros(img.shape, bool))
+    with pytest.raises(ValueError, match="mask must be"):
+        R.register(img, img, mask[:-1])
+    with pytest.raises(ValueError, match="motion must be"):
+        R.register(img, img, mask, motion="homography")
+    with pytest.raises(ValueError, match="image"):
+        R.register(np.zeros((4, 4, 4, 4)), img, mask)
+    with pytest.raises(ValueError, match="init"):
+        R.register(img, img, mask, init=np.eye(3))
+
+
+def test_register_a_flat_patch_does_not_converge():
+    flat = np.full((64, 64), 120, np.uint8)
+    assert R.register(flat, flat, np.ones((64, 64), bool)) is None
+
+
+def test_smooth_fills_failed_frames_and_keeps_constants():
+    maps = np.repeat(R.identity()[None], 9, 0)
+    maps[:, 0, 2] = 2.0
+    ok = np.ones(9, bool)
+    ok[[0, 4]] = False
+    maps[4, 0, 2] = 99.0          # a failed frame's value is not used
+    out = R.smooth(maps, ok, 1.5)
+    np.testing.assert_allclose(out[:, 0, 2], 2.0)
+    np.testing.assert_allclose(R.smooth(maps, np.zeros(9, bool), 1.0), np.repeat(R.identity()[None], 9, 0))
+    with pytest.raises(ValueError):
+        R.smooth(maps[:, :1], ok, 1.0)
+
+
+def test_compose_crop_maps_a_pixel_shift_to_crop_units():
+    a = R.identity()
+    a[:, 2] = (10.0, -6.0)                                       # pixels
+    c = R.compose_crop(a, (100.0, 50.0, 200.0, 300.0))
+    np.testing.assert_allclose(c[:, :2], np.eye(2))
+    np.testing.assert_allclose(c[:, 2], (10 / 200 * 2, -6 / 300 * 2))
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    return ca.Avatar.prepare(default_avatar_image())
+
+
+def test_frames_without_a_map_render_as_before(avatar):
+    """A motion frame without torso/hair maps (a Session's) gives the same pixels as the renderer
+    with registration switched off; a map of the identity leaves the chest where the photo has it."""
+    rng = np.random.default_rng(1)
+    frame = {"head": np.array([0.05, -0.03, 0.02, 0.01, 0.0, 0.01]), "exp": 0.5 * rng.standard_normal(
+        GeomRenderer(avatar, 256, register=False).basis.components.shape[0]).astype(np.float32),
+        "body": np.full((8, 2), 0.01, np.float32)}
+    a = GeomRenderer(avatar, 256)
+    b = GeomRenderer(avatar, 256, register=False)
+    np.testing.assert_array_equal(a.render(frame), b.render(frame))
+    assert a._reg is None                      # the registered mesh was never built
+    # with maps: register=False ignores them
+    mapped = dict(frame, torso=R.identity().astype(np.float32), hair=R.identity().astype(np.float32))
+    np.testing.assert_array_equal(b.render(mapped), b.render(frame))
+
+
+def test_a_torso_map_moves_the_body_below_the_chin(avatar):
+    """A torso map of a downward shift moves the chest, the body grid and the lower border by it
+    (region pixels), leaves the face and the top border where the motion puts them."""
+    from chatanyone.render import mesh as M
+    r = GeomRenderer(avatar, 256)
+    still, _ = r.driving_vertices({})
+    shift = np.array([0.0, 0.02])                              # crop units
+    m = R.identity()
+    m[:, 2] = shift
+    moved, depth = r.driving_vertices({"torso": m})
+    reg = r._reg
+    assert reg is not None and len(moved) == len(reg["src"]) == len(depth)
+    np.testing.assert_array_equal(moved[:M.N_FACE], still[:M.N_FACE])
+    full = reg["w"] == 1.0
+    assert full.sum() >= 3                                     # the chest vertices at least
+    d = (moved[M.N_FACE:] - reg["src"][M.N_FACE:]).astype(np.float64)
+    np.testing.assert_allclose(d[full], np.broadcast_to(shift * r._ax, d[full].shape), atol=1e-5)
+    top = reg["src"][M.N_FACE:, 1] < -0.99                     # the top border stays pinned
+    assert top.any()
+    np.testing.assert_allclose(d[top], 0.0, atol=1e-7)
+    img = r.render({"torso": m})
+    assert img.shape[:2] == (r.size[1], r.size[0])
+    with pytest.raises(ValueError, match="map"):
+        r.driving_vertices({"torso": np.eye(3)})
+
+
+def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
+    """A hair map of a sideways shift moves the inner ring round the face by it (from where the
+    photo has it), the region's top border with it; the face mesh stays the motion's."""
+    from chatanyone.render import mesh as M
+    r = GeomRenderer(avatar, 256)
+    still, _ = r.driving_vertices({})
+    m = R.identity()
+    m[0, 2] = 0.03                                             # crop units
+    moved, _ = r.driving_vertices({"hair": m})
+    assert len(moved) == len(still)                            # no body grid without a torso map
+    np.testing.assert_array_equal(moved[:M.N_FACE], still[:M.N_FACE])
+    n1 = int(r._ring_keep[0].sum())
+    ring1 = slice(M.N_FACE, M.N_FACE + n1)
+    src1 = r._rings_src[0][r._ring_keep[0]]
+    np.testing.assert_allclose(moved[ring1] - src1, np.broadcast_to([0.03 * r._ax[0], 0.0], src1.shape), atol=1e-5)
+    top = np.flatnonzero(r.src_vertices[:, 1] < -0.99)
+    assert len(top) and np.all(top >= len(r.src_vertices) - len(r._border))
+    np.testing.assert_allclose(moved[top, 0] - still[top, 0], 0.03 * r._ax[0], atol=1e-5)
+
+
+def test_driving_frames_slice_and_frame_carry_the_maps():
+    from chatanyone.reenact import DrivingFrames
+    from chatanyone.spec.motion_layout import MotionFrames
+    n = 5
+    base = MotionFrames(0, np.zeros((n, 6), np.float32), np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32),
+                        np.zeros((n, 8, 2), np.float32), np.zeros((n, 2, 21, 2), np.float32),
+                        np.zeros((n, 2), np.float32))
+    torso = np.repeat(R.identity()[None], n, 0).astype(np.float32)
+    torso[:, 0, 2] = np.arange(n)
+    d = DrivingFrames(*(getattr(base, f.name) for f in dataclasses.fields(MotionFrames)), torso=torso)
+    part = d[2:4]
+    assert isinstance(part, DrivingFrames) and len(part) == 2 and part.start == 2
+    assert part.frame(1)["torso"][0, 2] == 3 and "hair" not in part.frame(0)
+    assert set(base.frame(0)) == set(d.frame(0)) - {"torso"}
+
+
+def test_body_motion_on_a_dev_clip_is_small_and_steady():
+    """On a seated upper-body DEV clip the registered torso moves by a few pixels at most and
+    its map is smooth (skips without ../shared/data)."""
+    path = os.path.join(VIDEOS, "tango_hbr_1wrQ6Msp7wM_39.69-45.68.mp4")
+    if not os.path.exists(path):
+        pytest.skip("../shared/data/videos not available")
+    from chatanyone.eval.prepare import prepare
+    from chatanyone.reenact import body_motion
+    pv = prepare(path, max_seconds=1)
+    torso, ok = body_motion(pv, cache=False)
+    assert torso.shape == (pv.n, 2, 3) and ok.mean() > 0.9
+    assert np.abs(torso[:, :, 2]).max() < 0.05                 # crop units: under ~ 0.1 face heights
+    assert np.abs(np.diff(torso[:, :, 2], axis=0)).max() < 0.01
+    with pytest.raises(ValueError, match="part"):
+        body_motion(pv, part="legs", cache=False)
+
+
+def test_session_frames_are_unchanged_by_registration(avatar, monkeypatch):
+    """The speech-driven Session's motion carries no torso/hair map: for a seed its frames are the
+    same with the renderer's registration on (the default) and off, and the registered mesh is
+    never built."""
+    import chatanyone.render.geometry as G
+    from chatanyone.assets import demo_speech
+    pcm, rate = demo_speech()
+    pcm = pcm[: int(0.8 * rate)]
+
+    def run():
+        with ca.Session(avatar, ca.SessionConfig(seed=5)) as s:
+            s.feed_audio(pcm, rate)
+            s.flush()
+            frames = [f.image for f in s.frames()]
+            assert s._pipe.renderer._reg is None
+        return np.stack(frames)
+
+    on = run()
+    init = G.GeomRenderer.__init__
+    monkeypatch.setattr(G.GeomRenderer, "__init__", lambda self, *a, **k: init(self, *a, **{**k, "register": False}))
+    off = run()
+    assert len(on) >= 15
+    np.testing.assert_array_equal(on, off)
