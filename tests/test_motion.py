@@ -325,7 +325,9 @@ def test_hop_latency_contract(tiny, hop):
     from chatanyone.motion import MotionGenerator
     a = _audio(3.0)
     g = MotionGenerator(weights_dir=tiny["weights"], hop=hop, body=False)
-    assert g.lookahead_samples == (hop - 1 + g.L) * 640 + 160
+    # Whisper segments read nothing past their end: no log-mel right context
+    assert g.frontend.right_context == 0
+    assert g.lookahead_samples == (hop - 1 + g.L) * 640
     for m in (0, 7, 30):
         g.reset()
         need = (m + 1) * 640 + g.lookahead_samples
@@ -336,6 +338,10 @@ def test_hop_latency_contract(tiny, hop):
         g.push_audio(a[:(m + 1) * 640])  # no lookahead: frame m is not out yet (windows start at multiples of hop)
         out = g.generate_all()
         assert out is None or len(out) <= m
+    # the worst case (a window's first frame) is exact: frame 0 waits for every one of those samples
+    g.reset()
+    g.push_audio(a[:640 + g.lookahead_samples - 1])
+    assert g.generate_all() is None
 
 
 def test_hop_determinism_under_chunking(tiny):

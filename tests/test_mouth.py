@@ -184,8 +184,10 @@ def test_first_frame_before_400_ms_of_audio(gen):
         assert fed < a.size, "no frame after a second of audio"
         gen.push_audio(a[fed:fed + 160])  # 10 ms at a time
         fed += 160
-    assert fed / 16.0 < 400.0, f"first frame after {fed / 16.0:.0f} ms of audio"
-    assert gen.lookahead_samples + 640 <= fed <= gen.lookahead_samples + 640 + 160
+    # issue 12 asks for the first frame before 400 ms of audio; the shipped predictor's 3-frame
+    # lookahead lets it out after 160 ms (its own 40 ms and 120 ms ahead: nothing more is waited for)
+    assert fed / 16.0 < 200.0, f"first frame after {fed / 16.0:.0f} ms of audio"
+    assert gen.lookahead_samples + 640 <= fed < gen.lookahead_samples + 640 + 160
 
 
 def test_mlp_forward_matches_torch():
@@ -314,7 +316,9 @@ def test_batched_encodes_match_one_at_a_time(gen):
     gen.push_audio(a)
     gen.flush()
     first = gen.generate_window()
-    assert len(first) == gen.MAX_BATCH
+    assert len(first) == 1  # a stream's first frame goes out alone (its latency: one encode)
+    second = gen.generate_window()
+    assert len(second) == gen.MAX_BATCH and second.start == 1
     batched = gen.generate_all()  # the frames queued so far (``first`` among them) and the rest
     one = type(gen).MAX_BATCH
     try:

@@ -511,6 +511,14 @@ def test_bench_validates_its_arguments(seconds, steps):
         _bounded(lambda: bench("fast", seconds, steps), 10)
 
 
+@pytest.mark.parametrize("runs", [0, -1, 101, 1.5, True, "3"])
+def test_bench_validates_latency_runs(runs):
+    from chatanyone.cli.bench import bench
+
+    with pytest.raises(ValueError, match="latency-runs"):
+        _bounded(lambda: bench("fast", 1.0, None, latency_runs=runs), 10)
+
+
 # ================================================================================ CLI
 @pytest.mark.time_limit(120 * _SCALE)
 @pytest.mark.parametrize("argv, words", [

@@ -47,25 +47,64 @@ class Pipeline:
         self.lookahead_samples = int(self.gen.lookahead_samples)
         self.idle_samples = int(self.gen.hop) * SAMPLES_PER_FRAME
         self._lock = threading.Lock()
+        self.warm_up()
 
     def motion(self, audio: np.ndarray, final: bool) -> MotionFrames | None:
         """Push 16 kHz samples that continue the timeline (``final``: an utterance ends after them)
         and return the motion frames released by this, in order (None when none is). Blocks for
         the windows' compute."""
+        parts = []
+        fr = self.motion_step(audio, final)
+        while fr is not None:
+            parts.append(fr)
+            fr = self.motion_step(np.zeros(0, np.float32), False)
+        return MotionFrames.concat(parts) if parts else None
+
+    def motion_step(self, audio: np.ndarray, final: bool) -> MotionFrames | None:
+        """:meth:`motion`, but only the frames of one generator step (a batch of chunks, or a
+        window); None when none is ready. More may be ready (:meth:`pending`): the Session calls
+        again with empty audio, so that it renders these frames while the next are computed."""
         if audio.size:
             self.gen.push_audio(audio)
         if final:
             self.gen.flush()
-        parts = []
-        while (fr := self.gen.pop_frames()) is not None:
-            parts.append(fr)
-        return self.gestures(MotionFrames.concat(parts)) if parts else None
+        fr = self.gen.pop_frames()
+        return self.gestures(fr) if fr is not None else None
+
+    def pending(self) -> bool:
+        """Whether :meth:`motion` would release frames without more audio (motion thread only)."""
+        return bool(self.gen.scheduler.queue) or self.gen.window_ready()
+
+    def warm_up(self) -> None:
+        """Pay the first-call costs (allocations, caches, lazy imports of the Whisper encoder, the
+        face and body denoisers, the mouth predictor and viseme head, the renderer) here, at Session
+        creation, instead of on the first frame a listener waits for: the stream's first face
+        window is sampled now (:meth:`MotionGenerator.prime`: it hears no audio), the predictor runs
+        once on silence and one frame is rendered and dropped. Without the mouth predictor a window
+        of silence is generated and forgotten. Blocks ~40-60 ms on a quiet core; the results and
+        the timings (:meth:`timings`) are as without it."""
+        g = self.gen
+        fr = g.prime()
+        if fr is not None:
+            m = g.mouth
+            m.predict_segment(np.zeros((max(g.P, m.past) + m.look + 1, m.mean.shape[0]), np.float32), 1)
+        else:
+            n = g.hop + g.lookahead_samples // SAMPLES_PER_FRAME + 1
+            g.push_audio(np.zeros(n * SAMPLES_PER_FRAME, np.float32))
+            fr = g.pop_frames(1)
+            g.reset()
+        if fr is not None:
+            self.renderer.render(fr.frame(0))
+        g.window_ms.clear()
+        self.renderer.times.clear()
+        self.renderer.frames = 0
 
     def reset(self) -> None:
         """Forget the audio and motion so far: the next :meth:`motion` call starts a new stream
         (Session.interrupt; called from the motion thread)."""
         self.gen.reset()
         self.gestures.reset()
+        self.gen.prime()  # the new stream's first face window, before its audio comes
 
     def render(self, motion: MotionFrames) -> np.ndarray:
         """One frame of motion (a :class:`MotionFrames` of length 1) to one frame: uint8

@@ -480,6 +480,11 @@ class Session:
         with self._cv:
             if self._epoch != epoch:
                 return True
+            if self._next_render == 0 and self._render_plan(0) is not None:
+                # the caller waits for the session's first frame and its motion is there: it renders
+                # alone (on 2 cores, the next motion step beside it slowed it 1.5-2x: issue 12's
+                # first-frame latency); the render worker's notify wakes this one
+                return False
             start, end = self._m_pushed, self._a_end
             # backpressure: push no further than the consumer needs, plus the model's lookahead
             need_until = self._frame_start(self._next_out + self.config.max_ahead_frames)
@@ -490,7 +495,12 @@ class Session:
                 end = min(end, self._marks[0])
             final = bool(self._marks) and end == self._marks[0]
             if end <= start and not final:
-                return False
+                # the model may still hold frames it can release without more audio (motion_step
+                # returns one step's frames per call, so that they render while the next compute)
+                pending = getattr(self._pipe, "pending", None)
+                if pending is None or not pending():
+                    return False
+                end = start
             audio = self._slice(start, max(start, end))
             self._m_pushed = max(start, end)
             if final:
@@ -498,7 +508,8 @@ class Session:
                 # the model pads a final stretch with silence to its next motion frame; the motion
                 # timeline stays the session's: the model next hears the audio from that frame on
                 self._m_pushed = max(self._m_pushed, -(-end // SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME)
-        frames = self._pipe.motion(audio, final)  # outside the lock: the networks run here
+        # outside the lock: the networks run here (one step at a time where the pipeline can)
+        frames = getattr(self._pipe, "motion_step", self._pipe.motion)(audio, final)
         n = 0 if frames is None else len(frames)
         with self._cv:
             if self._epoch != epoch:
@@ -510,25 +521,34 @@ class Session:
             self._cv.notify_all()
         return True
 
+    def _render_plan(self, k: int) -> tuple[int, int, float] | None:
+        """``(m_lo, m_hi, w)``: the motion frames frame ``k`` interpolates (``w`` towards
+        ``m_hi``), or None while they (or its audio) are not all there. Lock held."""
+        # motion time of frame k's centre, in motion frames (= k at 25 fps)
+        tm = max(0.0, (k + 0.5) * MOTION_FPS / self._fps - 0.5)
+        m_lo = int(math.floor(tm))
+        w = tm - m_lo if tm - m_lo > 1e-9 else 0.0
+        if m_lo >= self._motion_done or self._frame_start(k + 1) > self._a_end:
+            return None
+        m_hi = m_lo + 1 if w else m_lo
+        if m_hi >= self._motion_done:
+            # motion frame m_hi comes unless it starts past the end of a final stretch
+            if (self._final_until < self._frame_start(k + 1)
+                    or m_hi * SAMPLES_PER_FRAME < self._final_until):
+                return None
+            m_hi, w = m_lo, 0.0  # past the end of a final stretch: hold its last motion frame
+        return m_lo, m_hi, w
+
     def _render_step(self) -> bool:
         with self._cv:
             epoch = self._epoch
             k = self._next_render
             if k - self._next_out >= self.config.max_ahead_frames:
                 return False
-            # motion time of frame k's centre, in motion frames (= k at 25 fps)
-            tm = max(0.0, (k + 0.5) * MOTION_FPS / self._fps - 0.5)
-            m_lo = int(math.floor(tm))
-            w = tm - m_lo if tm - m_lo > 1e-9 else 0.0
-            if m_lo >= self._motion_done or self._frame_start(k + 1) > self._a_end:
+            plan = self._render_plan(k)
+            if plan is None:
                 return False
-            m_hi = m_lo + 1 if w else m_lo
-            if m_hi >= self._motion_done:
-                # motion frame m_hi comes unless it starts past the end of a final stretch
-                if (self._final_until < self._frame_start(k + 1)
-                        or m_hi * SAMPLES_PER_FRAME < self._final_until):
-                    return False
-                m_hi, w = m_lo, 0.0  # past the end of a final stretch: hold its last motion frame
+            m_lo, m_hi, w = plan
             mo = self._motion[m_lo].lerp(self._motion[m_hi], w)
             if self._ease is not None:
                 k0, base = self._ease

@@ -9,9 +9,11 @@ Two kinds (``motion_config.json`` ``audio.kind``, :class:`~chatanyone.spec.motio
   audio streams in, exactly as for the whole clip), :data:`MEL_PER_FRAME` per token, normalized
   with the corpus statistics; a silent lookahead lets the model see silence ahead (calm idle).
 
-Readiness is counted in samples for both: a motion frame's audio is complete once the samples up
-to the next log-mel hop's right context (``HOP``) are in, so both kinds release frames at the same
-moments (:attr:`MotionGenerator.lookahead_samples`).
+Readiness is counted in samples: a motion frame's audio is complete once its own samples are in
+(Whisper: each segment's log-mel is computed from the segment alone, so nothing past its end is
+read) or, for the log-mel kind, also the next log-mel hop's right context (``HOP``, 10 ms; its
+frames are computed as the audio streams in): :attr:`AudioFrontEnd.right_context`, part of
+:attr:`MotionGenerator.lookahead_samples`.
 """
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ class AudioFrontEnd:
         self.hop = int(hop)
         self.P, self.T, self.L = spec.prefix, spec.window, spec.lookahead
         self.C = spec.audio.context
+        # samples past a frame's end its features read: the log-mel STFT's right context (one hop);
+        # none for Whisper (each segment's own log-mel, reflect-padded at the segment's end)
+        self.right_context = 0 if self.kind == "whisper" else HOP
         if self.kind == "whisper":
             from ..audio.whisper import shared_encoder
             self._wenc = shared_encoder(max(int(threads), 1), spec.audio.compute_type)
@@ -88,7 +93,7 @@ class AudioFrontEnd:
         self._n_samples += a.size
         if self.kind == "whisper":
             self._wav = np.concatenate([self._wav, a])
-            self._hops_done = max(self._hops_done, self._n_samples // HOP - 1)
+            self._hops_done = max(self._hops_done, self._n_samples // HOP)  # no right context
         else:
             self._pcm = np.concatenate([self._pcm, a])
             # mel frame i needs samples up to i*160+280; compute one extra hop and drop it (exactness)

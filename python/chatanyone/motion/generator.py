@@ -25,7 +25,7 @@ import numpy as np
 
 from ..spec import motion_layout as layout
 from ..spec.motion_layout import MotionFrames, MotionSpec
-from ..spec.timeline import HOP, SAMPLES_PER_FRAME
+from ..spec.timeline import SAMPLES_PER_FRAME
 from .frontend import AudioFrontEnd
 from .sampler import cosine_alphas_cumprod, ddim_timesteps
 from .scheduler import WindowScheduler
@@ -194,6 +194,7 @@ class MotionGenerator:
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
         self._style_mean = None
+        self._silence_tokens: np.ndarray | None = None  # mouth mode: prime()'s prefix tokens
 
     # ---------------------------------------------------------------------------------- controls
     def set_style(self, style=None, *, hands: float | None = None) -> None:
@@ -238,6 +239,9 @@ class MotionGenerator:
                 if head_amp > 0 and exp_amp > 0:
                     self._style_ref = (head_amp, exp_amp)
         self.hands_rate = float(hands if hands is not None else hands_rate)
+        if getattr(self, "_next", None) == 0 and getattr(self, "_pending", None) is not None:
+            self._pending = None     # a primed first window (prime()) had the old style: sample it again
+            self._style_mean = None
 
     def set_intensity(self, intensity: float) -> None:
         """Expression-intensity scale (>= 0; 0 = neutral face) from the next window on."""
@@ -282,14 +286,16 @@ class MotionGenerator:
     @property
     def lookahead_samples(self) -> int:
         """Samples needed beyond a frame's own 640 before that frame can be generated (worst case).
-        With the mouth predictor (the default when shipped): ``(mouth.hop - 1 + mouth.look) * 640 +
-        160`` = 2080 (130 ms; the first frame after 170 ms of speech). Without it (``mouth=False``):
-        ``(hop - 1 + L) * 640 + 160`` (the last 160: the audio front end's right context): 9120
-        (570 ms) with the config's hop 10 and L 5, 5280 (330 ms) with hop=4. After :meth:`flush`
-        nothing more is needed."""
+        With the mouth predictor (the default when shipped): ``(mouth.hop - 1 + mouth.look) * 640``
+        = 1920 (120 ms; the first frame after 160 ms of speech). Without it (``mouth=False``):
+        ``(hop - 1 + L) * 640`` = 8960 (560 ms) with the config's hop 10 and L 5, 5120 (320 ms)
+        with hop=4. A log-mel model adds its front end's right context (160 samples,
+        :attr:`~.frontend.AudioFrontEnd.right_context`); Whisper segments read nothing past their
+        end. After :meth:`flush` nothing more is needed."""
+        rc = self.frontend.right_context
         if self.mouth is not None:
-            return (self.mouth.hop - 1 + self.mouth.look) * SAMPLES_PER_FRAME + HOP
-        return (self.hop - 1 + self.L) * SAMPLES_PER_FRAME + HOP
+            return (self.mouth.hop - 1 + self.mouth.look) * SAMPLES_PER_FRAME + rc
+        return (self.hop - 1 + self.L) * SAMPLES_PER_FRAME + rc
 
     @property
     def frames_generated(self) -> int:
@@ -384,6 +390,31 @@ class MotionGenerator:
     # ------------------------------------------------------------------------------ mouth mode
     MAX_BATCH = 8  # mouth mode: segments encoded in one Whisper call when several chunks are ready
 
+    def prime(self) -> MotionFrames | None:
+        """Mouth mode: sample the stream's first face window (head, eyes, brows, body of frames
+        ``0 .. hop - 1``) now, if it is not yet; returns its frames (None without the mouth
+        predictor, or once the stream has released frames). That window hears only the silence
+        before the stream (its ``P`` prefix tokens; the rest "not heard yet"), so it needs no
+        audio, and a Session computes it when it is created or reset: the stream's first frame then
+        waits only for its Whisper segment and the mouth predictor, not for the face model (issue
+        12's first-frame latency). Every later window hears its audio up to its first frame plus
+        the predictor's lookahead, as before. Called lazily by the first chunk otherwise, with the
+        same result: deterministic for a seed, whatever the timing or chunking. Blocks for one
+        window's compute (``steps`` face + body evaluations) and, the first time, a Whisper encode
+        of silence."""
+        if self.mouth is None or self._next != 0:
+            return None
+        if self._pending is None:
+            from ..audio.whisper import FEAT_DIM
+            if self._silence_tokens is None:  # features of the silence before any stream (constant)
+                f = self.frontend.segment_features([0], self.mouth.seg, self.P)[0]
+                self._silence_tokens = ((f - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]).astype(np.float32)
+            audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
+            audio[0, :self.P] = self._silence_tokens
+            w0, n_out = self.scheduler.plan(None)  # (0, hop): whole, whatever the utterance's length
+            self._pending = self._sample_window(w0, n_out, audio, self.P, 1.0)
+        return self._pending
+
     def _plan_chunks(self, limit: int) -> list[tuple[int, int, bool]]:
         """Mouth mode: ``(first frame, frames, starts a face window)`` of up to ``limit`` next
         chunks whose audio (plus the predictor's lookahead) is in. A chunk is the predictor's hop,
@@ -396,7 +427,8 @@ class MotionGenerator:
         out: list[tuple[int, int, bool]] = []
         while len(out) < limit:
             new = p_end is None or c >= p_end
-            w_end = (c + self.hop if eos is None else min(c + self.hop, eos)) if new else p_end
+            # a stream's first window is always a whole hop (it is computed before any audio: prime())
+            w_end = (c + self.hop if eos is None or c == 0 else min(c + self.hop, eos)) if new else p_end
             n = max(min(m.hop, w_end - c, (eos - c) if eos is not None else m.hop), 0)
             if n == 0 or (eos is None and fe.frames_ready < c + n + m.look):
                 break
@@ -416,7 +448,9 @@ class MotionGenerator:
         rest where nobody speaks (:meth:`_speech_weights`). Returns the released frames."""
         from ..audio.whisper import FEAT_DIM
         from .mouth import blend
-        chunks = self._plan_chunks(self.MAX_BATCH)
+        # a stream's first frame goes out alone: its latency is the encode of one segment, not of a
+        # batch (a 100 ms feed has two chunks ready when frame 0's lookahead arrives)
+        chunks = self._plan_chunks(1 if self._next == 0 else self.MAX_BATCH)
         if not chunks:
             return None
         t0 = time.perf_counter()
@@ -429,7 +463,9 @@ class MotionGenerator:
         parts = []
         for (c0, n, new), feats in zip(chunks, feats_all):
             feats = feats[n_tok - (base + n):]  # [base + n, 768]: the tokens this chunk's layout reads
-            if new:
+            if new and c0 == 0:
+                self.prime()  # the stream's first window hears only the silence before the stream
+            elif new:
                 w0, n_out = sch.plan(fe.eos)  # w0 == c0: face windows start where the released frames are
                 heard = self.P + n + m.look
                 audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
