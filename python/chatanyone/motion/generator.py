@@ -193,6 +193,7 @@ class MotionGenerator:
         self.window_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
+        self._mouth_ema = None                      # mouth mode: (next frame, last smoothed output)
         self._style_mean = None
         self._silence_tokens: np.ndarray | None = None  # mouth mode: prime()'s prefix tokens
 
@@ -257,6 +258,7 @@ class MotionGenerator:
         self._style_mean = None  # running means of head and expression that the style gains scale about
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
+        self._mouth_ema = None                      # mouth mode: (next frame, last smoothed output)
 
     # ------------------------------------------------------------------------------------- input
     def push_audio(self, pcm: np.ndarray) -> None:
@@ -474,6 +476,11 @@ class MotionGenerator:
             p = self._pending
             part = p[c0 - p.start:c0 - p.start + n]
             mouth_exp = m.predict_segment(feats, n)
+            # the predictor's own output smoothing (MouthPredictor.smooth), carried across chunks in
+            # frame order (a stream that does not continue where the last chunk ended starts afresh)
+            prev = self._mouth_ema[1] if self._mouth_ema is not None and self._mouth_ema[0] == c0 else None
+            mouth_exp, last = m.smooth_frames(mouth_exp, prev)
+            self._mouth_ema = (c0 + n, last)
             if self.MOUTH_RENDER_GAIN != 1.0:  # the opening only, about the predictor's mean (as its gain)
                 ov = m.open_vec
                 mouth_exp = mouth_exp + ((self.MOUTH_RENDER_GAIN - 1.0) * ((mouth_exp - m.center) @ ov))[:, None] \

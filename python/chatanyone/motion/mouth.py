@@ -4,9 +4,11 @@ Lips follow phonemes; sampling them (the face diffusion model) costs lip sync fo
 wants there. :class:`MouthPredictor` maps the Whisper tiny.en tokens of a frame's neighbourhood
 (``past`` frames before it up to ``look`` frames after it, all from one streamed segment) to the
 expression coefficients with a ridge regression or a small MLP on PCA-reduced tokens
-(``weights/motion_mouth.npz``: a ridge; ``kind="mlp"`` files, e.g. the ridge averaged with an MLP
-stored as one MLP whose linear skip path carries the ridge, run the same way), trained by
-``chatanyone.train.mouth`` on speaker-normalized targets. :func:`mouth_projector` says
+(``kind="ridge"``, or ``kind="mlp"``: e.g. the ridge averaged with an MLP stored as one MLP whose
+linear skip path carries the ridge, as ``weights/motion_mouth.npz`` is since session 8), optionally
+with a viseme head's log-posteriors as extra inputs and the output smoothed over frames
+(:meth:`MouthPredictor.smooth_frames`), trained by ``chatanyone.train.mouth`` on
+speaker-normalized targets. :func:`mouth_projector` says
 which part of the expression is "mouth": the coefficients' effect on the mesh points below the nose.
 The generator keeps the diffusion model's expression elsewhere (brows, eyes, cheeks) and its head,
 eyes and body. No PyTorch; a few 100-kB matrices.
@@ -41,6 +43,9 @@ class MouthPredictor:
         ref_amp: the training corpus's median mouth-opening spread, the predictor's amplitude.
         A: ``[E, E]`` the lower-face projector (:func:`mouth_projector`).
         rest: ``[E]`` the prediction for a segment of digital silence (the closed mouth at rest).
+        smooth: the output's smoothing over frames (:meth:`smooth_frames`, :func:`ema`; 0: none). A
+            smoothed predictor is trained to run ``lead`` frames ahead of the real mouth (the
+            file's ``lead``, informative), which the smoothing's delay takes back.
     """
 
     def __init__(self, path: str | Path):
@@ -80,6 +85,11 @@ class MouthPredictor:
             self.A = z["A"].astype(np.float32)
             self.gain = float(z["gain"])
             self.rest = z["rest"].astype(np.float32)        # [E] the prediction for a silent segment
+            # optional (session 8): the output smoothed over frames, y_s[t] = (1 - a) y[t] + a y_s[t - 1]
+            # (the predictor was trained to lead the real mouth by about the delay this adds)
+            self.smooth = float(z["smooth"]) if "smooth" in z.files else 0.0
+            if not 0.0 <= self.smooth < 1.0:
+                raise ValueError(f"{path}: smooth must be in [0, 1), got {self.smooth}")
             k = (self.past + self.look + 1) * self.pca.shape[1]
             # optional: viseme posteriors of the same tokens as extra inputs (motion/phones.py)
             self.phones = None
@@ -153,6 +163,16 @@ class MouthPredictor:
         u = self.open_vec / float(self.open_vec @ self.open_vec)
         return y + (self.gain - 1.0) * ((y - center) @ self.open_vec)[:, None] * u[None]
 
+    def smooth_frames(self, y: np.ndarray, state=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The predictor's output smoothing on consecutive frames ``y [n, E]`` (:func:`ema`, weight
+        :attr:`smooth`; the identity when it is 0). ``state``: what the previous call returned
+        (``None``: the stream's first frames). Returns the smoothed ``[n, E]`` and the new state. A
+        stream must pass its frames in order, each once; then the result does not depend on how
+        they are cut into calls."""
+        if self.smooth <= 0.0:
+            return np.asarray(y, np.float32), state
+        return ema(y, self.smooth, state)
+
     def predict_segment(self, feats: np.ndarray, n_frames: int) -> np.ndarray:
         """The ``n_frames`` (<= hop) frames released from one segment: ``feats [N, 768]`` are its
         last ``N >= past + look + n_frames`` tokens; the frames are ``N - look - n_frames .. N - look - 1``
@@ -164,6 +184,19 @@ class MouthPredictor:
             raise ValueError(f"predict_segment: {n_frames} frames (hop {self.hop}) from {N} tokens")
         idx = np.arange(N - self.look - n_frames, N - self.look)[:, None] + np.arange(-self.past, self.look + 1)[None]
         return self.predict(f[idx], np.arange(n_frames)[::-1])
+
+
+def ema(y: np.ndarray, a: float, prev=None) -> tuple[np.ndarray, np.ndarray]:
+    """Exponential moving average over the rows of ``y [n, E]``: ``out[t] = (1 - a) y[t] + a out[t - 1]``,
+    ``out[-1] = prev`` (``None``: the first row itself). Returns ``(out [n, E] float32, out[-1])``
+    (the state for the next rows; ``prev`` again when ``n`` is 0)."""
+    y = np.asarray(y, np.float32)
+    out = np.empty_like(y)
+    last = None if prev is None else np.asarray(prev, np.float32)
+    for t in range(y.shape[0]):
+        last = y[t] if last is None else (1.0 - a) * y[t] + a * last
+        out[t] = last
+    return out, (last if y.shape[0] else prev)
 
 
 def phone_columns(post: np.ndarray, cm: np.ndarray, cs: np.ndarray) -> np.ndarray:

@@ -12,6 +12,9 @@ says why and how it was chosen).
         --configs ridge_l1 mlp_bn64_256_skip --json runs/mouth_cv.json    # k-fold by speaker + DEV
     python -m chatanyone.train.mouth fit --train ... --dev ... --lookahead 3 --model mlp \
         --config mlp_bn64_256_skip --ckpt runs/mouth_mlp.pt --out runs/motion_mouth_mlp.npz
+    python -m chatanyone.train.mouth fit --train ... --dev ... --lookahead 3 --hop 1 --model mlp \
+        --config ens_mlp256_phones_lead1_ema05 --phones python/chatanyone/weights/motion_phones.npz \
+        --ckpt runs/ens.pt --out motion_mouth.npz         # session 8's (shipped with its gain x 1.08)
 
 Segments: the audio of frames ``[e - S, e)`` (zeros before the clip and after its end, as in a
 flushed stream) is encoded once with Whisper tiny.en; its last tokens belong to the frames just
@@ -33,6 +36,11 @@ runs with numpy. Configurations (``CV_CONFIGS``) are compared by ``cv``: 5-fold 
 speaker over the training clips (``speaker_folds``: one person's clips in one fold; PCA, target
 scale and gain fitted inside each fold; the clips' audio/video offsets from out-of-fold ridge
 predictions) and a fit on all training clips scored on the DEV clips.
+
+Timing (session 8): ``lead`` trains the predictor on the mouth that many frames after each frame
+and ``smooth`` smooths its output over frames (an exponential moving average, part of the saved
+predictor, whose delay the lead takes back); both are configuration keys of ``cv``/``fit_mlp`` and
+options of the ridge ``fit``.
 """
 from __future__ import annotations
 
@@ -189,15 +197,16 @@ def fit_pca(clips, mean, std, d: int, rng) -> np.ndarray:
 
 
 def build_xy(clips, look: int, extra: int, mean, std, pca, ref_amp: float, *, stride: int = 1,
-             normalize: bool = True, phones=None):
+             normalize: bool = True, phones=None, lead: int = 0):
     """Stacked ridge inputs and speaker-normalized targets of ``clips``: for each tracked frame
     ``t`` the tokens of ``t - past .. t + look`` from the segment ending ``look + extra`` frames
     after it (in a chunk of ``hop`` frames released together, the frame ``i`` places before the
-    chunk's last has ``extra = i``), and the frame's expression scaled to the reference amplitude."""
+    chunk's last has ``extra = i``), and the frame's expression scaled to the reference amplitude
+    (``lead`` frames later: the predictor learns to run that far ahead of the real mouth)."""
     xs, ys, ws = [], [], []
     for c in clips:
         frames = np.arange(0, c.n, stride)
-        src = frames - c.shift  # the video frame that shows frame t's sound (the clip's own A/V offset)
+        src = frames - c.shift + lead  # the video frame that shows frame t's sound (the clip's own A/V offset)
         keep = (src >= 0) & (src < c.n)
         frames, src = frames[keep], src[keep]
         keep = c.ok[src]
@@ -250,7 +259,8 @@ def apply(model: dict, x: np.ndarray, extra: int) -> np.ndarray:
 
 def predict_clip(c: ClipData, model: dict) -> np.ndarray:
     """``[n, E]`` predicted expression (gain applied) for every frame of ``c``, each frame from the
-    segment the streaming generator gives it (chunks of ``hop`` frames from frame 0)."""
+    segment the streaming generator gives it (chunks of ``hop`` frames from frame 0), smoothed over
+    frames as the run time does (``model["smooth"]``, :func:`~chatanyone.motion.mouth.ema`)."""
     look, hop = model["look"], model["hop"]
     frames = np.arange(c.n)
     extra = hop - 1 - frames % hop
@@ -260,6 +270,9 @@ def predict_clip(c: ClipData, model: dict) -> np.ndarray:
         tok = lookahead_tokens(c.feat, frames[sel], look + j, PAST)[:, :PAST + look + 1]
         x = design(tok, model["mean"], model["std"], model["pca"], model.get("phones"))
         out[sel] = apply(model, x, j)
+    if model.get("smooth"):
+        from ..motion.mouth import ema
+        out = ema(out, float(model["smooth"]))[0]
     return out
 
 
@@ -288,11 +301,14 @@ def best_lag(pred_open: np.ndarray, real_open: np.ndarray, ok: np.ndarray, max_l
 
 def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d: int = 128,
         normalize: bool = True, stride: int = 1, seed: int = 0, wstats=None, open_vec=None,
-        align: bool = True, phones=None) -> dict:
+        align: bool = True, phones=None, lead: int = 0, smooth: float = 0.0) -> dict:
     """Fit at one lookahead and chunk size ``hop`` (one weight set per place in the chunk); the
     ridge strength chosen by mean DEV mouth r. ``phones``: a viseme head
     (:class:`~chatanyone.motion.phones.VisemeHead`) whose log-posteriors of the same tokens are
-    appended to the inputs (:func:`phone_stats`). Returns the model dict and its DEV scores."""
+    appended to the inputs (:func:`phone_stats`). ``lead``: targets that many frames after each frame
+    (with ``align``); ``smooth``: the output's smoothing over frames (:func:`~chatanyone.motion.mouth.ema`),
+    part of the model (the gain and the scores are of the smoothed output). Returns the model dict
+    and its DEV scores."""
     rng = np.random.default_rng(seed)
     mean, std = wstats
     pca = fit_pca(train, mean, std, d, rng)
@@ -300,11 +316,14 @@ def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d:
     ph = phone_stats(train, phones, look, mean, std, pca) if phones is not None else None
     xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize, phones=ph)
           for j in range(hop)]
+    if lead and not align:
+        xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize, phones=ph,
+                       lead=lead) for j in range(hop)]
     best = None
     for lam in lams:
         Wb = [ridge(x, y, w, lam) for x, y, w in xy]
         model = dict(mean=mean, std=std, pca=pca, W=np.stack([a for a, _ in Wb]), b=np.stack([b for _, b in Wb]),
-                     gain=np.float32(1.0), look=look, hop=hop, open_vec=open_vec, phones=ph)
+                     gain=np.float32(1.0), look=look, hop=hop, open_vec=open_vec, phones=ph, smooth=float(smooth))
         r = float(np.mean([clip_scores(c, predict_clip(c, model), open_vec)["r"] for c in dev]))
         log.info("look %d hop %d lam %.3g: dev mouth r %.3f", look, hop, lam, r)
         if best is None or r > best[0]:
@@ -315,10 +334,11 @@ def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d:
         # clip's with this first fit (the lag of best mouth correlation) and fit again on targets
         # shifted by it. DEV clips are scored as they are.
         for c in train:
-            c.shift = best_lag(predict_clip(c, model) @ open_vec, c.open, c.ok)
+            # (the unsmoothed output: the smoothing's delay is what ``lead`` makes up for)
+            c.shift = best_lag(predict_clip(c, dict(model, smooth=0.0)) @ open_vec, c.open, c.ok)
         log.info("training clip offsets (frames): %s", {c.name: c.shift for c in train if c.shift})
-        xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize, phones=ph)
-              for j in range(hop)]
+        xy = [build_xy(train, look, j, mean, std, pca, ref_amp, stride=stride, normalize=normalize, phones=ph,
+                       lead=lead) for j in range(hop)]
         Wb = [ridge(x, y, w, lam) for x, y, w in xy]
         model = dict(model, W=np.stack([a for a, _ in Wb]), b=np.stack([b for _, b in Wb]))
         model["offsets"] = {c.name: int(c.shift) for c in train}
@@ -328,7 +348,7 @@ def fit(train, dev, look: int, hop: int, *, lams=(0.3, 1.0, 3.0, 10.0, 30.0), d:
     # equals the reference amplitude
     tr_amp = np.median([np.std((predict_clip(c, model) @ open_vec)[c.ok]) for c in train])
     model["gain"] = np.float32(ref_amp / tr_amp)
-    model.update(past=PAST, lam=lam, ref_amp=np.float32(ref_amp), seg=SEG_FRAMES)
+    model.update(past=PAST, lam=lam, ref_amp=np.float32(ref_amp), seg=SEG_FRAMES, lead=int(lead))
     scores = {c.name: clip_scores(c, predict_clip(c, model), open_vec) for c in dev}
     return model, scores
 
@@ -362,32 +382,34 @@ def clip_design(c: ClipData, look: int, mean, std, pca, phones=None) -> np.ndarr
     return design(tok, mean, std, pca, phones)
 
 
-def aligned_frames(c: ClipData) -> tuple[np.ndarray, np.ndarray]:
+def aligned_frames(c: ClipData, lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(frames, src)``: each audio frame of ``c`` paired with the video frame that shows its sound
-    (``src = frame - c.shift``), where that frame exists and has a face."""
+    (``src = frame - c.shift``), or ``lead`` frames after it, where that frame exists and has a face."""
     frames = np.arange(c.n)
-    src = frames - c.shift
+    src = frames - c.shift + lead
     keep = (src >= 0) & (src < c.n)
     frames, src = frames[keep], src[keep]
     keep = c.ok[src]
     return frames[keep], src[keep]
 
 
-def clip_rows(c: ClipData, z: np.ndarray, ref_amp: float, *, normalize: bool = True, center: bool = False):
+def clip_rows(c: ClipData, z: np.ndarray, ref_amp: float, *, normalize: bool = True, center: bool = False,
+              lead: int = 0):
     """Training rows of one clip from its design ``z`` (:func:`clip_design`): inputs, targets (the
     video frame that shows each frame's sound, ``c.shift``), row weights (long clips count less).
     ``normalize``: targets scaled to ``ref_amp`` mouth-opening spread; ``center``: and the clip's
     mean expression removed (a speaker's resting shape is not in the audio; the intercept holds the
-    corpus mean)."""
-    frames, src = aligned_frames(c)
+    corpus mean); ``lead``: targets that many frames later (:func:`aligned_frames`)."""
+    frames, src = aligned_frames(c, lead)
     y = c.exp[src] * (ref_amp / c.amp if normalize else 1.0)
     if center:
         y = y - y.mean(0)
     return z[frames], y.astype(np.float32), np.full(frames.size, 1.0 / np.sqrt(frames.size), np.float32)
 
 
-def _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp=None):
-    xs, ys, ws = zip(*(clip_rows(c, z, ref_amp, normalize=normalize, center=center) for c, z in zip(clips, zs)))
+def _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp=None, lead: int = 0):
+    xs, ys, ws = zip(*(clip_rows(c, z, ref_amp, normalize=normalize, center=center, lead=lead)
+                       for c, z in zip(clips, zs)))
     y = np.concatenate(ys)
     if center:  # back to the corpus's mean expression (weighted as the rows)
         y = y + mean_exp
@@ -396,14 +418,15 @@ def _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp=None):
 
 def design_rows(clips, zs, ref_amp: float, cfg: dict):
     """``(x, y, w)``: the training rows of ``clips`` (designs ``zs``) as a configuration ``cfg`` asks
-    (``normalize``, default True; ``center``: each clip's mean expression swapped for the corpus's)."""
-    normalize, center = cfg.get("normalize", True), cfg.get("center", False)
+    (``normalize``, default True; ``center``: each clip's mean expression swapped for the corpus's;
+    ``lead``: targets that many frames later)."""
+    normalize, center, lead = cfg.get("normalize", True), cfg.get("center", False), int(cfg.get("lead", 0))
     mean_exp = None
     if center:
-        rows = [clip_rows(c, z, ref_amp, normalize=normalize) for c, z in zip(clips, zs)]
+        rows = [clip_rows(c, z, ref_amp, normalize=normalize, lead=lead) for c, z in zip(clips, zs)]
         yy, ww = np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
         mean_exp = (ww / ww.sum()) @ yy
-    return _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp)
+    return _stack_rows(clips, zs, ref_amp, normalize, center, mean_exp, lead)
 
 
 def mlp_predict(model: dict, z: np.ndarray) -> np.ndarray:
@@ -531,9 +554,13 @@ def with_ridge(model: dict, W: np.ndarray, b: np.ndarray, alpha: float) -> dict:
 
 
 def _predict_raw(model: dict, z: np.ndarray) -> np.ndarray:
-    if model["kind"] == "ridge":
-        return z @ model["W"][0] + model["b"][0]
-    return mlp_predict(model, z)
+    """The model (no gain) on one clip's design rows ``z``, every frame in order (hop 1), smoothed
+    over frames where the model says (``smooth``)."""
+    y = z @ model["W"][0] + model["b"][0] if model["kind"] == "ridge" else mlp_predict(model, z)
+    if model.get("smooth"):
+        from ..motion.mouth import ema
+        y = ema(y, float(model["smooth"]))[0]
+    return y
 
 
 def _with_gain(model: dict, train_clips, train_z, ref_amp, open_vec) -> dict:
@@ -577,23 +604,26 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
         zte = [clip_design(c, look, mean, std, pca, ph) for c in te]
         x, y, w = design_rows(tr, ztr, ref_amp, cfg)
 
-        if cfg.get("ensemble"):
+        alphas = _ensemble_weights(cfg)
+        if alphas:
             Wr, br = ridge(x, y, w, cfg.get("lam", 1.0))
 
         def record(step, model):
-            if cfg.get("ensemble"):
-                model = with_ridge(model, Wr, br, cfg["ensemble"])
-            model = _with_gain(model, tr, ztr, ref_amp, open_vec)
-            out = res[key].setdefault(step, {})
-            for c, z in zip(te, zte):
-                out[c.name] = _score(model, c, z, open_vec)
+            for a in alphas or (None,):
+                m = with_ridge(model, Wr, br, a) if a else model
+                m = _with_gain(dict(m, smooth=float(cfg.get("smooth", 0.0))), tr, ztr, ref_amp, open_vec)
+                # one weight: keyed by the step as before; a grid: "STEP@aALPHA"
+                out = res[key].setdefault(step if len(alphas) <= 1 else f"{step}@a{a:g}", {})
+                for c, z in zip(te, zte):
+                    out[c.name] = _score(m, c, z, open_vec)
 
         if cfg["model"] == "ridge":
             W, b = ridge(x, y, w, cfg.get("lam", 1.0))
             record(0, dict(kind="ridge", W=W[None], b=b[None]))
         else:
             kw = {k2: v for k2, v in cfg.items()
-                  if k2 not in ("model", "normalize", "center", "name", "phones", "ensemble", "lam")}
+                  if k2 not in ("model", "normalize", "center", "name", "phones", "ensemble", "ensemble_grid", "lam",
+                                "lead", "smooth")}
             kw.setdefault("evals", (kw.get("steps", 3000),))
             import torch
             torch.set_num_threads(threads)
@@ -601,6 +631,15 @@ def cv_run(train, dev, cfg: dict, *, open_vec, wstats, look: int = 3, k: int = 5
         log.info("cv %s fold %s: %s", cfg.get("name"), fi if fold is not None else "dev",
                  {s: round(float(np.mean([v["r"] for v in res[key][s].values()])), 3) for s in res[key]})
     return res
+
+
+def _ensemble_weights(cfg: dict) -> tuple:
+    """The ridge weights ``alpha`` a configuration's MLP is averaged with (``ensemble``: one;
+    ``ensemble_grid``: several, all scored from one MLP per fold by :func:`cv_run`); () for none."""
+    grid = cfg.get("ensemble_grid")
+    if grid:
+        return tuple(float(a) for a in grid)
+    return (float(cfg["ensemble"]),) if cfg.get("ensemble") else ()
 
 
 def cross_fitted_offsets(train, *, open_vec, wstats, look: int = 3, k: int = 5, seed: int = 0) -> dict:
@@ -661,32 +700,53 @@ CV_CONFIGS = {
     "ridge_l1_phones": dict(model="ridge", lam=1.0, phones=True),
     "mlp_bn64_256_skip_phones": dict(model="mlp", bottleneck=64, hidden=(256,), steps=1500, evals=(500, 1000, 1500),
                                      skip=True, phones=True),
+    # session 8: the ridge + MLP average on the viseme inputs, the ridge's weight scored on a grid
+    "ens_mlp256_phones_grid": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=600,
+                                   evals=(300, 600), ensemble_grid=(0.3, 0.5, 0.6, 0.7, 0.8), phones=True),
+    # the same predicting one frame ahead of the real mouth, its output smoothed (EMA 0.5: about the
+    # frame of delay the lead makes up for); the ridge's weight on a grid, then the shipped one
+    "ens_mlp256_phones_lead1_ema05_grid": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0,
+                                               steps=600, evals=(600,), ensemble_grid=(0.5, 0.7), phones=True,
+                                               lead=1, smooth=0.5),
+    "ens_mlp256_phones_lead1_ema05": dict(model="mlp", hidden=(256,), drop_in=0.0, drop=0.3, noise=1.0, steps=600,
+                                          evals=(600,), ensemble=0.7, phones=True, lead=1, smooth=0.5),
+    "ridge_l1_phones_lead1_ema05": dict(model="ridge", lam=1.0, phones=True, lead=1, smooth=0.5),
 }
 
 
 def fit_mlp(train, dev, look: int, cfg: dict, *, d: int = 128, seed: int = 0, wstats=None, open_vec=None,
-            threads: int = 1, ckpt=None, k: int = 5) -> tuple[dict, dict]:
+            threads: int = 1, ckpt=None, k: int = 5, phones=None) -> tuple[dict, dict]:
     """The MLP predictor (hop 1) on all of ``train`` with the configuration ``cfg``
     (:data:`CV_CONFIGS`, chosen by :func:`cv_run`; trained to its last step, no early stopping):
     the training clips' audio/video offsets cross-fitted (:func:`cross_fitted_offsets`), the gain
-    rule of :func:`fit`. Returns the model dict (``save_predictor``) and its DEV scores."""
+    rule of :func:`fit`. ``phones``: the viseme head (:class:`~chatanyone.motion.phones.VisemeHead`)
+    whose log-posteriors a ``phones`` configuration appends to the inputs (standardized on
+    ``train``, :func:`phone_stats`; the head travels in the saved file). ``cfg["ensemble"]``: the
+    weight of a ridge on the same rows averaged in (:func:`with_ridge`). Returns the model dict
+    (``save_predictor``) and its DEV scores."""
     import torch
     torch.set_num_threads(threads)
+    if cfg.get("phones") and phones is None:
+        raise ValueError(f"fit_mlp: configuration {cfg.get('name')} has viseme inputs; give the head (--phones HEAD)")
+    if cfg.get("ensemble_grid") and not cfg.get("ensemble"):
+        raise ValueError(f"fit_mlp: configuration {cfg.get('name')} has an ensemble grid; fit takes one weight "
+                         "(set 'ensemble' to the weight cv chose)")
     mean, std = wstats
     offsets = cross_fitted_offsets(train, open_vec=open_vec, wstats=wstats, look=look, k=k, seed=seed)
     log.info("training clip offsets (frames): %s", {n: o for n, o in offsets.items() if o})
     pca = fit_pca(train, mean, std, d, np.random.default_rng(seed))
     ref_amp = float(np.median([c.amp for c in train]))
-    ztr = [clip_design(c, look, mean, std, pca) for c in train]
+    ph = phone_stats(train, phones, look, mean, std, pca) if cfg.get("phones") else None
+    ztr = [clip_design(c, look, mean, std, pca, ph) for c in train]
     x, y, w = design_rows(train, ztr, ref_amp, cfg)
-    if cfg.get("phones"):
-        raise ValueError("fit_mlp: configurations with viseme inputs are cross-validated only (cv --phones)")
-    kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "evals", "ensemble", "lam")}
+    kw = {k2: v for k2, v in cfg.items() if k2 not in ("model", "normalize", "center", "name", "evals", "ensemble",
+                                                      "ensemble_grid", "lam", "phones", "lead", "smooth")}
     model = train_mlp(x, y, w, open_vec, seed=seed, ckpt=ckpt, **kw)
     if cfg.get("ensemble"):
         model = with_ridge(model, *ridge(x, y, w, cfg.get("lam", 1.0)), cfg["ensemble"])
-    model = _with_gain(model, train, ztr, ref_amp, open_vec)
-    model.update(mean=mean, std=std, pca=pca, look=look, hop=1, open_vec=open_vec, past=PAST,
+    model = _with_gain(dict(model, smooth=float(cfg.get("smooth", 0.0))), train, ztr, ref_amp, open_vec)
+    model.update(mean=mean, std=std, pca=pca, look=look, hop=1, open_vec=open_vec, past=PAST, phones=ph,
+                 lead=int(cfg.get("lead", 0)),
                  lam=float(kw.get("steps", 3000)), ref_amp=np.float32(ref_amp), seg=SEG_FRAMES, offsets=offsets)
     for c in train:
         c.shift = 0
@@ -765,6 +825,10 @@ def main(argv=None) -> int:
                    help="ridge strengths to choose from on DEV")
     g.add_argument("--phones", default=None, help="a viseme head npz (train.phones): its log-posteriors "
                    "of the same tokens appended to the ridge inputs")
+    g.add_argument("--lead", type=int, default=0, help="ridge: targets this many frames after each frame "
+                   "(the predictor runs ahead of the real mouth by what --smooth delays it)")
+    g.add_argument("--smooth", type=float, default=0.0, help="ridge: the output's smoothing over frames "
+                   "(exponential moving average weight, 0: none; stored in the predictor)")
     g.add_argument("--no-align", action="store_true", help="ablation: no per-clip audio/video offset correction")
     g.add_argument("--no-normalize", action="store_true", help="ablation: raw (not speaker-normalized) targets")
     g.add_argument("--json", default=None, help="write the DEV scores here")
@@ -818,11 +882,11 @@ def main(argv=None) -> int:
             if cfg["model"] != "mlp":
                 raise ValueError(f"--config {args.config} is not an MLP configuration")
             model, scores = fit_mlp(train, dev, look, cfg, d=args.pca, wstats=wstats, open_vec=open_vec,
-                                    threads=args.threads, ckpt=args.ckpt)
+                                    threads=args.threads, ckpt=args.ckpt, phones=phones)
         else:
             model, scores = fit(train, dev, look, args.hop, d=args.pca, normalize=not args.no_normalize,
                                 stride=args.stride, wstats=wstats, open_vec=open_vec, align=not args.no_align,
-                                lams=tuple(args.lams), phones=phones)
+                                lams=tuple(args.lams), phones=phones, lead=args.lead, smooth=args.smooth)
         summ = {k: float(np.mean([s[k] for s in scores.values()])) for k in ("r", "amp_ratio")}
         res[look] = {"dev_mean": summ, "dev_clips": scores, "lam": model["lam"], "gain": float(model["gain"]),
                      "train_offsets": model.get("offsets"),
@@ -852,7 +916,8 @@ def save_predictor(path, model: dict, open_vec: np.ndarray) -> None:
     common = dict(rest=rest.astype(np.float32), mean=model["mean"], std=model["std"], pca=model["pca"], look=np.int32(model["look"]),
                   past=np.int32(model["past"]), hop=np.int32(model["hop"]), seg=np.int32(model["seg"]),
                   ref_amp=np.float32(model["ref_amp"]), open_vec=open_vec.astype(np.float32),
-                  gain=np.float32(model["gain"]),
+                  gain=np.float32(model["gain"]), smooth=np.float32(model.get("smooth", 0.0)),
+                  lead=np.int32(model.get("lead", 0)),
                   A=mouth_projector(basis.components, basis.canonical).astype(np.float32))
     if model.get("phones") is not None:  # the viseme head travels inside the predictor's file
         ph = model["phones"]
