@@ -172,6 +172,25 @@ def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
     np.testing.assert_allclose(moved[top, 0] - still[top, 0], 0.03 * r._ax[0], atol=1e-5)
 
 
+def test_resting_arms_ride_with_the_torso_a_gesture_follows_the_pose(avatar):
+    """With a torso map, the body points' offsets are the map's where the pose barely moves the
+    arm beyond it, and the pose's where it moves an elbow or wrist far beyond it (GeomRenderer
+    BODY_ARMS="gated")."""
+    import chatanyone.render.geometry as G
+    assert G.BODY_ARMS == "gated"
+    r = GeomRenderer(avatar, 256)
+    m = R.identity()
+    m[:, 2] = (0.01, 0.02)
+    small = np.full((8, 2), 0.004, np.float32)                 # the pose: hardly a move
+    out = r._arms_by_torso({"body": small}, m)["body"]
+    np.testing.assert_allclose(out, np.broadcast_to([0.01, 0.02], (8, 2)), atol=1e-6)
+    big = small.copy()
+    big[4] = (0.0, -3 * r._fh_crop[1])                          # one wrist raised 3 face heights
+    out = r._arms_by_torso({"body": big}, m)["body"]
+    np.testing.assert_allclose(out[[2, 4]], big[[2, 4]], atol=1e-6)        # that arm: the pose's
+    np.testing.assert_allclose(out[[0, 1, 3, 5]], np.broadcast_to([0.01, 0.02], (4, 2)), atol=1e-6)
+
+
 def test_driving_frames_slice_and_frame_carry_the_maps():
     from chatanyone.reenact import DrivingFrames
     from chatanyone.spec.motion_layout import MotionFrames

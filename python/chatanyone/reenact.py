@@ -173,6 +173,7 @@ REGISTER_USE = ("torso", "hair")  # the parts reenact registers and the renderer
 HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
 REGISTER_FACE_PX = 48.0           # frames are downscaled so the face is this tall (px) for ECC
 REGISTER_BELOW = 0.05             # the body mask starts this many face heights below the chin
+REGISTER_MARGIN = 0.6            # ECC runs on the mask's bounding box grown by this many face heights
 REGISTER_SIGMA = 1.0              # Gaussian smoothing over time (frames)
 REGISTER_VERSION = 1              # bump when the cached registration changes meaning
 
@@ -252,6 +253,7 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
         raise ValueError(f"part must be one of {tuple(REGISTER_PARTS)}, got {part!r}")
     motion = motion or REGISTER_PARTS[part]
     settings = dict(version=REGISTER_VERSION, part=part, motion=motion, sigma=float(sigma), below=float(below),
+                    margin=REGISTER_MARGIN, hair_edge=HAIR_EDGE,
                     face_px=float(face_px), n=int(n))
     path = None
     if cache is not False:
@@ -287,15 +289,26 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
     maps = np.repeat(R.identity()[None], n, 0)
     ok = np.zeros(n, bool)
     if int(m_small.sum()) >= 4 * R.MIN_MASK_PIXELS:
-        tmpl = small(ref)
+        # ECC over the mask's bounding box and a margin only (the part moves by a fraction of it)
+        ys, xs = np.nonzero(m_small)
+        mg = int(np.ceil(REGISTER_MARGIN * face_px))
+        x0, y0 = max(0, xs.min() - mg), max(0, ys.min() - mg)
+        x1, y1 = min(size[0], xs.max() + 1 + mg), min(size[1], ys.max() + 1 + mg)
+        win = np.s_[y0:y1, x0:x1]
+        o = np.array([x0, y0], np.float64)
+        tmpl = small(ref)[win]
+        m_win = m_small[win]
         prev = None
         for t, img in prepared.frames():
             if t == f0:
                 ok[t], prev = True, R.identity()
                 continue
-            a = R.register(tmpl, small(img), m_small, motion=motion, init=prev)
+            a = R.register(tmpl, small(img)[win], m_win, motion=motion, init=prev)
             if a is not None and np.all(np.abs(a[:, :2] - np.eye(2)) < 0.3) and np.all(np.abs(a[:, 2]) < 0.25 * size[0]):
-                maps[t], ok[t], prev = a, True, a
+                prev = a
+                a = a.copy()
+                a[:, 2] += o - a[:, :2] @ o            # window pixels -> analysis pixels
+                maps[t], ok[t] = a, True
     else:
         log.info("reenact: %s shows too little of the %s to register (%d px): it keeps today's "
                  "motion", prepared.name, part, int(m_small.sum()))

@@ -92,6 +92,8 @@ BODY_RAMP = 0.3
 # mesh's head pose (1) and the registered map (0), and follows it by this weight (None: the
 # ring's usual weight, RING2_FOLLOW for the outer one)
 HAIR_MESH = (0.0, 0.0)
+# frames with a "torso" map: how far the rings' vertices below the chin (the neck) follow it
+NECK_TORSO = 1.0
 # frames with a "hair" map: how far the region's border above the chin follows it (0: pinned)
 BORDER_HAIR = 1.0
 # frames with a "torso" map: how the arms move ("pose": by the pose's offsets, as without a map;
@@ -662,6 +664,14 @@ class GeomRenderer:
         log.debug("geometry renderer: registered body mesh, %d grid vertices", len(grid_n))
         return self._reg
 
+    def _below_chin(self, pts: np.ndarray) -> np.ndarray:
+        """``[N]`` in [0, 1]: how far region-normalized points lie below the photo's chin, rising
+        from 0 at the chin to 1 at :data:`BODY_RAMP` face heights below it."""
+        fpx = (self._face_src + 1) * self._px
+        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
+        y = (np.asarray(pts, np.float64)[:, 1] + 1) * self._px[1]
+        return np.clip((y - fpx[152, 1]) / (BODY_RAMP * fh), 0.0, 1.0)
+
     def _border_hair_weights(self) -> np.ndarray:
         """``[coarse vertices]``: how far each follows the hair's map: :data:`BORDER_HAIR` for the
         region's border points above the chin (falling to 0 at it over :data:`BODY_RAMP` face
@@ -822,6 +832,8 @@ class GeomRenderer:
         depth = [posed3[:478, 2]]
         hair = _get(motion_frame, "hair") if self.register else None
         hmap = None if hair is None else self._body_map(hair)
+        torso = _get(motion_frame, "torso") if self.register else None
+        tmap = None if torso is None else self._body_map(torso)      # (checks the map)
         for k, (w, keep, src_r) in enumerate(zip(self._ring_w, self._ring_keep, self._rings_src)):
             drv_r = posed[478 + k * n_oval: 478 + (k + 1) * n_oval]
             if hmap is not None:    # the head outside the face moved by its registered map
@@ -830,11 +842,13 @@ class GeomRenderer:
                 hw = (1 - HAIR_MESH[k]) * np.clip((hi - self._ring_dy) / max(hi - lo, 1e-9), 0.0, 1.0)
                 drv_r = drv_r + hw[:, None] * (reg_r - drv_r)
                 w = w if HAIR_FOLLOW[k] is None else np.full_like(w, HAIR_FOLLOW[k])
-            dst.append((src_r + w[:, None] * (drv_r - src_r))[keep])
+            ring = src_r + w[:, None] * (drv_r - src_r)
+            if tmap is not None and NECK_TORSO > 0:   # the ring below the chin (the neck): the torso's map
+                wn = NECK_TORSO * self._below_chin(src_r)[:, None]
+                ring = ring + wn * (src_r @ tmap[:, :2].T + tmap[:, 2] - ring)
+            dst.append(ring[keep])
         n_ring = sum(self._n_extra[:2])
         depth.append(np.full(n_ring, COARSE_DEPTH))
-        torso = _get(motion_frame, "torso") if self.register else None
-        tmap = None if torso is None else self._body_map(torso)      # (checks the map)
         if torso is not None and BODY_ARMS != "pose":   # the arms carried by the body's map
             motion_frame = self._arms_by_torso(motion_frame, torso)
         if len(self._limbs.src):
