@@ -64,11 +64,12 @@ def apply_variant(gen, spec: dict) -> None:
     """Change a :class:`~chatanyone.motion.MotionGenerator`'s mouth as a variant ``spec`` says
     (keys: ``mouth`` a predictor npz, ``gate`` ``speech``/``digital``/``none``, ``gain`` the
     predictor's opening gain, ``gain_x`` a factor on it, ``render_gain`` ``MOUTH_RENDER_GAIN``,
-    ``shift`` ``MOUTH_OPEN_SHIFT``, ``pause_close`` ``PAUSE_CLOSE``, ``hold`` / ``release`` / ``onset``
+    ``shift`` ``MOUTH_OPEN_SHIFT``, ``pause_close`` ``PAUSE_CLOSE``, ``pause_seal`` ``PAUSE_SEAL``,
+    ``pause_settle`` ``PAUSE_SETTLE_FRAMES``, ``hold`` / ``release`` / ``onset``
     / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames), ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
-    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "render_gain", "shift", "pause_close", "dit_mouth",
+    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "render_gain", "shift", "pause_close", "pause_seal", "pause_settle", "dit_mouth",
                            "hold", "release", "onset", "bridge"}
     if unknown:
         raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
@@ -95,6 +96,10 @@ def apply_variant(gen, spec: dict) -> None:
         gen.MOUTH_OPEN_SHIFT = float(spec["shift"])
     if "pause_close" in spec:
         gen.PAUSE_CLOSE = float(spec["pause_close"])
+    if "pause_seal" in spec:
+        gen.PAUSE_SEAL = float(spec["pause_seal"])
+    if "pause_settle" in spec:
+        gen.PAUSE_SETTLE_FRAMES = float(spec["pause_settle"])
     for key, attr in (("hold", "GATE_HOLD"), ("release", "GATE_RELEASE"), ("onset", "GATE_ONSET"),
                       ("bridge", "GATE_BRIDGE")):
         if key in spec:
@@ -410,7 +415,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="prepare every video again, cache nothing")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY:VALUE,...",
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
-                        "gain, gain_x, render_gain, shift, pause_close, hold, release, onset, bridge, "
+                        "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, hold, release, "
+                        "onset, bridge, "
                         "dit_mouth:1; NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",

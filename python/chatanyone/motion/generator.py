@@ -26,6 +26,7 @@ import numpy as np
 from ..spec import motion_layout as layout
 from ..spec.motion_layout import MotionFrames, MotionSpec
 from ..spec.timeline import SAMPLES_PER_FRAME
+from .blink import BlinkSchedule, lid_basis
 from .frontend import AudioFrontEnd
 from .sampler import cosine_alphas_cumprod, ddim_timesteps
 from .scheduler import WindowScheduler
@@ -185,6 +186,10 @@ class MotionGenerator:
         # mouth mode: the speech-activity gate's running levels (a new one per stream: reset())
         self._gate = self._new_gate()
         self._mouth_shift = self._open_shift() if self.mouth is not None else None
+        self._lids = lid_basis(None if self.mouth is None else self.mouth.open_vec)
+        if self._lids[0].shape[1] != self.n_exp:  # a model on another basis (tests' tiny models): no lids
+            self._lids = None
+        self._blinks = BlinkSchedule(self.seed)
         # the expression outside the mouth: exp @ _upper (all of it without the mouth predictor)
         self._upper = (np.eye(self.n_exp, dtype=np.float32) - self.mouth.A) if self.mouth is not None \
             else np.eye(self.n_exp, dtype=np.float32)
@@ -256,6 +261,7 @@ class MotionGenerator:
         self.scheduler.reset()
         self._gate = self._new_gate()
         self._style_mean = None  # running means of head and expression that the style gains scale about
+        self._blinks = BlinkSchedule(self.seed)
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
         self._mouth_ema = None                      # mouth mode: (next frame, last smoothed output)
@@ -326,6 +332,7 @@ class MotionGenerator:
         w0, n_out = sch.plan(fe.eos)
         frames = self._sample_window(w0, n_out, fe.tokens(w0, n_out), fe.known_positions(w0, n_out),
                                      self.intensity)
+        self._eyes(frames)
         fe.trim(sch.next)
         sch.queue.append(frames)
         self.window_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -493,12 +500,14 @@ class MotionGenerator:
             # relative to the avatar's neutral face (MOUTH_OPEN_SHIFT); in digital silence, as the
             # mouth settles, the shift fades so that the idle mouth closes
             settle = settle_all[c0 - c_first:c0 - c_first + n]
-            opened = (1.0 - settle * (1.0 - w))[:, None]
+            seal = self.PAUSE_SEAL + (1.0 - self.PAUSE_SEAL) * settle  # how much of the shift a pause takes away
+            opened = (1.0 - seal * (1.0 - w))[:, None]
             mouth_exp = rest + (w * self.mouth_gain)[:, None] * (mouth_exp - rest)
             # intensity scales the motion about the speaker's reference face; the shift moves that
             # reference onto the avatar's neutral face and is not scaled
             part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity
                                             + opened * (self._mouth_shift @ m.A)[None], np.float32)
+            self._eyes(part)
             parts.append(part)
         self._next = c_end
         fe.trim(self._next, back=m.seg)
@@ -537,8 +546,16 @@ class MotionGenerator:
     MOUTH_RENDER_GAIN = 1.15
 
     # mouth mode: the still mouth in a real pause, from the average speaking shape (0) to the closed
-    # mouth of digital silence (1); chosen on the dev and training clips (design.md)
+    # mouth of digital silence (1); chosen on the dev and training clips (design.md). PAUSE_SEAL: how
+    # much of MOUTH_OPEN_SHIFT (what parts the avatar's lips in speech) a real pause takes away, 0..1
+    # (1 with PAUSE_CLOSE 1: the lips meet in every pause, as in digital silence); PAUSE_SETTLE_FRAMES:
+    # time constant of a slow close in a real pause (0: none; vad.SpeechGate pause_settle_frames).
+    # Session 8 measured both against the default on DEV and training clips: sealed pauses lowered
+    # mouth r where speakers keep their lips apart in pauses, and a slow close moved the mouth in the
+    # pauses (motion/design.md, "Session 8"); kept for ablations.
     PAUSE_CLOSE = 0.5
+    PAUSE_SEAL = 0.0
+    PAUSE_SETTLE_FRAMES = 0.0
     VOICED_DBFS = (-70.0, -55.0)  # mouth_gate "digital": silent below the first level, voiced above the second
 
     # mouth mode: the speech gate's edges (frames; vad.SpeechGate hold / release / onset / bridge).
@@ -557,7 +574,8 @@ class MotionGenerator:
         if self.mouth is None:
             return None
         return SpeechGate(self.mouth.look, hold=self.GATE_HOLD, release=self.GATE_RELEASE,
-                          onset=self.GATE_ONSET, bridge=self.GATE_BRIDGE)
+                          onset=self.GATE_ONSET, bridge=self.GATE_BRIDGE,
+                          pause_settle_frames=self.PAUSE_SETTLE_FRAMES)
 
     def _speech_weights(self, c0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``([n] weight, [n] settle)`` in [0, 1] for frames ``c0 .. c0+n-1`` (each asked once, in
@@ -588,6 +606,32 @@ class MotionGenerator:
             out[0, i] = g.step(db[i:i + k])
             out[1, i] = g.settle
         return out[0], out[1]
+
+    # ------------------------------------------------------------------------------------ eyes
+    # The lids (blink.py): the face model's own lid motion is taken out of the expression (times
+    # LID_KEEP is kept) and blinks of a fixed shape at a natural rate are added, closing the canonical
+    # lid gap BLINK_DEPTH times (> 1: an avatar whose eyes are open wider closes too; the renderer's
+    # close_lids meets lids that cross). In silence the face model half-closed the lids and its dips
+    # did not close them on rendered frames (motion/design.md, "Eyes").
+    BLINK_DEPTH = 1.15
+    LID_KEEP = 0.0
+
+    def _eyes(self, fr: MotionFrames) -> None:
+        """The lids of frames ``fr`` (in place, stream order): the face model's lid motion scaled
+        by :attr:`LID_KEEP`, blinks (:class:`~.blink.BlinkSchedule`, a function of the seed and the
+        frame) added; the eye-openness channel (``eye[:, :2]``, not rendered) says the same: 1 open,
+        0 closed."""
+        if not len(fr) or self._lids is None:
+            return
+        e = fr.exp.astype(np.float64)
+        vecs, rows, gap0 = self._lids
+        d = e @ rows.T.astype(np.float64)                               # [n, 2] the lid gaps' changes
+        closing = self._blinks.closing(fr.start, len(fr)).astype(np.float64)
+        want = self.LID_KEEP * d - (self.BLINK_DEPTH * gap0 * closing)[:, None]
+        fr.exp = np.ascontiguousarray(e + (want - d) @ vecs.astype(np.float64), np.float32)
+        eye = np.array(fr.eye, np.float32)
+        eye[:, :2] = (self.LID_KEEP * eye[:, :2] + (1.0 - self.LID_KEEP)) * (1.0 - closing[:, None])
+        fr.eye = eye
 
     def pop_frames(self, max_frames: int | None = None) -> MotionFrames | None:
         """Up to ``max_frames`` (None: all of the oldest window's) generated frames in order,

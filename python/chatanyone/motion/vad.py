@@ -73,6 +73,8 @@ class SpeechGate:
         unsettle_rate: fraction of the way back to the speaking shape per frame of speech.
         init_settle: :attr:`settle` at a stream's start (0: the pause shape; a Session's idle
             feed of digital silence closes the mouth within a second).
+        pause_settle_frames: time constant (frames) of the close in a real pause (0: none, the
+            mouth keeps its pause shape there).
 
     Not thread-safe; frames must be given in order (:meth:`step`).
     """
@@ -81,7 +83,8 @@ class SpeechGate:
                  rel_db: float = -25.0, snr_db: float = 5.0, cap_db: float = -12.0,
                  floor_db: float = -62.0, silence_db: float = -80.0, width_db: float = 6.0, attack: float = 0.3,
                  decay_db: float = 0.05, rise_db: float = 0.02, init_db: float = -35.0,
-                 settle_frames: float = 6.0, unsettle_rate: float = 0.3, init_settle: float = 0.0):
+                 settle_frames: float = 6.0, unsettle_rate: float = 0.3, init_settle: float = 0.0,
+                 pause_settle_frames: float = 0.0):
         onset = look if onset is None else onset
         if look < 0 or hold < 0 or release < 0 or bridge < 0 or not 0 <= onset <= look:
             raise ValueError(f"SpeechGate: look, hold, release and bridge must be >= 0 and onset in [0, look], "
@@ -96,6 +99,7 @@ class SpeechGate:
         self.attack, self.decay_db, self.rise_db, self.init_db = attack, decay_db, rise_db, init_db
         self.settle_frames, self.unsettle_rate = float(settle_frames), float(unsettle_rate)
         self.init_settle = float(init_settle)
+        self.pause_settle_frames = float(pause_settle_frames)
         k = np.arange(-self.back, self.look + 1, dtype=np.float64)
         behind = np.clip(1.0 - (-k - self.hold) / (self.release + 1), 0.0, 1.0)
         self.taper = np.where(k <= 0, behind, np.clip(1.0 - k / (self.onset + 1), 0.0, 1.0))
@@ -142,6 +146,8 @@ class SpeechGate:
             self._settle *= 1.0 - min(1.0, self.unsettle_rate) * w
         elif lv.max() < self.silence_db:  # (near) digital silence: slowly to the closed mouth
             self._settle += (1.0 - self._settle) / max(self.settle_frames, 1.0)
+        elif self.pause_settle_frames > 0:  # a real pause: (more) slowly to the closed mouth too
+            self._settle += (1.0 - self._settle) / max(self.pause_settle_frames, 1.0)
         # a real pause keeps the shape it has (a codec's comfort noise flickering about the silence
         # level must not open and close the mouth)
         return w

@@ -310,6 +310,19 @@ def close_lips(face: np.ndarray) -> None:
         face[l_, 1] = mid
 
 
+def close_lids(face: np.ndarray) -> None:
+    """Where a driving expression pushes a lower lid above its upper lid (a blink closing a little
+    further than this face's eyes are open), meet them in the middle (in place, ``[478, >=2]``)."""
+    for upper, lower in ((M.RIGHT_EYE_UPPER, M.RIGHT_EYE_LOWER), (M.LEFT_EYE_UPPER, M.LEFT_EYE_LOWER)):
+        up, lo = np.asarray(upper[1:-1]), np.asarray(lower[1:-1])
+        cross = face[lo, 1] < face[up, 1]
+        if cross.any():
+            u, l_ = up[cross], lo[cross]
+            mid = 0.5 * (face[u, 1] + face[l_, 1])
+            face[u, 1] = mid
+            face[l_, 1] = mid
+
+
 # the painted teeth: where the gaps between teeth lie on the dental arch, as the angle (radians)
 # from the middle, the arch seen from the front (x = sin(angle)); upper incisors are widest
 TOOTH_EDGES_UPPER = (0.0, 0.24, 0.44)
@@ -820,6 +833,7 @@ class GeomRenderer:
                 raise ValueError(f"motion_frame exp has {e.shape[0]} coefficients, the basis {self._comp.shape[0]}")
             c[:468] += (e @ self._comp).reshape(468, 3)
             close_lips(c)
+            close_lids(c)
         head = self._head.copy()
         dh = _get(motion_frame, "head")
         if dh is not None:
