@@ -251,3 +251,24 @@ def test_rendered_mouth_closes_in_pauses_and_eyes_blink(monkeypatch):
     med = np.nanmedian(eye)
     assert np.nanmax(eye[blink]) < 0.8 * med, (eye[blink], med)
     assert abs(np.nanmedian(eye[middle & ~blink]) / np.nanmedian(eye[phrase & ~blink]) - 1) < 0.05
+
+
+def test_close_lids_meets_crossing_lids_only():
+    """The renderer's ``close_lids``: a lower lid pushed above its upper lid (a blink closing
+    further than this face's eyes are open) meets it in the middle; open lids are left alone."""
+    from chatanyone.render import mesh as M
+    from chatanyone.render.geometry import close_lids
+    from chatanyone.spec.head import load_basis
+    face = np.array(load_basis().canonical, np.float64)[:, :2].copy()
+    face = np.concatenate([face, np.zeros((478 - len(face), 2))]) if len(face) < 478 else face
+    open_face = face.copy()
+    close_lids(open_face)
+    np.testing.assert_array_equal(open_face, face)  # open eyes: nothing moves
+    up, lo = np.array(M.RIGHT_EYE_UPPER[1:-1]), np.array(M.RIGHT_EYE_LOWER[1:-1])
+    shut = face.copy()
+    shut[lo, 1] = face[up, 1] - 0.004  # the right eye's lower lid 0.004 above its upper lid
+    close_lids(shut)
+    np.testing.assert_allclose(shut[up, 1], shut[lo, 1])
+    np.testing.assert_allclose(shut[up, 1], face[up, 1] - 0.002)
+    lu, ll = M.LEFT_EYE_UPPER[1:-1], M.LEFT_EYE_LOWER[1:-1]
+    np.testing.assert_array_equal(shut[lu + ll], face[lu + ll])  # the other eye is left alone
