@@ -272,3 +272,25 @@ def test_close_lids_meets_crossing_lids_only():
     np.testing.assert_allclose(shut[up, 1], face[up, 1] - 0.002)
     lu, ll = M.LEFT_EYE_UPPER[1:-1], M.LEFT_EYE_LOWER[1:-1]
     np.testing.assert_array_equal(shut[lu + ll], face[lu + ll])  # the other eye is left alone
+
+
+@shipped
+def test_lipsync_variant_sets_the_gate():
+    """``eval lipsync --variant NAME=hold:0,release:2,onset:2,bridge:4`` (``FAST_REST_GATE``)
+    reaches the generator's gate, the pause and lid keys (``pause_seal``, ``pause_settle``,
+    ``lid_keep``, ``blink_depth``) its settings; an onset beyond the predictor's lookahead and an
+    unknown key are refused."""
+    from chatanyone.eval.lipsync import apply_variant
+    from chatanyone.motion import MotionGenerator
+    g = MotionGenerator(seed=3, body=False)
+    onset = g.mouth.look if g.GATE_ONSET is None else g.GATE_ONSET
+    assert (g._gate.hold, g._gate.release, g._gate.onset, g._gate.bridge) == (
+        g.GATE_HOLD, g.GATE_RELEASE, onset, g.GATE_BRIDGE)
+    apply_variant(g, {"hold": "0", "release": "2", "onset": "2", "bridge": "4"})
+    assert (g._gate.hold, g._gate.release, g._gate.onset, g._gate.bridge) == (0, 2, 2, 4)
+    apply_variant(g, {"pause_close": "1", "pause_seal": "1", "pause_settle": "8", "lid_keep": "1", "blink_depth": "0"})
+    assert (g.PAUSE_CLOSE, g.PAUSE_SEAL, g._gate.pause_settle_frames, g.LID_KEEP, g.BLINK_DEPTH) == (1, 1, 8, 1, 0)
+    with pytest.raises(ValueError):
+        apply_variant(g, {"onset": str(g.mouth.look + 1)})
+    with pytest.raises(ValueError):
+        apply_variant(g, {"pause_sealing": "1"})

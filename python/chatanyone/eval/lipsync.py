@@ -65,12 +65,14 @@ def apply_variant(gen, spec: dict) -> None:
     (keys: ``mouth`` a predictor npz, ``gate`` ``speech``/``digital``/``none``, ``gain`` the
     predictor's opening gain, ``gain_x`` a factor on it, ``render_gain`` ``MOUTH_RENDER_GAIN``,
     ``shift`` ``MOUTH_OPEN_SHIFT``, ``pause_close`` ``PAUSE_CLOSE``, ``pause_seal`` ``PAUSE_SEAL``,
-    ``pause_settle`` ``PAUSE_SETTLE_FRAMES``, ``hold`` / ``release`` / ``onset``
-    / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames), ``dit_mouth`` ``1``: the
+    ``pause_settle`` ``PAUSE_SETTLE_FRAMES``, ``lid_keep`` / ``blink_depth`` ``LID_KEEP`` /
+    ``BLINK_DEPTH`` (``lid_keep:1,blink_depth:0``: the face model's own lids, as before session 8),
+    ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames), ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
-    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "render_gain", "shift", "pause_close", "pause_seal", "pause_settle", "dit_mouth",
-                           "hold", "release", "onset", "bridge"}
+    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "render_gain", "shift", "pause_close", "pause_seal",
+                           "pause_settle", "lid_keep", "blink_depth", "dit_mouth", "hold", "release", "onset",
+                           "bridge"}
     if unknown:
         raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
     if gen.mouth is None:
@@ -100,6 +102,10 @@ def apply_variant(gen, spec: dict) -> None:
         gen.PAUSE_SEAL = float(spec["pause_seal"])
     if "pause_settle" in spec:
         gen.PAUSE_SETTLE_FRAMES = float(spec["pause_settle"])
+    if "lid_keep" in spec:
+        gen.LID_KEEP = float(spec["lid_keep"])
+    if "blink_depth" in spec:
+        gen.BLINK_DEPTH = float(spec["blink_depth"])
     for key, attr in (("hold", "GATE_HOLD"), ("release", "GATE_RELEASE"), ("onset", "GATE_ONSET"),
                       ("bridge", "GATE_BRIDGE")):
         if key in spec:
@@ -415,8 +421,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="prepare every video again, cache nothing")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY:VALUE,...",
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
-                        "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, hold, release, "
-                        "onset, bridge, "
+                        "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
+                        "blink_depth, hold, release, onset, bridge, "
                         "dit_mouth:1; NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
