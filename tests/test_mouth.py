@@ -348,8 +348,12 @@ def test_style_reference_scales_head_and_expression(gen):
     """The generated head and upper-face expression take on a style reference's spread: with a
     reference that moves 4x as much as another (the model's own motion, scaled about its mean),
     they spread clearly more (the model's own conditioning alone moved them little or the wrong
-    way); no reference: no scaling."""
+    way); no reference: no scaling. The lids are left out of the expression's spread: they are
+    the generator's blinks, which no style scales (motion/blink.py)."""
     up = gen._upper
+    if gen._lids is not None:  # exp @ up without the lid gaps' directions
+        vecs, rows, _ = gen._lids
+        up = up @ (np.eye(len(up), dtype=np.float32) - rows.T @ vecs)
     gen.set_style(None)
     gen.reset()
     gen.push_audio(_speechlike(6.0, seed=3))

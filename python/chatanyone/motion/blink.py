@@ -78,12 +78,16 @@ class BlinkSchedule:
         return out
 
 
-def lid_basis(keep_fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def lid_basis(keep_fixed: np.ndarray | None = None,
+              lower: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """``(vecs [2, E], rows [2, E], gap0)``: ``exp @ rows.T`` are the right and left lid gaps'
     changes (canonical face heights) of expression ``exp``; ``vecs[i]`` the smallest expression
     change (in units of each coefficient's spread) that opens lid ``i`` by one unit and leaves the
-    other lid unchanged and ``exp @ keep_fixed.T`` (``[k, E]``, e.g. the mouth opening) too;
-    ``gap0`` the canonical face's lid gap (mean of both eyes)."""
+    other lid unchanged and ``exp @ keep_fixed.T`` (``[k, E]``, e.g. the mouth opening) too, then,
+    with ``lower`` (``[E, E]``, the mouth predictor's projector onto the face below the nose,
+    ``mouth.A``), its part below the nose taken out (``v (I - lower)``) and scaled back to one unit
+    per lid: a full blink then moves the lips 0.0005 face heights instead of 0.007; ``gap0`` the
+    canonical face's lid gap (mean of both eyes)."""
     from ..spec.head import load_basis
     b = load_basis()
     comp = np.asarray(b.components, np.float64).reshape(b.n_exp, -1, 3)
@@ -91,6 +95,10 @@ def lid_basis(keep_fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndar
     cons = rows if keep_fixed is None else np.concatenate([rows, np.atleast_2d(keep_fixed).astype(np.float64)])
     s2 = np.asarray(b.std, np.float64) ** 2
     vecs = (s2[:, None] * cons.T) @ np.linalg.inv((cons * s2) @ cons.T)  # [E, k]: cons @ vecs = I
+    vecs = vecs[:, :2].T                                                    # [2, E]
+    if lower is not None:
+        vecs = vecs @ (np.eye(len(s2)) - np.asarray(lower, np.float64))
+        vecs = np.linalg.solve(vecs @ rows.T, vecs)                         # rows @ vecs.T = I again
     can = np.asarray(b.canonical, np.float64)
     gap0 = float(np.mean([can[145, 1] - can[159, 1], can[374, 1] - can[386, 1]]))
-    return vecs[:, :2].T.astype(np.float32), rows.astype(np.float32), gap0
+    return vecs.astype(np.float32), rows.astype(np.float32), gap0

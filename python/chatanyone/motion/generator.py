@@ -186,7 +186,7 @@ class MotionGenerator:
         # mouth mode: the speech-activity gate's running levels (a new one per stream: reset())
         self._gate = self._new_gate()
         self._mouth_shift = self._open_shift() if self.mouth is not None else None
-        self._lids = lid_basis(None if self.mouth is None else self.mouth.open_vec)
+        self._lids = lid_basis(*((None, None) if self.mouth is None else (self.mouth.open_vec, self.mouth.A)))
         if self._lids[0].shape[1] != self.n_exp:  # a model on another basis (tests' tiny models): no lids
             self._lids = None
         self._blinks = BlinkSchedule(self.seed)
