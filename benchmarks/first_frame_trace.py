@@ -52,8 +52,9 @@ def trace(runs: int = 5) -> list[dict]:
 
     events: list = []
     t0 = [None]
+    step = "motion_step" if hasattr(P.Pipeline, "motion_step") else "motion"  # what the Session calls
     originals = [(o, n, _wrap(events, t0, o, n, label)) for o, n, label in (
-        (S.Session, "feed_audio", "feed"), (P.Pipeline, "motion", "motion"), (P.Pipeline, "render", "render"),
+        (S.Session, "feed_audio", "feed"), (P.Pipeline, step, "motion"), (P.Pipeline, "render", "render"),
         (F.AudioFrontEnd, "segment_features", "whisper"), (G.MotionGenerator, "_speech_weights", "gate"),
         (G.MotionGenerator, "_sample_window", "face window"), (MO.MouthPredictor, "predict_segment", "mouth"))]
     try:

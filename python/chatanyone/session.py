@@ -480,10 +480,10 @@ class Session:
         with self._cv:
             if self._epoch != epoch:
                 return True
-            if self._next_render == 0 and self._render_plan(0) is not None:
+            if self._next_out == 0 and self._render_plan(0) is not None:
                 # the caller waits for the session's first frame and its motion is there: it renders
-                # alone (on 2 cores, the next motion step beside it slowed it 1.5-2x: issue 12's
-                # first-frame latency); the render worker's notify wakes this one
+                # and reaches the caller alone (on 2 cores, the next motion step beside it slowed
+                # the render 2-4x: issue 12's first-frame latency); next_frame's notify wakes this
                 return False
             start, end = self._m_pushed, self._a_end
             # backpressure: push no further than the consumer needs, plus the model's lookahead
