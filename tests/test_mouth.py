@@ -176,6 +176,30 @@ def test_mouth_mode_frame_count_chunking_and_seed(gen):
 
 
 @shipped
+def test_first_window_is_primed_before_any_audio(gen):
+    """The stream's first face window hears only the silence before the stream, so it is sampled
+    before any audio (prime(), as a Session does at creation) with the result the first chunk gets
+    lazily; the audio decides the mouth from frame 0 and the head from the second window on."""
+    hop = gen.hop
+    gen.reset()
+    primed = gen.prime()
+    assert primed is not None and primed.start == 0 and len(primed) == hop
+    assert gen.prime() is primed  # idempotent
+    out = {}
+    for seed in (1, 2):
+        gen.reset()  # lazily this time: the first chunk samples the same window
+        gen.push_audio(_speechlike(1.2, seed=seed) * (1.0 if seed == 1 else 0.3))
+        gen.flush()
+        out[seed] = gen.generate_all()
+        assert gen.prime() is None  # frames were released: nothing to prime
+    for k in ("head", "eye"):
+        np.testing.assert_array_equal(out[1][k][:hop], primed[k])
+        np.testing.assert_array_equal(out[2][k][:hop], primed[k])
+        assert np.abs(out[1][k][hop:] - out[2][k][hop:]).max() > 1e-4  # later windows hear the audio
+    assert np.abs(out[1].exp[:hop] - out[2].exp[:hop]).max() > 1e-3      # the mouth does from frame 0
+
+
+@shipped
 def test_first_frame_before_400_ms_of_audio(gen):
     gen.reset()
     a = _speechlike(1.0)

@@ -219,3 +219,28 @@ def test_style_from_a_video(avatar, speech, tmp_path):
         bad = tmp_path / "bad.mp4"
         bad.write_bytes(b"not a video" * 20)
         video_motion(bad)
+
+
+def test_warm_up_and_primed_first_window_change_no_result(avatar, speech):
+    """A Pipeline warms its networks up and samples the stream's first face window when it is made
+    (issue 12's first-frame latency); its motion is still exactly a fresh generator's on the same
+    audio, and its timings count no warm-up frame."""
+    from chatanyone.motion import MotionGenerator
+    from chatanyone.motion.gesture import GestureSmoother
+    from chatanyone.pipeline import Pipeline
+
+    pcm, rate = speech
+    assert rate == 16000
+    p = Pipeline(avatar, ca.SessionConfig(seed=5))
+    assert p.renderer.frames == 0 and not p.timings()
+    got = p.motion(np.asarray(pcm, np.float32), final=True)
+    g = MotionGenerator(seed=5)
+    g.push_audio(np.asarray(pcm, np.float32))
+    g.flush()
+    want = GestureSmoother()(g.generate_all())
+    assert len(got) == len(want) == -(-len(pcm) // 640)
+    for k in ("head", "exp", "eye", "body"):
+        np.testing.assert_array_equal(got[k], want[k])
+    p.reset()  # a new stream: its first window is primed again, with the same result
+    again = p.motion(np.asarray(pcm, np.float32), final=True)
+    np.testing.assert_array_equal(again.head, got.head)
