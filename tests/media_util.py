@@ -47,3 +47,25 @@ def write_audio_only(path):
         fr.sample_rate, fr.pts = 16000, 0
         for p in list(st.encode(fr)) + list(st.encode()):
             c.mux(p)
+
+
+def rendered_face_mesh(avatar, pcm, rate, config):
+    """Drive ``avatar`` through a :class:`chatanyone.Session` with ``config`` by ``pcm`` (fed at
+    once, then flushed) and track face mesh on every rendered frame's real pixels. Returns the
+    canonical faces ``[n, 468+, 3]`` (:func:`chatanyone.eval.mouth.canonical_faces`); frames where
+    face mesh found no face are NaN. Blocks for the whole render."""
+    from chatanyone import Session
+    from chatanyone.eval import mouth as M
+    from chatanyone.eval.frames import valid_region
+    pts = []
+    with M.FaceMeshTrack() as fm, Session(avatar, config) as s:
+        s.feed_audio(pcm, rate)
+        s.flush()
+        region = None
+        while (f := s.next_frame()) is not None:
+            img = np.asarray(f.image)
+            region = region or valid_region(avatar, img.shape[:2])
+            p = fm(img, region)
+            pts.append(np.full((478, 3), np.nan) if p is None else p)
+    canon, _ = M.canonical_faces(np.array(pts))
+    return canon

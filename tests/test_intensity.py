@@ -8,20 +8,10 @@ import pytest
 
 
 def _opening_spread(avatar, pcm, sr, intensity: float) -> float:
-    from chatanyone import Session, SessionConfig
+    from chatanyone import SessionConfig
     from chatanyone.eval import mouth as M
-    from chatanyone.eval.frames import valid_region
-    pts = []
-    with M.FaceMeshTrack() as fm, Session(avatar, SessionConfig(preset="fast", seed=0, intensity=intensity)) as s:
-        s.feed_audio(pcm, sr)
-        s.flush()
-        region = None
-        while (f := s.next_frame()) is not None:
-            img = np.asarray(f.image)
-            region = region or valid_region(avatar, img.shape[:2])
-            p = fm(img, region)
-            pts.append(np.full((478, 3), np.nan) if p is None else p)
-    canon, _ = M.canonical_faces(np.array(pts))
+    from media_util import rendered_face_mesh
+    canon = rendered_face_mesh(avatar, pcm, sr, SessionConfig(preset="fast", seed=0, intensity=intensity))
     gap = M.opening(canon)
     assert np.isfinite(gap).mean() > 0.9, "face mesh lost the rendered face"
     return float(np.nanstd(gap))

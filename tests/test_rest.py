@@ -212,10 +212,10 @@ def test_rendered_mouth_closes_in_pauses_and_eyes_blink(monkeypatch):
     (eye openness at the generator's blink frames under 0.8x its median) and are as open in the
     pauses as in the phrases (medians within 5 %)."""
     import cv2
-    from chatanyone import Avatar, Session, SessionConfig
+    from chatanyone import Avatar, SessionConfig
     from chatanyone.eval import mouth as M
-    from chatanyone.eval.frames import valid_region
     from chatanyone.motion import MotionGenerator
+    from media_util import rendered_face_mesh
     from chatanyone.motion.blink import BlinkSchedule
     monkeypatch.setattr(MotionGenerator, "PAUSE_CLOSE", 1.0)
     monkeypatch.setattr(MotionGenerator, "PAUSE_SEAL", 1.0)
@@ -229,17 +229,7 @@ def test_rendered_mouth_closes_in_pauses_and_eyes_blink(monkeypatch):
         middle += [False] * 25 + [False] * 8 + [True] * (n_p - 16) + [False] * 8
     a = np.concatenate(parts)
     cfg = SessionConfig(preset="fast", seed=0)
-    pts = []
-    with M.FaceMeshTrack() as fm, Session(avatar, cfg) as s:
-        s.feed_audio(a, 16000)
-        s.flush()
-        region = None
-        while (f := s.next_frame()) is not None:
-            img = np.asarray(f.image)
-            region = region or valid_region(avatar, img.shape[:2])
-            p = fm(img, region)
-            pts.append(np.full((478, 3), np.nan) if p is None else p)
-    canon, _ = M.canonical_faces(np.array(pts))
+    canon = rendered_face_mesh(avatar, a, 16000, cfg)
     n = min(len(canon), len(phrase))
     phrase, middle = np.array(phrase[:n]), np.array(middle[:n])
     gap, eye = M.opening(canon)[:n], M.eye_openness(canon)[:n]

@@ -60,6 +60,15 @@ def _session_config(preset: str, seed: int, output_size: int | None):
     return SessionConfig(**kw)
 
 
+# variant keys that set one MotionGenerator attribute: (key, attribute, type)
+_GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH_OPEN_SHIFT", float),
+                   ("pause_close", "PAUSE_CLOSE", float), ("pause_seal", "PAUSE_SEAL", float),
+                   ("pause_settle", "PAUSE_SETTLE_FRAMES", float), ("lid_keep", "LID_KEEP", float),
+                   ("blink_depth", "BLINK_DEPTH", float), ("hold", "GATE_HOLD", int),
+                   ("release", "GATE_RELEASE", int), ("onset", "GATE_ONSET", int),
+                   ("bridge", "GATE_BRIDGE", int))
+
+
 def apply_variant(gen, spec: dict) -> None:
     """Change a :class:`~chatanyone.motion.MotionGenerator`'s mouth as a variant ``spec`` says
     (keys: ``mouth`` a predictor npz, ``gate`` ``speech``/``digital``/``none``, ``gain`` the
@@ -70,9 +79,7 @@ def apply_variant(gen, spec: dict) -> None:
     ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames), ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
-    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "render_gain", "shift", "pause_close", "pause_seal",
-                           "pause_settle", "lid_keep", "blink_depth", "dit_mouth", "hold", "release", "onset",
-                           "bridge"}
+    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth"} - {k for k, _, _ in _GENERATOR_KEYS}
     if unknown:
         raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
     if gen.mouth is None:
@@ -92,24 +99,9 @@ def apply_variant(gen, spec: dict) -> None:
         gen.mouth.gain = float(spec["gain"])
     if "gain_x" in spec:
         gen.mouth.gain *= float(spec["gain_x"])
-    if "render_gain" in spec:
-        gen.MOUTH_RENDER_GAIN = float(spec["render_gain"])
-    if "shift" in spec:
-        gen.MOUTH_OPEN_SHIFT = float(spec["shift"])
-    if "pause_close" in spec:
-        gen.PAUSE_CLOSE = float(spec["pause_close"])
-    if "pause_seal" in spec:
-        gen.PAUSE_SEAL = float(spec["pause_seal"])
-    if "pause_settle" in spec:
-        gen.PAUSE_SETTLE_FRAMES = float(spec["pause_settle"])
-    if "lid_keep" in spec:
-        gen.LID_KEEP = float(spec["lid_keep"])
-    if "blink_depth" in spec:
-        gen.BLINK_DEPTH = float(spec["blink_depth"])
-    for key, attr in (("hold", "GATE_HOLD"), ("release", "GATE_RELEASE"), ("onset", "GATE_ONSET"),
-                      ("bridge", "GATE_BRIDGE")):
+    for key, attr, kind in _GENERATOR_KEYS:
         if key in spec:
-            setattr(gen, attr, int(spec[key]))
+            setattr(gen, attr, kind(spec[key]))
     if spec.get("dit_mouth") in ("1", 1, True):
         gen.mouth.A = np.zeros_like(gen.mouth.A)
     gen.reset()
