@@ -208,10 +208,62 @@ def test_first_frame_before_400_ms_of_audio(gen):
         assert fed < a.size, "no frame after a second of audio"
         gen.push_audio(a[fed:fed + 160])  # 10 ms at a time
         fed += 160
-    # issue 12 asks for the first frame before 400 ms of audio; the shipped predictor's 3-frame
-    # lookahead lets it out after 160 ms (its own 40 ms and 120 ms ahead: nothing more is waited for)
-    assert fed / 16.0 < 200.0, f"first frame after {fed / 16.0:.0f} ms of audio"
+    # issue 12 asks for the first frame before 400 ms of audio; the shipped predictor's 4-frame
+    # lookahead lets it out after 200 ms (its own 40 ms and 160 ms ahead: nothing more is waited for),
+    # so a producer feeding 100 ms chunks gets it with its second chunk
+    assert gen.mouth.look == 4 and gen.lookahead_samples == 2560
+    assert fed / 16.0 <= 200.0, f"first frame after {fed / 16.0:.0f} ms of audio"
     assert gen.lookahead_samples + 640 <= fed < gen.lookahead_samples + 640 + 160
+
+
+@shipped
+def test_first_frame_waits_for_exactly_its_lookahead(gen):
+    """Frame 0 needs its own 640 samples and the predictor's lookahead, to the sample: one sample
+    short, nothing; that sample, frame 0 alone (frame 1 needs 640 more)."""
+    gen.reset()
+    a = _speechlike(1.0, seed=5)
+    need = 640 + gen.lookahead_samples
+    gen.push_audio(a[:need - 1])
+    assert gen.pop_frames(1) is None
+    gen.push_audio(a[need - 1:need])
+    f = gen.pop_frames(2)
+    assert f is not None and f.exp.shape[0] == 1
+    gen.push_audio(a[need:need + 639])
+    assert gen.pop_frames(1) is None
+    gen.push_audio(a[need + 639:need + 640])
+    assert gen.pop_frames(1) is not None
+
+
+@shipped
+def test_eval_variant_with_another_lookahead(gen, tmp_path):
+    """eval lipsync's ``mouth:`` variant takes a predictor that reads another lookahead; the
+    generator's lookahead (and so the Session's wait) follows it, and frame 0 waits for it."""
+    from chatanyone.eval.lipsync import apply_variant
+    from chatanyone.motion.mouth import MouthPredictor
+    from chatanyone.motion.generator import _weights_dir
+    shipped_path = _weights_dir() / "motion_mouth.npz"
+    z = dict(np.load(shipped_path))
+    # one frame less of past, one more of lookahead: the same input layout, read one frame later
+    z["past"], z["look"] = np.int32(int(z["past"]) - 1), np.int32(int(z["look"]) + 1)
+    other = tmp_path / "later.npz"
+    np.savez(other, **z)
+    base = gen.lookahead_samples
+    try:
+        apply_variant(gen, {"mouth": str(other)})
+        assert isinstance(gen.mouth, MouthPredictor) and gen.mouth.look == int(z["look"])
+        assert gen.lookahead_samples == base + 640
+        a = _speechlike(1.0, seed=6)
+        gen.push_audio(a[:640 + base + 639])
+        assert gen.pop_frames(1) is None
+        gen.push_audio(a[640 + base + 639:640 + base + 640])
+        assert gen.pop_frames(1) is not None
+        short = dict(z, seg=np.int32(int(z["look"]) + 1))
+        np.savez(tmp_path / "short.npz", **short)
+        with pytest.raises(ValueError, match="segment"):
+            apply_variant(gen, {"mouth": str(tmp_path / "short.npz")})
+    finally:
+        apply_variant(gen, {"mouth": str(shipped_path)})
+    assert gen.lookahead_samples == base
 
 
 def test_mlp_forward_matches_torch():

@@ -71,7 +71,8 @@ _GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH
 
 def apply_variant(gen, spec: dict) -> None:
     """Change a :class:`~chatanyone.motion.MotionGenerator`'s mouth as a variant ``spec`` says
-    (keys: ``mouth`` a predictor npz, ``gate`` ``speech``/``digital``/``none``, ``gain`` the
+    (keys: ``mouth`` a predictor npz (its own lookahead and hop: :func:`render_clip` makes the
+    Session wait for them), ``gate`` ``speech``/``digital``/``none``, ``gain`` the
     predictor's opening gain, ``gain_x`` a factor on it, ``render_gain`` ``MOUTH_RENDER_GAIN``,
     ``shift`` ``MOUTH_OPEN_SHIFT``, ``pause_close`` ``PAUSE_CLOSE``, ``pause_seal`` ``PAUSE_SEAL``,
     ``pause_settle`` ``PAUSE_SETTLE_FRAMES``, ``lid_keep`` / ``blink_depth`` ``LID_KEEP`` /
@@ -88,8 +89,14 @@ def apply_variant(gen, spec: dict) -> None:
         if not Path(spec["mouth"]).is_file():
             raise FileNotFoundError(f"eval lipsync variant: no predictor {spec['mouth']!r}")
         m = MouthPredictor(spec["mouth"])
-        if (m.look, m.hop) != (gen.mouth.look, gen.mouth.hop):
-            raise ValueError("eval lipsync variant: the predictor's lookahead/hop differ from the shipped one")
+        if m.n_exp != gen.n_exp:
+            raise ValueError(f"eval lipsync variant: the predictor has {m.n_exp} expression coefficients, "
+                             f"the face model {gen.n_exp}")
+        if m.seg < max(gen.P, m.past) + m.hop + m.look:
+            raise ValueError(f"eval lipsync variant: the predictor's segment ({m.seg} frames) is too short "
+                             "for its layout")
+        # a predictor with another lookahead/hop brings its own: the generator's lookahead_samples
+        # follows gen.mouth (the caller refreshes a Pipeline's copy, see render_clip)
         gen.mouth = m
     if "gate" in spec:
         if spec["gate"] not in ("speech", "digital", "none"):
@@ -137,6 +144,8 @@ def render_clip(avatar, audio: np.ndarray, config, *, keep: set | None = None, o
     if variant:
         pipe = Pipeline(avatar, config)
         apply_variant(pipe.gen, variant)
+        # the variant's predictor may read another lookahead: the Session waits for its audio
+        pipe.lookahead_samples = int(pipe.gen.lookahead_samples)
     with Session(avatar, config, _pipeline=pipe) as s:
         chunk = SAMPLE_RATE // 10
         for i in range(0, len(audio), chunk):

@@ -295,7 +295,7 @@ class MotionGenerator:
     def lookahead_samples(self) -> int:
         """Samples needed beyond a frame's own 640 before that frame can be generated (worst case).
         With the mouth predictor (the default when shipped): ``(mouth.hop - 1 + mouth.look) * 640``
-        = 1920 (120 ms; the first frame after 160 ms of speech). Without it (``mouth=False``):
+        = 2560 (160 ms; the first frame after 200 ms of speech: the second chunk of a 100 ms feed). Without it (``mouth=False``):
         ``(hop - 1 + L) * 640`` = 8960 (560 ms) with the config's hop 10 and L 5, 5120 (320 ms)
         with hop=4. A log-mel model adds its front end's right context (160 samples,
         :attr:`~.frontend.AudioFrontEnd.right_context`); Whisper segments read nothing past their
@@ -564,10 +564,12 @@ class MotionGenerator:
     # pause: most of what moved in pauses. The default (hold 1, release 2, onset 2, gaps of up to 4
     # frames between words bridged) was chosen on the DEV clips with the viseme-input predictor: mouth
     # r 0.408 vs 0.407, rendered rest in pauses 0.156 vs 0.312 (FAST_REST_GATE, hold 0: 0.405 / 0.138)
-    # (motion/design.md, session 7).
+    # (motion/design.md, session 7). Session 8's predictor at 160 ms lookahead (look 4) eases further
+    # into pauses with hold 1 (DEV rendered rest 0.236 against 0.199 for the 120 ms one): hold 0
+    # (FAST_REST_GATE) brings it back to 0.198 for mouth r 0.467 against 0.470 (dev).
     FAST_REST_GATE = (0, 2, 2, 4)
     PREVIOUS_GATE = (2, 3, None, 0)
-    GATE_HOLD, GATE_RELEASE, GATE_ONSET, GATE_BRIDGE = 1, 2, 2, 4
+    GATE_HOLD, GATE_RELEASE, GATE_ONSET, GATE_BRIDGE = FAST_REST_GATE
 
     def _new_gate(self) -> SpeechGate | None:
         """A fresh speech gate for a new stream (mouth mode), with :attr:`GATE_HOLD` etc."""

@@ -15,6 +15,7 @@ says why and how it was chosen).
     python -m chatanyone.train.mouth fit --train ... --dev ... --lookahead 3 --hop 1 --model mlp \
         --config ens_mlp256_phones_lead1_ema05 --phones python/chatanyone/weights/motion_phones.npz \
         --ckpt runs/ens.pt --out motion_mouth.npz         # session 8's (shipped with its gain x 1.08)
+    # shipped since session 8's end: the same at --lookahead 4 (160 ms), its gain x 1.08
 
 Segments: the audio of frames ``[e - S, e)`` (zeros before the clip and after its end, as in a
 flushed stream) is encoded once with Whisper tiny.en; its last tokens belong to the frames just
