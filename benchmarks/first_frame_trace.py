@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import threading
 import time
 
 import numpy as np
@@ -47,7 +46,7 @@ def trace(runs: int = 5) -> list[dict]:
     import chatanyone as ca
     from chatanyone import pipeline as P, session as S
     from chatanyone.assets import default_avatar_image, demo_speech
-    from chatanyone.cli.bench import from_speech_onset
+    from chatanyone.cli.bench import from_speech_onset, realtime_first_frame
     from chatanyone.motion import frontend as F, generator as G, mouth as MO
 
     events: list = []
@@ -61,31 +60,24 @@ def trace(runs: int = 5) -> list[dict]:
         pcm, rate = demo_speech()
         pcm = from_speech_onset(pcm, rate)[: 2 * rate]
         avatar = ca.Avatar.prepare(default_avatar_image())
-        chunk = rate // 10
         out = []
         for _ in range(runs):
             events.clear()
             t = time.perf_counter()
             s = ca.Session(avatar, ca.SessionConfig(preset="fast"))
             create = (time.perf_counter() - t) * 1e3
-            with s:
-                def produce():
-                    ts = time.perf_counter()
-                    for j, i in enumerate(range(0, len(pcm), chunk)):
-                        time.sleep(max(0.0, ts + j * 0.1 - time.perf_counter()))
-                        s.feed_audio(pcm[i:i + chunk], rate)
-                    s.flush()
+            first: dict = {}
 
-                th = threading.Thread(target=produce)
-                t0[0] = time.perf_counter()
-                th.start()
-                s.next_frame()
-                lat = (time.perf_counter() - t0[0]) * 1e3
-                evs = [e for e in events if e[1] <= lat]
+            def started(t_feed):
+                t0[0] = t_feed
+
+            def got_first(latency_s):
+                first["lat"] = latency_s * 1e3
+                first["evs"] = [e for e in events if e[1] <= first["lat"]]
                 t0[0] = None
-                while s.next_frame() is not None:
-                    pass
-                th.join()
+            with s:
+                realtime_first_frame(s, pcm, rate, on_start=started, on_first=got_first)
+            lat, evs = first["lat"], first["evs"]
             out.append(_stages(evs, lat) | {"session_create": create})
         return out
     finally:

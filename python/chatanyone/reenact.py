@@ -65,15 +65,19 @@ class DrivingFrames(MotionFrames):
     torso: np.ndarray | None = None
     hair: np.ndarray | None = None
 
+    @classmethod
+    def of(cls, motion: MotionFrames, **maps) -> "DrivingFrames":
+        """``motion``'s frames with the registered ``maps`` (``torso=``, ``hair=``) beside them."""
+        return cls(*(getattr(motion, f.name) for f in dataclasses.fields(MotionFrames)), **maps)
+
     def _base(self) -> MotionFrames:
-        return MotionFrames(self.start, *(getattr(self, f.name) for f in dataclasses.fields(MotionFrames)[1:]))
+        return MotionFrames(*(getattr(self, f.name) for f in dataclasses.fields(MotionFrames)))
 
     def __getitem__(self, key):
         if isinstance(key, slice):
-            b = self._base()[key]
-            return DrivingFrames(b.start, *(getattr(b, f.name) for f in dataclasses.fields(MotionFrames)[1:]),
-                                 torso=None if self.torso is None else self.torso[key],
-                                 hair=None if self.hair is None else self.hair[key])
+            return DrivingFrames.of(self._base()[key],
+                                    torso=None if self.torso is None else self.torso[key],
+                                    hair=None if self.hair is None else self.hair[key])
         return super().__getitem__(key)
 
     def frame(self, i: int) -> dict[str, np.ndarray]:
@@ -349,8 +353,7 @@ def driving_frames(prepared, *, reference: str = "first", register: bool = True,
             maps[part] = m
     if not maps:
         return motion
-    return DrivingFrames(motion.start, *(getattr(motion, f.name) for f in dataclasses.fields(MotionFrames)[1:]),
-                         **maps)
+    return DrivingFrames.of(motion, **maps)
 
 
 def _even(img: np.ndarray) -> np.ndarray:

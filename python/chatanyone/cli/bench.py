@@ -39,10 +39,12 @@ def from_speech_onset(pcm: np.ndarray, rate: int) -> np.ndarray:
     return pcm[(int(loud[0]) if loud.size else 0) * spf:]
 
 
-def realtime_first_frame(session, pcm: np.ndarray, rate: int) -> float:
+def realtime_first_frame(session, pcm: np.ndarray, rate: int, *, on_start=None, on_first=None) -> float:
     """Feed ``pcm`` to ``session`` from a producer thread in 100 ms chunks paced at the clock, then
     flush; read every frame of the utterance on the caller's thread. Returns the seconds from the
-    first chunk fed to the first frame read. Blocks for about ``len(pcm) / rate`` seconds."""
+    first chunk fed to the first frame read. ``on_start(t0)`` is called with the ``perf_counter``
+    time the feed starts at, ``on_first(latency_s)`` once the first frame is read (for tracing).
+    Blocks for about ``len(pcm) / rate`` seconds."""
     chunk = int(rate) // 10
 
     def produce():
@@ -54,9 +56,13 @@ def realtime_first_frame(session, pcm: np.ndarray, rate: int) -> float:
 
     feeder = threading.Thread(target=produce)
     t0 = time.perf_counter()
+    if on_start is not None:
+        on_start(t0)
     feeder.start()
     session.next_frame()
     latency = time.perf_counter() - t0
+    if on_first is not None:
+        on_first(latency)
     while session.next_frame() is not None:
         pass
     feeder.join()
@@ -97,7 +103,6 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
     kw = ({"preset": preset} | ({} if refine_mouth is None else {"refine_mouth": bool(refine_mouth)})
           | ({"ddim_steps": steps} if steps else {}))
     cfg = SessionConfig(**kw)
-    chunk = rate // 10
     # 1) a real-time producer: 100 ms chunks paced at the clock; latency = first chunk -> first frame
     latencies, create = [], []
     for _ in range(latency_runs):
@@ -107,6 +112,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
         with s:
             latencies.append(realtime_first_frame(s, pcm[: 3 * rate], rate))
     # 2) throughput: all audio queued at once, frames pulled as fast as they come
+    chunk = rate // 10
     with Session(avatar, cfg) as s:
         t0 = time.perf_counter()
         for i in range(0, len(pcm), chunk):

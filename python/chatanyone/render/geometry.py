@@ -92,6 +92,11 @@ BODY_RAMP = 0.3
 # mesh's head pose (1) and the registered map (0), and follows it by this weight (None: the
 # ring's usual weight, RING2_FOLLOW for the outer one)
 HAIR_MESH = (0.0, 0.0)
+HAIR_FOLLOW = (None, None)
+# ... the rings' upper part only: the hair map's weight falls from 1 where a ring vertex lies at or
+# above this first height to 0 at the second (its direction from the face oval's centre, -1 up,
+# +1 down); the rest (the neck) keeps the head pose
+HAIR_DY = (1.0, 1.01)
 # frames with a "torso" map: how far the rings' vertices below the chin (the neck) follow it
 NECK_TORSO = 1.0
 # frames with a "hair" map: how far the region's border above the chin follows it (0: pinned)
@@ -102,11 +107,6 @@ BODY_ARMS = "gated"
 # "gated": an arm whose elbow or wrist the pose moves this far (face heights) beyond the body's map
 # starts to follow the pose, fully at the second figure
 ARM_GATE = (0.3, 0.6)
-HAIR_FOLLOW = (None, None)
-# ... and only their upper part: the map's weight falls from 1 where a ring vertex lies at or above
-# this first height to 0 at the second (its direction from the face oval's centre, -1 up, +1 down);
-# the rest (the neck) keeps the head pose
-HAIR_DY = (1.0, 1.01)
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
@@ -571,6 +571,10 @@ class GeomRenderer:
         self._fh_crop = np.array([1.0, 1.0]) * float(np.linalg.norm(
             (fc[152] - fc[10]) * self._ax * self._px)) / (self._ax * self._px)   # a face height, crop units (x, y)
         self._reg: dict | None = None       # its mesh, made on the first frame that carries a map
+        self._bh_w: np.ndarray | None = None  # the border's weights of the hair's map (on first use)
+        fpx = (face_src + 1) * self._px
+        self._chin_y = float(fpx[152, 1])                          # the photo's chin, region px
+        self._fh_px = float(np.linalg.norm(fpx[152] - fpx[10]))    # its face height, region px
         # paste-back feather
         f = max(2.0, FEATHER * min(rw, rh))
         yy = np.minimum(np.arange(rh) + 0.5, rh - np.arange(rh) - 0.5)
@@ -646,8 +650,7 @@ class GeomRenderer:
         if self._reg is not None:
             return self._reg
         fpx = (self._face_src + 1) * self._px
-        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
-        chin = float(fpx[152, 1])
+        fh, chin = self._fh_px, self._chin_y
         size = 2 * self._px
         n_face = M.N_FACE
         coarse = self.src_vertices[n_face:].astype(np.float64)
@@ -680,21 +683,17 @@ class GeomRenderer:
     def _below_chin(self, pts: np.ndarray) -> np.ndarray:
         """``[N]`` in [0, 1]: how far region-normalized points lie below the photo's chin, rising
         from 0 at the chin to 1 at :data:`BODY_RAMP` face heights below it."""
-        fpx = (self._face_src + 1) * self._px
-        fh = float(np.linalg.norm(fpx[152] - fpx[10]))
         y = (np.asarray(pts, np.float64)[:, 1] + 1) * self._px[1]
-        return np.clip((y - fpx[152, 1]) / (BODY_RAMP * fh), 0.0, 1.0)
+        return np.clip((y - self._chin_y) / (BODY_RAMP * self._fh_px), 0.0, 1.0)
 
     def _border_hair_weights(self) -> np.ndarray:
         """``[coarse vertices]``: how far each follows the hair's map: :data:`BORDER_HAIR` for the
         region's border points above the chin (falling to 0 at it over :data:`BODY_RAMP` face
         heights), 0 for every other coarse vertex."""
-        if getattr(self, "_bh_w", None) is None:
-            fpx = (self._face_src + 1) * self._px
-            fh = float(np.linalg.norm(fpx[152] - fpx[10]))
+        if self._bh_w is None:
             coarse = self.src_vertices[M.N_FACE:].astype(np.float64)
             y = (coarse[:, 1] + 1) * self._px[1]
-            w = BORDER_HAIR * np.clip((fpx[152, 1] - y) / (BODY_RAMP * fh), 0.0, 1.0)
+            w = BORDER_HAIR * np.clip((self._chin_y - y) / (BODY_RAMP * self._fh_px), 0.0, 1.0)
             w[: len(coarse) - len(self._border)] = 0.0
             self._bh_w = w
         return self._bh_w
