@@ -197,6 +197,83 @@ def test_shipped_refiner_through_the_config_keeps_paste_back(avatar):
     img = r.render(m)
     np.testing.assert_array_equal(img[outside], resized[outside])
     assert "refine" in r.per_frame_ms()
+    # the fast preset's refiner through the Session's path is the one GeomRenderer loads itself
+    from chatanyone.render.geometry import GeomRenderer
+    own = GeomRenderer(avatar, 384, refine_mouth=True)
+    assert own.refiner.crop == r.refiner.crop == R.CROP
+    np.testing.assert_array_equal(own.render(m), img)
+
+
+def test_presets_name_their_refiners():
+    """fast: weights/mouth_refine.onnx on a 64 px crop; quality: its own file on a 128 px crop."""
+    from chatanyone.render.presets import get_preset
+    f, q = get_preset("fast"), get_preset("quality")
+    assert (f.mouth_refiner, f.mouth_crop) == (R.MODEL_NAME, R.CROP)
+    assert q.mouth_crop == 2 * R.CROP and q.mouth_refiner != f.mouth_refiner
+    assert R.default_path("quality").name == q.mouth_refiner
+    with pytest.raises(ValueError, match="preset"):
+        R.default_path("huge")
+
+
+def test_quality_session_runs_its_own_refiner_in_the_mouth_crop(avatar):
+    """SessionConfig(preset="quality", refine_mouth=True) loads the quality preset's 128 px refiner;
+    it changes pixels inside its mouth crop only (the same frame without it for comparison)."""
+    from chatanyone import SessionConfig
+    from chatanyone.pipeline import Pipeline
+    if not R.available("quality"):
+        pytest.skip("mouth_refine_quality.onnx not installed")
+    pipe = Pipeline(avatar, SessionConfig(preset="quality", refine_mouth=True, output_size=384))
+    r = pipe.renderer
+    assert r.refiner is not None and r.refiner.crop == 128
+    W, H = r.size
+    x0, y0, x1, y1 = r.rect
+    rng = np.random.default_rng(5)
+    m = {"exp": rng.standard_normal(r.basis.n_exp).astype(np.float32) * r.basis.std * 1.5}
+    on = r.render(m)
+    face = r.face_px.copy()
+    ref, r.refiner = r.refiner, None
+    off = r.render(m)
+    r.refiner = ref
+    diff = np.any(on != off, axis=-1)
+    assert diff.sum() > 20
+    aff = R.mouth_affine(face, 128)
+    yy, xx = np.nonzero(diff)
+    assert yy.min() >= y0 and yy.max() < y1 and xx.min() >= x0 and xx.max() < x1
+    cp = np.stack([xx - x0, yy - y0], 1).astype(np.float64) @ aff[:, :2].T + aff[:, 2]
+    assert cp.min() > -1.0 and cp.max() < 128
+
+
+def test_wrong_or_missing_preset_refiner(tmp_path, monkeypatch):
+    """The quality preset given a 64 px refiner file raises an error naming the file and both crop
+    sizes; a preset whose file is not installed leaves the renderer without a refiner; an explicit
+    path that does not exist raises FileNotFoundError."""
+    from types import SimpleNamespace
+    _, path64 = _export_random(tmp_path)
+    face = _face(center=(60.0, 60.0), width=30.0)
+    rend = SimpleNamespace(_base=np.zeros((120, 120, 3), np.float32), src_face_px=face, refiner="before")
+    monkeypatch.setattr(R, "default_path", lambda preset="fast": path64)
+    with pytest.raises(ValueError, match=r"refine\.onnx.*128 px crop.*takes 64 px"):
+        R.attach(rend, "quality")
+    assert R.attach(rend, "fast") is True and rend.refiner.crop == R.CROP
+    monkeypatch.setattr(R, "default_path", lambda preset="fast": tmp_path / "absent.onnx")
+    assert R.attach(rend, "quality") is False and rend.refiner is None
+    with pytest.raises(FileNotFoundError, match="absent2.onnx"):
+        R.attach(rend, "quality", tmp_path / "absent2.onnx")
+
+
+def test_init_from_a_refiner_of_another_crop(tmp_path):
+    """The network is fully convolutional: a 128 px run starts from a 64 px graph's weights (all but
+    the window, which follows the crop)."""
+    torch = pytest.importorskip("torch")
+    from chatanyone.train import mouth_refine as T
+    net64, path = _export_random(tmp_path)
+    RefineNet, _ = T._nets()
+    net128 = RefineNet(crop=128)
+    net128.load_state_dict(T._onnx_state(path, net128, torch))
+    assert net128.win.shape[-1] == 128
+    for k, v in net64.state_dict().items():
+        if k != "win":
+            assert torch.equal(net128.state_dict()[k], v), k
 
 
 def _fake_data(path, n=24, seed=0):

@@ -39,7 +39,10 @@ class Pipeline:
         self.gen = MotionGenerator(style=config.style, intensity=config.intensity,
                                    seed=config.seed, steps=config.ddim_steps,
                                    providers=config.providers)
-        self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth)
+        self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=False)
+        if config.refine_mouth:     # the preset's own refiner (fast: 64 px crop, quality: 128 px)
+            from .render import refine
+            refine.attach(self.renderer, config.preset)
         # the model's arm offsets smoothed into gestures, its noisy finger points dropped
         self.gestures = GestureSmoother()
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)

@@ -16,9 +16,12 @@ by side and compared with the same real frame:
 - ``rigid``: the renderer as shipped (``mouth="rigid"``: the photo's teeth kept rigid with the head
   and the jaw and a dark gap between them, or painted teeth with texture);
 - ``refine``: ``rigid`` plus the learned mouth refiner (:mod:`chatanyone.render.refine`), when a
-  refiner is installed or given.
+  refiner is installed or given: the preset's own (``--preset``: fast 64 px crop, quality 128 px);
+- ``refine_fast``: ``rigid`` plus the fast preset's refiner (64 px crop) whatever the preset (for
+  the quality preset: what ``refine_mouth`` ran before it had its own).
 
-``--variants`` chooses among them (default: all but ``median``).
+``--variants`` chooses among them (default: all but ``median`` and ``refine_fast``). ``--preset``
+sets the frame size (fast 512, quality 1024) and the refiner.
 
 Figures (real pixels; the photo layout only): ``psnr_person`` (selfie segmentation of the real and
 the source frame, their union, as ``eval render``), ``ssim`` (whole frame), ``mouth_psnr`` and
@@ -41,7 +44,7 @@ import numpy as np
 log = logging.getLogger("chatanyone")
 
 CSIM_EVERY = 10
-VARIANTS = ("median", "previous", "rigid", "refine")
+VARIANTS = ("median", "previous", "rigid", "refine", "refine_fast")
 DEFAULT_VARIANTS = ("previous", "rigid", "refine")
 LIP_OUTER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375]
 
@@ -60,10 +63,11 @@ def _mouth_box(face_px: np.ndarray, hw) -> tuple[int, int, int, int] | None:
 
 
 def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=None, frames_dir=None,
-                  variants=DEFAULT_VARIANTS) -> dict:
+                  variants=DEFAULT_VARIANTS, preset: str = "fast") -> dict:
     from ..avatar import Avatar
     from ..render.geometry import GeomRenderer
-    from ..render.refine import MouthRefiner, available
+    from ..render.refine import attach, available
+    from ..spec.presets import PRESET_LONG_SIDE
     from ..reenact import driving_motion
     from ..vision.detect import Detector
     from . import mouth as EM
@@ -78,18 +82,23 @@ def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=N
     src = pv.frame(s)
     avatar = Avatar.prepare(src, name=pv.name)
     neutral = driving_motion(pv)
+    size = PRESET_LONG_SIDE[preset]
     rends, motions = {}, {}
     if "median" in variants:
-        rends["median"] = GeomRenderer(avatar, refine_mouth=False, mouth="previous")
+        rends["median"] = GeomRenderer(avatar, size, refine_mouth=False, mouth="previous")
         motions["median"] = driving_motion(pv, mouth="median")
     if "previous" in variants:
-        rends["previous"] = GeomRenderer(avatar, refine_mouth=False, mouth="previous")
+        rends["previous"] = GeomRenderer(avatar, size, refine_mouth=False, mouth="previous")
     if "rigid" in variants:
-        rends["rigid"] = GeomRenderer(avatar, refine_mouth=False)
-    if "refine" in variants and (refiner is not None or available()):
-        r = GeomRenderer(avatar, refine_mouth=False)
-        r.refiner = MouthRefiner(r._base, r.src_face_px, path=refiner)
+        rends["rigid"] = GeomRenderer(avatar, size, refine_mouth=False)
+    if "refine" in variants and (refiner is not None or available(preset)):
+        r = GeomRenderer(avatar, size, refine_mouth=False)
+        attach(r, preset, refiner)
         rends["refine"] = r
+    if "refine_fast" in variants and available("fast"):
+        r = GeomRenderer(avatar, size, refine_mouth=False)
+        attach(r, "fast")
+        rends["refine_fast"] = r
     for m in rends:
         motions.setdefault(m, neutral)
     variants = list(rends)
@@ -150,7 +159,7 @@ def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=N
     for d in dets.values():
         d.close()
     seg.close()
-    res = {"clip": pv.name, "role": role(pv.path), "frames": pv.n, "source_frame": s,
+    res = {"clip": pv.name, "role": role(pv.path), "frames": pv.n, "source_frame": s, "preset": preset,
            "photo_paints_mouth": bool(rends[variants[0]].paints_mouth)}
     sel = np.ones(pv.n, bool)
     sel[s] = False
@@ -175,7 +184,7 @@ def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=N
     return res
 
 
-KEYS = ("psnr_person", "ssim", "mouth_psnr", "mouth_l1", "csim", "mouth_r", "mouth_amp")
+KEYS = ("psnr_person", "ssim", "mouth_psnr", "mouth_l1", "csim", "mouth_r", "mouth_amp", "ms_per_frame")
 
 
 def summarize(results: list[dict]) -> dict:
@@ -194,11 +203,11 @@ def format_table(summary: dict) -> str:
     lines = []
     for rl, ms in summary.items():
         lines.append(f"[{rl}] {ms['clips']} clips")
-        lines.append(f"{'variant':10s}" + "".join(f"{k:>12s}" for k in KEYS))
+        lines.append(f"{'variant':12s}" + "".join(f"{k:>12s}" for k in KEYS))
         for m, row in ms.items():
             if m == "clips":
                 continue
-            lines.append(f"{m:10s}" + "".join(f"{'-':>12s}" if row[k] is None else f"{row[k]:12.3f}" for k in KEYS))
+            lines.append(f"{m:12s}" + "".join(f"{'-':>12s}" if row[k] is None else f"{row[k]:12.3f}" for k in KEYS))
     return "\n".join(lines)
 
 
@@ -212,6 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", default=None, help="folder for mouth close-ups at the most open real frames")
     ap.add_argument("--json", default=None, help="write per-clip results and the summary here")
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, of {VARIANTS}")
+    ap.add_argument("--preset", default="fast", choices=("fast", "quality"),
+                    help="frame size and refiner: fast (512, 64 px crop) or quality (1024, 128 px crop)")
     args = ap.parse_args(argv)
     variants = tuple(v for v in args.variants.split(",") if v)
     bad = [v for v in variants if v not in VARIANTS]
@@ -228,7 +239,7 @@ def main(argv=None) -> int:
     results = []
     for v in args.videos:
         r = evaluate_clip(v, max_seconds=args.max_seconds, pixel_every=args.pixel_every, refiner=args.refiner,
-                          csim=csim, frames_dir=args.frames, variants=variants)
+                          csim=csim, frames_dir=args.frames, variants=variants, preset=args.preset)
         log.info("%s", json.dumps({k: r[k] for k in r if k not in ("pngs",)}, default=float))
         results.append(r)
         if args.json:

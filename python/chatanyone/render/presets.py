@@ -30,6 +30,11 @@ class RenderPreset:
     # and corrected by a small network). The other network fields then do not apply.
     core: str | None = None
     detail_channels: int = 16  # width of the detail network (presets with a core)
+    # The learned mouth refiner of this preset (render/refine.py; used with SessionConfig.refine_mouth):
+    # its file under weights/ and the side of its square mouth crop in pixels. The crop keeps the
+    # same pixels per mouth width at the preset's default frame size (fast 512: 64, quality 1024: 128).
+    mouth_refiner: str = "mouth_refine.onnx"
+    mouth_crop: int = 64
 
     def __post_init__(self):
         if self.height * 2 != self.width * 3:
@@ -38,6 +43,8 @@ class RenderPreset:
             raise ValueError(f"preset {self.name!r}: height and width must be multiples of 32")
         if not 0 < self.sigma < 1:
             raise ValueError(f"preset {self.name!r}: sigma must be in (0, 1), got {self.sigma}")
+        if self.mouth_crop < 16 or self.mouth_crop % 8:
+            raise ValueError(f"preset {self.name!r}: mouth_crop must be a multiple of 8, >= 16, got {self.mouth_crop}")
 
     @property
     def core_preset(self) -> "RenderPreset | None":
@@ -66,7 +73,7 @@ PRESETS = {
     # 512x768: the fast networks at 256x384 plus a full-resolution detail stage (~1 GMAC more);
     # the paper's resolution, for GPUs, and ~2x the fast preset's time on CPU
     "quality": RenderPreset("quality", height=PRESET_SIZES["quality"][1], width=PRESET_SIZES["quality"][0],
-                            core="fast"),
+                            core="fast", mouth_refiner="mouth_refine_quality.onnx", mouth_crop=128),
 }
 
 

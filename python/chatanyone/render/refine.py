@@ -22,8 +22,12 @@ finer than the crop, would otherwise show through as a thin outline); elsewhere 
 to the region at its own resolution. Every pixel outside the crop is left as the renderer made it,
 bit for bit.
 
-The network is trained by :mod:`chatanyone.train.mouth_refine` (PyTorch, offline) and shipped as
-``weights/mouth_refine.onnx``; here it runs through ONNX Runtime (no PyTorch at run time).
+The network is trained by :mod:`chatanyone.train.mouth_refine` (PyTorch, offline) and shipped per
+renderer preset (:class:`~chatanyone.render.presets.RenderPreset` ``mouth_refiner``, ``mouth_crop``):
+``weights/mouth_refine.onnx`` (fast: a 64 px crop, frames of 512 px) and
+``weights/mouth_refine_quality.onnx`` (quality: a 128 px crop, frames of 1024 px; the same pixels per
+mouth width, trained on its own pairs). :func:`attach` gives a renderer its preset's refiner. Here
+it runs through ONNX Runtime (no PyTorch at run time).
 """
 from __future__ import annotations
 
@@ -114,14 +118,41 @@ def features(warped_crop: np.ndarray, inner: np.ndarray, lips: np.ndarray, src_c
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32)
 
 
-def default_path() -> Path:
+def default_path(preset: str = "fast") -> Path:
+    """The shipped refiner of renderer preset ``preset`` (``ValueError`` for an unknown preset)."""
     from ..runners.base import weights_path
-    return weights_path(MODEL_NAME)
+    from .presets import get_preset
+    return weights_path(get_preset(preset).mouth_refiner)
 
 
-def available() -> bool:
-    """Whether the shipped refiner weights are installed."""
-    return default_path().is_file()
+def available(preset: str = "fast") -> bool:
+    """Whether the shipped refiner weights of ``preset`` are installed."""
+    return default_path(preset).is_file()
+
+
+def attach(renderer, preset: str = "fast", path: str | os.PathLike | None = None, **kw) -> bool:
+    """Give ``renderer`` (a :class:`~chatanyone.render.geometry.GeomRenderer`, built with
+    ``refine_mouth=False``) the mouth refiner of renderer preset ``preset``; True when it has one.
+
+    ``path``: another refiner file (any crop; ``FileNotFoundError`` when missing). Without it, the
+    preset's shipped file, which must take the preset's crop (``ValueError`` naming the file
+    otherwise); when it is not installed the renderer is left without a refiner (logged). ``kw``
+    goes to :class:`MouthRefiner` (threads, providers). Blocks for loading the graph."""
+    from .presets import get_preset
+    p = get_preset(preset)
+    if path is None:
+        path, crop = default_path(preset), p.mouth_crop
+        if not path.is_file():
+            log.warning("mouth refiner of preset %r not installed (%s): the mouth is shown as the renderer "
+                        "draws it", preset, path)
+            renderer.refiner = None
+            return False
+    else:
+        path, crop = Path(path), None
+        if not path.is_file():
+            raise FileNotFoundError(f"mouth refiner not found: {os.fspath(path)!r}")
+    renderer.refiner = MouthRefiner(renderer._base, renderer.src_face_px, path, crop=crop, **kw)
+    return True
 
 
 class MouthRefiner:
@@ -131,14 +162,17 @@ class MouthRefiner:
         src_region: ``[h, w, 3]`` the photo's animated region (uint8 or float 0-255), as the
             renderer warps it.
         src_face_px: ``[478, >=2]`` the photo's face mesh in that region's pixel-centre coordinates.
-        path: the ONNX file (default: ``weights/mouth_refine.onnx``).
+        path: the ONNX file (default: ``weights/mouth_refine.onnx``, the fast preset's).
+        crop: the crop side the graph must take (``ValueError`` naming the file when it takes
+            another, e.g. the fast preset's 64 px refiner given where the quality preset's 128 px
+            one is wanted); None: whatever it takes.
         threads: ONNX Runtime intra-op threads (1: the refiner is small; the renderer's thread).
 
     Thread safety: one frame at a time per instance.
     """
 
     def __init__(self, src_region: np.ndarray, src_face_px: np.ndarray, path: str | os.PathLike | None = None,
-                 *, threads: int = 1, providers=("CPUExecutionProvider",)):
+                 *, crop: int | None = None, threads: int = 1, providers=("CPUExecutionProvider",)):
         from ..runners.base import OnnxRunner
         path = Path(path) if path is not None else default_path()
         try:
@@ -149,6 +183,7 @@ class MouthRefiner:
             raise ValueError(f"{path}: not a mouth refiner ONNX graph ({exc})") from exc
         ins, outs = runner.session.get_inputs(), runner.session.get_outputs()
         shp = ins[0].shape if len(ins) == 1 else None
+        want = crop
         crop = shp[2] if shp is not None and len(shp) == 4 else None
         if (crop is None or not isinstance(crop, int) or shp[1] != N_IN or shp[3] != crop or crop < 16
                 or len(outs) != 1):
@@ -157,6 +192,9 @@ class MouthRefiner:
         oshp = outs[0].shape
         if len(oshp) != 4 or oshp[1] != 3 or oshp[2] != crop or oshp[3] != crop:
             raise ValueError(f"{path}: a mouth refiner's output is [1, 3, {crop}, {crop}], this one's is {oshp}")
+        if want is not None and crop != int(want):
+            raise ValueError(f"{path}: a mouth refiner for a {int(want)} px crop is wanted here, this one takes "
+                             f"{crop} px crops (another preset's file?)")
         self._runner = runner
         self.crop = int(crop)           # the crop's side (CROP for the fast preset's weights)
         a_src = mouth_affine(src_face_px, self.crop)

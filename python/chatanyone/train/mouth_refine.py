@@ -427,12 +427,17 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
 
 def _onnx_state(path, net, torch) -> dict:
     """``net``'s state dict filled from an exported refiner graph's initializers (same names as the
-    PyTorch parameters); ``ValueError`` when one is missing or of another shape."""
+    PyTorch parameters); ``ValueError`` when one is missing or of another shape. The network is
+    fully convolutional, so a graph exported at another crop size fits too: only the window buffer
+    (``win``, made from the crop size) is not taken from it."""
     import onnx
     from onnx import numpy_helper
     inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
     out = {}
     for k, v in net.state_dict().items():
+        if k == "win":
+            out[k] = v.clone()
+            continue
         a = inits.get(k)
         if a is None or tuple(a.shape) != tuple(v.shape):
             raise ValueError(f"{path}: no initializer {k!r} of shape {tuple(v.shape)} (not this refiner's graph)")
