@@ -220,6 +220,8 @@ def test_body_motion_on_a_dev_clip_is_small_and_steady():
     assert torso.shape == (pv.n, 2, 3) and ok.mean() > 0.9
     assert np.abs(torso[:, :, 2]).max() < 0.05                 # crop units: under ~ 0.1 face heights
     assert np.abs(np.diff(torso[:, :, 2], axis=0)).max() < 0.01
+    # the torso's map is affine (REGISTER_PARTS): a seated speaker's chest barely scales or shears
+    assert np.abs(torso[:, :, :2] - np.eye(2)).max() < 0.05
     with pytest.raises(ValueError, match="part"):
         body_motion(pv, part="legs", cache=False)
 

@@ -171,11 +171,13 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
 
 
 # the body's registration (body_motion): chosen on the DEV clips (render/design.md "Error budget")
-# the parts registered and the kind of map fitted to each (render.register.MOTIONS)
-REGISTER_PARTS = {"torso": "translation", "hair": "euclidean"}
+# the parts registered and the kind of map fitted to each (render.register.MOTIONS): the torso's
+# affine map (a lean scales and shears the chest) needs the finer analysis size below: at 48 px
+# face height it lost to a translation on the dev clips (render/design.md)
+REGISTER_PARTS = {"torso": "affine", "hair": "euclidean"}
 REGISTER_USE = ("torso", "hair")  # the parts reenact registers and the renderer moves by their maps
 HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
-REGISTER_FACE_PX = 48.0           # frames are downscaled so the face is this tall (px) for ECC
+REGISTER_FACE_PX = 96.0           # frames are downscaled so the face is this tall (px) for ECC
 REGISTER_BELOW = 0.05             # the body mask starts this many face heights below the chin
 REGISTER_MARGIN = 0.6            # ECC runs on the mask's bounding box grown by this many face heights
 REGISTER_SIGMA = 1.0              # Gaussian smoothing over time (frames)
