@@ -74,6 +74,38 @@ def test_ddim_sample_matches_oracle(backend, clip):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", [
+    "numpy", pytest.param("native", marks=pytest.mark.skipif(native_ops() is None,
+                                                             reason="native extension (chatanyone.ops) not built"))])
+@pytest.mark.parametrize("prediction", ["v", "eps", "x0"])
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_led_window_starts_at_its_lead(backend, prediction, guidance, monkeypatch):
+    """A window sampled with a lead (the join, scheduler.lead) gives the lead exactly where its
+    weight is 1 and, with a denoiser that treats frames apart, is untouched past the lead."""
+    from chatanyone.motion import window as W
+    monkeypatch.setattr(W, "ddim_sample", lambda *a, **k: ddim_sample(*a, **k, backend=backend))
+    T, D, K = 25, 6, 4
+
+    def net(x, t, **feeds):  # every row the same function of x: cond and uncond differ by scale
+        c = np.tanh(x * 0.7 + np.asarray(t).reshape(-1, 1, 1) / 1000.0).astype(np.float32)
+        return c * np.linspace(1.0, 0.5, x.shape[0], dtype=np.float32).reshape(-1, 1, 1)
+
+    settings = W.SamplingSettings(ddim_timesteps(1000, 4), cosine_alphas_cumprod(1000), prediction, guidance,
+                                  5.0, np.full(D, 1.0, np.float32), 1.0)
+    rng = np.random.default_rng(1)
+    lead = rng.normal(size=(1, K, D)).astype(np.float32)
+    weight = (0.5 * (1 + np.cos(np.pi * np.arange(K) / K))).astype(np.float32)
+    base = dict(audio=np.zeros((1, 38, 4), np.float32), known=0, prefix_face=np.zeros((1, 8, D), np.float32),
+                prefix_face_keep=0.0, prefix_body=np.zeros((1, 8, 3), np.float32), prefix_body_keep=0.0,
+                style=np.zeros((1, 4), np.float32), style_keep=0.0, style_log_intensity=0.0, hands_rate=1.0)
+    free, _ = W.sample_window(net, None, W.WindowConditions(**base), settings, window=T, seed=[0, 10])
+    led, _ = W.sample_window(net, None, W.WindowConditions(**base, lead_face=lead, lead_weight=weight),
+                             settings, window=T, seed=[0, 10])
+    np.testing.assert_allclose(led[0, 0], lead[0, 0], atol=1e-5)         # weight 1: the lead itself
+    np.testing.assert_allclose(led[0, K:], free[0, K:], atol=1e-5)       # past the lead: the window's own
+    assert np.abs(led[0, 1:K] - free[0, 1:K]).max() > 1e-3                # in between: pulled
+
+
 def _logmel_frontend():
     from chatanyone.motion.frontend import AudioFrontEnd
     from chatanyone.spec.motion_layout import AudioFrontEndSpec, MotionSpec

@@ -69,3 +69,56 @@ def test_silence_is_calm_idle(speech_then_silence):
     head_sil = f.head[sil, :3].std(0).mean()
     assert head_sil > 1e-4, "frozen head in silence"
     assert head_sil < 2.0 * f.head[:n, :3].std(0).mean()
+
+
+def _join_ratios(seed: int, pcm: np.ndarray, near: int = 3):
+    """Stream ``pcm`` as a Session does (primed first window, 100 ms chunks, frames popped one at
+    a time); per channel group (head pose, expression outside the mouth; corpus units, no blinks)
+    the step at each join and the largest step of the join's first ``near`` frames, over the
+    median frame step."""
+    from chatanyone.motion import MotionGenerator
+    from chatanyone.spec import motion_layout as layout
+    from chatanyone.spec.motion_layout import MotionFrames
+    g = MotionGenerator(seed=seed, body=False)
+    g.BLINK_DEPTH = 0.0  # blinks are not the windows' seams
+    g.prime()
+    parts = []
+    for i in range(0, pcm.size, 1600):
+        g.push_audio(pcm[i:i + 1600])
+        while (f := g.pop_frames(1)) is not None:
+            parts.append(f)
+    g.flush()
+    while (f := g.pop_frames(1)) is not None:
+        parts.append(f)
+    f = MotionFrames.concat(parts)
+    n = pcm.size // 640
+    fs, fm, h = g.stats["face_std"], g.stats["face_mean"], layout.HEAD_DIM
+    groups = {"head": (f.head - fm[:h]) / fs[:h], "exp": (f.exp @ g._upper) / fs[h:h + g.n_exp]}
+    out = {}
+    for k, x in groups.items():
+        step = np.r_[np.nan, np.linalg.norm(np.diff(x[:n], axis=0), axis=1)]  # step[t]: t-1 -> t
+        med = np.median(step[1:])
+        joins = range(g.hop, n - near, g.hop)
+        out[k] = (np.array([step[j] / med for j in joins]), np.array([step[j:j + near].max() / med for j in joins]))
+    return out
+
+
+def test_window_joins_leave_no_seam():
+    """Each face window starts where the last one was going (scheduler.lead): over 4 seeds and
+    4 s of the demo speech, the step at a join and the largest step of the three frames from it
+    are ordinary frame steps (the smoothing before this kept the join step itself but moved the
+    seam into the next frames: 1.7-1.9x the median there, against 1.3-1.4x anywhere else)."""
+    from chatanyone.assets import demo_speech
+    from chatanyone.audio.features import to_mono_16k
+    pcm, rate = demo_speech()
+    pcm = to_mono_16k(pcm, rate)
+    on = int(np.argmax(np.abs(pcm) > 0.02 * np.abs(pcm).max()))
+    pcm = pcm[on:on + 4 * 16000]
+    res = [_join_ratios(s, pcm) for s in range(4)]
+    for k in ("head", "exp"):
+        at = np.concatenate([r[k][0] for r in res])
+        near = np.concatenate([r[k][1] for r in res])
+        first = np.mean([r[k][1][0] for r in res])
+        assert at.mean() < 1.3, f"{k}: join step {at.mean():.2f}x the median"
+        assert near.mean() < 1.5, f"{k}: steps just after a join {near.mean():.2f}x the median"
+        assert first < 1.8, f"{k}: the first join (primed window -> speech) {first:.2f}x the median"

@@ -200,6 +200,19 @@ def test_first_window_is_primed_before_any_audio(gen):
 
 
 @shipped
+def test_style_change_before_the_stream_reprimes_frame_0(gen):
+    """A style set after the first window was primed (nothing released yet) samples that window
+    again, at frame 0 (it was sampled again at frame 10 and sliced at a negative offset)."""
+    gen.reset()
+    first = gen.prime()
+    gen.set_style(None)
+    again = gen.prime()
+    assert again is not first and again.start == 0 and len(again) == gen.hop
+    np.testing.assert_array_equal(again.head, first.head)  # the same style: the same window
+    assert gen.scheduler.next == gen.hop
+
+
+@shipped
 def test_first_frame_before_400_ms_of_audio(gen):
     gen.reset()
     a = _speechlike(1.0)

@@ -246,7 +246,10 @@ class MotionGenerator:
                     self._style_ref = (head_amp, exp_amp)
         self.hands_rate = float(hands if hands is not None else hands_rate)
         if getattr(self, "_next", None) == 0 and getattr(self, "_pending", None) is not None:
-            self._pending = None     # a primed first window (prime()) had the old style: sample it again
+            # a primed first window (prime()) had the old style: sample it again, at frame 0 (the
+            # scheduler had moved past it; nothing was released yet)
+            self.scheduler.reset()
+            self._pending = None
             self._style_mean = None
 
     def set_intensity(self, intensity: float) -> None:
@@ -346,14 +349,18 @@ class MotionGenerator:
         sch = self.scheduler
         prefix_f, pk = sch.prefix_face()
         prefix_b, pkb = sch.prefix_body()
+        # the join: the window's first frames are led from where the last window was going
+        lead_f, lead_b, lead_w = sch.lead()
         cond = WindowConditions(
             audio=audio, known=known, prefix_face=prefix_f, prefix_face_keep=pk, prefix_body=prefix_b,
             prefix_body_keep=pkb, style=self.style_vec, style_keep=self.style_keep,
-            style_log_intensity=self.style_log_intensity, hands_rate=self.hands_rate)
+            style_log_intensity=self.style_log_intensity, hands_rate=self.hands_rate,
+            lead_face=lead_f, lead_body=lead_b, lead_weight=lead_w)
         face_n, body_n = sample_window(self.face_net, self.body_net, cond, self.sampling,
                                        window=self.T, seed=[self.seed, w0])
         face_n, body_n = sch.commit(face_n[0], None if body_n is None else body_n[0], n_out,
-                                    skip_body=layout.HANDS_OK_DIM)
+                                    skip_body=layout.HANDS_OK_DIM, led=lead_f is not None,
+                                    led_body=lead_b is not None)
         frames = to_motion_frames(w0, face_n, body_n, self.stats, self.n_exp, intensity)
         self._style_scale(frames)
         return frames

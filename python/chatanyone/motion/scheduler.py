@@ -5,7 +5,10 @@ result does not depend on it. A window is generated once the audio of its first 
 plus ``L`` frames of lookahead is in (or the audio was flushed) and releases its first ``hop``
 frames (fewer at a flushed end). The scheduler keeps no record of the end: it is given the front
 end's (:attr:`~.frontend.AudioFrontEnd.eos`) with each question. The last ``P`` released frames
-are the next window's prefix, and the seam at a join is smoothed away (:meth:`WindowScheduler.commit`).
+are the next window's prefix. At a join the face window is led (:meth:`WindowScheduler.lead`): its
+first frames are pulled, while it is sampled, to where the previous window was going (that window's
+frames beyond those it released), 1 at the join and 0 after ``JOIN_FRAMES``, so no seam is left;
+the body keeps the older smoothing (:meth:`WindowScheduler.smooth_join`). See ``design.md``, "Joins".
 """
 from __future__ import annotations
 
@@ -23,7 +26,11 @@ class WindowScheduler:
         face_dim, body_dim: widths of the normalized face and body vectors.
     """
 
-    JOIN_TAU = 3.0  # frames: how fast a join's residual offset decays
+    JOIN_TAU = 3.0  # frames: how fast a join's residual offset decays (windows sampled without a lead)
+    JOIN_FRAMES = 8  # frames of a window led by the previous window's unreleased tail (lead())
+    # the body is not led: led, its spread fell to 0.73x (its windows' tails move less), and the
+    # smoothing before leaves no seam that the gesture smoothing downstream does not take out
+    LEAD_BODY = False
 
     def __init__(self, window: int, prefix: int, lookahead: int, hop: int, face_dim: int, body_dim: int):
         self.T, self.P, self.L, self.hop = window, prefix, lookahead, hop
@@ -34,6 +41,9 @@ class WindowScheduler:
         self.next = 0                 # first frame not yet generated
         self.hist_face = np.zeros((0, self.face_dim), np.float32)   # last <= P generated frames (normalized)
         self.hist_body = np.zeros((0, self.body_dim), np.float32)
+        # the last window's sampled frames after those it released (normalized): where it was going
+        self.tail_face = np.zeros((0, self.face_dim), np.float32)
+        self.tail_body = np.zeros((0, self.body_dim), np.float32)
         self.queue: list[MotionFrames] = []
 
     def ready(self, frames_available: int, eos: int | None) -> bool:
@@ -64,6 +74,20 @@ class WindowScheduler:
     def prefix_body(self) -> tuple[np.ndarray, float]:
         return self._prefix(self.hist_body, self.P)
 
+    def lead(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """``(face [1, K, Df], body [1, K, Db] | None, weight [K])`` for the next window's first
+        ``K`` frames: the previous window's own frames there (sampled with it, not released) and
+        how hard to hold them, 1 at the join falling to 0 on a half cosine over
+        ``K = min(JOIN_FRAMES, hop)`` frames (a window still releases motion of its own). Sampled with this lead (``window.sample_window``) a window starts
+        where the last one was going and turns into its own motion over ``K`` frames: no seam.
+        ``(None, None, None)`` when there is no tail (stream start, ``hop == T``)."""
+        k = min(self.JOIN_FRAMES, self.hop, self.tail_face.shape[0])
+        if k == 0:
+            return None, None, None
+        w = (0.5 * (1.0 + np.cos(np.pi * np.arange(k) / k))).astype(np.float32)
+        body = self.tail_body[None, :k] if self.LEAD_BODY and self.tail_body.shape[0] >= k else None
+        return self.tail_face[None, :k], body, w
+
     def smooth_join(self, x: np.ndarray, hist: np.ndarray, skip_last: int = 0) -> np.ndarray:
         """Remove the seam at a window join: the first frame's offset from the previous window's
         linear extrapolation decays over a few frames (``x [T, D]`` normalized; binary channels
@@ -79,13 +103,21 @@ class WindowScheduler:
         return out
 
     def commit(self, face_n: np.ndarray, body_n: np.ndarray | None, n_out: int,
-               skip_body: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+               skip_body: int = 0, led: bool = False, led_body: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Join a sampled window (``face_n [T, Df]``, ``body_n [T, Db]`` normalized) to the stream:
-        smooth the seam, keep its first ``n_out`` frames, remember them as the next prefix and
-        advance. Returns the released ``(face [n_out, Df], body [n_out, Db] | None)``."""
-        face_n = self.smooth_join(face_n, self.hist_face)[:n_out]
+        smooth the seam (``led``: it was sampled with :meth:`lead`, which joined it already;
+        else :meth:`smooth_join`), keep its first ``n_out`` frames, remember them as the next
+        prefix and the rest as the tail that leads the next window, and advance. Returns the
+        released ``(face [n_out, Df], body [n_out, Db] | None)``."""
+        if not led:
+            face_n = self.smooth_join(face_n, self.hist_face)
+        if body_n is not None and not led_body:
+            body_n = self.smooth_join(body_n, self.hist_body, skip_last=skip_body)
+        self.tail_face = face_n[n_out:].astype(np.float32)
+        self.tail_body = (body_n[n_out:] if body_n is not None else np.zeros((0, self.body_dim))).astype(np.float32)
+        face_n = face_n[:n_out]
         if body_n is not None:
-            body_n = self.smooth_join(body_n, self.hist_body, skip_last=skip_body)[:n_out]
+            body_n = body_n[:n_out]
         self.hist_face = np.concatenate([self.hist_face, face_n])[-self.P:]
         if body_n is not None:
             self.hist_body = np.concatenate([self.hist_body, body_n])[-self.P:]

@@ -31,6 +31,11 @@ class WindowConditions:
     style_keep: float            # 0: the "no style" embedding
     style_log_intensity: float   # the model's intensity condition (log expression energy ratio)
     hands_rate: float            # how often hands are shown, 0..1
+    # the join (scheduler.WindowScheduler.lead): what the window's first K frames are pulled to
+    # while it is sampled, the previous window's frames there, and how hard ([K], 1 .. 0); None: free
+    lead_face: np.ndarray | None = None   # [1, K, Df]
+    lead_body: np.ndarray | None = None   # [1, K, Db]
+    lead_weight: np.ndarray | None = None  # [K]
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,41 @@ class SamplingSettings:
     clip_x0: float | None
     face_temperature: np.ndarray  # [Df] start-noise scale per face channel
     body_temperature: float      # start-noise scale of the body vector
+
+
+def _led(den: Callable, lead: np.ndarray | None, weight: np.ndarray | None,
+         settings: SamplingSettings) -> Callable:
+    """``den`` with its prediction for the first ``K`` frames pulled to ``lead [1, K, D]``: at
+    every DDIM step the clean estimate there becomes ``weight * lead + (1 - weight) * model``
+    (conditional and unconditional rows alike, so the guided estimate blends the same way). The
+    network sees the led frames at every step and shapes the rest of the window around them (soft
+    inpainting); the last step's estimate is the sample, so a weight of 1 gives ``lead`` exactly."""
+    if lead is None or weight is None or lead.shape[1] == 0:
+        return den
+    k = lead.shape[1]
+    m = np.asarray(weight, np.float32).reshape(1, k, 1)
+    lead = np.asarray(lead, np.float32)
+    ac, pred = settings.alphas_cumprod, settings.prediction
+
+    def target(x, t):  # the prediction whose clean estimate is lead, given x [1, K, D] at step t
+        a = float(ac[t])
+        sa, s1a = np.float32(np.sqrt(a)), np.float32(np.sqrt(max(1.0 - a, 1e-12)))
+        if pred == "v":
+            return (sa * x - lead) / s1a
+        if pred == "eps":
+            return (x - sa * lead) / s1a
+        return lead
+
+    def wrapped(x, t):
+        res = den(x, t)
+        tgt = target(np.asarray(x, np.float32)[:, :k], t)
+
+        def pull(o):
+            o = np.array(o, np.float32)
+            o[:, :k] += m * (tgt - o[:, :k])
+            return o
+        return tuple(pull(o) for o in res) if isinstance(res, tuple) else pull(res)
+    return wrapped
 
 
 def sample_window(face_net: Callable, body_net: Callable | None, cond: WindowConditions,
@@ -80,7 +120,7 @@ def sample_window(face_net: Callable, body_net: Callable | None, cond: WindowCon
         out = face_net(np.repeat(x, b, 0), np.full(b, t, np.float32), **face_feeds)
         return (out[:1], out[1:]) if cfg_on else out
 
-    face_n = ddim_sample(face_den, xf, settings.timesteps, settings.alphas_cumprod,
+    face_n = ddim_sample(_led(face_den, cond.lead_face, cond.lead_weight, settings), xf, settings.timesteps, settings.alphas_cumprod,
                          prediction=settings.prediction, guidance=settings.guidance,
                          clip_x0=settings.clip_x0)  # [1, T, Df]
     if body_net is None:
@@ -97,7 +137,7 @@ def sample_window(face_net: Callable, body_net: Callable | None, cond: WindowCon
         out = body_net(np.repeat(x, b, 0), np.full(b, t, np.float32), **body_feeds)
         return (out[:1], out[1:]) if cfg_on else out
 
-    body_n = ddim_sample(body_den, xb, settings.timesteps, settings.alphas_cumprod,
+    body_n = ddim_sample(_led(body_den, cond.lead_body, cond.lead_weight, settings), xb, settings.timesteps, settings.alphas_cumprod,
                          prediction=settings.prediction, guidance=settings.guidance,
                          clip_x0=settings.clip_x0)
     return face_n, body_n
