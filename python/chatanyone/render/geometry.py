@@ -110,6 +110,7 @@ ARM_GATE = (0.3, 0.6)
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
+LID_MODES = ("skin", "strip")                # how a closing eye is drawn (see GeomRenderer)
 
 
 # --- absolute expression --------------------------------------------------------------------
@@ -313,7 +314,7 @@ def close_lips(face: np.ndarray) -> None:
 def close_lids(face: np.ndarray) -> None:
     """Where a driving expression pushes a lower lid above its upper lid (a blink closing a little
     further than this face's eyes are open), meet them in the middle (in place, ``[478, >=2]``)."""
-    for upper, lower in ((M.RIGHT_EYE_UPPER, M.RIGHT_EYE_LOWER), (M.LEFT_EYE_UPPER, M.LEFT_EYE_LOWER)):
+    for upper, lower in EYES:
         up, lo = np.asarray(upper[1:-1]), np.asarray(lower[1:-1])
         cross = face[lo, 1] < face[up, 1]
         if cross.any():
@@ -321,6 +322,86 @@ def close_lids(face: np.ndarray) -> None:
             mid = 0.5 * (face[u, 1] + face[l_, 1])
             face[u, 1] = mid
             face[l_, 1] = mid
+
+
+# --- closed eyes: lid skin over the eye ---------------------------------------------------------
+# A blink used to collapse the eye's strip of triangles (the lids' contours meet): the skin above
+# the upper lid stretched down with the lashes at its bottom, so a closed eye showed a thick dark
+# band where the eye was (face mesh read it 0.52-0.58 of open; real closed eyes 0.2-0.4). Now, in a
+# frame where an eye closes (lid_closing > 0), the upper lid's skin comes down without its lashes
+# and the lashes make a thin line where the lids meet (GeomRenderer._lid_mesh): the upper lid's
+# vertices sample the photo LASH_FRAC of the eye's opening above the lid (closing times that), the
+# eye's strip samples between there and the lid (the lashes) instead of the eye, and it keeps
+# LASH_LINE of that band's height open when the lids meet. Frames without a blink use the mesh as
+# before, bit for bit.
+EYES = ((M.RIGHT_EYE_UPPER, M.RIGHT_EYE_LOWER), (M.LEFT_EYE_UPPER, M.LEFT_EYE_LOWER))
+EYE_MID = (3, 4, 5)          # the contours' middle columns (160/144, 159/145, 158/153 and mirrored)
+LASH_FRAC = 0.2              # the upper lashes' band above the lid: at least this much of the lid gap,
+LASH_MAX = 0.8               # at most this much of the way to the mesh's next points above the lid,
+LASH_SKIN = 0.8              # ending where the photo is this bright (0 its darkest there, 1 brightest)
+LASH_LINE = 0.5              # how much of that band's height the closed eye's lash line keeps
+CLOSING_MIN = 0.02           # an eye closing less than this renders as open (the mesh as before)
+CLOSING_FULL = (0.6, 0.85)   # closing drawn as it is up to the first, fully closed from the second
+
+
+def _upper_neighbours() -> dict[int, list[int]]:
+    """Each upper lid point's neighbours in the face mesh that are not on the eye's contours."""
+    tri = M.face_triangles()
+    out = {}
+    for upper, lower in EYES:
+        eye = set(upper) | set(lower)
+        for v in upper[1:-1]:
+            out[v] = sorted({int(w) for t in tri if v in t for w in t} - eye)
+    return out
+
+
+def lash_band(lum: np.ndarray, fpx: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+              up: np.ndarray) -> np.ndarray:
+    """``[n]`` height (px) of the upper lashes' band above each upper lid point ``upper`` of one
+    eye in a photo: along ``up`` from the lid, how far the dark of the lashes (and the lid's
+    shadow) reaches before the skin (luminance ``lum`` ``[H, W]`` back to :data:`LASH_SKIN` of the
+    way from the darkest to the brightest within the lid's skin, which ends at the mesh's next
+    points above the lid), at least :data:`LASH_FRAC` of the lid gap, at most
+    :data:`LASH_MAX` of the way to those points, smoothed over the columns."""
+    import cv2
+    nb = _upper_neighbours()
+    gap = np.maximum((fpx[upper] - fpx[lower]) @ up, 0.0)
+    out = np.zeros(len(upper))
+    for i, v in enumerate(upper):
+        reach = max([float((fpx[w] - fpx[v]) @ up) for w in nb[int(v)]] + [0.0])
+        if reach < 1.0:
+            continue
+        ts = np.linspace(0.0, reach, max(int(np.ceil(4 * reach)), 2))
+        pts = (fpx[v][None] + ts[:, None] * up[None] - 0.5).astype(np.float32)   # px centres
+        prof = cv2.remap(lum, pts[:, 0].reshape(1, -1), pts[:, 1].reshape(1, -1), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)[0]
+        lo, hi = float(prof.min()), float(prof.max())
+        k = int(np.argmax(prof >= lo + LASH_SKIN * (hi - lo))) if hi > lo else 0
+        out[i] = np.clip(ts[k], LASH_FRAC * gap[i], LASH_MAX * reach)
+    if len(out) > 2:       # smoothed over neighbouring columns
+        out = np.convolve(np.pad(out, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+    return out
+
+
+def full_closing(c):
+    """The closing drawn for a closing ``c`` (0..1): as it is up to ``CLOSING_FULL[0]``, then rising
+    faster to 1 (lids met) at ``CLOSING_FULL[1]``. A blink made for the canonical face leaves an
+    avatar with wider eyes 0.83-0.94 closed; it closes."""
+    lo, hi = CLOSING_FULL
+    return np.where(np.asarray(c) <= lo, c, np.minimum(lo + (np.asarray(c) - lo) * (1 - lo) / (hi - lo), 1.0)) + 0.0
+
+
+def lid_closing(face: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``[2]`` closing of each eye (right, left) of ``face`` against ``ref`` (canonical faces
+    ``[478, >=2]``): 1 minus the lid gap of the middle columns over ``ref``'s, in 0..1 (0 open as
+    wide as ``ref`` or wider, 1 lids met)."""
+    out = np.zeros(2)
+    for k, (upper, lower) in enumerate(EYES):
+        u, l_ = [upper[i] for i in EYE_MID], [lower[i] for i in EYE_MID]
+        g = float(np.mean(face[l_, 1] - face[u, 1]))
+        g0 = float(np.mean(ref[l_, 1] - ref[u, 1]))
+        out[k] = np.clip(1.0 - g / max(g0, 1e-9), 0.0, 1.0) if g0 > 1e-9 else 0.0
+    return out
 
 
 # the painted teeth: where the gaps between teeth lie on the dental arch, as the angle (radians)
@@ -467,7 +548,7 @@ class GeomRenderer:
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
                  refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
                  layered: bool = True, torso: bool = True, arms: str = "layer",
-                 mouth: str = "rigid", register: bool = True):
+                 mouth: str = "rigid", register: bool = True, lids: str = "skin"):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -475,6 +556,8 @@ class GeomRenderer:
         from ..spec.head import load_basis
         if mouth not in MOUTH_MODES:
             raise ValueError(f"mouth must be one of {MOUTH_MODES}, got {mouth!r}")
+        if lids not in LID_MODES:
+            raise ValueError(f"lids must be one of {LID_MODES}, got {lids!r}")
         self.basis = basis or load_basis()
         photo = np.asarray(avatar.photo)
         ph, pw = photo.shape[:2]
@@ -562,6 +645,9 @@ class GeomRenderer:
         self._n_extra = [len(e) for e in extra]
         self._face_src = face_src
         self.src_vertices, self.triangles = self._mesh(face_src, extra)
+        self._lid_geo = self._lid_geometry(face_src) if lids == "skin" else []
+        self._eye_rows: dict = {}
+        self.lid_closing = np.zeros(2)      # the last frame's closing of each eye (lid_closing)
         self._depth = np.full(len(self.src_vertices), COARSE_DEPTH, np.float32)
         self._border = border.astype(np.float32)
         # the body's registered motion (motion frames with a "torso" map: video-driven reenactment)
@@ -640,6 +726,83 @@ class GeomRenderer:
         tris = np.ascontiguousarray(np.concatenate(
             [M.face_triangles(), M.eye_fill_triangles(), M.mouth_fill_triangles(), coarse_tri]).astype(np.int32))
         return src, tris
+
+    def _lid_geometry(self, face_src: np.ndarray) -> list:
+        """Per eye: its contours' interior points (upper, lower), the photo's "up" across the eye
+        (unit, region px: perpendicular to the corner line, towards the upper lid), the upper
+        lashes' band per column (region px, :func:`lash_band`) and the eye's width (px)."""
+        fpx = (face_src.astype(np.float64) + 1) * self._px
+        lum = self._base @ np.array([0.299, 0.587, 0.114], np.float32)
+        out = []
+        for upper, lower in EYES:
+            u, l_ = np.asarray(upper[1:-1]), np.asarray(lower[1:-1])
+            a, b = fpx[upper[0]], fpx[upper[-1]]
+            t = (b - a) / max(float(np.linalg.norm(b - a)), 1e-9)
+            up = np.array([t[1], -t[0]])
+            if float(np.mean((fpx[u] - fpx[l_]) @ up)) < 0:
+                up = -up
+            lam = lash_band(lum, fpx, u, l_, up)
+            out.append((u, l_, up, lam, float(np.linalg.norm(b - a))))
+        return out
+
+    def _strip_rows(self, tris: np.ndarray) -> list[np.ndarray]:
+        """Row indices of each eye's strip triangles in ``tris`` (cached per array)."""
+        key = id(tris)
+        hit = self._eye_rows.get(key)
+        if hit is not None and hit[0] is tris:
+            return hit[1]
+        rows = []
+        for upper, lower in EYES:
+            ids = np.asarray(sorted(set(upper) | set(lower)))
+            rows.append(np.nonzero(np.isin(tris, ids).all(axis=1))[0])
+        self._eye_rows[key] = (tris, rows)
+        return rows
+
+    def _lid_mesh(self, dst, depth, src_v, tris):
+        """The mesh of a frame where an eye closes (see :data:`LASH_FRAC`): the upper lid's
+        vertices sample the photo ``closing x`` the lash band higher (its skin comes down without
+        the lashes); the eye's strip gets lower vertices of its own (at the lower lid, sampling
+        ``closing`` of the way from the photo's lower to its upper lid), so it shows the lashes, not
+        the eye, and keeps :data:`LASH_LINE` of the band open where the lids meet. Returns new
+        ``(dst, depth, src_v, tris)``; the inputs are not changed."""
+        px = self._px
+        strip_rows = self._strip_rows(tris)
+        src = np.array(src_v, np.float64)
+        dst = np.array(dst, np.float64)
+        tris = np.array(tris)
+        n = len(src)
+        add_src, add_dst, add_depth = [], [], []
+        for k, ((u, l_, up, lam, w_src), rows) in enumerate(zip(self._lid_geo, strip_rows)):
+            c0 = float(self.lid_closing[k])
+            if c0 <= CLOSING_MIN:
+                continue
+            c = full_closing(c0)
+            su, sl = (src[u] + 1) * px, (src[l_] + 1) * px
+            src[u] = (su + (c * lam)[:, None] * up) / px - 1       # up is towards the upper lid
+            e_src = sl + c * (su - sl)
+            # the destination: keep the lash line open where the lids meet
+            du, dl = (dst[u] + 1) * px, (dst[l_] + 1) * px
+            du = dl + (du - dl) * ((1.0 - c) / max(1.0 - c0, 1e-9))    # a nearly closed eye closes
+            a, b = (dst[EYES[k][0][0]] + 1) * px, (dst[EYES[k][0][-1]] + 1) * px
+            w = max(float(np.linalg.norm(b - a)), 1e-9)
+            t = (b - a) / w
+            dup = np.array([t[1], -t[0]]) * (1.0 if up @ np.array([t[1], -t[0]]) >= 0 else -1.0)
+            g = (du - dl) @ dup
+            need = c * LASH_LINE * lam * (w / max(w_src, 1e-9))
+            du = du + np.maximum(need - g, 0.0)[:, None] * dup
+            dst[u] = du / px - 1
+            idx = n + sum(len(x) for x in add_src) + np.arange(len(l_))
+            add_src.append(e_src / px - 1)
+            add_dst.append(dst[l_].copy())
+            add_depth.append(np.asarray(depth)[l_])
+            sub = tris[rows]
+            for j, v in enumerate(l_):
+                sub[sub == v] = idx[j]
+            tris[rows] = sub
+        src = np.concatenate([src] + add_src).astype(np.float32)
+        dst = np.concatenate([dst] + add_dst).astype(np.float32)
+        depth = np.concatenate([np.asarray(depth, np.float32)] + [d.astype(np.float32) for d in add_depth])
+        return dst, depth, src, np.ascontiguousarray(tris, np.int32)
 
     def _registered_mesh(self) -> dict:
         """The mesh for frames that carry the body's registered motion (made once, on first use):
@@ -833,6 +996,9 @@ class GeomRenderer:
             c[:468] += (e @ self._comp).reshape(468, 3)
             close_lips(c)
             close_lids(c)
+            self.lid_closing = lid_closing(c, self._neutral) if self._lid_geo else np.zeros(2)
+        else:
+            self.lid_closing = np.zeros(2)
         head = self._head.copy()
         dh = _get(motion_frame, "head")
         if dh is not None:
@@ -905,6 +1071,8 @@ class GeomRenderer:
             src_v, tris = self.src_vertices, self.triangles
         else:       # a frame with the body's registered motion: its own mesh
             src_v, tris = self._reg["src"], self._reg["tris"]
+        if self.lid_closing.max() > CLOSING_MIN:     # an eye closing: lid skin over it
+            dst, depth, src_v, tris = self._lid_mesh(dst, depth, src_v, tris)
         grid, _mask = _mesh_flow()(dst, src_v, tris, (rh, rw), depth=depth)
         t1 = self._tick("mesh_flow", t1)
         warped = ops.warp(self._src, grid[None], padding="border")[0]
