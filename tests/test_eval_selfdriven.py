@@ -30,6 +30,26 @@ def test_hand_match_in_hand_sizes():
     assert selfdriven._hand_match([real], []) == [(False, None)]
 
 
+def test_blink_agreement():
+    from chatanyone.eval import mouth as M
+    real = np.full(100, 0.3)
+    real[[20, 21, 22]] = [0.15, 0.08, 0.15]            # two real blinks
+    real[[60, 61]] = 0.1
+    real[40] = np.nan                                  # a frame without a face breaks nothing
+    assert M.blinks(real) == [(20, 23), (60, 62)]
+    rend = np.full(100, 0.28)
+    rend[[21, 22, 23]] = [0.2, 0.1, 0.2]               # the first one a frame late, closing to 0.36
+    rend[80] = 0.1                                     # and one the real eyes did not make
+    a = M.blink_agreement(rend, real)
+    assert a["blinks_real"] == 2 and a["blinks_rend"] == 2
+    assert a["blink_f1"] == pytest.approx(0.5)         # recall 1/2, precision 1/2
+    assert a["blink_depth"] == pytest.approx(np.mean([0.1 / 0.28, 1.0]))
+    assert a["real_depth"] == pytest.approx(np.mean([0.08 / 0.3, 0.1 / 0.3]))
+    still = M.blink_agreement(np.full(100, 0.28), real)
+    assert still["blink_f1"] == 0.0 and still["blink_depth"] == pytest.approx(1.0)
+    assert M.blink_agreement(np.full(100, 0.28), np.full(100, 0.3))["blink_f1"] is None
+
+
 def test_photo_to_frame_through_crop_and_resize():
     av_ = SimpleNamespace(crop=np.zeros((384, 256, 3), np.uint8), crop_hq=np.zeros((768, 512, 3), np.uint8),
                           box=np.array([-50.0, -60.0, 200.0, 300.0]), image_size=(400, 300))

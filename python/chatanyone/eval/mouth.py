@@ -101,6 +101,71 @@ def eye_openness(canon: np.ndarray) -> np.ndarray:
     return np.mean(out, axis=0)
 
 
+BLINK_REL = 0.7    # a blink: eye openness below this share of the clip's median (real closed eyes: 0.2-0.4)
+BLINK_TOL = 2      # frames a rendered blink may lie off a real one and still agree
+
+
+def blinks(eo: np.ndarray, sel: np.ndarray | None = None, rel: float = BLINK_REL) -> list[tuple[int, int]]:
+    """Blinks of an eye-openness series ``[T]`` (:func:`eye_openness`): runs ``(start, end)``
+    (end exclusive) of frames below ``rel`` times its median over the finite frames (and ``sel``).
+    Frames outside ``sel`` or not finite break no run and start none."""
+    e = np.asarray(eo, np.float64)
+    ok = np.isfinite(e) if sel is None else np.isfinite(e) & np.asarray(sel, bool)
+    if ok.sum() < 3:
+        return []
+    low = ok & (e < rel * float(np.median(e[ok])))
+    out, start = [], None
+    for t, v in enumerate(low):
+        if v and start is None:
+            start = t
+        elif not v and start is not None and ok[t]:
+            out.append((start, t))
+            start = None
+    if start is not None:
+        out.append((start, len(e)))
+    return out
+
+
+def blink_agreement(e_rend: np.ndarray, e_real: np.ndarray, sel: np.ndarray | None = None,
+                    tol: int = BLINK_TOL) -> dict:
+    """How the rendered eyes blink against the real ones (eye openness ``[T]`` each, frames
+    ``sel``): ``blink_f1`` (real and rendered blinks matched within ``tol`` frames: F1 of recall and
+    precision; None when neither blinks), ``blink_depth`` (mean over the real blinks of the rendered
+    openness's least value within ``tol`` frames of the blink, over its median: how closed the
+    rendered eye reads when the real one closes; None without real blinks), ``real_depth`` (the
+    same of the real eyes), ``blinks_real`` and ``blinks_rend`` (counts)."""
+    br, bd = blinks(e_real, sel), blinks(e_rend, sel)
+    er = np.asarray(e_rend, np.float64)
+    ea = np.asarray(e_real, np.float64)
+    ok = np.isfinite(er) if sel is None else np.isfinite(er) & np.asarray(sel, bool)
+
+    def near(a, b):
+        return a[0] - tol < b[1] and b[0] - tol < a[1]
+
+    hit_r = sum(any(near(a, b) for b in bd) for a in br)
+    hit_d = sum(any(near(b, a) for a in br) for b in bd)
+    f1 = None
+    if br or bd:
+        rec = hit_r / len(br) if br else 0.0
+        prec = hit_d / len(bd) if bd else 0.0
+        f1 = 0.0 if rec + prec == 0 else 2 * rec * prec / (rec + prec)
+    depth = real = None
+    if br and ok.sum() >= 3:
+        med = float(np.median(er[ok]))
+        okr = np.isfinite(ea) if sel is None else np.isfinite(ea) & np.asarray(sel, bool)
+        med_r = float(np.median(ea[okr]))
+        d, r = [], []
+        for s0, s1 in br:
+            w = slice(max(s0 - tol, 0), s1 + tol)
+            if np.isfinite(er[w]).any():
+                d.append(float(np.nanmin(er[w])) / med)
+            r.append(float(np.nanmin(ea[s0:s1])) / med_r)
+        depth = float(np.mean(d)) if d else None
+        real = float(np.mean(r))
+    return {"blink_f1": f1, "blink_depth": depth, "real_depth": real, "blinks_real": len(br),
+            "blinks_rend": len(bd)}
+
+
 def pearson(a: np.ndarray, b: np.ndarray, sel: np.ndarray | None = None) -> float | None:
     """Pearson r over the frames where both are finite (and ``sel``); None with fewer than 3 frames
     or a constant series."""

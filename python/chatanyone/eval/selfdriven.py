@@ -20,7 +20,9 @@ out. Beside the renderer (``model``), the baseline ``source`` repeats the source
   interpolated between the shoulders and the border);
 - ``unregistered``: today's geometry renderer without the body's registered motion
   (``GeomRenderer(register=False)``: the body below the chin moves by the pose's shoulders and the
-  hair by the head pose, as before session 8).
+  hair by the head pose, as before session 8);
+- ``strip``: today's geometry renderer with a closing eye's strip squeezed as before session 9
+  (``GeomRenderer(lids="strip")``: no lid skin drawn over it).
 
 Each method's renderer time per frame is reported (``ms``: the render call alone, measured in the
 same run).
@@ -38,7 +40,12 @@ Figures per clip and their mean:
   ``hand_err``: their mean keypoint distance in hand sizes (bounding-box diagonal of the real hand);
 - ``mouth_r``, ``mouth_amp``: mouth opening by face mesh, rendered against real (Pearson r; std
   ratio on speech frames); ``head_err``: mean absolute yaw/pitch/roll error in degrees;
-  ``blink_r``: Pearson r of eye openness; ``face``: rendered frames where face mesh finds a face.
+  ``blink_r``: Pearson r of eye openness; ``blink_f1``: blinks (eye openness below 0.7 of its
+  median, :func:`chatanyone.eval.mouth.blinks`) in the rendered frames against the real ones,
+  matched within 2 frames (F1); ``blink_depth``: the rendered eye openness at the real blinks over
+  its median (how closed the rendered eye reads when the real one is closed; the clip's
+  ``real_blink_depth`` is the real eyes' own, ``real_blinks`` their count); ``face``: rendered
+  frames where face mesh finds a face.
 """
 from __future__ import annotations
 
@@ -58,11 +65,11 @@ log = logging.getLogger("chatanyone")
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 METHODS = ("model", "source")
-VARIANTS = ("neural", "previous", "unregistered")   # extra renderers on request, driven by the same motion
+VARIANTS = ("neural", "previous", "unregistered", "strip")   # extra renderers on request, driven by the same motion
 CSIM_EVERY = 5   # dlib's descriptor on every 5th frame (about 0.3 s each on one core)
 FID_EVERY = 3    # Inception features of every 3rd frame
 KEYS = ("psnr", "psnr_person", "ssim", "csim", "hkc", "hand_found", "hand_err", "mouth_r", "mouth_amp",
-        "head_err", "blink_r", "face", "ms")
+        "head_err", "blink_r", "blink_f1", "blink_depth", "face", "ms")
 
 
 def methods_for(variants=()) -> tuple[str, ...]:
@@ -188,6 +195,10 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
         from ..render.geometry import GeomRenderer
         g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, register=False)
         extra["unregistered"] = lambda mf, hw, g=g: g.render(mf)
+    if "strip" in methods:
+        from ..render.geometry import GeomRenderer
+        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, lids="strip")
+        extra["strip"] = lambda mf, hw, g=g: g.render(mf)
     # the motion reenact renders (with the body's registered maps), for the variants
     motion = driving_frames(pv, cache=cache) if extra else None
     ms = {m: [] for m in extra}
@@ -306,10 +317,13 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
         o_rend, e_rend = M.opening(canon_rend), M.eye_openness(canon_rend)
         res[m].update(mouth_r=M.pearson(o_rend, o_real, sel), mouth_amp=M.amplitude_ratio(o_rend, o_real, sel & speech),
                       blink_r=M.pearson(e_rend, e_real, sel), face=float(np.isfinite(o_rend[sel]).mean()))
+        ba = M.blink_agreement(e_rend, e_real, sel)
+        res[m].update(blink_f1=ba["blink_f1"], blink_depth=ba["blink_depth"])
+        res["real_blinks"], res["real_blink_depth"] = ba["blinks_real"], ba["real_depth"]
         d_m = np.degrees(np.abs(head_rend - head_real))[sel]
         res[m]["head_err"] = float(np.nanmean(d_m)) if np.isfinite(d_m).any() else None
     d_src = np.degrees(np.abs(head_real[s][None] - head_real))[sel]
-    res["source"].update(mouth_r=None, mouth_amp=0.0, blink_r=None, face=1.0, ms=None,
+    res["source"].update(mouth_r=None, mouth_amp=0.0, blink_r=None, blink_f1=None, blink_depth=None, face=1.0, ms=None,
                          head_err=float(np.nanmean(d_src)) if np.isfinite(d_src).any() else None)
     if fid is not None and feats is not None and fid_frames["real"]:
         for k, imgs in fid_frames.items():
@@ -380,7 +394,8 @@ def format_table(res: dict) -> str:
         return f"{'-':>{w}s}" if x is None else f"{x:{w}.{p}f}"
     cols = [("PSNR", "psnr", 2), ("PSNRp", "psnr_person", 2), ("SSIM", "ssim", 3), ("CSIM", "csim", 3),
             ("HKC", "hkc", 2), ("hand%", "hand_found", 2), ("handE", "hand_err", 2), ("mouthR", "mouth_r", 2),
-            ("amp", "mouth_amp", 2), ("headE", "head_err", 1), ("blinkR", "blink_r", 2), ("face", "face", 2),
+            ("amp", "mouth_amp", 2), ("headE", "head_err", 1), ("blinkR", "blink_r", 2),
+            ("blinkF", "blink_f1", 2), ("blinkD", "blink_depth", 2), ("face", "face", 2),
             ("ms", "ms", 1)]
     methods = res.get("methods", METHODS)
     head = f"{'clip':34s}{'role':>8s}{'':>12s}" + "".join(f"{c:>7s}" for c, _, _ in cols) + f"{'FID':>7s}"
@@ -391,7 +406,13 @@ def format_table(res: dict) -> str:
             lines.append(f"{r['clip'][:34]:34s}{r['role']:>8s}{m:>12s}" + "".join(f(row.get(k), 7, p) for _, k, p in cols)
                          + (f(row.get("fid"), 7, 1) if "fid" in row else ""))
     lines.append("PSNR/SSIM on real pixels; PSNRp: person's pixels; hand%: real hands with a rendered hand "
-                 "within one hand size; handE: keypoint error in hand sizes; headE: degrees; ms: render call per frame")
+                 "within one hand size; handE: keypoint error in hand sizes; headE: degrees; blinkF: blinks matched "
+                 "within 2 frames (F1); blinkD: rendered eye openness at the real blinks over its median; "
+                 "ms: render call per frame")
+    real = [r for r in res["clips"] if r.get("real_blinks")]
+    if real:
+        lines.append("real blinks: " + ", ".join(f"{r['clip'][:24]} {r['real_blinks']} (depth {f(r.get('real_blink_depth'), 0, 2).strip()})"
+                                                 for r in real))
     return "\n".join(lines)
 
 

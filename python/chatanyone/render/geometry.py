@@ -13,7 +13,8 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
    chest, a grid of body vertices, the resting arms and the border below the chin move by the
    torso's map, the rings and the border above the chin by the hair's (render/design.md). A
    Session's motion has no such maps and renders as before.
-3. **Flow.** The face triangles (852, the eye holes closed by lid strips) and the coarse triangles
+3. **Flow.** The face triangles (852, the eye holes closed by lid strips; a closing eye is drawn
+   with the lid's skin over it, :meth:`GeomRenderer._lid_mesh`) and the coarse triangles
    are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
    face wins where they overlap (nearer depth); the coarse mesh lies behind it.
 4. **Warp.** The region of the photo, at output resolution, with the person's alpha as a fourth
