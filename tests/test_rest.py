@@ -280,6 +280,11 @@ def test_lipsync_variant_sets_the_gate():
     assert (g._gate.hold, g._gate.release, g._gate.onset, g._gate.bridge) == (0, 2, 2, 4)
     apply_variant(g, {"pause_close": "1", "pause_seal": "1", "pause_settle": "8", "lid_keep": "1", "blink_depth": "0"})
     assert (g.PAUSE_CLOSE, g.PAUSE_SEAL, g._gate.pause_settle_frames, g.LID_KEEP, g.BLINK_DEPTH) == (1, 1, 8, 1, 0)
+    apply_variant(g, {"gate_db": "-23.5", "gate_pow": "2"})
+    assert (g._gate.rel_db, g.GATE_POWER) == (-23.5, 2.0)
+    for bad in ({"gate_pow": "0"}, {"gate_db": "3"}):
+        with pytest.raises(ValueError):
+            apply_variant(MotionGenerator(seed=3, body=False), bad)
     with pytest.raises(ValueError):
         apply_variant(g, {"onset": str(g.mouth.look + 1)})
     with pytest.raises(ValueError):

@@ -66,7 +66,8 @@ _GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH
                    ("pause_settle", "PAUSE_SETTLE_FRAMES", float), ("lid_keep", "LID_KEEP", float),
                    ("blink_depth", "BLINK_DEPTH", float), ("hold", "GATE_HOLD", int),
                    ("release", "GATE_RELEASE", int), ("onset", "GATE_ONSET", int),
-                   ("bridge", "GATE_BRIDGE", int))
+                   ("bridge", "GATE_BRIDGE", int), ("gate_db", "GATE_REL_DB", float),
+                   ("gate_pow", "GATE_POWER", float))
 
 
 def apply_variant(gen, spec: dict) -> None:
@@ -77,7 +78,9 @@ def apply_variant(gen, spec: dict) -> None:
     ``shift`` ``MOUTH_OPEN_SHIFT``, ``pause_close`` ``PAUSE_CLOSE``, ``pause_seal`` ``PAUSE_SEAL``,
     ``pause_settle`` ``PAUSE_SETTLE_FRAMES``, ``lid_keep`` / ``blink_depth`` ``LID_KEEP`` /
     ``BLINK_DEPTH`` (``lid_keep:1,blink_depth:0``: the face model's own lids, as before session 8),
-    ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames), ``dit_mouth`` ``1``: the
+    ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames),
+    ``gate_db`` / ``gate_pow`` its threshold below the running speech level (``GATE_REL_DB``, dB) and
+    the power on its weights (``GATE_POWER``), ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
     unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth"} - {k for k, _, _ in _GENERATOR_KEYS}
@@ -109,6 +112,10 @@ def apply_variant(gen, spec: dict) -> None:
     for key, attr, kind in _GENERATOR_KEYS:
         if key in spec:
             setattr(gen, attr, kind(spec[key]))
+    if "gate_pow" in spec and not gen.GATE_POWER > 0:
+        raise ValueError(f"eval lipsync variant: gate_pow must be > 0, got {spec['gate_pow']!r}")
+    if "gate_db" in spec and not gen.GATE_REL_DB < 0:
+        raise ValueError(f"eval lipsync variant: gate_db must be < 0 (dB below the speech level), got {spec['gate_db']!r}")
     if spec.get("dit_mouth") in ("1", 1, True):
         gen.mouth.A = np.zeros_like(gen.mouth.A)
     gen.reset()
@@ -423,7 +430,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY:VALUE,...",
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
                         "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
-                        "blink_depth, hold, release, onset, bridge, "
+                        "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, "
                         "dit_mouth:1; NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",

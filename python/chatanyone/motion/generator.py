@@ -502,6 +502,8 @@ class MotionGenerator:
             # where nobody speaks the mouth is still (closing in digital silence); a style reference
             # scales the motion
             w = w_all[c0 - c_first:c0 - c_first + n]
+            if self.GATE_POWER != 1.0:  # 0 and 1 stay where they are; partial weights move towards 0
+                w = w ** self.GATE_POWER
             close = self.PAUSE_CLOSE + (1.0 - self.PAUSE_CLOSE) * settle_all[c0 - c_first:c0 - c_first + n, None]
             rest = m.center + close * (m.rest - m.center)
             # relative to the avatar's neutral face (MOUTH_OPEN_SHIFT); in digital silence, as the
@@ -577,13 +579,18 @@ class MotionGenerator:
     FAST_REST_GATE = (0, 2, 2, 4)
     PREVIOUS_GATE = (2, 3, None, 0)
     GATE_HOLD, GATE_RELEASE, GATE_ONSET, GATE_BRIDGE = FAST_REST_GATE
+    # mouth mode: where the gate's activity starts, relative to the stream's running speech level
+    # (dB; vad.SpeechGate rel_db), and a power on its weights (> 1: partly active frames, the gate's
+    # edges and quiet stretches inside speech, move the mouth less; 1: the weights as they are).
+    GATE_REL_DB = -25.0
+    GATE_POWER = 1.0
 
     def _new_gate(self) -> SpeechGate | None:
         """A fresh speech gate for a new stream (mouth mode), with :attr:`GATE_HOLD` etc."""
         if self.mouth is None:
             return None
         return SpeechGate(self.mouth.look, hold=self.GATE_HOLD, release=self.GATE_RELEASE,
-                          onset=self.GATE_ONSET, bridge=self.GATE_BRIDGE,
+                          onset=self.GATE_ONSET, bridge=self.GATE_BRIDGE, rel_db=self.GATE_REL_DB,
                           pause_settle_frames=self.PAUSE_SETTLE_FRAMES)
 
     def _speech_weights(self, c0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
