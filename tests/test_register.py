@@ -172,6 +172,45 @@ def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
     np.testing.assert_allclose(moved[top, 0] - still[top, 0], 0.03 * r._ax[0], atol=1e-5)
 
 
+def test_a_face_map_moves_the_face_part_way_to_where_it_was_registered(avatar):
+    """A face map of a shift moves the driving face mesh (and the rings posed with it) by
+    FACE_REG of that shift from where the head pose puts it; a turn turns it by FACE_REG of the
+    turn; a map of the identity on the photo's own pose leaves it where it is."""
+    import chatanyone.render.geometry as G
+    from chatanyone.render import mesh as M
+    assert 0 < G.FACE_REG <= 1
+    r = GeomRenderer(avatar, 256)
+    still, _ = r.driving_vertices({})
+    same, _ = r.driving_vertices({"face": R.identity()})
+    np.testing.assert_allclose(same, still, atol=1e-4)         # (the neutral face's rigid points: the photo's)
+    m = R.identity()
+    m[:, 2] = (0.02, -0.01)                                    # crop units
+    moved, _ = r.driving_vertices({"face": m})
+    want = G.FACE_REG * np.array([0.02, -0.01]) * r._ax        # region-normalized
+    np.testing.assert_allclose(moved[:M.N_FACE] - still[:M.N_FACE], np.broadcast_to(want, (M.N_FACE, 2)), atol=1e-5)
+    # a turn about the face's middle (region px) turns the face by FACE_REG of it
+    c = (r._face_src[M.FACE_OVAL] + 1) * r._px
+    cen = c.mean(0)
+    th = 0.1
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    px = np.concatenate([rot, (cen - rot @ cen)[:, None]], 1)  # region px -> region px
+    # expressed in crop units: crop -> region px is x * ax * px_ + (bx + 1) * px_
+    k = r._ax * r._px
+    o = (r._bx + 1) * r._px
+    lin = px[:, :2] * k[None, :] / k[:, None]
+    t = (px[:, :2] @ o + px[:, 2] - o) / k
+    turned, _ = r.driving_vertices({"face": np.concatenate([lin, t[:, None]], 1)})
+    f0 = (still[:M.N_FACE] + 1) * r._px
+    f1 = (turned[:M.N_FACE] + 1) * r._px
+    a0, a1 = f0[263] - f0[33], f1[263] - f1[33]               # the eye corners' line
+    got = np.arctan2(a1[1], a1[0]) - np.arctan2(a0[1], a0[0])
+    assert abs(got - G.FACE_REG * th) < 0.01
+    img = r.render({"face": m})
+    assert img.shape[:2] == (r.size[1], r.size[0])
+    with pytest.raises(ValueError, match="map"):
+        r.driving_vertices({"face": np.eye(3)})
+
+
 def test_resting_arms_ride_with_the_torso_a_gesture_follows_the_pose(avatar):
     """With a torso map, the body points' offsets are the map's where the pose barely moves the
     arm beyond it, and the pose's where it moves an elbow or wrist far beyond it (GeomRenderer
@@ -203,7 +242,9 @@ def test_driving_frames_slice_and_frame_carry_the_maps():
     d = DrivingFrames(*(getattr(base, f.name) for f in dataclasses.fields(MotionFrames)), torso=torso)
     part = d[2:4]
     assert isinstance(part, DrivingFrames) and len(part) == 2 and part.start == 2
-    assert part.frame(1)["torso"][0, 2] == 3 and "hair" not in part.frame(0)
+    assert part.frame(1)["torso"][0, 2] == 3 and "hair" not in part.frame(0) and "face" not in part.frame(0)
+    both = DrivingFrames.of(base, torso=torso, face=torso + 1)
+    assert both[1:3].frame(0)["face"][0, 2] == 2 and both.frame(4)["torso"][0, 2] == 4
     assert set(base.frame(0)) == set(d.frame(0)) - {"torso"}
 
 

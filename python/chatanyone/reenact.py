@@ -61,9 +61,14 @@ class DrivingFrames(MotionFrames):
     of the driving crop's coordinates from the reference frame to frame t. The geometry renderer
     moves what lies below the chin by it (``GeomRenderer(register=True)``); motion without it (a
     Session's) renders exactly as before. ``hair [T, 2, 3]`` (or None): likewise for the head
-    outside the face oval (hair, ears, outline), which then moves the rings round the face."""
+    outside the face oval (hair, ears, outline), which then moves the rings round the face.
+    ``face [T, 2, 3]`` (or None): likewise for the upper face (inside the face oval, above the upper
+    lip), which then corrects where the driving face mesh is placed."""
     torso: np.ndarray | None = None
     hair: np.ndarray | None = None
+    face: np.ndarray | None = None
+
+    MAPS = ("torso", "hair", "face")
 
     @classmethod
     def of(cls, motion: MotionFrames, **maps) -> "DrivingFrames":
@@ -75,14 +80,13 @@ class DrivingFrames(MotionFrames):
 
     def __getitem__(self, key):
         if isinstance(key, slice):
-            return DrivingFrames.of(self._base()[key],
-                                    torso=None if self.torso is None else self.torso[key],
-                                    hair=None if self.hair is None else self.hair[key])
+            return DrivingFrames.of(self._base()[key], **{
+                k: None if getattr(self, k) is None else getattr(self, k)[key] for k in self.MAPS})
         return super().__getitem__(key)
 
     def frame(self, i: int) -> dict[str, np.ndarray]:
         out = self._base().frame(i)
-        for k in ("torso", "hair"):
+        for k in self.MAPS:
             v = getattr(self, k)
             if v is not None:
                 out[k] = v[i]
@@ -174,8 +178,9 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
 # the parts registered and the kind of map fitted to each (render.register.MOTIONS): the torso's
 # affine map (a lean scales and shears the chest) needs the finer analysis size below: at 48 px
 # face height it lost to a translation on the dev clips (render/design.md)
-REGISTER_PARTS = {"torso": "affine", "hair": "euclidean"}
-REGISTER_USE = ("torso", "hair")  # the parts reenact registers and the renderer moves by their maps
+REGISTER_PARTS = {"torso": "affine", "hair": "euclidean", "face": "euclidean"}
+# the parts reenact registers and the renderer moves by their maps
+REGISTER_USE = ("torso", "hair", "face")
 HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
 REGISTER_FACE_PX = 96.0           # frames are downscaled so the face is this tall (px) for ECC
 REGISTER_BELOW = 0.05             # the body mask starts this many face heights below the chin
@@ -198,6 +203,10 @@ def _body_mask(ref_rgb: np.ndarray, face_px: np.ndarray, pose_px: np.ndarray, ha
     person = SelfieSegmentation()(np.ascontiguousarray(ref_rgb)) > 0.5
     chin, top = face_px[152, :2], face_px[10, :2]
     fh = float(np.linalg.norm(chin - top))
+    if part == "face":     # the upper face: inside the oval, above the upper lip (no jaw, no mouth)
+        oval = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(oval, [np.round(face_px[M.FACE_OVAL, :2]).astype(np.int32)], 1)
+        return oval.astype(bool) & (np.arange(h)[:, None] < face_px[0, 1] - 0.02 * fh)
     if part == "torso":
         rows = np.arange(h)[:, None] > chin[1] + below * fh
     else:
@@ -230,7 +239,8 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
 
     The reference frame is the first frame with a face (as :func:`driving_motion`'s
     ``reference="first"``). Its ``part`` (``"torso"``: the person below the chin; ``"hair"``: the
-    head outside the face oval, outline included; arms and hands left out, :func:`_body_mask`)
+    head outside the face oval, outline included; ``"face"``: the face oval above the upper lip;
+    arms and hands left out, :func:`_body_mask`)
     is registered in every frame by ECC on grey levels (:func:`chatanyone.render.register.register`,
     frames downscaled so the face is ``face_px`` tall, each frame started from the previous one's
     map), then smoothed over time (Gaussian, ``sigma`` frames). One map per frame: a handful of
@@ -343,8 +353,9 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
 
 def driving_frames(prepared, *, reference: str = "first", register: bool = True, cache=None):
     """:func:`driving_motion` plus, with ``register``, the body's registered motion
-    (:func:`body_motion`) as the ``torso`` field of a :class:`DrivingFrames` (left out where no
-    frame could be registered). What :func:`reenact` renders."""
+    (:func:`body_motion`, each part of :data:`REGISTER_USE`) as the ``torso``, ``hair`` and
+    ``face`` fields of a :class:`DrivingFrames` (each left out where no frame could be
+    registered). What :func:`reenact` renders."""
     motion = driving_motion(prepared, reference=reference)
     if not register:
         return motion

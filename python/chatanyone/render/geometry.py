@@ -11,8 +11,9 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
    Motion from a driving video may carry the body's and the hair's own motion, registered on
    its frames (``torso`` and ``hair`` maps, :func:`chatanyone.reenact.body_motion`): then the
    chest, a grid of body vertices, the resting arms and the border below the chin move by the
-   torso's map, the rings and the border above the chin by the hair's (render/design.md). A
-   Session's motion has no such maps and renders as before.
+   torso's map, the rings and the border above the chin by the hair's (render/design.md); a
+   ``face`` map (the upper face, registered) moves the driving face part way to where the video's
+   face went (:data:`FACE_REG`). A Session's motion has no such maps and renders as before.
 3. **Flow.** The face triangles (852, the eye holes closed by lid strips; a closing eye is drawn
    with the lid's skin over it, :meth:`GeomRenderer._lid_mesh`) and the coarse triangles
    are rasterized into a backward flow over the animated region (``chatanyone.ops.mesh_flow``); the
@@ -88,7 +89,7 @@ TORSO_SIDE = 0.3             # and this many shoulder widths either side of it
 BODY_GRID = 0.6
 BODY_FROM = 0.6
 BODY_CLEAR = 0.3
-BODY_RAMP = 0.3
+BODY_RAMP = 0.1
 # frames with a "hair" map: each ring round the face (inner, outer) moves by this blend of the
 # mesh's head pose (1) and the registered map (0), and follows it by this weight (None: the
 # ring's usual weight, RING2_FOLLOW for the outer one)
@@ -98,6 +99,9 @@ HAIR_FOLLOW = (None, None)
 # above this first height to 0 at the second (its direction from the face oval's centre, -1 up,
 # +1 down); the rest (the neck) keeps the head pose
 HAIR_DY = (1.0, 1.01)
+# frames with a "face" map: how far the driving face (and the rings with it) is moved to where the
+# driving video's upper face moved (registered), from where the motion's head pose puts it
+FACE_REG = 0.5
 # frames with a "torso" map: how far the rings' vertices below the chin (the neck) follow it
 NECK_TORSO = 1.0
 # frames with a "hair" map: how far the region's border above the chin follows it (0: pinned)
@@ -890,6 +894,22 @@ class GeomRenderer:
         out["body"] = body.astype(np.float32)
         return out
 
+    def _face_corrected(self, posed: np.ndarray, fmap: np.ndarray) -> np.ndarray:
+        """``posed [N, 2]`` (region-normalized: the driving face, then the rings) moved by the
+        turn and shift (region px) that takes the driving face's rigid points to where the face's
+        registered map ``fmap`` takes the photo's, by :data:`FACE_REG` of it."""
+        from ..spec.keypoint_layout import RIGID_IDX
+        idx = np.asarray(RIGID_IDX)
+        cur = (posed[idx] + 1) * self._px
+        tgt = (self._face_src[idx] @ fmap[:, :2].T + fmap[:, 2] + 1) * self._px
+        mc, mt = cur.mean(0), tgt.mean(0)
+        a, b = cur - mc, tgt - mt
+        th = np.arctan2((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum(), (a * b).sum()) * FACE_REG
+        rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        p = (posed + 1) * self._px
+        p = (p - mc) @ rot.T + mc + FACE_REG * (mt - mc)
+        return p / self._px - 1
+
     def _body_map(self, torso) -> np.ndarray:
         """A motion's registered map (``torso`` or ``hair``: driving crop coordinates) in
         region-normalized coordinates."""
@@ -1008,6 +1028,9 @@ class GeomRenderer:
         n_oval = len(oval)
         posed3 = self._pose(np.concatenate([c] + [c[oval] + off for off in self._ring_off]), head)
         posed = self._to_region(posed3[:, :2])
+        fmap = _get(motion_frame, "face") if (self.register and FACE_REG > 0) else None
+        if fmap is not None:    # the face placed where the driving video's upper face moved
+            posed = self._face_corrected(posed, self._body_map(fmap))
         dst = [posed[:478]]
         depth = [posed3[:478, 2]]
         hair = _get(motion_frame, "hair") if self.register else None
