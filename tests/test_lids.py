@@ -88,10 +88,12 @@ def _closed_over_open(avatar, lids: str, fm) -> float:
     from chatanyone.eval import mouth as EM
     r = G.GeomRenderer(avatar, 512, lids=lids)
     eo = []
-    for c in (0.0, 1.0):
+    for c in (0.0, 1.0, 0.5):
         p = fm(r.render({"exp": _blink(c)}))
         assert p is not None, "face mesh found no face"
         eo.append(float(EM.eye_openness(EM.canonical_faces(p[None])[0])[0]))
+    if lids == "skin":      # half way down the lid covers part of the eye: it reads half open
+        assert eo[1] + 0.15 * (eo[0] - eo[1]) < eo[2] < eo[0] - 0.15 * (eo[0] - eo[1]), eo
     return eo[1] / eo[0]
 
 

@@ -334,11 +334,10 @@ def close_lids(face: np.ndarray) -> None:
 # the upper lid stretched down with the lashes at its bottom, so a closed eye showed a thick dark
 # band where the eye was (face mesh read it 0.52-0.58 of open; real closed eyes 0.2-0.4). Now, in a
 # frame where an eye closes (lid_closing > 0), the upper lid's skin comes down without its lashes
-# and the lashes make a thin line where the lids meet (GeomRenderer._lid_mesh): the upper lid's
-# vertices sample the photo LASH_FRAC of the eye's opening above the lid (closing times that), the
-# eye's strip samples between there and the lid (the lashes) instead of the eye, and it keeps
-# LASH_LINE of that band's height open when the lids meet. Frames without a blink use the mesh as
-# before, bit for bit.
+# like a curtain (GeomRenderer._lid_mesh): the upper lid's vertices sample the photo the lashes' band
+# (lash_band) higher, times the closing; below the lid the lashes follow (closing x LASH_LINE of
+# that band's height), then the part of the eye the lid leaves uncovered; a closed eye is lid skin
+# over a thin lash line. Frames without a closing eye use the mesh as before, bit for bit.
 EYES = ((M.RIGHT_EYE_UPPER, M.RIGHT_EYE_LOWER), (M.LEFT_EYE_UPPER, M.LEFT_EYE_LOWER))
 EYE_MID = (3, 4, 5)          # the contours' middle columns (160/144, 159/145, 158/153 and mirrored)
 LASH_FRAC = 0.2              # the upper lashes' band above the lid: at least this much of the lid gap,
@@ -764,49 +763,58 @@ class GeomRenderer:
         return rows
 
     def _lid_mesh(self, dst, depth, src_v, tris):
-        """The mesh of a frame where an eye closes (see :data:`LASH_FRAC`): the upper lid's
-        vertices sample the photo ``closing x`` the lash band higher (its skin comes down without
-        the lashes); the eye's strip gets lower vertices of its own (at the lower lid, sampling
-        ``closing`` of the way from the photo's lower to its upper lid), so it shows the lashes, not
-        the eye, and keeps :data:`LASH_LINE` of the band open where the lids meet. Returns new
-        ``(dst, depth, src_v, tris)``; the inputs are not changed."""
+        """The mesh of a frame where an eye closes (see :data:`LASH_FRAC`), for each closing eye
+        (closing ``c`` after :func:`full_closing`): the upper lid's vertices sample the photo
+        ``c x`` the lash band higher (the lid's skin comes down without its lashes); the eye's strip
+        is replaced by two, meeting at a row of vertices of their own just below the lid: above it
+        the lashes (the photo's band between the lid's new and old sampling points, ``c x``
+        :data:`LASH_LINE` of its height drawn), below it the part of the eye the lid leaves
+        uncovered (the photo's eye from ``c`` of the way down to the lower lid), so a half-closed
+        eye shows the lower part of its eye under the lashes, and a closed one a thin lash line.
+        Returns new ``(dst, depth, src_v, tris)``; the inputs are not changed."""
         px = self._px
         strip_rows = self._strip_rows(tris)
         src = np.array(src_v, np.float64)
         dst = np.array(dst, np.float64)
-        tris = np.array(tris)
+        depth = np.asarray(depth, np.float32)
         n = len(src)
-        add_src, add_dst, add_depth = [], [], []
+        add_src, add_dst, add_depth, add_tris, drop = [], [], [], [], []
         for k, ((u, l_, up, lam, w_src), rows) in enumerate(zip(self._lid_geo, strip_rows)):
             c0 = float(self.lid_closing[k])
             if c0 <= CLOSING_MIN:
                 continue
-            c = full_closing(c0)
+            c = float(full_closing(c0))
             su, sl = (src[u] + 1) * px, (src[l_] + 1) * px
             src[u] = (su + (c * lam)[:, None] * up) / px - 1       # up is towards the upper lid
-            e_src = sl + c * (su - sl)
-            # the destination: keep the lash line open where the lids meet
+            # the destination: a nearly closed eye closes; the lash line stays open
             du, dl = (dst[u] + 1) * px, (dst[l_] + 1) * px
-            du = dl + (du - dl) * ((1.0 - c) / max(1.0 - c0, 1e-9))    # a nearly closed eye closes
+            du = dl + (du - dl) * ((1.0 - c) / max(1.0 - c0, 1e-9))
             a, b = (dst[EYES[k][0][0]] + 1) * px, (dst[EYES[k][0][-1]] + 1) * px
             w = max(float(np.linalg.norm(b - a)), 1e-9)
             t = (b - a) / w
             dup = np.array([t[1], -t[0]]) * (1.0 if up @ np.array([t[1], -t[0]]) >= 0 else -1.0)
+            lash = c * LASH_LINE * lam * (w / max(w_src, 1e-9))         # the lashes' drawn height
             g = (du - dl) @ dup
-            need = c * LASH_LINE * lam * (w / max(w_src, 1e-9))
-            du = du + np.maximum(need - g, 0.0)[:, None] * dup
+            du = du + np.maximum(lash - g, 0.0)[:, None] * dup
             dst[u] = du / px - 1
-            idx = n + sum(len(x) for x in add_src) + np.arange(len(l_))
-            add_src.append(e_src / px - 1)
-            add_dst.append(dst[l_].copy())
-            add_depth.append(np.asarray(depth)[l_])
-            sub = tris[rows]
-            for j, v in enumerate(l_):
-                sub[sub == v] = idx[j]
-            tris[rows] = sub
+            h = np.minimum(lash, np.maximum((du - dl) @ dup, 0.0))
+            mid = du - h[:, None] * dup                                  # below the lashes
+            i1 = n + sum(len(x) for x in add_src) + np.arange(len(u))   # the lashes' lower edge
+            i2 = i1 + len(u)                                             # the uncovered eye's upper edge
+            add_src += [su / px - 1, (su + c * (sl - su)) / px - 1]
+            add_dst += [mid / px - 1, mid / px - 1]
+            add_depth += [depth[u], depth[u]]
+            upper, lower = EYES[k]
+            c_a, c_b = upper[0], upper[-1]
+            add_tris += M._strip([c_a, *u, c_b], [c_a, *i1, c_b]) + M._strip([c_a, *i2, c_b], [c_a, *l_, c_b])
+            drop.append(rows)
+        keep = np.ones(len(tris), bool)
+        for r in drop:
+            keep[r] = False
+        tris = np.concatenate([np.asarray(tris)[keep], np.asarray(add_tris, np.int32).reshape(-1, 3)])
         src = np.concatenate([src] + add_src).astype(np.float32)
         dst = np.concatenate([dst] + add_dst).astype(np.float32)
-        depth = np.concatenate([np.asarray(depth, np.float32)] + [d.astype(np.float32) for d in add_depth])
+        depth = np.concatenate([depth] + add_depth)
         return dst, depth, src, np.ascontiguousarray(tris, np.int32)
 
     def _registered_mesh(self) -> dict:
