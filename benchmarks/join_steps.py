@@ -8,7 +8,8 @@ measures per channel group (head pose, the expression outside the mouth, body po
 channel in units of its corpus spread, blinks off so that only the windows' own motion counts):
 
 - ``step[t] = |x[t] - x[t-1]|`` (Euclidean over the group's channels);
-- the ratio ``step[join] / median(step)`` at every join (frames ``hop, 2 hop, ...``); also the
+- the ratio ``step[join] / median(step)`` at every join (frames ``F, F + hop, ...``, ``F`` the
+  primed window's ``FIRST_RELEASE``); also the
   largest step of the few frames after a join over the median (a join smoothed into its next
   frames moves the seam there);
 - with ``--silence S``: S seconds of silence after the speech, where the head must keep moving a
@@ -71,12 +72,13 @@ def measure(seeds, seconds, silence_s, near=3):
             step = np.r_[np.nan, np.linalg.norm(np.diff(x, axis=0), axis=1)]  # step[t]: t-1 -> t
             sp = step[1:n_sp]
             med = np.median(sp)
-            for j in range(hop, n_sp - near, hop):
-                key = "first" if j == hop else "later"
+            f0 = g._first_release() if hasattr(g, "_first_release") else hop  # primed frames; then every hop
+            for j in [f0] + list(range(f0 + hop, n_sp - near, hop)):
+                key = "first" if j == f0 else "later"
                 res[k][key].append(step[j] / med)
                 res[k][key + "_near"].append(step[j:j + near].max() / med)
                 res[k].setdefault("profile_" + key, []).append(step[j - 2:j + 6] / med)
-            inner = [t for t in range(2, n_sp) if t % hop not in (0, 1, 2)]
+            inner = [t for t in range(2, n_sp) if (t - f0) % hop not in (0, 1, 2)]
             res[k].setdefault("inner_near", []).extend(
                 [step[t:t + near].max() / med for t in inner if t + near <= n_sp])
             res[k]["std_speech"].append(float(x[:n_sp].std(0).mean()))
@@ -100,8 +102,13 @@ def main(argv=None) -> int:
     ap.add_argument("--join-frames", type=int, default=None,
                     help="WindowScheduler.JOIN_FRAMES for this run (0: no lead, the join smoothing before)")
     ap.add_argument("--lead-body", action="store_true")
+    ap.add_argument("--first-release", type=int, default=None,
+                    help="MotionGenerator.FIRST_RELEASE for this run (10: the primed window releases a whole hop)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    if a.first_release is not None:
+        from chatanyone.motion.generator import MotionGenerator
+        MotionGenerator.FIRST_RELEASE = a.first_release
     if a.join_frames is not None:
         from chatanyone.motion.scheduler import WindowScheduler
         WindowScheduler.JOIN_FRAMES = a.join_frames
@@ -110,7 +117,7 @@ def main(argv=None) -> int:
         WindowScheduler.LEAD_BODY = True
     out, hop = measure(range(a.seeds), a.seconds, a.silence)
     print(f"join step / median frame step, {a.seeds} seeds, {a.seconds:g} s of the demo speech "
-          f"(joins every {hop} frames); mean (max)")
+          f"(a join after the primed window, then every {hop} frames); mean (max)")
     print(f"{'group':6s} {'first join':>14s} {'later joins':>14s} {'first, +3 fr':>14s} "
           f"{'later, +3 fr':>14s} {'silence/speech':>15s} {'spread':>7s}")
     for k, r in out.items():

@@ -180,7 +180,7 @@ def test_first_window_is_primed_before_any_audio(gen):
     """The stream's first face window hears only the silence before the stream, so it is sampled
     before any audio (prime(), as a Session does at creation) with the result the first chunk gets
     lazily; the audio decides the mouth from frame 0 and the head from the second window on."""
-    hop = gen.hop
+    hop = gen._first_release()
     gen.reset()
     primed = gen.prime()
     assert primed is not None and primed.start == 0 and len(primed) == hop
@@ -207,9 +207,9 @@ def test_style_change_before_the_stream_reprimes_frame_0(gen):
     first = gen.prime()
     gen.set_style(None)
     again = gen.prime()
-    assert again is not first and again.start == 0 and len(again) == gen.hop
+    assert again is not first and again.start == 0 and len(again) == gen._first_release()
     np.testing.assert_array_equal(again.head, first.head)  # the same style: the same window
-    assert gen.scheduler.next == gen.hop
+    assert gen.scheduler.next == gen._first_release()
 
 
 @shipped

@@ -408,16 +408,17 @@ class MotionGenerator:
 
     def prime(self) -> MotionFrames | None:
         """Mouth mode: sample the stream's first face window (head, eyes, brows, body of frames
-        ``0 .. hop - 1``) now, if it is not yet; returns its frames (None without the mouth
-        predictor, or once the stream has released frames). That window hears only the silence
-        before the stream (its ``P`` prefix tokens; the rest "not heard yet"), so it needs no
-        audio, and a Session computes it when it is created or reset: the stream's first frame then
-        waits only for its Whisper segment and the mouth predictor, not for the face model (issue
-        12's first-frame latency). Every later window hears its audio up to its first frame plus
-        the predictor's lookahead, as before. Called lazily by the first chunk otherwise, with the
-        same result: deterministic for a seed, whatever the timing or chunking. Blocks for one
-        window's compute (``steps`` face + body evaluations) and, the first time, a Whisper encode
-        of silence."""
+        ``0 .. FIRST_RELEASE - 1``, a whole hop by default) now, if it is not yet; returns those
+        frames (None without the mouth predictor, or once the stream has released frames). That
+        window hears only the silence before the stream (its ``P`` prefix tokens; the rest "not
+        heard yet"), so it needs no audio, and a Session computes it when it is created or reset:
+        the stream's first frame then waits only for its Whisper segment and the mouth predictor,
+        not for the face model (issue 12's first-frame latency). The next window and every later
+        one (a hop each) hear their audio up to their first frame plus the predictor's lookahead,
+        led from where the last one was going (``WindowScheduler.lead``). Called lazily by the
+        first chunk otherwise, with the same result: deterministic for a seed, whatever the timing
+        or chunking. Blocks for one window's compute (``steps`` face + body evaluations) and, the
+        first time, a Whisper encode of silence."""
         if self.mouth is None or self._next != 0:
             return None
         if self._pending is None:
@@ -427,9 +428,19 @@ class MotionGenerator:
                 self._silence_tokens = ((f - self.stats["wfeat_mean"]) / self.stats["wfeat_std"]).astype(np.float32)
             audio = np.zeros((1, self.spec.tokens, FEAT_DIM), np.float32)
             audio[0, :self.P] = self._silence_tokens
-            w0, n_out = self.scheduler.plan(None)  # (0, hop): whole, whatever the utterance's length
-            self._pending = self._sample_window(w0, n_out, audio, self.P, 1.0)
+            # frames 0 .. FIRST_RELEASE - 1 (a hop), whole whatever the utterance's length
+            self._pending = self._sample_window(0, self._first_release(), audio, self.P, 1.0)
         return self._pending
+
+    # mouth mode: frames the stream's first (primed, speech-deaf) face window releases (None: a
+    # whole hop); the window after it hears the speech. Measured at 5 (motion/design.md, "Joins"):
+    # the head follows speech from frame 6 instead of 11 and the joins stay seamless, but a real-time
+    # Session's mouth region moved more in the silence before speech (tests/test_serve_live.py's
+    # speech/quiet ratio 1.25 against 1.68), so it is not the default; kept for ablations
+    FIRST_RELEASE: int | None = None
+
+    def _first_release(self) -> int:
+        return self.hop if self.FIRST_RELEASE is None else max(1, min(int(self.FIRST_RELEASE), self.hop))
 
     def _plan_chunks(self, limit: int) -> list[tuple[int, int, bool]]:
         """Mouth mode: ``(first frame, frames, starts a face window)`` of up to ``limit`` next
@@ -443,8 +454,10 @@ class MotionGenerator:
         out: list[tuple[int, int, bool]] = []
         while len(out) < limit:
             new = p_end is None or c >= p_end
-            # a stream's first window is always a whole hop (it is computed before any audio: prime())
-            w_end = (c + self.hop if eos is None or c == 0 else min(c + self.hop, eos)) if new else p_end
+            # a stream's first window is always whole (it is computed before any audio: prime()); the
+            # next ones start where the last released its frames, hop frames each
+            w_end = ((c + self._first_release()) if c == 0 else
+                     (c + self.hop if eos is None else min(c + self.hop, eos))) if new else p_end
             n = max(min(m.hop, w_end - c, (eos - c) if eos is not None else m.hop), 0)
             if n == 0 or (eos is None and fe.frames_ready < c + n + m.look):
                 break

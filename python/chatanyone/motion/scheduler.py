@@ -78,8 +78,9 @@ class WindowScheduler:
         """``(face [1, K, Df], body [1, K, Db] | None, weight [K])`` for the next window's first
         ``K`` frames: the previous window's own frames there (sampled with it, not released) and
         how hard to hold them, 1 at the join falling to 0 on a half cosine over
-        ``K = min(JOIN_FRAMES, hop)`` frames (a window still releases motion of its own). Sampled with this lead (``window.sample_window``) a window starts
-        where the last one was going and turns into its own motion over ``K`` frames: no seam.
+        ``K = min(JOIN_FRAMES, hop)`` frames (a window still releases motion of its own).
+        Sampled with this lead (``window.sample_window``) a window starts where the last one was
+        going and turns into its own motion over ``K`` frames: no seam.
         ``(None, None, None)`` when there is no tail (stream start, ``hop == T``)."""
         k = min(self.JOIN_FRAMES, self.hop, self.tail_face.shape[0])
         if k == 0:
