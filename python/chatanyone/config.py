@@ -52,11 +52,12 @@ class SessionConfig:
     # Internal threads of ONNX Runtime per session (0 = its default); at most the CPUs this process
     # may use (more only makes the threads wait for each other).
     intra_op_threads: int = 0
-    # The learned mouth refiner (chatanyone/render/refine.py, weights trained at the fast preset's
-    # size on the rigid-teeth renderer): True redraws the lips' inside over the geometry renderer's
-    # (no pasted-on painted band, no black slivers, but a soft interior: +0.8 dB in the mouth on the
-    # dev clips, none on the held-out ones, and face mesh reads its openings as smaller; see README
-    # "Mouth refiner"). Off by default; about 5 ms per frame.
+    # The learned mouth refiner (chatanyone/render/refine.py; each preset has its own weights: fast
+    # a 64 px mouth crop, quality a 128 px one, chosen by render/presets.py): True redraws the lips'
+    # inside over the geometry renderer's (no pasted-on painted band, no black slivers, but a soft
+    # interior: +0.8 dB in the mouth on the dev clips at fast, none on the held-out ones, and face
+    # mesh reads its openings as smaller; see README "Mouth refiner"). Off by default; about 5 ms
+    # per frame at fast.
     refine_mouth: bool = False
 
     def __post_init__(self):
