@@ -289,3 +289,36 @@ def test_lipsync_variant_sets_the_gate():
         apply_variant(g, {"onset": str(g.mouth.look + 1)})
     with pytest.raises(ValueError):
         apply_variant(g, {"pause_sealing": "1"})
+
+
+@shipped
+@pytest.mark.time_limit(300)  # ~15 s on a quiet 2-core machine: 7 s rendered, face mesh on each frame
+def test_rendered_mouth_rests_in_pauses_with_the_defaults():
+    """End to end with the shipped settings (lips apart in pauses): the bundled avatar driven through
+    a Session by the demo speech cut into three phrases with pauses of room noise (-60 dBFS, 0.8 s)
+    between them. On the rendered frames (face mesh) the mouth opening moves in the pauses as
+    ``eval lipsync`` finds them at most 0.2x as much as in speech (the goal of issue 12; measured
+    0.06 here, 0.07 before session 9's gate threshold and pause shape), and the mouth moves in speech."""
+    from chatanyone import Avatar, SessionConfig
+    from chatanyone.assets import default_avatar_image, demo_speech
+    from chatanyone.eval import mouth as M
+    from media_util import rendered_face_mesh
+    pcm, rate = demo_speech()
+    assert rate == 16000
+    cuts = [(0.2, 1.4), (1.5, 2.7), (2.8, 4.0)]
+    parts = []
+    for k, (a, b) in enumerate(cuts):
+        parts += [pcm[int(a * rate):int(b * rate)], _room(0.8, 0.001, 20 + k)]
+    audio = np.concatenate(parts).astype(np.float32)
+    canon = rendered_face_mesh(Avatar.prepare(default_avatar_image()), audio, rate,
+                               SessionConfig(preset="fast", seed=0))
+    n = len(canon)
+    assert n == int(np.ceil(audio.size / rate * 25))
+    gap = M.opening(canon)
+    sp = M.speech_frames(audio, n)
+    ok = np.isfinite(gap)
+    assert ok.mean() > 0.9, "face mesh lost the rendered face"
+    assert (~sp & ok).sum() >= 20 and (sp & ok).sum() >= 40
+    moving, still = np.std(gap[sp & ok]), np.std(gap[~sp & ok])
+    assert moving > 0.005, moving
+    assert still < 0.2 * moving, (still, moving)
