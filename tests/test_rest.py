@@ -298,7 +298,7 @@ def test_rendered_mouth_rests_in_pauses_with_the_defaults():
     a Session by the demo speech cut into three phrases with pauses of room noise (-60 dBFS, 0.8 s)
     between them. On the rendered frames (face mesh) the mouth opening moves in the pauses as
     ``eval lipsync`` finds them at most 0.2x as much as in speech (the goal of issue 12; measured
-    0.06 here, 0.07 before session 9's gate threshold and pause shape), and the mouth moves in speech."""
+    0.06-0.07 here), and the mouth moves in speech."""
     from chatanyone import Avatar, SessionConfig
     from chatanyone.assets import default_avatar_image, demo_speech
     from chatanyone.eval import mouth as M
