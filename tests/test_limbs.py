@@ -138,3 +138,70 @@ def test_fill_reports_what_came_from_beside_the_person():
     out, bg = LB.fill_masked(img, mask, person, return_source=True)
     assert bg[:, 4:6].all() and not bg[:, 6:8].any() and not bg[~mask].any()
     assert out[:, 4:6].max() < 100 < out[:, 6:8].min()
+
+
+def _spread_hand():
+    """A synthetic right hand, palm up, fingers apart (region px)."""
+    return np.array([[100, 170], [80, 160], [65, 145], [55, 130], [48, 118],
+                     [80, 120], [70, 100], [64, 86], [59, 74],
+                     [97, 116], [97, 94], [97, 80], [97, 67],
+                     [114, 118], [119, 98], [122, 85], [124, 74],
+                     [128, 124], [137, 108], [143, 97], [148, 88]], np.float64)
+
+
+def test_a_hand_carries_only_its_own_silhouette():
+    """Issue #11: a hand whose fingers the mesh spreads carried the background between the
+    photo's fingers along (the hand's hull was its texture), leaving slivers beside the hand.
+    A synthetic photo (blue, a skin-coloured hand with spread fingers, a green band between them):
+    the hand's alpha leaves the gaps between fingers out, the fill covers the whole hand, and
+    driven with its fingers spread further, no pixel far from both the photo's and the driven
+    hand's silhouettes differs from the filled photo."""
+    import cv2
+    from chatanyone.render.handmesh import FINGERS, HandMesh, hand_size
+    h = _spread_hand()
+    rh = rw = 200
+    img = np.zeros((rh, rw, 3), np.uint8)
+    img[:] = (40, 40, 160)
+    img[60:100, :] = (40, 160, 40)              # what lies between the fingers: green
+    lp = hand_size(h)
+    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
+    for f in FINGERS:
+        for a, b in zip(f[:-1], f[1:]):
+            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
+                     thickness=int(round(0.2 * lp)))
+    mesh = HandMesh(h)
+    sh, el, wr = np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
+    face = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])
+    layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0)
+    gap = np.round((h[8] + h[12]) / 2 + [0, 4]).astype(int)      # between index and middle tips
+    assert img[gap[1], gap[0], 1] == 160                          # green: background
+    assert layer.hand_alpha[gap[1], gap[0]] < 0.1                 # not the hand's
+    assert layer.hand_alpha[int(h[9][1]) + 10, int(h[9][0])] > 0.9    # the palm is
+    # the photo's hand is filled: no skin left at its fingertips
+    for j in (4, 8, 12, 16, 20):
+        x, y = int(h[j][0]), int(h[j][1])
+        assert abs(float(layer.base[y, x, 0]) - 220) > 60
+    # drive: every finger turned 0.25 rad further from the middle finger
+    d = h.copy()
+    for f, s in zip(FINGERS, (-1, -1, 0, 1, 1)):
+        base = d[f[0]].copy()
+        th = 0.25 * s
+        rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+        for j in f[1:]:
+            d[j] = base + rot @ (h[j] - base)
+    v = mesh.drive(d)
+    assert v is not None
+    out = layer.base.copy()
+    src_norm = (mesh.vertices / [rw / 2, rh / 2] - 1).astype(np.float32)
+    layer.composite(out, v.astype(np.float32), src_norm, np.ascontiguousarray(mesh._tri, np.int32),
+                    np.full(len(v), 0.5, np.float32), hand=True)
+    near = LB.hand_silhouette(h, (rh, rw)) | LB.hand_silhouette(v[:21], (rh, rw))
+    m = 2 * int(round(0.15 * lp)) + 1            # the alpha's dilation and soft edge: 0.15 palm lengths
+    near = cv2.dilate(near, np.ones((m, m), np.uint8)) > 0
+    assert (~near).sum() > 0.5 * rh * rw
+    diff = np.abs(out - layer.base).max(2)
+    assert diff[~near].max() < 2.0
+    # the driven fingertips show the photo's skin
+    for j in (8, 12, 16):
+        x, y = int(round(v[j][0] - 0.5)), int(round(v[j][1] - 0.5))
+        assert abs(float(out[y, x, 0]) - 220) < 30

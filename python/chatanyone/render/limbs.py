@@ -5,8 +5,8 @@ Two ways to move an arm the photo shows (:class:`Limbs`, ``arms=``):
 - ``"layer"`` (the default, where the photo shows the arm's shoulder, elbow and wrist inside the
   animated region and its hands are not clasped): the arm is a layer of its own
   (:class:`ArmLayer`). Its texture is the photo's arm: capsules round the upper arm and the forearm
-  and the hand's hull, cut to the person (selfie segmentation of the region) and kept off the face,
-  the upper arm fading in from the shoulder. Under it the photo's arm is filled from what
+  and the hand's own silhouette (:func:`hand_silhouette`), cut to the person (selfie segmentation
+  of the region) and kept off the face, the upper arm fading in from the shoulder. Under it the photo's arm is filled from what
   surrounds it (:func:`fill_masked`: the texture beside the arm mirrored across its edge), so what
   a moving arm uncovers is torso and background, never a stretched arm or a tear. The arm
   moves by forward kinematics: the shoulder by the motion's body offset (clamped, as the torso
@@ -55,6 +55,9 @@ N_STRIP_TRIANGLES = 12       # an arm's bones (upper arm, forearm, the cap beyon
 WRISTS_TOGETHER = 1.0        # face heights: wrists nearer than this hold their hands together
 FILL_BLUR = 2.5              # px: the fill's smoothing (the mirror's seams)
 FILL_THRESHOLD = 0.5         # the photo's pixels under a layer alpha above this are filled
+FINGER_RADIUS = 0.2          # the hand's silhouette (:func:`hand_silhouette`): a finger's radius, palm lengths
+TIP_SKIN = 0.12              # ... and its skin beyond the fingertip point, palm lengths
+TIP_FILL = 0.3               # the photo's fingertips are filled this far beyond their points, palm lengths
 
 
 def _get(frame, key, default=None):
@@ -80,6 +83,36 @@ def _angle(v) -> float:
 
 def _wrap(a: float) -> float:
     return float((a + np.pi) % (2 * np.pi) - np.pi)
+
+
+def hand_silhouette(points: np.ndarray, shape, *, radius: float = FINGER_RADIUS,
+                    beyond: float = TIP_SKIN) -> np.ndarray:
+    """The hand's own silhouette ``[h, w]`` uint8 (1 inside) for its 21 points ``[21, 2]`` (region px,
+    pixel centres at +0.5) in an image of ``shape (h, w)``: the palm's polygon (the hull of the
+    wrist, the finger bases and the thumb's first joint) and a capsule of ``radius`` palm lengths
+    along every finger bone, the last one reaching ``beyond`` palm lengths past the fingertip. Unlike the hand's hull it
+    leaves out what lies between spread fingers (background, the torso), which a hand mesh moving
+    its fingers apart would otherwise carry along as slivers."""
+    import cv2
+    from .handmesh import FINGERS, PALM, hand_size
+    h, w = int(shape[0]), int(shape[1])
+    p = np.asarray(points, np.float64).reshape(21, 2)
+    out = np.zeros((h, w), np.uint8)
+    if not np.all(np.isfinite(p)):
+        return out
+    lp = hand_size(p)
+    fx = lambda q: tuple(int(v) for v in np.round((np.asarray(q) - 0.5) * 16).astype(int))   # noqa: E731
+    palm = np.round((p[list(PALM) + [2]] - 0.5) * 16).astype(np.int32)     # with the thumb's web
+    cv2.fillConvexPoly(out, cv2.convexHull(palm), 1, lineType=cv2.LINE_8, shift=4)
+    th = max(1, int(round(2 * radius * lp)))
+    for f in FINGERS:
+        chain = [p[j] for j in f]
+        d = chain[-1] - chain[-2]
+        tip = chain[-1] + beyond * lp * d / max(float(np.linalg.norm(d)), 1e-9)
+        chain = chain + [tip]      # from the finger's base to beyond its tip
+        for a, b in zip(chain[:-1], chain[1:]):
+            cv2.line(out, fx(a), fx(b), 1, thickness=th, lineType=cv2.LINE_8, shift=4)
+    return out
 
 
 def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = None, *,
@@ -131,7 +164,10 @@ class ArmLayer:
 
     Args:
         reg_img: ``[rh, rw, 3]`` uint8 the region of the photo at output size.
-        arms: per layered arm ``(shoulder, elbow, wrist, hand_vertices or None)`` in region px.
+        arms: per layered arm ``(shoulder, elbow, wrist, hand_vertices or None)`` in region px; the
+            hand vertices' first 21 are the hand's points (their :func:`hand_silhouette` is the
+            texture the hand carries; the vertices' hull, and the fingertips :data:`TIP_FILL`
+            further, is what is filled under it).
         face_hull: ``[N, 2]`` region px, the face's outline (kept out of the layer).
         fh: the face height in region px.
         person: ``[rh, rw]`` float person probability, or None (no cut to the person).
@@ -148,7 +184,9 @@ class ArmLayer:
         rh, rw = reg_img.shape[:2]
         skin = _skin_mask(reg_img, skin_pts) if skin_pts is not None else None
         alpha = np.zeros((rh, rw), np.float32)
-        hand_area = np.zeros((rh, rw), np.uint8)
+        hand_area = np.zeros((rh, rw), np.uint8)     # filled under the layer: the hand's hull
+        hand_sil = np.zeros((rh, rw), np.uint8)      # carried by the hand: its own silhouette
+        tips = np.zeros((rh, rw), np.uint8)          # beyond the fingertips: filled where skin the person misses
 
         def capsule(a, b, rad):
             m = np.zeros((rh, rw), np.uint8)
@@ -169,6 +207,9 @@ class ArmLayer:
             if hand is not None:
                 hull = cv2.convexHull(np.round(hand).astype(np.int32))
                 cv2.fillConvexPoly(hand_area, hull, 1)
+                pts = np.asarray(hand, np.float64)[:21]
+                cv2.bitwise_or(hand_sil, hand_silhouette(pts, (rh, rw)), dst=hand_sil)
+                cv2.bitwise_or(tips, hand_silhouette(pts, (rh, rw), beyond=TIP_FILL), dst=tips)
             else:
                 u = (wr - el) / max(float(np.linalg.norm(wr - el)), 1e-9)
                 stub = capsule(wr, wr + HAND_STUB * fh * u, FOREARM_RADIUS * fh)
@@ -184,13 +225,19 @@ class ArmLayer:
                     touch = np.unique(lab[(stub > 0) & (cand > 0)])
                     for lb in touch[touch > 0]:
                         cv2.bitwise_or(hand_area, (lab == lb).astype(np.uint8), dst=hand_area)
+                        cv2.bitwise_or(hand_sil, (lab == lb).astype(np.uint8), dst=hand_sil)
+        k = max(3, int(round(0.04 * fh)) * 2 + 1)
         if hand_area.any():
-            k = max(3, int(round(0.04 * fh)) * 2 + 1)
             hand_area = cv2.dilate(hand_area, np.ones((k, k), np.uint8))
+            hand_sil = cv2.dilate(hand_sil, np.ones((k, k), np.uint8)) & hand_area
+            tips = cv2.dilate(tips, np.ones((k, k), np.uint8))
         # two alphas: the arm's (capsules, where no hand is) drawn by the bones' strips, the hands'
-        # drawn by the hand meshes: a hand turned against its forearm then carries no sleeve with it
+        # drawn by the hand meshes: a hand turned against its forearm then carries no sleeve with it.
+        # The hand carries only its own silhouette (what lies between spread fingers stays); the
+        # fill covers the hand's whole hull
         alpha[hand_area > 0] = 0
-        hand_alpha = hand_area.astype(np.float32)
+        hand_alpha = hand_sil.astype(np.float32)
+        fill_hand = hand_area.astype(np.float32)
         face = np.zeros((rh, rw), np.uint8)
         cv2.fillConvexPoly(face, cv2.convexHull(np.round(face_hull).astype(np.int32)), 1)
         alpha[face > 0] = 0
@@ -198,15 +245,23 @@ class ArmLayer:
             p = (np.asarray(person, np.float32) > 0.5).astype(np.uint8)
             p = cv2.dilate(p, np.ones((5, 5), np.uint8))
             alpha *= p
-            hand_alpha *= p
+            fill_hand *= p
+            # a fingertip the segmentation misses is still the hand's where it is skin-coloured
+            hand_alpha *= (p | skin) if skin is not None else p
         if ALPHA_BLUR > 0:
             alpha = cv2.GaussianBlur(alpha, (0, 0), ALPHA_BLUR)
             hand_alpha = cv2.GaussianBlur(hand_alpha, (0, 0), ALPHA_BLUR)
+            fill_hand = cv2.GaussianBlur(fill_hand, (0, 0), ALPHA_BLUR)
         self.arm_alpha = alpha.astype(np.float32)
         self.hand_alpha = hand_alpha.astype(np.float32)
         self.alpha = np.maximum(self.arm_alpha, self.hand_alpha)
+        # filled: under the arm, the hand's hull, and the skin-coloured pixels beyond the photo's
+        # fingertips that the segmentation missed (left, they stay behind as slivers where the hand left)
+        fill = np.maximum(self.alpha, fill_hand) > FILL_THRESHOLD
+        if person is not None and skin is not None:
+            fill |= (tips > 0) & (face == 0) & (p == 0) & skin
         self.base, self.fill_background = fill_masked(
-            reg_img, self.alpha > FILL_THRESHOLD, None if person is None else np.asarray(person) > 0.5,
+            reg_img, fill, None if person is None else np.asarray(person) > 0.5,
             return_source=True)
         tex = np.concatenate([np.asarray(reg_img, np.float32).transpose(2, 0, 1), self.arm_alpha[None],
                               self.hand_alpha[None]], 0)
