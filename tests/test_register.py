@@ -127,8 +127,8 @@ def test_frames_without_a_map_render_as_before(avatar):
 
 
 def test_a_torso_map_moves_the_body_below_the_chin(avatar):
-    """A torso map of a downward shift moves the chest, the body grid and the lower border by it
-    (region pixels), leaves the face and the top border where the motion puts them."""
+    """A torso map of a downward shift moves the chest and the body grid by it (region pixels),
+    leaves the face and the top border where the motion puts them; the border keeps its sides."""
     from chatanyone.render import mesh as M
     r = GeomRenderer(avatar, 256)
     still, _ = r.driving_vertices({})
@@ -139,13 +139,19 @@ def test_a_torso_map_moves_the_body_below_the_chin(avatar):
     reg = r._reg
     assert reg is not None and len(moved) == len(reg["src"]) == len(depth)
     np.testing.assert_array_equal(moved[:M.N_FACE], still[:M.N_FACE])
+    n_border = len(r._border)
+    b0 = len(r.src_vertices) - n_border - M.N_FACE               # the border's first coarse vertex
     full = reg["w"] == 1.0
+    full[b0: b0 + n_border] = False                            # the border: held (below)
     assert full.sum() >= 3                                     # the chest vertices at least
     d = (moved[M.N_FACE:] - reg["src"][M.N_FACE:]).astype(np.float64)
     np.testing.assert_allclose(d[full], np.broadcast_to(shift * r._ax, d[full].shape), atol=1e-5)
     top = reg["src"][M.N_FACE:, 1] < -0.99                     # the top border stays pinned
     assert top.any()
     np.testing.assert_allclose(d[top], 0.0, atol=1e-7)
+    bs = reg["src"][M.N_FACE + b0: M.N_FACE + b0 + n_border].astype(np.float64)
+    on_side = np.abs(bs) == 1.0                                # a border point never moves inward
+    assert np.all((d[b0: b0 + n_border] * np.sign(bs))[on_side] >= 0.0)
     img = r.render({"torso": m})
     assert img.shape[:2] == (r.size[1], r.size[0])
     with pytest.raises(ValueError, match="map"):
@@ -154,7 +160,8 @@ def test_a_torso_map_moves_the_body_below_the_chin(avatar):
 
 def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
     """A hair map of a sideways shift moves the inner ring round the face by it (from where the
-    photo has it), the region's top border with it; the face mesh stays the motion's."""
+    photo has it), the region's top border with it (along its side; the corners stay put); the
+    face mesh stays the motion's."""
     from chatanyone.render import mesh as M
     r = GeomRenderer(avatar, 256)
     still, _ = r.driving_vertices({})
@@ -169,7 +176,9 @@ def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
     np.testing.assert_allclose(moved[ring1] - src1, np.broadcast_to([0.03 * r._ax[0], 0.0], src1.shape), atol=1e-5)
     top = np.flatnonzero(r.src_vertices[:, 1] < -0.99)
     assert len(top) and np.all(top >= len(r.src_vertices) - len(r._border))
-    np.testing.assert_allclose(moved[top, 0] - still[top, 0], 0.03 * r._ax[0], atol=1e-5)
+    inner = top[np.abs(r.src_vertices[top, 0]) < 0.99]         # the corners stay put
+    np.testing.assert_allclose(moved[inner, 0] - still[inner, 0], 0.03 * r._ax[0], atol=1e-5)
+    np.testing.assert_array_equal(moved[top, 1], still[top, 1])
 
 
 def test_a_face_map_moves_the_face_part_way_to_where_it_was_registered(avatar):
@@ -290,3 +299,41 @@ def test_session_frames_are_unchanged_by_registration(avatar, monkeypatch):
     off = run()
     assert len(on) >= 15
     np.testing.assert_array_equal(on, off)
+
+
+@pytest.mark.parametrize("scale, shift", [(1.0, (0.0, -0.04)), (0.95, (0.0, 0.0)), (1.0, (0.04, 0.03)),
+                                          (1.05, (-0.03, 0.02))])
+def test_a_moving_body_leaves_no_seam_at_the_region_edge(avatar, scale, shift):
+    """Issue #11: a torso map that moves the body towards or away from the frame's edge leaves no
+    pixel of the region uncovered (before, the border moved with the map: the still photo showed in
+    the band it left, a hard step beside the moved body), no border point moves into the region or
+    past a neighbour, and a smooth photo stays smooth up to the region's edge."""
+    from chatanyone.render import mesh as M
+    from chatanyone.render.geometry import _mesh_flow
+    r = GeomRenderer(avatar, 256, layered=False, arms="mesh")
+    m = R.identity()
+    m[:, :2] *= scale
+    m[:, 2] = shift
+    dst, depth = r.driving_vertices({"torso": m})
+    rx0, ry0, rx1, ry1 = r.rect
+    rh, rw = ry1 - ry0, rx1 - rx0
+    _, mask = _mesh_flow()(dst, r._reg["src"], r._reg["tris"], (rh, rw), depth=depth)
+    assert mask.all()                                          # every pixel warped, none left still
+    n_border = len(r._border)
+    b0 = len(r.src_vertices) - n_border
+    src, out = r._border.astype(np.float64), dst[b0: b0 + n_border].astype(np.float64)
+    on_side = np.abs(src) == 1.0
+    assert np.all(((out - src) * np.sign(src))[on_side] >= 0.0)  # on or outside its side
+    spacing = 2.0 / r._border_sides
+    assert np.abs(out - src).max() < 0.5 * spacing              # neighbours never cross
+    # a smooth photo (a vertical ramp, 3 levels a row): rows below the face stay a ramp to the edge
+    y = np.arange(rh, dtype=np.float32)[:, None] * 3.0 / (rh / 64)
+    r._src = np.ascontiguousarray(np.broadcast_to(y, (1, 3, rh, rw)), np.float32)
+    r._base = np.ascontiguousarray(np.broadcast_to(y[..., None], (rh, rw, 3)), np.float32)
+    img = r.render({"torso": m}).astype(np.float64)[ry0:ry1, rx0:rx1, 0]
+    below = int(np.ceil(r._chin_y + 0.5 * r._fh_px))
+    step = np.abs(np.diff(img[below:], axis=0))
+    ramp = 3.0 / (rh / 64)                                     # the photo's step, levels a row
+    assert step.max() < 2.5 * ramp + 1.0, (step.max(), ramp)
+    side = np.abs(np.diff(img[below:], axis=1))                # a ramp has no step across a row
+    assert side.max() < 0.5 * ramp + 1.0, (side.max(), ramp)

@@ -106,6 +106,10 @@ FACE_REG = 0.5
 NECK_TORSO = 1.0
 # frames with a "hair" map: how far the region's border above the chin follows it (0: pinned)
 BORDER_HAIR = 1.0
+# frames with a registered map: how far a border point may move, as a fraction of the border
+# points' spacing (below 0.5: neighbours never cross); it never moves into the region
+# (GeomRenderer._hold_border: a point moved inward left pixels no triangle covers, issue #11)
+BORDER_SLIDE = 0.45
 # frames with a "torso" map: how the arms move ("pose": by the pose's offsets, as without a map;
 # "shoulders": the shoulders by the map, elbows and wrists by the pose; "torso": all by the map)
 BODY_ARMS = "gated"
@@ -654,6 +658,7 @@ class GeomRenderer:
         self.lid_closing = np.zeros(2)      # the last frame's closing of each eye (lid_closing)
         self._depth = np.full(len(self.src_vertices), COARSE_DEPTH, np.float32)
         self._border = border.astype(np.float32)
+        self._border_sides = n_side
         # the body's registered motion (motion frames with a "torso" map: video-driven reenactment)
         self.register = bool(register)
         self._body_crop = np.asarray(avatar.pose, np.float64)[L.KP_BODY_IDX, :2]   # crop units
@@ -1086,7 +1091,29 @@ class GeomRenderer:
             cur = (1 - w) * cur + w * moved
             dst = np.concatenate([dst[:M.N_FACE], cur])
             depth.append(np.full(reg["n_grid"], COARSE_DEPTH))
+        if torso is not None or (hmap is not None and BORDER_HAIR > 0):
+            self._hold_border(dst)
         return (dst.astype(np.float32), np.concatenate(depth).astype(np.float32))
+
+    def _hold_border(self, dst: np.ndarray) -> None:
+        """Keeps the region's border from moving into the region (in place, ``dst [V, 2]``
+        region-normalized) after a registered map moved it (issue #11). A border point moved inward
+        left pixels that no triangle covers: the flow is the identity there, so the still photo
+        showed beside the moved body (a hard step, a sliver of the photo's own shoulder). Each point
+        may move outward from its side (the body leaving the frame or the region: cut at its edge)
+        but not inward; along its side it moves by less than half the points' spacing
+        (:data:`BORDER_SLIDE`, so neighbours never cross). Every pixel of the region is then
+        covered and sampled from inside the photo."""
+        b0 = M.N_FACE + sum(self._n_extra[:4])
+        src = self._border.astype(np.float64)
+        out = np.array(dst[b0: b0 + len(src)], np.float64)
+        lim = BORDER_SLIDE * 2.0 / self._border_sides
+        out = src + np.clip(out - src, -lim, lim)
+        for axis in (0, 1):
+            lo, hi = src[:, axis] == -1.0, src[:, axis] == 1.0
+            out[lo, axis] = np.minimum(out[lo, axis], -1.0)      # left / top: not right / down of it
+            out[hi, axis] = np.maximum(out[hi, axis], 1.0)
+        dst[b0: b0 + len(src)] = out
 
     def render(self, motion_frame) -> np.ndarray:
         """One motion frame -> one frame ``[H, W, 3]`` uint8 RGB (the whole photo, resized). Blocks
