@@ -39,10 +39,9 @@ class Pipeline:
         self.gen = MotionGenerator(style=config.style, intensity=config.intensity,
                                    seed=config.seed, steps=config.ddim_steps,
                                    providers=config.providers)
-        self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=False)
-        if config.refine_mouth:     # the preset's own refiner (fast: 64 px crop, quality: 128 px)
-            from .render import refine
-            refine.attach(self.renderer, config.preset)
+        # with the preset's own mouth refiner (fast: 64 px crop, quality: 128 px) when asked for
+        self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth,
+                                     refine_preset=config.preset)
         # the model's arm offsets smoothed into gestures, its noisy finger points dropped
         self.gestures = GestureSmoother()
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)

@@ -39,6 +39,7 @@ affinely to the region's normalized coordinates (``align_corners=False``).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -352,8 +353,10 @@ CLOSING_MIN = 0.02           # an eye closing less than this renders as open (th
 CLOSING_FULL = (0.6, 0.85)   # closing drawn as it is up to the first, fully closed from the second
 
 
+@functools.lru_cache(maxsize=1)
 def _upper_neighbours() -> dict[int, list[int]]:
-    """Each upper lid point's neighbours in the face mesh that are not on the eye's contours."""
+    """Each upper lid point's neighbours in the face mesh that are not on the eye's contours (the
+    mesh's topology: computed once per process; read only)."""
     tri = M.face_triangles()
     out = {}
     for upper, lower in EYES:
@@ -549,6 +552,11 @@ class GeomRenderer:
             (:meth:`_fill_photo_mouth`); where it does not, a painted inside with textured teeth.
             ``"previous"``: the photo's inside stretched between the driven lips, or the flat
             painted band (the renderer before session 6; for evaluation).
+        refine_mouth: run the learned mouth refiner (:mod:`chatanyone.render.refine`) where its
+            weights are installed; ``refine_preset``: whose (:func:`chatanyone.render.refine.attach`:
+            fast a 64 px mouth crop, quality a 128 px one).
+        lids: ``"skin"``: a closing eye is drawn with the lid's skin over it (:meth:`_lid_mesh`);
+            ``"strip"``: the eye's strip squeezed (the renderer before session 9, for evaluation).
 
     Thread safety: one frame at a time per instance.
     """
@@ -556,7 +564,8 @@ class GeomRenderer:
     def __init__(self, avatar, output_size: int = PRESET_LONG_SIDE["fast"], *, basis=None,
                  refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
                  layered: bool = True, torso: bool = True, arms: str = "layer",
-                 mouth: str = "rigid", register: bool = True, lids: str = "skin"):
+                 mouth: str = "rigid", register: bool = True, lids: str = "skin",
+                 refine_preset: str = "fast"):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -706,10 +715,7 @@ class GeomRenderer:
         self.refiner = None
         if refine_mouth:
             from . import refine
-            if refine.available():
-                self.refiner = refine.MouthRefiner(reg_img, self.src_face_px)
-            else:
-                log.debug("mouth refiner weights not installed: the painted mouth is shown as it is")
+            refine.attach(self, refine_preset)
         self.times: dict[str, float] = {}
         self.frames = 0
         log.debug("geometry renderer: frame %dx%d, region %s (%s), %d vertices, %d triangles",

@@ -131,8 +131,9 @@ def available(preset: str = "fast") -> bool:
 
 
 def attach(renderer, preset: str = "fast", path: str | os.PathLike | None = None, **kw) -> bool:
-    """Give ``renderer`` (a :class:`~chatanyone.render.geometry.GeomRenderer`, built with
-    ``refine_mouth=False``) the mouth refiner of renderer preset ``preset``; True when it has one.
+    """Give ``renderer`` (a :class:`~chatanyone.render.geometry.GeomRenderer`; its
+    ``refine_mouth=True, refine_preset=...`` call this) the mouth refiner of renderer preset
+    ``preset``; True when it has one.
 
     ``path``: another refiner file (any crop; ``FileNotFoundError`` when missing). Without it, the
     preset's shipped file, which must take the preset's crop (``ValueError`` naming the file
