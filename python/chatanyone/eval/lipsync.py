@@ -67,7 +67,7 @@ _GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH
                    ("blink_depth", "BLINK_DEPTH", float), ("hold", "GATE_HOLD", int),
                    ("release", "GATE_RELEASE", int), ("onset", "GATE_ONSET", int),
                    ("bridge", "GATE_BRIDGE", int), ("gate_db", "GATE_REL_DB", float),
-                   ("gate_pow", "GATE_POWER", float))
+                   ("gate_pow", "GATE_POWER", float), ("spk_amp", "SPEAKER_AMP", lambda v: bool(int(v))))
 
 
 def apply_variant(gen, spec: dict) -> None:
@@ -80,10 +80,12 @@ def apply_variant(gen, spec: dict) -> None:
     ``BLINK_DEPTH`` (``lid_keep:1,blink_depth:0``: the face model's own lids, as before session 8),
     ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames),
     ``gate_db`` / ``gate_pow`` its threshold below the running speech level (``GATE_REL_DB``, dB) and
-    the power on its weights (``GATE_POWER``), ``dit_mouth`` ``1``: the
+    the power on its weights (``GATE_POWER``), ``spk_amp`` ``1``/``0``: the speaker's amplitude
+    from the audio on or off (``SPEAKER_AMP``; needs ``weights/mouth_amp.npz``), ``amp_model`` another
+    such npz (and on), ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
-    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth"} - {k for k, _, _ in _GENERATOR_KEYS}
+    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth", "amp_model"} - {k for k, _, _ in _GENERATOR_KEYS}
     if unknown:
         raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
     if gen.mouth is None:
@@ -116,6 +118,12 @@ def apply_variant(gen, spec: dict) -> None:
         raise ValueError(f"eval lipsync variant: gate_pow must be > 0, got {spec['gate_pow']!r}")
     if "gate_db" in spec and not gen.GATE_REL_DB < 0:
         raise ValueError(f"eval lipsync variant: gate_db must be < 0 (dB below the speech level), got {spec['gate_db']!r}")
+    if "amp_model" in spec:
+        from ..motion.mouth import SpeakerAmplitude
+        gen.speaker_amp = SpeakerAmplitude(spec["amp_model"])
+        gen.SPEAKER_AMP = True
+    if gen.SPEAKER_AMP and gen.speaker_amp is None:
+        raise ValueError("eval lipsync variant: spk_amp:1 needs weights/mouth_amp.npz (or amp_model:NPZ)")
     if spec.get("dit_mouth") in ("1", 1, True):
         gen.mouth.A = np.zeros_like(gen.mouth.A)
     gen.reset()
@@ -430,8 +438,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY:VALUE,...",
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
                         "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
-                        "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, "
-                        "dit_mouth:1; NAME= alone: the shipped "
+                        "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, spk_amp:0|1, "
+                        "amp_model:NPZ, dit_mouth:1; NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="write mouth close-ups (real | rendered) at the most open real frames as PNG")

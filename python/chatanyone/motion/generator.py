@@ -183,6 +183,13 @@ class MotionGenerator:
                 raise ValueError(f"{mp}: {self.mouth.n_exp} expression coefficients, the face model has {self.n_exp}")
             if self.mouth.seg < max(self.P, self.mouth.past) + self.mouth.hop + self.mouth.look:
                 raise ValueError(f"{mp}: segment of {self.mouth.seg} frames is too short for its layout")
+        # mouth mode: the stream's own mouth amplitude from its audio (mouth.SpeakerAmplitude), where
+        # the weights folder has it; used while no style reference sets the amplitude (SPEAKER_AMP)
+        self.speaker_amp = None
+        ap = wd / "mouth_amp.npz"
+        if self.mouth is not None and ap.is_file():
+            from .mouth import SpeakerAmplitude
+            self.speaker_amp = SpeakerAmplitude(ap)
         # mouth mode: the speech-activity gate's running levels (a new one per stream: reset())
         self._gate = self._new_gate()
         self._mouth_shift = self._open_shift() if self.mouth is not None else None
@@ -263,6 +270,8 @@ class MotionGenerator:
         self.frontend.reset()
         self.scheduler.reset()
         self._gate = self._new_gate()
+        if getattr(self, "speaker_amp", None) is not None:
+            self.speaker_amp.reset()
         self._style_mean = None  # running means of head and expression that the style gains scale about
         self._blinks = BlinkSchedule(self.seed)
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
@@ -508,13 +517,18 @@ class MotionGenerator:
             prev = self._mouth_ema[1] if self._mouth_ema is not None and self._mouth_ema[0] == c0 else None
             mouth_exp, last = m.smooth_frames(mouth_exp, prev)
             self._mouth_ema = (c0 + n, last)
-            if self.MOUTH_RENDER_GAIN != 1.0:  # the opening only, about the predictor's mean (as its gain)
+            w = w_all[c0 - c_first:c0 - c_first + n]
+            # the opening only, about the predictor's mean (as its gain): the renderer's loss and, without
+            # a style reference, the speaker's own amplitude heard so far (each frame's own token)
+            gain = np.full(n, self.MOUTH_RENDER_GAIN, np.float32)
+            if self.speaker_amp is not None and self.SPEAKER_AMP and self.style_keep == 0.0:
+                gain = gain * self.speaker_amp.update(feats[base - m.look:base - m.look + n], w)
+            if np.any(gain != 1.0):
                 ov = m.open_vec
-                mouth_exp = mouth_exp + ((self.MOUTH_RENDER_GAIN - 1.0) * ((mouth_exp - m.center) @ ov))[:, None] \
+                mouth_exp = mouth_exp + ((gain - 1.0) * ((mouth_exp - m.center) @ ov))[:, None] \
                     * (ov / float(ov @ ov))[None]
             # where nobody speaks the mouth is still (closing in digital silence); a style reference
             # scales the motion
-            w = w_all[c0 - c_first:c0 - c_first + n]
             if self.GATE_POWER != 1.0:  # 0 and 1 stay where they are; partial weights move towards 0
                 w = w ** self.GATE_POWER
             close = self.PAUSE_CLOSE + (1.0 - self.PAUSE_CLOSE) * settle_all[c0 - c_first:c0 - c_first + n, None]
@@ -566,6 +580,13 @@ class MotionGenerator:
     # rendered amplitude to 0.99 (1.3: 1.07; r 0.389 / 0.392 / 0.390), chosen there (design.md). Set it
     # back towards 1 when the renderer keeps more of the opening.
     MOUTH_RENDER_GAIN = 1.15
+    # mouth mode: scale the opening by the speaker's amplitude estimated from the stream's audio
+    # (mouth.SpeakerAmplitude, weights/mouth_amp.npz; not with a style reference), chosen in session 10
+    # by leave-one-speaker-out over the training clips (the first 10 s's log amplitude
+    # ratio spread across clips 0.375 -> 0.320, mouth r unchanged) and DEV (eval lipsync, rendered:
+    # r 0.4628 -> 0.4694, up on 5 of 5 clips; LMD 2.226 -> 2.225; amplitude 1.025 -> 1.067, its
+    # spread across the 5 clips not reduced) (motion/design.md, "The speaker's amplitude from the audio")
+    SPEAKER_AMP = True
 
     # mouth mode: the still mouth in a real pause, from the average speaking shape (0) to the closed
     # mouth of digital silence (1); chosen on the dev and training clips (design.md). PAUSE_SEAL: how

@@ -225,3 +225,83 @@ def blend(exp_other: np.ndarray, exp_mouth: np.ndarray, A: np.ndarray) -> np.nda
     a = np.asarray(A, np.float32)
     return (np.asarray(exp_other, np.float32) @ (np.eye(a.shape[0], dtype=np.float32) - a)
             + np.asarray(exp_mouth, np.float32) @ a)
+
+
+class SpeakerAmplitude:
+    """A stream's own mouth amplitude, estimated online from its audio (issue 12, "amplitude true
+    to the speaker"): ``weights/mouth_amp.npz``, trained by ``chatanyone.train.mouth amp``.
+
+    The mouth predictor is trained on speaker-normalized targets, so it moves every voice as much
+    as the corpus's median speaker; real speakers differ (the training clips' opening spread over
+    the predictor's: 0.3-3x, log std 0.37). The only cue found in the audio (``motion/design.md``,
+    "Session 10") is the spread of the Whisper tokens over speech frames: a linear map of the
+    per-dimension standard deviations ``s [768]`` gives the log of the gain,
+    ``e = clip(((s - mu) / sd) @ v + b, lo, hi)`` (leave-one-speaker-out over the training clips:
+    r 0.64 with the needed log gain). Online it is shrunk towards 1 while little speech is heard:
+    ``gain = exp(e n / (n + n0))`` after ``n`` speech frames.
+
+    State: running sums over the speech frames of the stream (frame order; :meth:`reset` for a new
+    stream). A frame counts as speech where its weight (the speech gate's) is at least 0.5.
+    """
+
+    def __init__(self, path: str | Path):
+        """Load ``path``. FileNotFoundError when absent; ValueError when it is not such a file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no speaker amplitude model at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                self.mu = z["mu"].astype(np.float64)
+                self.sd = z["sd"].astype(np.float64)
+                self.v = z["v"].astype(np.float64)
+                self.b = float(z["b"])
+                self.n0 = float(z["n0"])
+                self.lo, self.hi = float(z["lo"]), float(z["hi"])
+        except (KeyError, OSError, EOFError, zipfile.BadZipFile, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a usable speaker amplitude model ({type(e).__name__}: {e})") from e
+        d = self.mu.shape
+        if len(d) != 1 or self.sd.shape != d or self.v.shape != d or not np.all(self.sd > 0) \
+                or not all(np.all(np.isfinite(a)) for a in (self.mu, self.sd, self.v)):
+            raise ValueError(f"{path}: mu, sd, v must be finite vectors of one length (sd > 0), "
+                             f"got {self.mu.shape}, {self.sd.shape}, {self.v.shape}")
+        if not (self.n0 >= 0 and self.lo <= 0 <= self.hi and np.isfinite(self.b)):
+            raise ValueError(f"{path}: n0 {self.n0}, lo {self.lo}, hi {self.hi}, b {self.b} out of range")
+        self.dim = d[0]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the gain goes back to 1."""
+        self.n = 0
+        self._s1 = np.zeros(self.dim)
+        self._s2 = np.zeros(self.dim)
+
+    def log_gain(self, std: np.ndarray) -> float:
+        """The clipped log gain for per-dimension token spreads ``std [dim]`` (no shrinkage)."""
+        return float(np.clip(((np.asarray(std, np.float64) - self.mu) / self.sd) @ self.v + self.b, self.lo, self.hi))
+
+    def gain(self) -> float:
+        """The gain now (1 before any speech frame)."""
+        if self.n < 2:
+            return 1.0
+        m = self._s1 / self.n
+        std = np.sqrt(np.maximum(self._s2 / self.n - m * m, 0.0))
+        return float(np.exp(self.log_gain(std) * self.n / (self.n + self.n0)))
+
+    def update(self, tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Consecutive frames' own Whisper tokens ``tokens [n, dim]`` (raw features) and their
+        speech weights ``weights [n]`` -> ``[n]`` the gain at each frame (after counting it).
+        Frames must come in stream order, each once; then the gains do not depend on how they are
+        cut into calls. Pure numpy, microseconds per frame."""
+        t = np.asarray(tokens, np.float64)
+        w = np.asarray(weights, np.float64).reshape(-1)
+        if t.ndim != 2 or t.shape[1] != self.dim or w.shape[0] != t.shape[0]:
+            raise ValueError(f"SpeakerAmplitude.update: tokens must be [n, {self.dim}] with [n] weights, "
+                             f"got {t.shape} and {w.shape}")
+        out = np.ones(t.shape[0], np.float32)
+        for i in range(t.shape[0]):
+            if w[i] >= 0.5:
+                self.n += 1
+                self._s1 += t[i]
+                self._s2 += t[i] * t[i]
+            out[i] = self.gain()
+        return out

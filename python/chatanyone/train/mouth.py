@@ -16,6 +16,9 @@ says why and how it was chosen).
         --config ens_mlp256_phones_lead1_ema05 --phones python/chatanyone/weights/motion_phones.npz \
         --ckpt runs/ens.pt --out motion_mouth.npz         # session 8's (shipped with its gain x 1.08)
     # shipped since session 8's end: the same at --lookahead 4 (160 ms), its gain x 1.08
+    python -m chatanyone.train.mouth amp --train /work/corpus/train --dev /work/corpus/dev \
+        --json runs/mouth_amp.json --out python/chatanyone/weights/mouth_amp.npz
+    # session 10: the speaker's amplitude from the spread of the Whisper tokens (k-fold, DEV, fit)
 
 Segments: the audio of frames ``[e - S, e)`` (zeros before the clip and after its end, as in a
 flushed stream) is encoded once with Whisper tiny.en; its last tokens belong to the frames just
@@ -845,10 +848,19 @@ def main(argv=None) -> int:
     v.add_argument("--parts", type=int, nargs="+", default=None,
                    help="a quick screen: only these folds (index FOLDS: the DEV fit), stored as NAME@PARTS")
     v.add_argument("--json", required=True, help="results (read first: configurations there are skipped)")
+    a = sub.add_parser("amp", help="the speaker amplitude map (token spreads -> mouth gain): k-fold, DEV, fit")
+    a.add_argument("--train", nargs="+", required=True)
+    a.add_argument("--dev", nargs="+", required=True)
+    a.add_argument("--predictor", default=None, help="mouth predictor npz (default: the shipped one)")
+    a.add_argument("--pca", type=int, default=AMP_PCA)
+    a.add_argument("--json", default=None, help="write the k-fold and DEV figures here")
+    a.add_argument("--out", default=None, help="write the map (npz) here (weights/mouth_amp.npz)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.cmd == "cv":
         return cv_main(args)
+    if args.cmd == "amp":
+        return amp_main(args)
     if args.cmd == "features":
         from ..audio.whisper import shared_encoder
         enc = shared_encoder(args.threads, "int8")
@@ -899,6 +911,143 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+# ------------------------------------------------- the speaker's amplitude from the audio (session 10)
+
+AMP_PCA = 8          # principal components of the token spreads the amplitude map reads
+AMP_N0 = 50.0        # speech frames at which the online estimate counts half
+AMP_CLIP = 0.7       # |log gain| limit (0.5x .. 2x)
+
+
+def speaker_amp_rows(clips, predictor, open_vec, *, max_frames: int | None = None) -> list[dict]:
+    """Per clip: ``std [768]`` the spread of each Whisper token dimension over its speech frames
+    (``eval.mouth.speech_frames``; each frame's own token from the segment the predictor reads,
+    ``predictor.look`` frames ahead), ``y`` the log gain the clip needs (the real mouth opening's
+    spread on speech frames over the predictor's, :class:`~chatanyone.motion.mouth.MouthPredictor`
+    with its smoothing), ``speaker``, ``source`` (the corpus a clip comes from: its name's first
+    part; MEAD for every MEAD actor), ``tokens``/``speech``/``pred``/``real`` for the online
+    simulation (:func:`speaker_amp_online`). ``max_frames``: only the first frames of each clip."""
+    from ..eval.mouth import speech_frames
+    L = predictor.look
+    rows = []
+    for c in clips:
+        n = c.n if max_frames is None else min(c.n, max_frames)
+        audio = np.load(c.path / "audio.npy").astype(np.float32).reshape(-1)
+        sp = speech_frames(audio, c.n)[:n]
+        sel = sp & c.ok[:n]
+        if sel.sum() < 30:
+            continue
+        frames = np.arange(n)
+        y, _ = predictor.smooth_frames(predictor.predict(lookahead_tokens(c.feat, frames, L, predictor.past), 0))
+        pred = y @ open_vec - float(predictor.center @ open_vec)
+        tok = np.asarray(c.feat[frames + L, N_TOK - 1 - L], np.float32)
+        rows.append(dict(name=c.name, speaker=speaker_of(c.name),
+                         source="mead" if "mead" in c.name else c.name.split("_")[0],
+                         std=tok[sp].std(0).astype(np.float64), y=float(np.log(c.open[:n][sel].std() / pred[sel].std())),
+                         tokens=tok, speech=sp, ok=c.ok[:n], pred=pred, real=c.open[:n]))
+    return rows
+
+
+def fit_speaker_amp(rows, d: int = AMP_PCA) -> dict:
+    """The linear map token spreads -> log gain (:class:`~chatanyone.motion.mouth.SpeakerAmplitude`):
+    spreads standardized across the clips, their first ``d`` principal components, least squares.
+    The intercept is set so that the median training clip's estimate is 0 (gain 1: the estimate moves
+    speakers apart, the global amplitude stays the predictor's and ``MOUTH_RENDER_GAIN``'s)."""
+    X = np.array([r["std"] for r in rows])
+    y = np.array([r["y"] for r in rows])
+    if len(rows) < d + 2:
+        raise ValueError(f"{len(rows)} clips cannot fit {d} components")
+    mu, sd = X.mean(0), X.std(0) + 1e-6
+    Z = (X - mu) / sd
+    _, _, vt = np.linalg.svd(Z - Z.mean(0), full_matrices=False)
+    A = (Z - Z.mean(0)) @ vt[:d].T
+    w = np.linalg.lstsq(A, y - y.mean(), rcond=None)[0]
+    v = vt[:d].T @ w
+    b = -float(np.median(Z @ v))
+    return dict(mu=mu, sd=sd, v=v, b=b)
+
+
+def _amp_estimate(m: dict, std) -> float:
+    return float(np.clip(((np.asarray(std) - m["mu"]) / m["sd"]) @ m["v"] + m["b"], -AMP_CLIP, AMP_CLIP))
+
+
+def speaker_amp_online(row: dict, m: dict, n0: float = AMP_N0) -> np.ndarray:
+    """``[n]`` the gain at each frame of a clip as a stream would have it (the run time's
+    :class:`~chatanyone.motion.mouth.SpeakerAmplitude`, speech frames by ``eval.mouth.speech_frames``)."""
+    from ..motion.mouth import SpeakerAmplitude
+    sa = SpeakerAmplitude.__new__(SpeakerAmplitude)
+    sa.mu, sa.sd, sa.v, sa.b, sa.n0, sa.lo, sa.hi = m["mu"], m["sd"], m["v"], m["b"], n0, -AMP_CLIP, AMP_CLIP
+    sa.dim = m["mu"].shape[0]
+    sa.reset()
+    return sa.update(row["tokens"], row["speech"].astype(np.float32))
+
+
+def speaker_amp_cv(rows, group: str = "speaker", d: int = AMP_PCA, n0: float = AMP_N0,
+                   first: int = 250) -> dict:
+    """Leave-one-group-out (``group``: ``speaker`` or ``source``) over ``rows``: ``r`` of the
+    estimate (whole clip) with the needed log gain, and on each clip's first ``first`` frames (10
+    s), the log amplitude ratio's spread across clips (predicted opening over real, speech frames)
+    without the gain and with the online gain, the fraction of clips within 0.8-1.2x of their
+    median, and mean mouth r without and with it."""
+    est, ys, a0, a1, r0, r1 = [], [], [], [], [], []
+    for g in sorted({r[group] for r in rows}):
+        m = fit_speaker_amp([r for r in rows if r[group] != g], d)
+        for r in rows:
+            if r[group] != g:
+                continue
+            est.append(_amp_estimate(m, r["std"]))
+            ys.append(r["y"])
+            s = (r["speech"] & r["ok"])[:first]
+            p, q, real = r["pred"][:first], (speaker_amp_online(r, m, n0) * r["pred"])[:first], r["real"][:first]
+            a0.append(np.log(p[s].std() / real[s].std()))
+            a1.append(np.log(q[s].std() / real[s].std()))
+            r0.append(float(np.corrcoef(p[s], real[s])[0, 1]))
+            r1.append(float(np.corrcoef(q[s], real[s])[0, 1]))
+    band = lambda a: float(np.mean(np.abs(np.asarray(a) - np.median(a)) < np.log(1.2)))
+    return {"group": group, "clips": len(ys), "r": float(np.corrcoef(est, ys)[0, 1]),
+            "log_amp_spread": [float(np.std(a0)), float(np.std(a1))], "in_band": [band(a0), band(a1)],
+            "mouth_r": [float(np.mean(r0)), float(np.mean(r1))]}
+
+
+def amp_main(args) -> int:
+    """``amp``: the speaker amplitude map, cross-validated by speaker and by source on the training
+    clips, scored on DEV (the gain each DEV clip gets), written to ``args.out``."""
+    from ..motion.mouth import MouthPredictor
+    from ..runners.base import weights_path
+    from ..spec.head import load_basis
+    open_vec = mouth_open_vector(load_basis().components)
+    pred = MouthPredictor(args.predictor or weights_path("motion_mouth.npz"))
+    train = speaker_amp_rows(load_clips(args.train, open_vec, allow=("train",)), pred, open_vec)
+    dev = speaker_amp_rows(load_clips(args.dev, open_vec, allow=("dev",)), pred, open_vec)
+    res = {"cv": [speaker_amp_cv(train, g, args.pca) for g in ("speaker", "source")]}
+    m = fit_speaker_amp(train, args.pca)
+    res["dev"] = {}
+    for r in dev:
+        g = speaker_amp_online(r, m)
+        s = (r["speech"] & r["ok"])[:250]
+        res["dev"][r["name"]] = {"needed": float(np.exp(r["y"])), "estimate": float(np.exp(_amp_estimate(m, r["std"]))),
+                                 "gain_10s": float(g[min(249, len(g) - 1)]),
+                                 "amp_10s": [float(r["pred"][:250][s].std() / r["real"][:250][s].std()),
+                                             float((g * r["pred"])[:250][s].std() / r["real"][:250][s].std())]}
+    dy = [r["y"] for r in dev]
+    de = [_amp_estimate(m, r["std"]) for r in dev]
+    res["dev_r"] = float(np.corrcoef(de, dy)[0, 1])
+    for cv in res["cv"]:
+        print(f"k-fold by {cv['group']} ({cv['clips']} clips): r {cv['r']:.3f}; first 10 s log-amplitude spread "
+              f"{cv['log_amp_spread'][0]:.3f} -> {cv['log_amp_spread'][1]:.3f}, within 0.8-1.2x of the median "
+              f"{cv['in_band'][0]:.2f} -> {cv['in_band'][1]:.2f}, mouth r {cv['mouth_r'][0]:.4f} -> {cv['mouth_r'][1]:.4f}")
+    for k, v in res["dev"].items():
+        print(f"dev {k}: needs {v['needed']:.2f}, estimate {v['estimate']:.2f}, online gain at 10 s {v['gain_10s']:.2f}, "
+              f"10 s amplitude {v['amp_10s'][0]:.2f} -> {v['amp_10s'][1]:.2f}")
+    print(f"dev r (estimate vs needed log gain, {len(dev)} clips): {res['dev_r']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.out:
+        np.savez(args.out, mu=m["mu"].astype(np.float32), sd=m["sd"].astype(np.float32), v=m["v"].astype(np.float32),
+                 b=np.float32(m["b"]), n0=np.float32(AMP_N0), lo=np.float32(-AMP_CLIP), hi=np.float32(AMP_CLIP))
+        log.info("wrote %s", args.out)
     return 0
 
 
