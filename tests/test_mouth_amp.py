@@ -149,3 +149,26 @@ def test_lipsync_variant_keys_for_the_speaker_gain(tmp_path):
     g.speaker_amp = None
     with pytest.raises(ValueError):
         apply_variant(g, {"spk_amp": "1"})
+
+
+def test_cv_by_group_narrows_a_spread_the_tokens_carry():
+    """Synthetic clips whose needed gain is carried by one token dimension's spread: leave-one-
+    group-out finds it (r near 1) and the online gain narrows the amplitude spread across clips."""
+    from chatanyone.train.mouth import speaker_amp_cv
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(24):
+        k = rng.uniform(0.5, 2.0)                       # this speaker's amplitude over the predictor's
+        n = 300
+        tok = rng.normal(size=(n, 12)).astype(np.float32)
+        tok[:, 2] *= k                                   # ... which the tokens' spread shows
+        pred = np.sin(np.arange(n) / 3.0) * 0.02
+        real = k * pred + 0.002 * rng.normal(size=n)
+        sp = np.ones(n, bool)
+        rows.append(dict(name=f"c{i}", speaker=f"s{i // 2}", source=f"src{i // 6}", std=tok.std(0).astype(np.float64),
+                         y=float(np.log(real.std() / pred.std())), tokens=tok, speech=sp, ok=sp, pred=pred, real=real))
+    for group in ("speaker", "source"):
+        res = speaker_amp_cv(rows, group, d=12, n0=10.0)
+        assert res["clips"] == 24 and res["r"] > 0.9
+        assert res["log_amp_spread"][1] < 0.5 * res["log_amp_spread"][0]
+        assert res["in_band"][1] > res["in_band"][0]
