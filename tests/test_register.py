@@ -337,3 +337,53 @@ def test_a_moving_body_leaves_no_seam_at_the_region_edge(avatar, scale, shift):
     assert step.max() < 2.5 * ramp + 1.0, (step.max(), ramp)
     side = np.abs(np.diff(img[below:], axis=1))                # a ramp has no step across a row
     assert side.max() < 0.5 * ramp + 1.0, (side.max(), ramp)
+
+
+def test_letterbox_finds_bars_and_nothing_else():
+    """Dark, uniform bars with a picture starting sharply beside them are found (thickness per side);
+    a photo without bars, a dark picture fading to black at its edge, and a bar that would reach
+    the face are not bars; a bad image is a clear error."""
+    from chatanyone.render.region import letterbox
+    rng = np.random.default_rng(3)
+    pic = (60 + 120 * rng.random((120, 160, 3))).astype(np.uint8)
+    assert letterbox(pic) == (0, 0, 0, 0)
+    boxed = pic.copy()
+    boxed[:14] = 2
+    boxed[-13:] = 9
+    boxed[:, :6] = 0
+    assert letterbox(boxed) == (14, 13, 6, 0)
+    assert letterbox(boxed[..., 0]) == (14, 13, 6, 0)               # grey levels too
+    face = np.array([[80.0, 10.0], [90.0, 12.0], [85.0, 60.0]])       # a face whose middle is in the top bar
+    assert letterbox(boxed, face)[0] == 0
+    fade = pic.astype(np.float32) * np.clip(np.arange(120) / 80.0, 0, 1)[:, None, None]
+    assert letterbox(fade.astype(np.uint8))[0] == 0                  # a dark edge, no sharp step
+    with pytest.raises(ValueError, match="image"):
+        letterbox(np.zeros((4, 4, 4, 4), np.uint8))
+
+
+def test_a_letterboxed_photos_bars_never_move(avatar):
+    """Issue #11: a letterboxed photo's bars are no part of the scene (a zooming camera moves the
+    picture inside them, not them). The animated region stops at the bars, so maps that scale and
+    shift the body and hair leave every bar pixel the photo's."""
+    import cv2
+    photo = avatar.photo
+    h, w = photo.shape[:2]
+    bar = int(0.1 * h)
+    boxed = np.concatenate([np.zeros((bar, w, 3), np.uint8), photo, np.zeros((bar, w, 3), np.uint8)])
+    av = ca.Avatar.prepare(boxed)
+    r = GeomRenderer(av, 256)
+    W, H = r.size
+    x0, y0, x1, y1 = r.picture
+    from chatanyone.render.geometry import BAR_EDGE
+    assert (x0, x1) == (0, W) and abs(y0 - (bar + BAR_EDGE) * H / boxed.shape[0]) <= 1 and abs(H - y1 - y0) <= 1
+    assert r.rect[1] >= y0 and r.rect[3] <= y1
+    resized = cv2.resize(boxed, (W, H), interpolation=cv2.INTER_AREA)
+    bars = np.zeros((H, W), bool)
+    bars[:y0] = bars[y1:] = True
+    for scale, shift in ((1.06, (0.0, 0.03)), (0.94, (0.02, -0.03))):
+        m = R.identity()
+        m[:, :2] *= scale
+        m[:, 2] = shift
+        img = r.render({"torso": m, "hair": m, "head": np.array([0.05, 0.02, 0.0, 0.02, 0.03, 0.02])})
+        np.testing.assert_array_equal(img[bars], resized[bars])
+        assert np.abs(img[~bars].astype(int) - resized[~bars]).mean() > 0.2          # the picture moved

@@ -49,6 +49,7 @@ import numpy as np
 from . import mesh as M
 from .handmesh import palm_similarity
 from .limbs import ARM_MODES, Limbs as _Limbs, _get  # noqa: F401  (ARM_MODES: re-exported)
+from .region import letterbox
 from ..spec import keypoint_layout as L
 from ..spec.presets import PRESET_LONG_SIDE
 
@@ -117,6 +118,10 @@ BODY_ARMS = "gated"
 # "gated": an arm whose elbow or wrist the pose moves this far (face heights) beyond the body's map
 # starts to follow the pose, fully at the second figure
 ARM_GATE = (0.3, 0.6)
+# a letterbox bar's edge (photo pixels) left out of the region with the bar: a video's bar edge is
+# blurred over a line or two (compression, resizing), and a warp that samples beyond the region's
+# edge repeats its outermost line (a dark notch where the forehead reached the bar)
+BAR_EDGE = 2
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
@@ -587,7 +592,15 @@ class GeomRenderer:
         reg = np.asarray(avatar.region, np.float64)
         rx0, ry0 = int(np.floor(reg[0] * sx)), int(np.floor(reg[1] * sy))
         rx1, ry1 = int(np.ceil(reg[2] * sx)), int(np.ceil(reg[3] * sy))
-        rx0, ry0, rx1, ry1 = max(0, rx0), max(0, ry0), min(ow, rx1), min(oh, ry1)
+        # a letterboxed photo's bars are no part of the scene: never warped (region.letterbox)
+        box = Box.from_array(avatar.box)
+        face_ph = (np.asarray(avatar.face, np.float64)[:, :2] + 1) * np.array([box.w, box.h]) / 2 \
+            + np.array([box.x0, box.y0])
+        bars = [b + BAR_EDGE if b else 0 for b in letterbox(photo, face_ph[:468])]   # top, bottom, left, right
+        self.picture = (int(np.ceil(bars[2] * sx)), int(np.ceil(bars[0] * sy)),
+                        ow - int(np.ceil(bars[3] * sx)), oh - int(np.ceil(bars[1] * sy)))   # inside the bars
+        px0, py0, px1, py1 = self.picture
+        rx0, ry0, rx1, ry1 = max(px0, rx0), max(py0, ry0), min(px1, rx1), min(py1, ry1)
         if rx1 - rx0 < 8 or ry1 - ry0 < 8:
             raise ValueError(f"the animated region is too small at output size {output_size}: "
                              f"{rx1 - rx0}x{ry1 - ry0} px")
@@ -603,7 +616,6 @@ class GeomRenderer:
         else:
             self._src = np.ascontiguousarray(reg_img.transpose(2, 0, 1)[None], np.float32)  # 1,3,rh,rw
         # crop coordinates (the motion box) -> region-normalized coordinates
-        box = Box.from_array(avatar.box)
         self._ax = np.array([box.w * sx / rw, box.h * sy / rh])
         self._bx = np.array([((box.x0 + box.w / 2) * sx - rx0) * 2 / rw - 1,
                              ((box.y0 + box.h / 2) * sy - ry0) * 2 / rh - 1])
@@ -683,7 +695,8 @@ class GeomRenderer:
         f = max(2.0, FEATHER * min(rw, rh))
         yy = np.minimum(np.arange(rh) + 0.5, rh - np.arange(rh) - 0.5)
         xx = np.minimum(np.arange(rw) + 0.5, rw - np.arange(rw) - 0.5)
-        edge = [ry0 > 0, ry1 < oh, rx0 > 0, rx1 < ow]  # sides that are not the photo's own border
+        # sides that are not the photo's own border (or a letterbox bar's edge)
+        edge = [ry0 > py0, ry1 < py1, rx0 > px0, rx1 < px1]
         ay = np.clip(yy / f, 0, 1)
         ax = np.clip(xx / f, 0, 1)
         if not edge[0]:

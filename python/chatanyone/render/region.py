@@ -113,3 +113,71 @@ def choose_region(face_px: np.ndarray, pose_px: np.ndarray | None, hands_px: np.
         x1 = max(x1, q[:, 0].max() + BODY_MARGIN * fh)
         y1 = max(y1, q[:, 1].max() + BODY_MARGIN * fh, chin[1] + SHOULDERS_BELOW * fh)
     return Region(max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1), kind)
+
+
+# letterbox / pillarbox bars (see :func:`letterbox`): a row (column) at the photo's edge belongs to a
+# bar where its luminance (0-255) stays at or below BAR_LUM over BAR_SHARE of it and spreads over no
+# more than BAR_SPREAD; a bar is at least BAR_MIN of the side (and 2 px) and at most BAR_MAX of it,
+# and the picture beside it starts with a step of at least BAR_STEP in mean luminance
+BAR_LUM = 40.0
+BAR_SPREAD = 14.0
+BAR_SHARE = 0.97
+BAR_MIN = 0.01
+BAR_MAX = 0.35
+BAR_STEP = 10.0
+
+
+def letterbox(image: np.ndarray, face_px: np.ndarray | None = None) -> tuple[int, int, int, int]:
+    """The dark, uniform bars round a letterboxed (or pillarboxed) picture.
+
+    A video letterboxed for another aspect ratio carries bars that are no part of the scene: when
+    the camera moves or zooms, the picture moves inside them and the bars stay. The renderer keeps
+    them out of the animated region, so they are never warped (issue #11: a zooming, letterboxed
+    driving clip moved the bar's edge with the body's registered map).
+
+    Args:
+        image: ``[H, W, 3]`` (or ``[H, W]``) uint8 photo.
+        face_px: optional ``[N, >=2]`` face points in the photo's pixels; a bar never reaches their
+            middle (the box of the points' 25th to 75th percentiles: a face cut by a bar is fine, a
+            dark background beside a dark face is no bar).
+    Returns:
+        ``(top, bottom, left, right)``: each bar's thickness in pixels (0: none).
+    Raises:
+        ValueError: not an ``[H, W]`` or ``[H, W, 3]`` image.
+    """
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] >= 3:
+        lum = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    elif a.ndim == 2:
+        lum = a.astype(np.float32)
+    else:
+        raise ValueError(f"image must be [H, W] or [H, W, 3], got shape {a.shape}")
+    h, w = lum.shape
+    lo_q, hi_q = (1 - BAR_SHARE) * 100, BAR_SHARE * 100
+    face = None if face_px is None else np.asarray(face_px, np.float64)[:, :2]
+    face = None if face is None or not np.all(np.isfinite(face)) else face
+
+    def run(lines: np.ndarray, side: int, limit: float | None) -> int:
+        """Bar thickness along ``lines [n, m]`` (the first line at the photo's edge)."""
+        n = lines.shape[0]
+        p_lo, p_hi = np.percentile(lines, [lo_q, hi_q], axis=1)
+        bar = (p_hi <= BAR_LUM) & (p_hi - p_lo <= BAR_SPREAD)
+        k = int(np.argmin(bar)) if not bar.all() else n
+        if k < max(2, BAR_MIN * side) or k > BAR_MAX * side or k >= n:
+            return 0
+        if limit is not None and k > limit:
+            return 0
+        inner = lines[k + 1: k + 3].mean()        # the picture's first lines (past one of transition)
+        if abs(float(inner) - float(lines[max(0, k - 2): k].mean())) < BAR_STEP:
+            return 0
+        return k
+
+    lim = [None] * 4
+    if face is not None:
+        (qx0, qy0), (qx1, qy1) = np.percentile(face, 25, axis=0), np.percentile(face, 75, axis=0)
+        lim = [qy0, h - qy1, qx0, w - qx1]
+    top = run(lum, h, lim[0])
+    bottom = run(lum[::-1], h, lim[1])
+    left = run(lum.T, w, lim[2])
+    right = run(lum.T[::-1], w, lim[3])
+    return top, bottom, left, right
