@@ -118,3 +118,26 @@ def test_mouth_modes_change_only_the_opening():
     assert np.abs(i_new[~outside] - i_old[~outside]).mean() > 1.0     # the teeth did change
     with pytest.raises(ValueError, match="mouth"):
         GeomRenderer(a, 512, mouth="stretched")
+
+
+def test_painted_teeth_of_a_narrow_opening_are_in_shadow(monkeypatch):
+    """A closed-lips photo (painted inside): a mouth barely apart shows a dark slit, not a bright
+    teeth band (the look held-out frames showed, and one face mesh read unsteadily); a wide-open one
+    still shows its bright upper teeth. The painted interior is softened where it meets the lips: no
+    step down the middle column is as steep as with crisp painting (``PAINT_SOFT`` 0)."""
+    a = ca.Avatar.prepare(default_avatar_image())
+    r = GeomRenderer(a, 512)
+    assert r.paints_mouth
+    narrow, wide = _opening(0.6), _opening(4.0)
+    c_narrow = _middle_column(r, r.render(narrow))
+    c_wide = _middle_column(r, r.render(wide))
+    assert len(c_narrow) >= 2 and len(c_wide) >= 10
+    monkeypatch.setattr(G, "PAINT_SHADOW", False)
+    monkeypatch.setattr(G, "PAINT_SOFT", 0.0)
+    old = GeomRenderer(a, 512)
+    o_narrow = _middle_column(old, old.render(narrow))
+    o_wide = _middle_column(old, old.render(wide))
+    assert o_narrow.max() > 150                                # before: a bright teeth band
+    assert c_narrow.max() < o_narrow.max() - 60                # now: in the lips' shadow
+    assert _top_run(c_wide) >= 2 and c_wide.max() > 150        # a wide mouth shows its teeth
+    assert np.abs(np.diff(c_wide)).max() < np.abs(np.diff(o_wide)).max()

@@ -322,3 +322,26 @@ def test_rendered_mouth_rests_in_pauses_with_the_defaults():
     moving, still = np.std(gap[sp & ok]), np.std(gap[~sp & ok])
     assert moving > 0.005, moving
     assert still < 0.2 * moving, (still, moving)
+
+
+@shipped
+def test_lipsync_variant_sets_the_painted_mouth():
+    """``eval lipsync --variant NAME=paint_shadow:0,paint_soft:0`` (the painted mouth before session
+    10) reaches the renderer; without a renderer, or with a bad value, the keys are refused."""
+    from chatanyone import Avatar
+    from chatanyone.assets import default_avatar_image
+    from chatanyone.eval.lipsync import apply_variant
+    from chatanyone.motion import MotionGenerator
+    from chatanyone.render import geometry as G
+    r = G.GeomRenderer(Avatar.prepare(default_avatar_image()), 256)
+    assert (r.paint_shadow, r.paint_soft) == (G.PAINT_SHADOW, G.PAINT_SOFT)
+    g = MotionGenerator(seed=3, body=False)
+    apply_variant(g, {"paint_shadow": "0", "paint_soft": "0"}, r)
+    assert (r.paint_shadow, r.paint_soft) == (False, 0.0)
+    apply_variant(g, {"paint_soft": "1.5"}, r)
+    assert r.paint_soft == 1.5
+    for bad in ({"paint_soft": "-1"}, {"paint_soft": "x"}):
+        with pytest.raises(ValueError):
+            apply_variant(g, bad, r)
+    with pytest.raises(ValueError, match="unknown"):
+        apply_variant(g, {"paint_soft": "1"})

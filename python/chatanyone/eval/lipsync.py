@@ -70,7 +70,11 @@ _GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH
                    ("gate_pow", "GATE_POWER", float), ("spk_amp", "SPEAKER_AMP", lambda v: bool(int(v))))
 
 
-def apply_variant(gen, spec: dict) -> None:
+# variant keys that set one GeomRenderer attribute (the painted mouth): (key, attribute, type)
+_RENDERER_KEYS = (("paint_shadow", "paint_shadow", lambda v: bool(int(v))), ("paint_soft", "paint_soft", float))
+
+
+def apply_variant(gen, spec: dict, renderer=None) -> None:
     """Change a :class:`~chatanyone.motion.MotionGenerator`'s mouth as a variant ``spec`` says
     (keys: ``mouth`` a predictor npz (its own lookahead and hop: :func:`render_clip` makes the
     Session wait for them), ``gate`` ``speech``/``digital``/``none``, ``gain`` the
@@ -83,11 +87,24 @@ def apply_variant(gen, spec: dict) -> None:
     the power on its weights (``GATE_POWER``), ``spk_amp`` ``1``/``0``: the speaker's amplitude
     from the audio on or off (``SPEAKER_AMP``; needs ``weights/mouth_amp.npz``), ``amp_model`` another
     such npz (and on), ``dit_mouth`` ``1``: the
-    diffusion model's own mouth at 120 ms). Raises ValueError for an unknown key or value."""
+    diffusion model's own mouth at 120 ms; with ``renderer``, a
+    :class:`~chatanyone.render.geometry.GeomRenderer`, ``paint_shadow`` ``0``/``1`` and
+    ``paint_soft`` (px) its painted mouth's ``PAINT_SHADOW`` / ``PAINT_SOFT``). Raises ValueError
+    for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
     unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth", "amp_model"} - {k for k, _, _ in _GENERATOR_KEYS}
+    unknown -= {k for k, _, _ in _RENDERER_KEYS} if renderer is not None else set()
     if unknown:
         raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
+    for key, attr, kind in _RENDERER_KEYS:
+        if key in spec:
+            try:
+                v = kind(spec[key])
+            except ValueError:
+                raise ValueError(f"eval lipsync variant: {key} must be a number, got {spec[key]!r}") from None
+            if isinstance(v, float) and not v >= 0:
+                raise ValueError(f"eval lipsync variant: {key} must be >= 0, got {spec[key]!r}")
+            setattr(renderer, attr, v)
     if gen.mouth is None:
         raise ValueError("eval lipsync variant: the motion model has no mouth predictor")
     if "mouth" in spec:
@@ -158,7 +175,7 @@ def render_clip(avatar, audio: np.ndarray, config, *, keep: set | None = None, o
     pipe = None
     if variant:
         pipe = Pipeline(avatar, config)
-        apply_variant(pipe.gen, variant)
+        apply_variant(pipe.gen, variant, pipe.renderer)
         # the variant's predictor may read another lookahead: the Session waits for its audio
         pipe.lookahead_samples = int(pipe.gen.lookahead_samples)
     with Session(avatar, config, _pipeline=pipe) as s:
@@ -439,7 +456,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
                         "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
                         "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, spk_amp:0|1, "
-                        "amp_model:NPZ, dit_mouth:1; NAME= alone: the shipped "
+                        "amp_model:NPZ, dit_mouth:1, paint_shadow:0|1, paint_soft; NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="write mouth close-ups (real | rendered) at the most open real frames as PNG")

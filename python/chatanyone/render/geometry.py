@@ -75,6 +75,14 @@ TEETH_TONGUE = 0.5
 # a narrow opening is in the lips' shadow: the teeth's light ramps from none at this opening (gap
 # over mouth width) to full at that one (chosen on the dev clips: a mouth barely apart reads closed)
 TEETH_SHADOW = (0.06, 0.2)
+# the painted mouth (a photo with closed lips): its teeth take the same shadow (PAINT_SHADOW; before
+# session 10 a narrow opening showed a full-bright teeth band with a black outline, and face mesh read
+# a still one unsteadily), and the painted interior is blurred by PAINT_SOFT px (Gaussian sigma) where
+# it meets the lips, as soft as the warped photo around it (0: crisp edges, as before). Chosen on DEV
+# and training clips with pauses whose photos get a painted mouth (motion/design.md, "Session 10")
+PAINT_SHADOW = True
+PAINT_SOFT = 0.8
+PHOTO_SOFT = 0.0
 FEATHER = 0.04               # paste-back feather width, fraction of the region's shorter side
 # the person layer (see person_layers): the selfie segmentation's mask (probability > PERSON_P),
 # grown by PLATE_DILATE of the region's shorter side; its alpha falls to 0 over ALPHA_FALLOFF px
@@ -439,6 +447,20 @@ def _tooth_gaps(xs: np.ndarray, xc: float, half: float, edges, width: float) -> 
     return 1.0 - strength * np.clip(1.0 - d / 0.8, 0.0, 1.0)
 
 
+def _composite(patch: np.ndarray, a: np.ndarray, col: np.ndarray, soft: float) -> None:
+    """``patch [h, w, 3]`` float32 (in place) over ``col [h, w, 3]`` by coverage ``a [h, w]``; with
+    ``soft`` > 0 (px) the result is blurred (Gaussian sigma ``soft``) where ``a`` reaches, widened
+    by the blur: the mouth's inside meets the lips as softly as the warped photo's edges."""
+    a = a.astype(np.float32)
+    new = patch + a[..., None] * (col.astype(np.float32) - patch)
+    if soft > 0:
+        import cv2
+        blurred = cv2.GaussianBlur(new, (0, 0), soft, borderType=cv2.BORDER_REPLICATE)
+        m = np.clip(2.0 * cv2.GaussianBlur(a, (0, 0), soft, borderType=cv2.BORDER_REPLICATE), 0, 1)
+        new += m[..., None] * (blurred - new)
+    patch[:] = new
+
+
 # --- the renderer ---------------------------------------------------------------------------
 
 def frame_size(image_wh: tuple[int, int], output_size: int) -> tuple[int, int]:
@@ -718,6 +740,8 @@ class GeomRenderer:
         self.paints_mouth = _gap_ratio(self._canon_src) < PHOTO_MOUTH_GAP
         self._mouth_colors(face_src, reg_img)
         self.mouth = mouth
+        self.paint_shadow, self.paint_soft = bool(PAINT_SHADOW), float(PAINT_SOFT)   # (eval variants)
+        self.photo_soft = float(PHOTO_SOFT)
         self.rigid_teeth = mouth == "rigid" and not self.paints_mouth
         if self.rigid_teeth:
             self._photo_teeth(face_src, reg_img)
@@ -1264,11 +1288,16 @@ class GeomRenderer:
         sep_l = _tooth_gaps(xs, xc, half, TOOTH_EDGES_LOWER, width)
         tcol = self._col_teeth[None, None] * (shade * sep_u)[None, :, None] * (0.82 + 0.18 * np.sqrt(tv))[..., None]
         lcol = 0.8 * self._col_teeth[None, None] * (shade * sep_l)[None, :, None] * np.ones_like(tv)[..., None]
+        if self.paint_shadow:    # a narrow opening: its teeth in the lips' shadow (as the photo's teeth)
+            lit = np.clip((g / max(width, 1.0) - TEETH_SHADOW[0]) / (TEETH_SHADOW[1] - TEETH_SHADOW[0]), 0, 1)
+            dark = self._col_dark[None, None]
+            tcol = dark + lit[None, :, None] * (tcol - dark)
+            lcol = dark + lit[None, :, None] * (lcol - dark)
         col = col * (1 - tl[..., None]) + lcol * tl[..., None]
         col = col * (1 - tu[..., None]) + tcol * tu[..., None]
         col = col * 255.0
-        patch = img[y0:y1, x0:x1]
-        patch += a[..., None] * (col.astype(np.float32) - patch)
+        # blurred as much as the warped photo around it: no crisp pasted-on band
+        _composite(img[y0:y1, x0:x1], a, col, self.paint_soft)
 
     def _paint_previous(self, img, a, xs, ys, yu, yl, xl, xr, width, x0, y0, x1, y1) -> None:
         """The painted interior before session 6 (a flat band of upper teeth; ``mouth="previous"``,
@@ -1377,5 +1406,4 @@ class GeomRenderer:
         lit = lit.astype(np.float32)[None, :, None]
         for cov, c in layers:                 # lower teeth, then the upper ones in front
             col += (lit * cov) * (c - col)
-        patch = img[y0:y1, x0:x1]
-        patch += a.astype(np.float32)[..., None] * (col - patch)
+        _composite(img[y0:y1, x0:x1], a, col, self.photo_soft)
