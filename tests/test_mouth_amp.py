@@ -11,10 +11,11 @@ from weights_util import needs_shipped  # noqa: E402
 shipped = needs_shipped("motion_mouth.npz", "mouth predictor")
 
 
-def _model(path, dim=6, *, v=None, b=0.0, n0=10.0, lo=-0.7, hi=0.7, mu=None, sd=None):
+def _model(path, dim=6, *, v=None, b=0.0, n0=10.0, lo=-0.7, hi=0.7, mu=None, sd=None, bias=None):
+    extra = {} if bias is None else {"bias_n": np.asarray(bias[0], np.float32), "bias": np.asarray(bias[1], np.float32)}
     np.savez(path, mu=np.zeros(dim, np.float32) if mu is None else mu, sd=np.ones(dim, np.float32) if sd is None else sd,
              v=np.zeros(dim, np.float32) if v is None else v, b=np.float32(b), n0=np.float32(n0),
-             lo=np.float32(lo), hi=np.float32(hi))
+             lo=np.float32(lo), hi=np.float32(hi), **extra)
     return path
 
 
@@ -49,6 +50,24 @@ def test_gain_is_clipped_and_independent_of_chunking(tmp_path):
         parts.append(sa.update(tok[i:i + n], w[i:i + n]))
         i += n
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_small_sample_bias_is_taken_off_by_speech_frames_heard(tmp_path):
+    """The file's bias table (by speech frames heard, interpolated in log n, 0 past its end) is
+    subtracted from the estimate before clipping."""
+    from chatanyone.motion.mouth import SpeakerAmplitude
+    sa = SpeakerAmplitude(_model(tmp_path / "a.npz", b=0.3, n0=0.0, bias=([2, 10, 40], [0.6, 0.2, 0.0])))
+    std = np.ones(6)
+    assert sa.log_gain(std) == pytest.approx(0.3, abs=1e-6)             # many frames: no bias
+    assert sa.log_gain(std, 2) == pytest.approx(-0.3, abs=1e-6)
+    assert sa.log_gain(std, 10) == pytest.approx(0.1, abs=1e-6)
+    assert sa.log_gain(std, np.sqrt(10 * 40)) == pytest.approx(0.2, abs=1e-6)  # half way in log n
+    assert sa.log_gain(std, 500) == pytest.approx(0.3, abs=1e-6)
+    rng = np.random.default_rng(4)
+    g = sa.update(rng.normal(size=(12, 6)), np.ones(12))
+    assert g[9] == pytest.approx(np.exp(0.1), rel=1e-5)                # 10 speech frames heard
+    with pytest.raises(ValueError):
+        SpeakerAmplitude(_model(tmp_path / "b.npz", bias=([10, 2], [0.1, 0.2])))
 
 
 def test_bad_model_files_and_inputs_are_refused(tmp_path):

@@ -581,13 +581,14 @@ class MotionGenerator:
     # back towards 1 when the renderer keeps more of the opening.
     MOUTH_RENDER_GAIN = 1.15
     # mouth mode: scale the opening by the speaker's amplitude estimated from the stream's audio
-    # (mouth.SpeakerAmplitude, weights/mouth_amp.npz; not with a style reference), chosen in session 10
-    # by leave-one-speaker-out over the training clips (the first 10 s's log amplitude
-    # ratio spread across clips 0.375 -> 0.320, mouth r unchanged) and DEV (eval lipsync, rendered:
-    # r 0.4628 -> 0.4694, up on 5 of 5 clips; LMD 2.226 -> 2.225; amplitude 1.025 -> 1.067, its
-    # spread across the 5 clips not reduced; seed 1: r 0.4659 -> 0.4683, rest 0.187 -> 0.192)
+    # (mouth.SpeakerAmplitude, weights/mouth_amp.npz; not with a style reference). Off: leave-one-
+    # speaker-out over the training clips it narrows the first 10 s's log amplitude spread across
+    # clips (0.375 -> 0.319, mouth r unchanged), but on DEV (eval lipsync, rendered, 10 s) it did
+    # not (r 0.4628 -> 0.4625, amplitude 1.025 -> 1.007, per-clip spread unchanged, rest 0.173 ->
+    # 0.176). Its first version (without the small-sample bias correction) gave every stream a
+    # 1.1-1.2x gain in its first seconds: DEV r 0.4694, amplitude 1.067, and was on in 30374c1
     # (motion/design.md, "The speaker's amplitude from the audio")
-    SPEAKER_AMP = True
+    SPEAKER_AMP = False
 
     # mouth mode: the still mouth in a real pause, from the average speaking shape (0) to the closed
     # mouth of digital silence (1); chosen on the dev and training clips (design.md). PAUSE_SEAL: how

@@ -236,9 +236,11 @@ class SpeakerAmplitude:
     the predictor's: 0.3-3x, log std 0.37). The only cue found in the audio (``motion/design.md``,
     "Session 10") is the spread of the Whisper tokens over speech frames: a linear map of the
     per-dimension standard deviations ``s [768]`` gives the log of the gain,
-    ``e = clip(((s - mu) / sd) @ v + b, lo, hi)`` (leave-one-speaker-out over the training clips:
-    r 0.64 with the needed log gain). Online it is shrunk towards 1 while little speech is heard:
-    ``gain = exp(e n / (n + n0))`` after ``n`` speech frames.
+    ``e = clip(((s - mu) / sd) @ v + b - bias(n), lo, hi)`` (leave-one-speaker-out over the
+    training clips: r 0.64 with the needed log gain); ``bias(n)``: the map's mean overshoot when the
+    spreads come from only the first ``n`` speech frames (interpolated in ``log n`` from the file's
+    ``bias_n``, ``bias``; 0 past the last). Online it is shrunk towards 1 while little speech is
+    heard: ``gain = exp(e n / (n + n0))`` after ``n`` speech frames.
 
     State: running sums over the speech frames of the stream (frame order; :meth:`reset` for a new
     stream). A frame counts as speech where its weight (the speech gate's) is at least 0.5.
@@ -257,6 +259,10 @@ class SpeakerAmplitude:
                 self.b = float(z["b"])
                 self.n0 = float(z["n0"])
                 self.lo, self.hi = float(z["lo"]), float(z["hi"])
+                # optional: the estimate's small-sample bias by speech frames heard (a few frames'
+                # tokens spread less than a speaker's whole speech), subtracted before clipping
+                self.bias_n = z["bias_n"].astype(np.float64) if "bias_n" in z.files else np.ones(1)
+                self.bias = z["bias"].astype(np.float64) if "bias" in z.files else np.zeros(1)
         except (KeyError, OSError, EOFError, zipfile.BadZipFile, TypeError, ValueError) as e:
             raise ValueError(f"{path}: not a usable speaker amplitude model ({type(e).__name__}: {e})") from e
         d = self.mu.shape
@@ -266,6 +272,9 @@ class SpeakerAmplitude:
                              f"got {self.mu.shape}, {self.sd.shape}, {self.v.shape}")
         if not (self.n0 >= 0 and self.lo <= 0 <= self.hi and np.isfinite(self.b)):
             raise ValueError(f"{path}: n0 {self.n0}, lo {self.lo}, hi {self.hi}, b {self.b} out of range")
+        if self.bias_n.ndim != 1 or self.bias.shape != self.bias_n.shape or not np.all(self.bias_n >= 1) \
+                or np.any(np.diff(self.bias_n) <= 0) or not np.all(np.isfinite(self.bias)):
+            raise ValueError(f"{path}: bias_n must increase from 1 and bias match it, got {self.bias_n} and {self.bias}")
         self.dim = d[0]
         self.reset()
 
@@ -275,9 +284,13 @@ class SpeakerAmplitude:
         self._s1 = np.zeros(self.dim)
         self._s2 = np.zeros(self.dim)
 
-    def log_gain(self, std: np.ndarray) -> float:
-        """The clipped log gain for per-dimension token spreads ``std [dim]`` (no shrinkage)."""
-        return float(np.clip(((np.asarray(std, np.float64) - self.mu) / self.sd) @ self.v + self.b, self.lo, self.hi))
+    def log_gain(self, std: np.ndarray, n: float | None = None) -> float:
+        """The clipped log gain for per-dimension token spreads ``std [dim]`` measured over ``n``
+        speech frames (their small-sample bias taken off; ``None``: many frames), no shrinkage."""
+        e = ((np.asarray(std, np.float64) - self.mu) / self.sd) @ self.v + self.b
+        if n is not None:
+            e -= float(np.interp(np.log(max(n, 1.0)), np.log(self.bias_n), self.bias))
+        return float(np.clip(e, self.lo, self.hi))
 
     def gain(self) -> float:
         """The gain now (1 before any speech frame)."""
@@ -285,7 +298,7 @@ class SpeakerAmplitude:
             return 1.0
         m = self._s1 / self.n
         std = np.sqrt(np.maximum(self._s2 / self.n - m * m, 0.0))
-        return float(np.exp(self.log_gain(std) * self.n / (self.n + self.n0)))
+        return float(np.exp(self.log_gain(std, self.n) * self.n / (self.n + self.n0)))
 
     def update(self, tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Consecutive frames' own Whisper tokens ``tokens [n, dim]`` (raw features) and their

@@ -973,27 +973,53 @@ def _amp_estimate(m: dict, std) -> float:
     return float(np.clip(((np.asarray(std) - m["mu"]) / m["sd"]) @ m["v"] + m["b"], -AMP_CLIP, AMP_CLIP))
 
 
+AMP_BIAS_N = (2, 3, 5, 7, 10, 15, 20, 25, 35, 50, 70, 100, 140, 200)
+
+
+def amp_bias_table(rows, m: dict, min_clips: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """``(n [k], bias [k])``: how much higher the map's (unclipped) estimate is, on average over
+    ``rows``, from the spreads of a clip's first ``n`` speech frames than from all of them (a few
+    frames' tokens spread less). Counts only ``n`` that at least ``min_clips`` clips reach (with
+    twice as many frames); the table ends with 0 past them."""
+    raw = lambda std: float(((np.asarray(std) - m["mu"]) / m["sd"]) @ m["v"] + m["b"])
+    ns, bs = [], []
+    for n in AMP_BIAS_N:
+        d = [raw(r["tokens"][r["speech"]][:n].std(0)) - raw(r["std"]) for r in rows if r["speech"].sum() >= 2 * n]
+        if len(d) < min_clips:
+            break
+        ns.append(n)
+        bs.append(float(np.mean(d)))
+    ns.append(2 * ns[-1] if ns else 2)
+    bs.append(0.0)
+    return np.array(ns, np.float64), np.array(bs, np.float64)
+
+
 def speaker_amp_online(row: dict, m: dict, n0: float = AMP_N0) -> np.ndarray:
     """``[n]`` the gain at each frame of a clip as a stream would have it (the run time's
     :class:`~chatanyone.motion.mouth.SpeakerAmplitude`, speech frames by ``eval.mouth.speech_frames``)."""
     from ..motion.mouth import SpeakerAmplitude
     sa = SpeakerAmplitude.__new__(SpeakerAmplitude)
     sa.mu, sa.sd, sa.v, sa.b, sa.n0, sa.lo, sa.hi = m["mu"], m["sd"], m["v"], m["b"], n0, -AMP_CLIP, AMP_CLIP
+    sa.bias_n, sa.bias = m.get("bias_n", np.ones(1)), m.get("bias", np.zeros(1))
     sa.dim = m["mu"].shape[0]
     sa.reset()
     return sa.update(row["tokens"], row["speech"].astype(np.float32))
 
 
 def speaker_amp_cv(rows, group: str = "speaker", d: int = AMP_PCA, n0: float = AMP_N0,
-                   first: int = 250) -> dict:
+                   first: int = 250, correct: bool = True) -> dict:
     """Leave-one-group-out (``group``: ``speaker`` or ``source``) over ``rows``: ``r`` of the
     estimate (whole clip) with the needed log gain, and on each clip's first ``first`` frames (10
     s), the log amplitude ratio's spread across clips (predicted opening over real, speech frames)
     without the gain and with the online gain, the fraction of clips within 0.8-1.2x of their
-    median, and mean mouth r without and with it."""
+    median, and mean mouth r without and with it. ``correct``: the online estimate's small-sample
+    bias taken off (:func:`amp_bias_table`, from the fold's training clips)."""
     est, ys, a0, a1, r0, r1 = [], [], [], [], [], []
     for g in sorted({r[group] for r in rows}):
-        m = fit_speaker_amp([r for r in rows if r[group] != g], d)
+        tr = [r for r in rows if r[group] != g]
+        m = fit_speaker_amp(tr, d)
+        if correct:
+            m["bias_n"], m["bias"] = amp_bias_table(tr, m)
         for r in rows:
             if r[group] != g:
                 continue
@@ -1006,7 +1032,7 @@ def speaker_amp_cv(rows, group: str = "speaker", d: int = AMP_PCA, n0: float = A
             r0.append(float(np.corrcoef(p[s], real[s])[0, 1]))
             r1.append(float(np.corrcoef(q[s], real[s])[0, 1]))
     band = lambda a: float(np.mean(np.abs(np.asarray(a) - np.median(a)) < np.log(1.2)))
-    return {"group": group, "clips": len(ys), "r": float(np.corrcoef(est, ys)[0, 1]),
+    return {"group": group, "correct": bool(correct), "clips": len(ys), "r": float(np.corrcoef(est, ys)[0, 1]),
             "log_amp_spread": [float(np.std(a0)), float(np.std(a1))], "in_band": [band(a0), band(a1)],
             "mouth_r": [float(np.mean(r0)), float(np.mean(r1))]}
 
@@ -1021,8 +1047,10 @@ def amp_main(args) -> int:
     pred = MouthPredictor(args.predictor or weights_path("motion_mouth.npz"))
     train = speaker_amp_rows(load_clips(args.train, open_vec, allow=("train",)), pred, open_vec)
     dev = speaker_amp_rows(load_clips(args.dev, open_vec, allow=("dev",)), pred, open_vec)
-    res = {"cv": [speaker_amp_cv(train, g, args.pca) for g in ("speaker", "source")]}
+    res = {"cv": [speaker_amp_cv(train, g, args.pca, correct=c) for c in (True, False) for g in ("speaker", "source")]}
     m = fit_speaker_amp(train, args.pca)
+    m["bias_n"], m["bias"] = amp_bias_table(train, m)
+    log.info("small-sample bias by speech frames: %s", dict(zip(m["bias_n"].astype(int).tolist(), np.round(m["bias"], 3).tolist())))
     res["dev"] = {}
     for r in dev:
         g = speaker_amp_online(r, m)
@@ -1035,7 +1063,7 @@ def amp_main(args) -> int:
     de = [_amp_estimate(m, r["std"]) for r in dev]
     res["dev_r"] = float(np.corrcoef(de, dy)[0, 1])
     for cv in res["cv"]:
-        print(f"k-fold by {cv['group']} ({cv['clips']} clips): r {cv['r']:.3f}; first 10 s log-amplitude spread "
+        print(f"k-fold by {cv['group']}{'' if cv['correct'] else ' (no bias correction)'} ({cv['clips']} clips): r {cv['r']:.3f}; first 10 s log-amplitude spread "
               f"{cv['log_amp_spread'][0]:.3f} -> {cv['log_amp_spread'][1]:.3f}, within 0.8-1.2x of the median "
               f"{cv['in_band'][0]:.2f} -> {cv['in_band'][1]:.2f}, mouth r {cv['mouth_r'][0]:.4f} -> {cv['mouth_r'][1]:.4f}")
     for k, v in res["dev"].items():
@@ -1046,7 +1074,8 @@ def amp_main(args) -> int:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.out:
         np.savez(args.out, mu=m["mu"].astype(np.float32), sd=m["sd"].astype(np.float32), v=m["v"].astype(np.float32),
-                 b=np.float32(m["b"]), n0=np.float32(AMP_N0), lo=np.float32(-AMP_CLIP), hi=np.float32(AMP_CLIP))
+                 b=np.float32(m["b"]), n0=np.float32(AMP_N0), lo=np.float32(-AMP_CLIP), hi=np.float32(AMP_CLIP),
+                 bias_n=m["bias_n"].astype(np.float32), bias=m["bias"].astype(np.float32))
         log.info("wrote %s", args.out)
     return 0
 
