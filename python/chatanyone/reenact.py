@@ -187,6 +187,35 @@ REGISTER_BELOW = 0.05             # the body mask starts this many face heights 
 REGISTER_MARGIN = 0.6            # ECC runs on the mask's bounding box grown by this many face heights
 REGISTER_SIGMA = 1.0              # Gaussian smoothing over time (frames)
 REGISTER_VERSION = 1              # bump when the cached registration changes meaning
+# each frame's own arms and hands (pose capsules, hand hulls, grown by REGISTER_OCCLUDER_GROW) are
+# left out of the torso's and hair's masks in that frame; a frame that hides more than
+# 1 - REGISTER_MIN_LEFT of the mask takes its neighbours' map
+REGISTER_OCCLUDERS = True
+REGISTER_OCCLUDER_GROW = 1.2
+REGISTER_MIN_LEFT = 0.35
+REGISTER_OCCLUDER_MOVE = 0.1      # ... only an arm or hand this far (face heights) from its reference place
+
+
+def _limbs_mask(hw: tuple[int, int], pose_px: np.ndarray, hands_px: list, fh: float,
+                grow: float = 1.0) -> np.ndarray:
+    """``[H, W] uint8``: a frame's arms and hands (capsules round the pose's upper arms and
+    forearms, the hands' hulls grown by 0.2 face heights; radii times ``grow``), 1 inside."""
+    import cv2
+    h, w = hw
+    arms = np.zeros((h, w), np.uint8)
+    p = np.asarray(pose_px, np.float64)
+    for a, b, r in ((11, 13, 0.25), (13, 15, 0.22), (12, 14, 0.25), (14, 16, 0.22)):
+        if np.all(np.isfinite(p[[a, b], :2])) and min(np.nan_to_num(p[a, 3]), np.nan_to_num(p[b, 3])) >= 0.5:
+            cv2.line(arms, tuple(int(v) for v in np.round(p[a, :2])), tuple(int(v) for v in np.round(p[b, :2])),
+                     1, max(1, int(round(2 * r * grow * fh))))
+    for hp in hands_px:
+        if np.all(np.isfinite(hp[:, :2])):
+            hull = cv2.convexHull(np.round(hp[:, :2]).astype(np.int32))
+            m = np.zeros((h, w), np.uint8)
+            cv2.fillConvexPoly(m, hull, 1)
+            r = max(1, int(round(0.2 * grow * fh)))
+            arms |= cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return arms
 
 
 def _body_mask(ref_rgb: np.ndarray, face_px: np.ndarray, pose_px: np.ndarray, hands_px: list,
@@ -216,20 +245,48 @@ def _body_mask(ref_rgb: np.ndarray, face_px: np.ndarray, pose_px: np.ndarray, ha
         oval = np.zeros((h, w), np.uint8)
         cv2.fillPoly(oval, [np.round(face_px[M.FACE_OVAL, :2]).astype(np.int32)], 1)
         rows = (np.arange(h)[:, None] < chin[1]) & ~oval.astype(bool)
-    arms = np.zeros((h, w), np.uint8)
-    for a, b, r in ((11, 13, 0.25), (13, 15, 0.22), (12, 14, 0.25), (14, 16, 0.22)):
-        p = pose_px
-        if np.all(np.isfinite(p[[a, b], :2])) and min(np.nan_to_num(p[a, 3]), np.nan_to_num(p[b, 3])) >= 0.5:
-            cv2.line(arms, tuple(int(v) for v in np.round(p[a, :2])), tuple(int(v) for v in np.round(p[b, :2])),
-                     1, max(1, int(round(2 * r * fh))))
-    for hp in hands_px:
-        if np.all(np.isfinite(hp[:, :2])):
-            hull = cv2.convexHull(np.round(hp[:, :2]).astype(np.int32))
-            m = np.zeros((h, w), np.uint8)
-            cv2.fillConvexPoly(m, hull, 1)
-            r = max(1, int(round(0.2 * fh)))
-            arms |= cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    arms = _limbs_mask((h, w), pose_px, hands_px, fh)
     return person & rows & ~arms.astype(bool)
+
+
+def _occluded(m_win: np.ndarray, prepared, t: int, s: float, win, o: np.ndarray, prev, fh: float,
+              f0: int | None = None) -> np.ndarray:
+    """The template's mask ``m_win`` (analysis window) less frame ``t``'s own arms and hands,
+    taken back to the template by the previous frame's map ``prev`` (window pixels). With ``f0``
+    (the reference frame) only an arm whose elbow or wrist (or hand) lies more than
+    :data:`REGISTER_OCCLUDER_MOVE` face heights from its place in ``f0`` is left out: an arm at rest
+    is already left out of the template's mask, and its pose's jitter would only shrink it."""
+    import cv2
+    if not (prepared.pose_ok[t] or prepared.hands_ok[t].any()):
+        return m_win
+    pose = prepared.to_pixels(prepared.pose[t]) if prepared.pose_ok[t] else np.full((33, 4), np.nan)
+    hands = [prepared.to_pixels(prepared.hands[t, k, :, :2]) if prepared.hands_ok[t, k] else None for k in range(2)]
+    if f0 is not None:
+        ref = prepared.to_pixels(prepared.pose[f0]) if prepared.pose_ok[f0] else np.full((33, 4), np.nan)
+        lim = REGISTER_OCCLUDER_MOVE * fh
+        for side, (sh, el, wr) in enumerate(((11, 13, 15), (12, 14, 16))):
+            d = np.linalg.norm(pose[[el, wr], :2] - ref[[el, wr], :2], axis=1)
+            moved = bool(np.any(~np.isfinite(d)) or np.any(d > lim))
+            hp = hands[side]
+            if hp is not None and not moved:
+                if prepared.hands_ok[f0, side]:
+                    hr = prepared.to_pixels(prepared.hands[f0, side, :, :2])
+                    moved = float(np.max(np.linalg.norm(hp - hr, axis=1))) > lim
+                else:
+                    moved = True
+            if not moved:       # at rest: left out of the template's mask already
+                pose[[sh, el, wr]] = np.nan
+                hands[side] = None
+    pose[:, :2] = pose[:, :2] * s - o
+    hands = [h * s - o for h in hands if h is not None]
+    hh, ww = m_win.shape
+    occ = _limbs_mask((hh, ww), pose, hands, fh * s, REGISTER_OCCLUDER_GROW)
+    if not occ.any():
+        return m_win
+    if prev is not None:     # frame pixels -> template pixels: occ(prev @ x)
+        occ = cv2.warpAffine(occ, np.asarray(prev, np.float32), (ww, hh),
+                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+    return (m_win != 0) & (occ == 0)
 
 
 def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sigma: float = REGISTER_SIGMA,
@@ -270,6 +327,7 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
     motion = motion or REGISTER_PARTS[part]
     settings = dict(version=REGISTER_VERSION, part=part, motion=motion, sigma=float(sigma), below=float(below),
                     margin=REGISTER_MARGIN, hair_edge=HAIR_EDGE,
+                    occluders=(REGISTER_OCCLUDER_GROW, REGISTER_MIN_LEFT, REGISTER_OCCLUDER_MOVE) if REGISTER_OCCLUDERS and part != "face" else None,
                     face_px=float(face_px), n=int(n))
     path = None
     if cache is not False:
@@ -315,11 +373,19 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
         tmpl = small(ref)[win]
         m_win = m_small[win]
         prev = None
+        n_win = int(m_win.sum())
         for t, img in prepared.frames():
             if t == f0:
                 ok[t], prev = True, R.identity()
                 continue
-            a = R.register(tmpl, small(img)[win], m_win, motion=motion, init=prev)
+            m_t = m_win
+            if REGISTER_OCCLUDERS and part != "face":
+                # this frame's own arms and hands, where they cover the part, are left out: a
+                # hand moving over the chest is not the chest moving (issue #11)
+                m_t = _occluded(m_win, prepared, t, s, win, o, prev, fh, f0)
+                if int(m_t.sum()) < max(R.MIN_MASK_PIXELS, REGISTER_MIN_LEFT * n_win):
+                    continue        # too much of the part hidden: the neighbours' map
+            a = R.register(tmpl, small(img)[win], m_t, motion=motion, init=prev)
             if a is not None and np.all(np.abs(a[:, :2] - np.eye(2)) < 0.3) and np.all(np.abs(a[:, 2]) < 0.25 * size[0]):
                 prev = a
                 a = a.copy()
