@@ -345,3 +345,43 @@ def test_lipsync_variant_sets_the_painted_mouth():
             apply_variant(g, bad, r)
     with pytest.raises(ValueError, match="unknown"):
         apply_variant(g, {"paint_soft": "1"})
+
+
+@shipped
+def test_head_calms_in_pauses_without_a_step(gen, monkeypatch):
+    """A phrase, 3 s of room noise, a phrase. With ``HEAD_PAUSE_CALM`` 0.5 the head moves less in
+    the pause than as sampled (frame-to-frame rotation steps at most 0.7x, as the 0.5x calm on the
+    pose's motion about its running mean gives) but still moves (at least 0.2x); before the pause
+    the pose is as sampled, and no step anywhere is larger than the largest sampled one (the calm
+    fades in and out). The streamed result does not depend on how the audio was chunked."""
+    a = np.concatenate([_speech(1.6, 0), _room(3.0, 0.001, 3), _speech(1.6, 1)])
+    a = a[: a.size // 640 * 640]
+
+    def run(calm, chunk=None):
+        monkeypatch.setattr(gen, "HEAD_PAUSE_CALM", calm)
+        gen.reset()
+        parts = []
+        for i in range(0, a.size, chunk or a.size):
+            gen.push_audio(a[i:i + (chunk or a.size)])
+            while (f := gen.pop_frames()) is not None:
+                parts.append(f)
+        gen.flush()
+        while (f := gen.pop_frames()) is not None:
+            parts.append(f)
+        from chatanyone.spec.motion_layout import MotionFrames
+        return MotionFrames.concat(parts).head[:, :3].astype(np.float64)
+
+    try:
+        calm, free = run(0.5), run(1.0)
+        chunked = run(0.5, 4000)
+    finally:
+        gen.reset()
+    n = min(len(calm), len(free))
+    calm, free = calm[:n], free[:n]
+    pause = slice(40 + 20, 40 + 75 - 10)                 # the middle of the room noise
+    step = lambda h: np.abs(np.diff(h, axis=0)).sum(1)    # noqa: E731
+    s_calm, s_free = step(calm[pause]).mean(), step(free[pause]).mean()
+    assert 0.2 * s_free < s_calm < 0.7 * s_free, (s_calm, s_free)
+    np.testing.assert_allclose(calm[:35], free[:35], atol=1e-5)
+    assert step(calm).max() <= step(free).max() + 1e-6
+    np.testing.assert_allclose(chunked[:n], calm, atol=1e-5)

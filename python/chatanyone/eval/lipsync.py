@@ -67,7 +67,8 @@ _GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH
                    ("blink_depth", "BLINK_DEPTH", float), ("hold", "GATE_HOLD", int),
                    ("release", "GATE_RELEASE", int), ("onset", "GATE_ONSET", int),
                    ("bridge", "GATE_BRIDGE", int), ("gate_db", "GATE_REL_DB", float),
-                   ("gate_pow", "GATE_POWER", float), ("spk_amp", "SPEAKER_AMP", lambda v: bool(int(v))))
+                   ("gate_pow", "GATE_POWER", float), ("head_calm", "HEAD_PAUSE_CALM", float),
+                   ("spk_amp", "SPEAKER_AMP", lambda v: bool(int(v))))
 
 
 # variant keys that set one GeomRenderer attribute (the painted mouth): (key, attribute, type)
@@ -84,7 +85,8 @@ def apply_variant(gen, spec: dict, renderer=None) -> None:
     ``BLINK_DEPTH`` (``lid_keep:1,blink_depth:0``: the face model's own lids, as before session 8),
     ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames),
     ``gate_db`` / ``gate_pow`` its threshold below the running speech level (``GATE_REL_DB``, dB) and
-    the power on its weights (``GATE_POWER``), ``spk_amp`` ``1``/``0``: the speaker's amplitude
+    the power on its weights (``GATE_POWER``), ``head_calm`` how much the head moves in pauses
+    (``HEAD_PAUSE_CALM``, 0..1), ``spk_amp`` ``1``/``0``: the speaker's amplitude
     from the audio on or off (``SPEAKER_AMP``; needs ``weights/mouth_amp.npz``), ``amp_model`` another
     such npz (and on), ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms; with ``renderer``, a
@@ -133,6 +135,8 @@ def apply_variant(gen, spec: dict, renderer=None) -> None:
             setattr(gen, attr, kind(spec[key]))
     if "gate_pow" in spec and not gen.GATE_POWER > 0:
         raise ValueError(f"eval lipsync variant: gate_pow must be > 0, got {spec['gate_pow']!r}")
+    if "head_calm" in spec and not 0 <= gen.HEAD_PAUSE_CALM <= 1:
+        raise ValueError(f"eval lipsync variant: head_calm must be in [0, 1], got {spec['head_calm']!r}")
     if "gate_db" in spec and not gen.GATE_REL_DB < 0:
         raise ValueError(f"eval lipsync variant: gate_db must be < 0 (dB below the speech level), got {spec['gate_db']!r}")
     if "amp_model" in spec:
@@ -456,7 +460,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
                         "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
                         "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, spk_amp:0|1, "
-                        "amp_model:NPZ, dit_mouth:1, paint_shadow:0|1, paint_soft; NAME= alone: the shipped "
+                        "amp_model:NPZ, dit_mouth:1, head_calm, paint_shadow:0|1, paint_soft; NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="write mouth close-ups (real | rendered) at the most open real frames as PNG")

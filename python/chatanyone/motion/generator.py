@@ -206,6 +206,7 @@ class MotionGenerator:
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
         self._mouth_ema = None                      # mouth mode: (next frame, last smoothed output)
+        self._calm = None                           # mouth mode: the head's calm in pauses (_calm_head)
         self._style_mean = None
         self._silence_tokens: np.ndarray | None = None  # mouth mode: prime()'s prefix tokens
 
@@ -277,6 +278,7 @@ class MotionGenerator:
         self._pending: MotionFrames | None = None  # mouth mode: the face model's frames not yet released
         self._next = 0                              # mouth mode: first frame not yet released
         self._mouth_ema = None                      # mouth mode: (next frame, last smoothed output)
+        self._calm = None                           # mouth mode: the head's calm in pauses (_calm_head)
 
     # ------------------------------------------------------------------------------------- input
     def push_audio(self, pcm: np.ndarray) -> None:
@@ -544,6 +546,7 @@ class MotionGenerator:
             part.exp = np.ascontiguousarray(blend(part.exp, mouth_exp, m.A) * self.intensity
                                             + opened * (self._mouth_shift @ m.A)[None], np.float32)
             self._eyes(part)
+            self._calm_head(part, w_all[c0 - c_first:c0 - c_first + n])
             parts.append(part)
         self._next = c_end
         fe.trim(self._next, back=m.seg)
@@ -668,6 +671,34 @@ class MotionGenerator:
             out[0, i] = g.step(db[i:i + k])
             out[1, i] = g.settle
         return out[0], out[1]
+
+    # mouth mode: in a pause (speech gate 0) the head moves HEAD_PAUSE_CALM times as much about its
+    # running pose (an EMA, HEAD_CALM_MEAN of the way per frame, about 1 s), the factor following the
+    # gate's weight HEAD_CALM_RATE of the way per frame (no step). Face mesh reads a still, narrow
+    # mouth opening differently as the head turns (0.5-9 px for a steady 11 px opening on a training
+    # clip), which was most of what moved in pauses; real heads move 0.77x as much in pauses as in
+    # speech (median of 11 DEV and training clips), the model's 0.89x. Chosen on DEV and training
+    # clips (motion/design.md, "Session 10"). 1: as sampled. The model's own prefix is not changed.
+    HEAD_PAUSE_CALM = 0.5
+    HEAD_CALM_MEAN = 0.04
+    HEAD_CALM_RATE = 0.3
+
+    def _calm_head(self, fr: MotionFrames, w: np.ndarray) -> None:
+        """Frames ``fr``'s head pose (in place, stream order) calmed where the speech gate's weight
+        ``w [len(fr)]`` is low: ``mean + f (head - mean)`` with ``mean`` the running pose and ``f``
+        following ``HEAD_PAUSE_CALM + (1 - HEAD_PAUSE_CALM) w`` (see :attr:`HEAD_PAUSE_CALM`)."""
+        if self.HEAD_PAUSE_CALM == 1.0 or not len(fr):
+            return
+        head = fr.head.astype(np.float64)
+        mean, f = (head[0].copy(), 1.0) if self._calm is None else self._calm
+        out = np.empty_like(head)
+        k, a, b = float(self.HEAD_PAUSE_CALM), float(self.HEAD_CALM_MEAN), float(self.HEAD_CALM_RATE)
+        for t in range(len(head)):
+            mean = mean + a * (head[t] - mean)
+            f = f + b * (k + (1.0 - k) * float(w[t]) - f)
+            out[t] = mean + f * (head[t] - mean)
+        self._calm = (mean, f)
+        fr.head = np.ascontiguousarray(out, np.float32)
 
     # ------------------------------------------------------------------------------------ eyes
     # The lids (blink.py): the face model's own lid motion is taken out of the expression (times
