@@ -177,8 +177,10 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
 # the body's registration (body_motion): chosen on the DEV clips (render/design.md "Error budget")
 # the parts registered and the kind of map fitted to each (render.register.MOTIONS): the torso's
 # affine map (a lean scales and shears the chest) needs the finer analysis size below: at 48 px
-# face height it lost to a translation on the dev clips (render/design.md)
-REGISTER_PARTS = {"torso": "affine", "hair": "euclidean", "face": "euclidean"}
+# face height it lost to a translation on the dev clips (render/design.md); the hair's affine map
+# (its outline grows with a head coming nearer, a camera zooming) beat a turn and shift on 8 of 10
+# dev and training clips in session 10 (render/design.md "Session 10")
+REGISTER_PARTS = {"torso": "affine", "hair": "affine", "face": "euclidean"}
 # the parts reenact registers and the renderer moves by their maps
 REGISTER_USE = ("torso", "hair", "face")
 HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
