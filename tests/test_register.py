@@ -174,6 +174,17 @@ def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
     ring1 = slice(M.N_FACE, M.N_FACE + n1)
     src1 = r._rings_src[0][r._ring_keep[0]]
     np.testing.assert_allclose(moved[ring1] - src1, np.broadcast_to([0.03 * r._ax[0], 0.0], src1.shape), atol=1e-5)
+    # a head-and-shoulders region has no arms: the outer ring rides fully with the hair's map too
+    assert avatar.region_kind == "head_shoulders" and r._outer_follow == 1.0
+    n2 = int(r._ring_keep[1].sum())
+    src2 = r._rings_src[1][r._ring_keep[1]]
+    np.testing.assert_allclose(moved[M.N_FACE + n1: M.N_FACE + n1 + n2] - src2,
+                               np.broadcast_to([0.03 * r._ax[0], 0.0], src2.shape), atol=1e-5)
+    r._outer_follow = None                  # as in an upper-body region: the outer ring's own weights
+    part, _ = r.driving_vertices({"hair": m})
+    shift = (part[M.N_FACE + n1: M.N_FACE + n1 + n2] - src2)[:, 0] / (0.03 * r._ax[0])
+    np.testing.assert_allclose(shift, r._ring_w[1][r._ring_keep[1]], atol=1e-5)
+    assert shift.max() < 0.7
     top = np.flatnonzero(r.src_vertices[:, 1] < -0.99)
     assert len(top) and np.all(top >= len(r.src_vertices) - len(r._border))
     inner = top[np.abs(r.src_vertices[top, 0]) < 0.99]         # the corners stay put

@@ -109,6 +109,10 @@ HAIR_FOLLOW = (None, None)
 # above this first height to 0 at the second (its direction from the face oval's centre, -1 up,
 # +1 down); the rest (the neck) keeps the head pose
 HAIR_DY = (1.0, 1.01)
+# ... and the outer ring's weight by the region's kind, overriding the above (None: keep it): in a
+# region without arms the whole head, hair and ears, rides with the hair's map; with arms the
+# outer ring lies on shoulders and arms and keeps its partial weight (session 10, render/design.md)
+HAIR_OUTER = {"head": 1.0, "head_shoulders": 1.0, "upper_body": None}
 # frames with a "face" map: how far the driving face (and the rings with it) is moved to where the
 # driving video's upper face moved (registered), from where the motion's head pose puts it
 FACE_REG = 0.5
@@ -671,6 +675,7 @@ class GeomRenderer:
         rings_src = [self._to_region(self._pose(self._canon_src[oval] + off, self._head)[:, :2])
                      for off in self._ring_off]
         self._rings_src = rings_src
+        self._outer_follow = HAIR_OUTER.get(str(getattr(avatar, "region_kind", "")), None)
         # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
         self._limbs = _Limbs(avatar, self, hands=hands, arms=arms, reg_img=reg_img,
                              person=None if person is None else person[ry0:ry1, rx0:rx1])
@@ -1101,6 +1106,8 @@ class GeomRenderer:
                 hw = (1 - HAIR_MESH[k]) * np.clip((hi - self._ring_dy) / max(hi - lo, 1e-9), 0.0, 1.0)
                 drv_r = drv_r + hw[:, None] * (reg_r - drv_r)
                 w = w if HAIR_FOLLOW[k] is None else np.full_like(w, HAIR_FOLLOW[k])
+                if k == 1 and self._outer_follow is not None:   # no arms in the region: fully
+                    w = np.full_like(w, self._outer_follow)
             ring = src_r + w[:, None] * (drv_r - src_r)
             if tmap is not None and NECK_TORSO > 0:   # the ring below the chin (the neck): the torso's map
                 wn = NECK_TORSO * self._below_chin(src_r)[:, None]
