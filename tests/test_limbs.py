@@ -205,3 +205,78 @@ def test_a_hand_carries_only_its_own_silhouette():
     for j in (8, 12, 16):
         x, y = int(round(v[j][0] - 0.5)), int(round(v[j][1] - 0.5))
         assert abs(float(out[y, x, 0]) - 220) < 30
+
+
+def test_a_turned_over_fingertip_leaves_no_detached_sliver():
+    """Issue #11: a driven hand whose fingertip is bent back turns some of its mesh's triangles
+    over (fewer than the fallback's share); warped, those triangles carried the photo's fingertip
+    mirrored, a sliver detached from the rendered hand. The hand's turned-over triangles are left
+    out: every pixel the hand changes is connected to the driven hand."""
+    import cv2
+    from chatanyone.render.handmesh import FINGERS, MAX_FOLD, HandMesh, hand_size, signed_areas
+    h = _spread_hand()
+    rh = rw = 200
+    img = np.zeros((rh, rw, 3), np.uint8)
+    img[:] = (40, 40, 160)
+    lp = hand_size(h)
+    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
+    for f in FINGERS:
+        for a, b in zip(f[:-1], f[1:]):
+            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
+                     thickness=int(round(0.2 * lp)))
+    mesh = HandMesh(h)
+    sh, el, wr = np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
+    face = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])
+    layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0)
+    d = h.copy()
+    d[12] = h[11] + 0.9 * (h[11] - h[12])          # the middle fingertip bent right back
+    v = mesh.drive(d)
+    assert v is not None                           # folds less than MAX_FOLD: the mesh drives it
+    flip = np.sign(signed_areas(v, mesh._tri)) != np.sign(signed_areas(mesh.vertices, mesh._tri))
+    assert 0 < mesh.folded(v) <= MAX_FOLD
+    assert np.any(flip & np.any(mesh._tri == 12, 1))     # a fingertip triangle is turned over
+    out = layer.base.copy()
+    src_norm = (mesh.vertices / [rw / 2, rh / 2] - 1).astype(np.float32)
+    layer.composite(out, v.astype(np.float32), src_norm, np.ascontiguousarray(mesh._tri, np.int32),
+                    np.full(len(v), 0.5, np.float32), hand=True)
+    changed = (np.abs(out - layer.base).max(2) > 8).astype(np.uint8)
+    n, lab = cv2.connectedComponents(changed, connectivity=8)
+    palm = lab[int(v[9][1]), int(v[9][0])]
+    assert palm > 0                                 # the driven palm is drawn
+    assert n == 2, f"{n - 2} detached pieces beside the hand"
+
+
+def test_fingers_the_segmentation_misses_are_filled():
+    """Issue #11 (training clip tango_hbr_speaker8 frame 52): a raised hand's fingers against the
+    background, which the person segmentation (and the skin colour) missed, were left in the
+    filled photo, a fingertip sliver where the photo's hand had been once the hand moved away.
+    Every pixel of the photo's fingers is filled, whatever the segmentation says."""
+    import cv2
+    from chatanyone.render.handmesh import FINGERS, HandMesh, hand_size
+    h = _spread_hand()
+    rh = rw = 200
+    img = np.zeros((rh, rw, 3), np.uint8)
+    img[:] = (40, 40, 160)
+    lp = hand_size(h)
+    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
+    for f in FINGERS:
+        for a, b in zip(f[:-1], f[1:]):
+            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
+                     thickness=int(round(0.2 * lp)))
+    person = np.zeros((rh, rw), np.float32)
+    person[110:, :] = 1.0                          # the segmentation holds the palm, not the fingers
+    mesh = HandMesh(h)
+    sh, el, wr = np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
+    face = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])
+    layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0, person=person)
+    skin = np.abs(layer.base - np.array([220, 170, 140], np.float32)).max(2) < 40
+    assert not skin[:105].any(), f"{int(skin[:105].sum())} px of the photo's fingers left"
+    # a pose wrist short of the hand's own wrist point: the skin between is filled too
+    img = np.concatenate([img, np.full((100, rw, 3), (40, 40, 160), np.uint8)], 0)   # [300, 200]
+    wr, el, sh = h[0] + [0.0, 30.0], h[0] + [0.0, 110.0], h[0] + [60.0, 120.0]
+    cv2.line(img, tuple(int(v) for v in h[0]), tuple(int(v) for v in el), (220, 170, 140), thickness=16)
+    layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0,
+                        person=np.ones(img.shape[:2], np.float32))
+    skin = np.abs(layer.base - np.array([220, 170, 140], np.float32)).max(2) < 40
+    gap = [np.round(h[0] + t * (wr - h[0])).astype(int) for t in np.linspace(0, 1, 7)]
+    assert not any(skin[y, x] for x, y in gap), "the photo's wrist is left between the hand and the forearm"

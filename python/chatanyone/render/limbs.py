@@ -29,7 +29,7 @@ import logging
 
 import numpy as np
 
-from .handmesh import palm_similarity
+from .handmesh import palm_similarity, unfolded
 from ..spec import keypoint_layout as L
 
 log = logging.getLogger("chatanyone")
@@ -208,6 +208,9 @@ class ArmLayer:
                 hull = cv2.convexHull(np.round(hand).astype(np.int32))
                 cv2.fillConvexPoly(hand_area, hull, 1)
                 pts = np.asarray(hand, np.float64)[:21]
+                # the forearm reaches the hand's own wrist point (the pose's wrist may stop short:
+                # the skin between, left in the photo, was smeared into the fill as a ghost hand)
+                alpha = np.maximum(alpha, capsule(wr, pts[0], FOREARM_RADIUS * fh).astype(np.float32))
                 cv2.bitwise_or(hand_sil, hand_silhouette(pts, (rh, rw)), dst=hand_sil)
                 cv2.bitwise_or(tips, hand_silhouette(pts, (rh, rw), beyond=TIP_FILL), dst=tips)
             else:
@@ -245,7 +248,6 @@ class ArmLayer:
             p = (np.asarray(person, np.float32) > 0.5).astype(np.uint8)
             p = cv2.dilate(p, np.ones((5, 5), np.uint8))
             alpha *= p
-            fill_hand *= p
             # a fingertip the segmentation misses is still the hand's where it is skin-coloured
             hand_alpha *= (p | skin) if skin is not None else p
         if ALPHA_BLUR > 0:
@@ -255,11 +257,12 @@ class ArmLayer:
         self.arm_alpha = alpha.astype(np.float32)
         self.hand_alpha = hand_alpha.astype(np.float32)
         self.alpha = np.maximum(self.arm_alpha, self.hand_alpha)
-        # filled: under the arm, the hand's hull, and the skin-coloured pixels beyond the photo's
-        # fingertips that the segmentation missed (left, they stay behind as slivers where the hand left)
+        # filled: under the arm, the hand's hull, and the photo's fingers to beyond their tips
+        # wherever the segmentation or the skin colour missed them (a raised hand's fingers against
+        # the background: left, they stay behind as a fingertip sliver where the hand left)
         fill = np.maximum(self.alpha, fill_hand) > FILL_THRESHOLD
-        if person is not None and skin is not None:
-            fill |= (tips > 0) & (face == 0) & (p == 0) & skin
+        if person is not None:
+            fill |= (tips > 0) & (face == 0) & (p == 0)
         self.base, self.fill_background = fill_masked(
             reg_img, fill, None if person is None else np.asarray(person) > 0.5,
             return_source=True)
@@ -278,6 +281,13 @@ class ArmLayer:
         import cv2
         from chatanyone import ops
         rh, rw = self.size
+        if hand:
+            # a hand's triangles that the driven hand turns over (a finger bent back across the
+            # margin ring) would carry the photo's pixels mirrored, as a fingertip sliver floating
+            # beside the hand: left out, the filled photo shows there instead
+            triangles = np.ascontiguousarray(unfolded(triangles, src_norm, dst), np.int32)
+            if not len(triangles):
+                return
         used = dst[np.unique(triangles)]
         x0 = int(max(0, np.floor(used[:, 0].min())))
         y0 = int(max(0, np.floor(used[:, 1].min())))
