@@ -149,6 +149,28 @@ def _spread_hand():
                      [128, 124], [137, 108], [143, 97], [148, 88]], np.float64)
 
 
+def _draw_hand(img: np.ndarray, h: np.ndarray) -> float:
+    """Paint the hand ``h [21, 2]`` into ``img`` (in place) in skin colour (palm polygon, fingers
+    as lines 0.2 palm lengths thick); returns the hand's size (palm length)."""
+    import cv2
+    from chatanyone.render.handmesh import FINGERS, hand_size
+    lp = hand_size(h)
+    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
+    for f in FINGERS:
+        for a, b in zip(f[:-1], f[1:]):
+            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
+                     thickness=int(round(0.2 * lp)))
+    return lp
+
+
+def _arm_to(h: np.ndarray):
+    """Shoulder, elbow and wrist of an arm raised to the hand ``h`` (region px)."""
+    return np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
+
+
+_FACE = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])   # a face away from the hand
+
+
 def test_a_hand_carries_only_its_own_silhouette():
     """Issue #11: a hand whose fingers the mesh spreads carried the background between the
     photo's fingers along (the hand's hull was its texture), leaving slivers beside the hand.
@@ -157,21 +179,16 @@ def test_a_hand_carries_only_its_own_silhouette():
     driven with its fingers spread further, no pixel far from both the photo's and the driven
     hand's silhouettes differs from the filled photo."""
     import cv2
-    from chatanyone.render.handmesh import FINGERS, HandMesh, hand_size
+    from chatanyone.render.handmesh import FINGERS, HandMesh
     h = _spread_hand()
     rh = rw = 200
     img = np.zeros((rh, rw, 3), np.uint8)
     img[:] = (40, 40, 160)
     img[60:100, :] = (40, 160, 40)              # what lies between the fingers: green
-    lp = hand_size(h)
-    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
-    for f in FINGERS:
-        for a, b in zip(f[:-1], f[1:]):
-            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
-                     thickness=int(round(0.2 * lp)))
+    lp = _draw_hand(img, h)
     mesh = HandMesh(h)
-    sh, el, wr = np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
-    face = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])
+    sh, el, wr = _arm_to(h)
+    face = _FACE
     layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0)
     gap = np.round((h[8] + h[12]) / 2 + [0, 4]).astype(int)      # between index and middle tips
     assert img[gap[1], gap[0], 1] == 160                          # green: background
@@ -213,20 +230,15 @@ def test_a_turned_over_fingertip_leaves_no_detached_sliver():
     mirrored, a sliver detached from the rendered hand. The hand's turned-over triangles are left
     out: every pixel the hand changes is connected to the driven hand."""
     import cv2
-    from chatanyone.render.handmesh import FINGERS, MAX_FOLD, HandMesh, hand_size, signed_areas
+    from chatanyone.render.handmesh import MAX_FOLD, HandMesh, signed_areas
     h = _spread_hand()
     rh = rw = 200
     img = np.zeros((rh, rw, 3), np.uint8)
     img[:] = (40, 40, 160)
-    lp = hand_size(h)
-    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
-    for f in FINGERS:
-        for a, b in zip(f[:-1], f[1:]):
-            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
-                     thickness=int(round(0.2 * lp)))
+    _draw_hand(img, h)
     mesh = HandMesh(h)
-    sh, el, wr = np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
-    face = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])
+    sh, el, wr = _arm_to(h)
+    face = _FACE
     layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0)
     d = h.copy()
     d[12] = h[11] + 0.9 * (h[11] - h[12])          # the middle fingertip bent right back
@@ -252,22 +264,17 @@ def test_fingers_the_segmentation_misses_are_filled():
     filled photo, a fingertip sliver where the photo's hand had been once the hand moved away.
     Every pixel of the photo's fingers is filled, whatever the segmentation says."""
     import cv2
-    from chatanyone.render.handmesh import FINGERS, HandMesh, hand_size
+    from chatanyone.render.handmesh import HandMesh
     h = _spread_hand()
     rh = rw = 200
     img = np.zeros((rh, rw, 3), np.uint8)
     img[:] = (40, 40, 160)
-    lp = hand_size(h)
-    cv2.fillConvexPoly(img, np.round(h[[0, 1, 5, 9, 13, 17]]).astype(np.int32), (220, 170, 140))
-    for f in FINGERS:
-        for a, b in zip(f[:-1], f[1:]):
-            cv2.line(img, tuple(int(v) for v in h[a]), tuple(int(v) for v in h[b]), (220, 170, 140),
-                     thickness=int(round(0.2 * lp)))
+    _draw_hand(img, h)
     person = np.zeros((rh, rw), np.float32)
     person[110:, :] = 1.0                          # the segmentation holds the palm, not the fingers
     mesh = HandMesh(h)
-    sh, el, wr = np.array([150.0, 10.0]), np.array([170.0, 100.0]), h[0] + [0.0, 8.0]
-    face = np.array([[180.0, 180.0], [195.0, 180.0], [190.0, 195.0]])
+    sh, el, wr = _arm_to(h)
+    face = _FACE
     layer = LB.ArmLayer(img, [(sh, el, wr, mesh.vertices[:mesh.n_core])], face, 60.0, person=person)
     skin = np.abs(layer.base - np.array([220, 170, 140], np.float32)).max(2) < 40
     assert not skin[:105].any(), f"{int(skin[:105].sum())} px of the photo's fingers left"
