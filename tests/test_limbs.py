@@ -37,6 +37,26 @@ def test_fill_mirrors_the_texture_beside_the_mask():
         LB.fill_masked(img, mask, person[:5])
 
 
+def test_fill_predicts_unseen_texture_no_worse_than_its_surroundings_mean():
+    """A torso's blotchy texture (smoothed noise, blotches a few px across) with an arm-wide band
+    masked out: what the fill puts in the band is compared with the texture that was there. The
+    mirrored texture lies misaligned with the hidden one; smoothed enough (FILL_BLUR) the fill errs
+    less than the surroundings' mean colour would (with the old 2.5 px it erred more: 1.07x)."""
+    import cv2
+    ratios = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (120, 160, 3)).astype(np.float32), (0, 0), 3)
+        img = (100 + 40 * noise / noise.std()).astype(np.float32)
+        mask = np.zeros((120, 160), bool)
+        mask[20:100, 60:84] = True
+        out = LB.fill_masked(img, mask)
+        err = ((out[mask] - img[mask]) ** 2).mean()
+        flat = ((img[mask] - img[~mask].mean(0)) ** 2).mean()
+        ratios.append(err / flat)
+    assert np.mean(ratios) < 0.99
+
+
 def test_fill_of_nothing_and_everything():
     img = np.random.default_rng(0).uniform(0, 255, (8, 9, 3)).astype(np.float32)
     np.testing.assert_array_equal(LB.fill_masked(img, np.zeros((8, 9), bool)), img)

@@ -53,7 +53,7 @@ SHOULDER_FADE = (0.12, 0.45)  # the upper arm's texture fades in over this span 
 ALPHA_BLUR = 1.5             # px: the layer's soft edge
 N_STRIP_TRIANGLES = 12       # an arm's bones (upper arm, forearm, the cap beyond the wrist): 4 each
 WRISTS_TOGETHER = 1.0        # face heights: wrists nearer than this hold their hands together
-FILL_BLUR = 2.5              # px: the fill's smoothing (the mirror's seams)
+FILL_BLUR = 10.0             # px: the fill's smoothing (the mirror's seams, and its texture misaligned with the hidden one)
 FILL_THRESHOLD = 0.5         # the photo's pixels under a layer alpha above this are filled
 FINGER_RADIUS = 0.2          # the hand's silhouette (:func:`hand_silhouette`): a finger's radius, palm lengths
 TIP_SKIN = 0.12              # ... and its skin beyond the fingertip point, palm lengths
@@ -122,9 +122,10 @@ def fill_masked(img: np.ndarray, mask: np.ndarray, person: np.ndarray | None = N
     ``q``, read at ``2 q - p``: the texture beside the arm continues under it, mirrored), or ``q``
     itself where the mirror falls outside the image or inside the mask, or (``person [H, W]``
     bool) on the other side of the person's outline than ``q``; the filled pixels are then
-    smoothed a little (the mirror's seam). Returns float32 ``[H, W, C]`` (with ``return_source``
-    also ``[H, W]`` bool: the filled pixels whose nearest unmasked pixel ``q`` is not the person's);
-    a few ms for a region."""
+    smoothed (:data:`FILL_BLUR`: the mirror's seam, and its texture, which lies misaligned with
+    whatever the mask hides: the colour continues, not the pattern). Returns float32
+    ``[H, W, C]`` (with ``return_source`` also ``[H, W]`` bool: the filled pixels whose nearest
+    unmasked pixel ``q`` is not the person's); a few ms for a region."""
     import cv2
     from scipy.ndimage import distance_transform_edt
     img = np.asarray(img, np.float32)
@@ -335,6 +336,7 @@ class Limbs:
     Attributes:
         src: ``[N, 2]`` the coarse mesh's limb vertices, region-normalized.
         layer: the :class:`ArmLayer`, or None where no arm is layered.
+        layered_sides: the sides (0, 1) whose arm is in :attr:`layer`.
     """
 
     ARM_HALF_WIDTH = 0.22   # face heights from a joint to the vertices beside it
@@ -439,6 +441,7 @@ class Limbs:
         # (the hand mesh refused: the similarity instead), "similarity" (no mesh), "unseen"
         self.hand_counts: dict[str, int] = {}
         self.layer_dst: np.ndarray | None = None    # the last frame's driven layer vertices, region px
+        self.layered_sides = frozenset(p["side"] for p in self._lparts) if layer_arms else frozenset()
         if layer_arms:
             face_hull = fpx[[10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
                              400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21,
