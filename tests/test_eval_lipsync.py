@@ -40,6 +40,7 @@ def test_real_frames_score_perfectly_and_a_still_frame_scores_zero(tmp_path, mon
     assert res["frames"] == 30 and res["role"] == "heldout"
     assert m["r"] > 0.97 and m["amp"] == pytest.approx(1.0, abs=0.05) and m["lmd"] < 0.3
     assert m["lag"] == 0 and m["face"] > 0.9
+    assert m["peak"] == pytest.approx(1.0, abs=0.1)     # the real frames' wide openings are as wide
     assert res["no_motion"]["lmd"] > m["lmd"] and res["no_motion"]["amp"] == 0.0
     assert res["loudness_matched"]["r"] == pytest.approx(res["loudness"]["r"])
     assert len(res["closeups"]) >= 2 and all(Path(p).is_file() for p in res["closeups"])
@@ -47,6 +48,7 @@ def test_real_frames_score_perfectly_and_a_still_frame_scores_zero(tmp_path, mon
     still = lipsync.evaluate_clip(REAL, max_seconds=1.2)
     assert still["model"]["r"] is None or abs(still["model"]["r"]) < 0.5
     assert still["model"]["amp"] < 0.2
+    assert abs(still["model"]["peak"]) < 0.2
 
 
 def test_cli_lipsync_through_the_session_json(tmp_path, monkeypatch, capsys):

@@ -13,7 +13,10 @@ Per clip and mean over clips:
 - ``model``: the Session's frames. ``r``: Pearson correlation of rendered and real mouth opening
   over the frames where both show a face; ``amp``: std of the rendered opening over std of the
   real one, on speech frames (energy); ``lmd``: mean distance of the 16 lip landmarks in the
-  canonical face frame, percent of the face height; ``r_best``/``lag``: the best r within +-5 frames
+  canonical face frame, percent of the face height; ``peak``: how wide the rendered mouth opens at
+  the real mouth's widest tenth of speech frames, over how wide the real one does (each above its
+  median, :func:`~chatanyone.eval.mouth.peak_ratio`; 1: the wide peaks open as wide);
+  ``r_best``/``lag``: the best r within +-5 frames
   and its lag (positive: the rendered mouth is late); ``rest``: std of the opening in the clip's
   pauses over std in speech (rendered; ``rest_real`` the same on the real video); ``face``: fraction
   of rendered frames where face mesh finds a face.
@@ -46,8 +49,8 @@ log = logging.getLogger("chatanyone")
 
 MAX_LAG = 5
 METHODS = ("model", "no_motion", "loudness", "loudness_matched")
-SUMMARY = {"model": ("r", "amp", "lmd", "r_best", "lag", "rest", "face"), "no_motion": ("amp", "lmd"),
-           "loudness": ("r",), "loudness_matched": ("r", "amp", "lmd")}
+SUMMARY = {"model": ("r", "amp", "lmd", "peak", "r_best", "lag", "rest", "face"), "no_motion": ("amp", "lmd"),
+           "loudness": ("r",), "loudness_matched": ("r", "amp", "lmd", "peak")}
 
 
 def _session_config(preset: str, seed: int, output_size: int | None):
@@ -88,13 +91,15 @@ def apply_variant(gen, spec: dict, renderer=None) -> None:
     the power on its weights (``GATE_POWER``), ``head_calm`` how much the head moves in pauses
     (``HEAD_PAUSE_CALM``, 0..1), ``spk_amp`` ``1``/``0``: the speaker's amplitude
     from the audio on or off (``SPEAKER_AMP``; needs ``weights/mouth_amp.npz``), ``amp_model`` another
-    such npz (and on), ``dit_mouth`` ``1``: the
+    such npz (and on), ``open_dir`` ``0``: the gains open the mouth along the smallest change
+    of the inner lips (before session 11) instead of the predictor's ``open_dir``, ``dit_mouth`` ``1``: the
     diffusion model's own mouth at 120 ms; with ``renderer``, a
     :class:`~chatanyone.render.geometry.GeomRenderer`, ``paint_shadow`` ``0``/``1`` and
     ``paint_soft`` (px) its painted mouth's ``PAINT_SHADOW`` / ``PAINT_SOFT``). Raises ValueError
     for an unknown key or value."""
     from ..motion.mouth import MouthPredictor
-    unknown = set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth", "amp_model"} - {k for k, _, _ in _GENERATOR_KEYS}
+    unknown = (set(spec) - {"mouth", "gate", "gain", "gain_x", "dit_mouth", "amp_model", "open_dir"}
+               - {k for k, _, _ in _GENERATOR_KEYS})
     unknown -= {k for k, _, _ in _RENDERER_KEYS} if renderer is not None else set()
     if unknown:
         raise ValueError(f"eval lipsync variant: unknown keys {sorted(unknown)}")
@@ -126,6 +131,12 @@ def apply_variant(gen, spec: dict, renderer=None) -> None:
         if spec["gate"] not in ("speech", "digital", "none"):
             raise ValueError(f"eval lipsync variant: gate must be speech, digital or none, got {spec['gate']!r}")
         gen.mouth_gate = None if spec["gate"] == "none" else spec["gate"]
+    if "open_dir" in spec:
+        if spec["open_dir"] not in ("0", "1", 0, 1):
+            raise ValueError(f"eval lipsync variant: open_dir must be 0 or 1, got {spec['open_dir']!r}")
+        if int(spec["open_dir"]) == 0:   # the smallest opening change (the gains' direction before session 11)
+            from ..motion.mouth import min_open_dir
+            gen.mouth.open_dir = min_open_dir(gen.mouth.open_vec)
     if "gain" in spec:
         gen.mouth.gain = float(spec["gain"])
     if "gain_x" in spec:
@@ -296,7 +307,8 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
         lips_rend = M.lips(canon_rend)
         r_best, lag = _best_lag(open_rend, open_real)
         fig = {"r": M.pearson(open_rend, open_real), "amp": M.amplitude_ratio(open_rend, open_real, speech),
-               "lmd": M.lmd(lips_rend, lips_real), "r_best": r_best, "lag": lag,
+               "lmd": M.lmd(lips_rend, lips_real), "peak": M.peak_ratio(open_rend, open_real, speech),
+               "r_best": r_best, "lag": lag,
                "rest": _rest(open_rend, speech), "face": float(np.isfinite(open_rend).mean()),
                "seconds_render": t_render}
         if j == 0:
@@ -317,9 +329,10 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
         matched = open_real[okr].mean() + open_real[okr].std() * (env - env[okr].mean()) / env[okr].std()
         res["loudness_matched"] = {"r": M.pearson(matched, open_real),
                                    "amp": M.amplitude_ratio(matched, open_real, speech),
-                                   "lmd": M.lmd(M.lips_with_opening(src_lips, src_open, matched), lips_real)}
+                                   "lmd": M.lmd(M.lips_with_opening(src_lips, src_open, matched), lips_real),
+                                   "peak": M.peak_ratio(matched, open_real, speech)}
     else:
-        res["loudness_matched"] = {"r": None, "amp": None, "lmd": None}
+        res["loudness_matched"] = {"r": None, "amp": None, "lmd": None, "peak": None}
     if frames_dir and kept:
         res["closeups"] = _write_closeups(pv, avatar, kept, rend0, Path(frames_dir), pauses)
     res["seconds"] = time.perf_counter() - t0
@@ -438,7 +451,7 @@ def format_table(res: dict) -> str:
         names = list(res["variant_mean"])
         lines.append("")
         lines.append(f"{'variant r':36s}" + "".join(f"{n[:14]:>15s}" for n in names))
-        for key in ("r", "amp", "lmd", "rest"):
+        for key in ("r", "amp", "lmd", "peak", "rest"):
             for r in res["clips"] + [{"clip": "mean", "variants": res["variant_mean"]}]:
                 lines.append(f"{(key + ' ' + r['clip'])[:36]:36s}"
                              + "".join(f(r["variants"][n].get(key), 15) for n in names))
@@ -460,7 +473,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
                         "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
                         "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, spk_amp:0|1, "
-                        "amp_model:NPZ, dit_mouth:1, head_calm, paint_shadow:0|1, paint_soft; NAME= alone: the shipped "
+                        "amp_model:NPZ, open_dir:0|1, dit_mouth:1, head_calm, paint_shadow:0|1, paint_soft; "
+                        "NAME= alone: the shipped "
                         "model); repeatable, the first is reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="write mouth close-ups (real | rendered) at the most open real frames as PNG")

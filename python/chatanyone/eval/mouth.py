@@ -190,6 +190,26 @@ def amplitude_ratio(a: np.ndarray, b: np.ndarray, sel: np.ndarray | None = None)
     return float(a[m].std() / b[m].std())
 
 
+def peak_ratio(a: np.ndarray, b: np.ndarray, sel: np.ndarray | None = None, q: float = 0.9) -> float | None:
+    """How wide ``a`` opens where ``b`` opens widest: at the frames where ``b`` is at or above its
+    ``q`` quantile, the mean of ``a`` above its median over the mean of ``b`` above its median (both
+    over the frames where both are finite, and ``sel``). 1: ``a``'s peaks as wide as ``b``'s and at
+    the same frames; a predictor that regresses to the mean, or a renderer that keeps less of a wide
+    opening, scores below 1. None with fewer than 10 frames or no ``b`` peak above its median."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    m = np.isfinite(a) & np.isfinite(b)
+    if sel is not None:
+        m &= np.asarray(sel, bool)
+    if m.sum() < 10:
+        return None
+    am, bm = a[m], b[m]
+    top = bm >= np.quantile(bm, q)
+    rise = float(bm[top].mean() - np.median(bm))
+    if rise < 1e-12:
+        return None
+    return float((am[top].mean() - np.median(am)) / rise)
+
+
 def rms_envelope(audio: np.ndarray, n: int, samples_per_frame: int = SAMPLES_PER_FRAME) -> np.ndarray:
     """Per-frame RMS ``[n]`` of 16 kHz audio (frame ``t`` owns samples ``[640 t, 640 (t + 1))``;
     missing samples count as silence)."""

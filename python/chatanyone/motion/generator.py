@@ -487,7 +487,7 @@ class MotionGenerator:
         from that window; the lips and jaw from the predictor (:func:`~.mouth.blend`), pulled to
         rest where nobody speaks (:meth:`_speech_weights`). Returns the released frames."""
         from ..audio.whisper import FEAT_DIM
-        from .mouth import blend
+        from .mouth import blend, open_gain
         # a stream's first frame goes out alone: its latency is the encode of one segment, not of a
         # batch (a 100 ms feed has two chunks ready when frame 0's lookahead arrives)
         chunks = self._plan_chunks(1 if self._next == 0 else self.MAX_BATCH)
@@ -525,10 +525,8 @@ class MotionGenerator:
             gain = np.full(n, self.MOUTH_RENDER_GAIN, np.float32)
             if self.speaker_amp is not None and self.SPEAKER_AMP and self.style_keep == 0.0:
                 gain = gain * self.speaker_amp.update(feats[base - m.look:base - m.look + n], w)
-            if np.any(gain != 1.0):
-                ov = m.open_vec
-                mouth_exp = mouth_exp + ((gain - 1.0) * ((mouth_exp - m.center) @ ov))[:, None] \
-                    * (ov / float(ov @ ov))[None]
+            if np.any(gain != 1.0):  # along the predictor's open_dir: the jaw and lips move with it
+                mouth_exp = open_gain(mouth_exp, m.center, gain, m.open_vec, m.open_dir)
             # where nobody speaks the mouth is still (closing in digital silence); a style reference
             # scales the motion
             if self.GATE_POWER != 1.0:  # 0 and 1 stay where they are; partial weights move towards 0
@@ -577,12 +575,13 @@ class MotionGenerator:
         return (self.MOUTH_OPEN_SHIFT * v / max(float(v @ ov), 1e-12)).astype(np.float32)
 
     # mouth mode: a factor on the predicted mouth opening's motion (about the predictor's mean, as its
-    # gain) for what the renderer and the face mesh that measures it lose: through the geometry renderer
-    # the rendered opening moved 0.89x the real speakers' on the DEV clips (eval lipsync, 10 s), where
-    # the predictor's own opening moves 1.18x theirs (canonical space); 1.15 brought the DEV clips'
-    # rendered amplitude to 0.99 (1.3: 1.07; r 0.389 / 0.392 / 0.390), chosen there (design.md). Set it
-    # back towards 1 when the renderer keeps more of the opening.
-    MOUTH_RENDER_GAIN = 1.15
+    # gain, along its open_dir) for what the renderer and the face mesh that measures it lose. Until
+    # session 10 the gains opened the inner lips alone (the lips thinned to a ring round the hole) and
+    # the rendered opening (face mesh) kept 0.63-0.98 of the motion's (DEV and training clips); 1.15
+    # made up for it. Since the gains open along open_dir (the jaw and both lips together, session
+    # 11) the renderer keeps 0.81-1.04 of it (mean 0.96): no make-up is needed (motion/design.md,
+    # "The gains open the jaw").
+    MOUTH_RENDER_GAIN = 1.0
     # mouth mode: scale the opening by the speaker's amplitude estimated from the stream's audio
     # (mouth.SpeakerAmplitude, weights/mouth_amp.npz; not with a style reference). Off: leave-one-
     # speaker-out over the training clips it narrows the first 10 s's log amplitude spread across

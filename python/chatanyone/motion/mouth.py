@@ -40,6 +40,11 @@ class MouthPredictor:
         seg: segment length in frames.
         gain: amplitude gain of the mouth opening (regression shrinks towards the mean; this undoes
             it for the opening, the component the audio predicts best).
+        open_dir: ``[E]`` the expression a gain adds per unit of opening (``open_dir @ open_vec``
+            is 1): the file's ``open_dir``, the real speakers' average lower-face change with the
+            opening (jaw, chin and both lips together, :func:`opening_direction`); without it, the
+            smallest change that opens the inner lips (``open_vec / |open_vec|^2``: it moves the
+            inner lip contours alone, so a gained mouth opened by thinning its lips).
         ref_amp: the training corpus's median mouth-opening spread, the predictor's amplitude.
         A: ``[E, E]`` the lower-face projector (:func:`mouth_projector`).
         rest: ``[E]`` the prediction for a segment of digital silence (the closed mouth at rest).
@@ -63,14 +68,19 @@ class MouthPredictor:
             raise ValueError(f"{path}: not a usable mouth predictor ({e})") from e
         except (KeyError, OSError, EOFError, zipfile.BadZipFile, TypeError, AttributeError, IndexError) as e:
             raise ValueError(f"{path}: not a usable mouth predictor ({type(e).__name__}: {e})") from e
-        for name, a in (("mean", self.mean), ("std", self.std), ("open_vec", self.open_vec), ("rest", self.rest)):
+        for name, a in (("mean", self.mean), ("std", self.std), ("open_vec", self.open_vec), ("rest", self.rest),
+                        ("open_dir", self.open_dir)):
             if a.ndim != 1 or not np.all(np.isfinite(a)):
                 raise ValueError(f"{path}: {name} must be a finite vector, got shape {a.shape}")
         E = self.n_exp
         if self.pca.shape[0] != self.mean.shape[0] or self.open_vec.shape != (E,) or self.rest.shape != (E,) \
-                or self.A.shape != (E, E):
+                or self.A.shape != (E, E) or self.open_dir.shape != (E,):
             raise ValueError(f"{path}: pca {self.pca.shape}, open_vec {self.open_vec.shape}, rest {self.rest.shape}, "
-                             f"A {self.A.shape} do not fit {self.mean.shape[0]} features and {E} coefficients")
+                             f"A {self.A.shape}, open_dir {self.open_dir.shape} do not fit {self.mean.shape[0]} "
+                             f"features and {E} coefficients")
+        if abs(float(self.open_dir @ self.open_vec) - 1.0) > 1e-3:
+            raise ValueError(f"{path}: open_dir must open the mouth by 1 per unit (open_dir @ open_vec = 1), "
+                             f"got {float(self.open_dir @ self.open_vec):.4f}")
 
     def _load(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as z:
@@ -85,6 +95,9 @@ class MouthPredictor:
             self.A = z["A"].astype(np.float32)
             self.gain = float(z["gain"])
             self.rest = z["rest"].astype(np.float32)        # [E] the prediction for a silent segment
+            # optional (session 11): the direction along which a gain opens the mouth
+            self.open_dir = (z["open_dir"].astype(np.float32) if "open_dir" in z.files
+                             else min_open_dir(self.open_vec))
             # optional (session 8): the output smoothed over frames, y_s[t] = (1 - a) y[t] + a y_s[t - 1]
             # (the predictor was trained to lead the real mouth by about the delay this adds)
             self.smooth = float(z["smooth"]) if "smooth" in z.files else 0.0
@@ -159,9 +172,8 @@ class MouthPredictor:
             y = mlp_forward(self.layers, h)
             if self.skip is not None:
                 y = y + h @ self.skip[0] + self.skip[1]
-        # the gain scales the mouth opening only (the component of the output along open_vec)
-        u = self.open_vec / float(self.open_vec @ self.open_vec)
-        return y + (self.gain - 1.0) * ((y - center) @ self.open_vec)[:, None] * u[None]
+        # the gain scales the mouth opening only (the output's opening along open_vec), adding open_dir
+        return open_gain(y, center, self.gain, self.open_vec, self.open_dir)
 
     def smooth_frames(self, y: np.ndarray, state=None) -> tuple[np.ndarray, np.ndarray | None]:
         """The predictor's output smoothing on consecutive frames ``y [n, E]`` (:func:`ema`, weight
@@ -184,6 +196,52 @@ class MouthPredictor:
             raise ValueError(f"predict_segment: {n_frames} frames (hop {self.hop}) from {N} tokens")
         idx = np.arange(N - self.look - n_frames, N - self.look)[:, None] + np.arange(-self.past, self.look + 1)[None]
         return self.predict(f[idx], np.arange(n_frames)[::-1])
+
+
+def min_open_dir(open_vec: np.ndarray) -> np.ndarray:
+    """``[E]``: the smallest expression change that opens the inner lips by 1, ``open_vec / |open_vec|^2``
+    (the basis is orthonormal: it moves the inner lip contours alone; the gains' direction before
+    session 11, kept for ablations)."""
+    ov = np.asarray(open_vec, np.float32)
+    return (ov / float(ov @ ov)).astype(np.float32)
+
+
+def open_gain(y: np.ndarray, center: np.ndarray, gain, open_vec: np.ndarray, open_dir: np.ndarray) -> np.ndarray:
+    """``[n, E]``: expressions ``y [n, E]`` with their opening about ``center`` (``(y - center) @
+    open_vec``) scaled by ``gain`` (a number or ``[n]``): ``(gain - 1)`` times it is added along
+    ``open_dir`` (``open_dir @ open_vec = 1``), so the opening becomes ``gain`` times as wide and the
+    rest of the face moves with it as ``open_dir`` says."""
+    y = np.asarray(y, np.float32)
+    g = np.asarray(gain, np.float32)
+    d = ((y - center) @ open_vec) * (g - 1.0)
+    return (y + d[:, None] * np.asarray(open_dir, np.float32)[None]).astype(np.float32)
+
+
+def opening_direction(exps, open_vec: np.ndarray, A: np.ndarray | None = None) -> np.ndarray:
+    """``[E]``: how real faces move with their mouth opening: for each clip's tracked expressions
+    (``exps``: ``[n_i, E]`` arrays, tracked frames only) the least-squares slope of every
+    coefficient on the opening (``exp @ open_vec``, both centred on the clip), averaged over clips
+    (each clip counts once, whatever its length), kept to the lower face (``@ A``, the projector
+    of :func:`mouth_projector`, where given) and scaled so that it opens the mouth by 1
+    (``@ open_vec`` is 1). The jaw, the chin and both lips move together, as a real mouth opens.
+    Raises ValueError when no clip has an opening that moves."""
+    ov = np.asarray(open_vec, np.float64)
+    slopes = []
+    for e in exps:
+        e = np.asarray(e, np.float64)
+        if e.ndim != 2 or e.shape[1] != ov.shape[0] or len(e) < 3:
+            continue
+        e = e - e.mean(0)
+        o = e @ ov
+        if o @ o <= 1e-12:
+            continue
+        slopes.append((e * o[:, None]).sum(0) / (o @ o))
+    if not slopes:
+        raise ValueError("opening_direction: no clip with a moving mouth opening")
+    d = np.mean(slopes, 0)
+    if A is not None:
+        d = d @ np.asarray(A, np.float64)
+    return (d / float(d @ ov)).astype(np.float32)
 
 
 def ema(y: np.ndarray, a: float, prev=None) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,9 @@ says why and how it was chosen).
     python -m chatanyone.train.mouth amp --train /work/corpus/train --dev /work/corpus/dev \
         --json runs/mouth_amp.json --out python/chatanyone/weights/mouth_amp.npz
     # session 10: the speaker's amplitude from the spread of the Whisper tokens (k-fold, DEV, fit)
+    python -m chatanyone.train.mouth direction --train /work/corpus/train \
+        --predictor python/chatanyone/weights/motion_mouth.npz --out python/chatanyone/weights/motion_mouth.npz
+    # session 11: the direction the gains open the mouth along (the real faces' jaw and lips)
 
 Segments: the audio of frames ``[e - S, e)`` (zeros before the clip and after its end, as in a
 flushed stream) is encoded once with Whisper tiny.en; its last tokens belong to the frames just
@@ -855,8 +858,15 @@ def main(argv=None) -> int:
     a.add_argument("--pca", type=int, default=AMP_PCA)
     a.add_argument("--json", default=None, help="write the k-fold and DEV figures here")
     a.add_argument("--out", default=None, help="write the map (npz) here (weights/mouth_amp.npz)")
+    o = sub.add_parser("direction", help="the opening direction (open_dir) of the training clips' faces, "
+                       "written into a predictor npz")
+    o.add_argument("--train", nargs="+", required=True)
+    o.add_argument("--predictor", default=None, help="mouth predictor npz (default: the shipped one)")
+    o.add_argument("--out", default=None, help="write the predictor with this open_dir here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.cmd == "direction":
+        return direction_main(args)
     if args.cmd == "cv":
         return cv_main(args)
     if args.cmd == "amp":
@@ -1035,6 +1045,59 @@ def speaker_amp_cv(rows, group: str = "speaker", d: int = AMP_PCA, n0: float = A
     return {"group": group, "correct": bool(correct), "clips": len(ys), "r": float(np.corrcoef(est, ys)[0, 1]),
             "log_amp_spread": [float(np.std(a0)), float(np.std(a1))], "in_band": [band(a0), band(a1)],
             "mouth_r": [float(np.mean(r0)), float(np.mean(r1))]}
+
+
+def training_expressions(roots, *, allow=("train",)) -> dict[str, np.ndarray]:
+    """``{clip: exp [n, E]}``: the tracked frames' expression coefficients of the corpus clips under
+    ``roots`` (a clip whose role is not in ``allow`` raises: held-out clips never reach training)."""
+    out = {}
+    for root in roots:
+        for d in sorted(Path(root).iterdir()):
+            if not (d / "motion.npz").is_file():
+                continue
+            if role(d.name) not in allow:
+                raise ValueError(f"{d.name} is a {role(d.name)} clip; this step reads only {allow} clips")
+            with np.load(d / "motion.npz") as m:
+                exp = m["exp"].astype(np.float64)
+                ok = (m["face_ok"] > 0) & np.all(np.isfinite(exp), 1)
+            if ok.sum() >= 40:
+                out[d.name] = exp[ok]
+    return out
+
+
+def direction_main(args) -> int:
+    """``direction``: :func:`~chatanyone.motion.mouth.opening_direction` of the training clips, with
+    how well each clip (and each speaker fold) agrees with it, written into a copy of the predictor
+    (``open_dir``)."""
+    from ..motion.mouth import MouthPredictor, opening_direction
+    from ..runners.base import weights_path
+    src = Path(args.predictor or weights_path("motion_mouth.npz"))
+    pred = MouthPredictor(src)
+    exps = training_expressions(args.train)
+    names = sorted(exps)
+    d = opening_direction([exps[n] for n in names], pred.open_vec, pred.A)
+    per = np.array([opening_direction([exps[n]], pred.open_vec, pred.A) for n in names], np.float64)
+    cos = per @ d / np.linalg.norm(per, axis=1) / np.linalg.norm(d)
+    folds = speaker_folds(names, 5, 0)
+    cos_fold = []
+    for f in folds:
+        held = set(f.tolist())
+        dk = opening_direction([exps[n] for i, n in enumerate(names) if i not in held], pred.open_vec, pred.A)
+        dh = opening_direction([exps[names[i]] for i in held], pred.open_vec, pred.A)
+        cos_fold.append(float(dk @ dh / np.linalg.norm(dk) / np.linalg.norm(dh)))
+    log.info("open_dir from %d training clips: cosine with each clip's own 10/50/90 %%: %s; between a fold's "
+             "held-out speakers and the rest: %s", len(names), np.round(np.percentile(cos, [10, 50, 90]), 3).tolist(),
+             np.round(cos_fold, 3).tolist())
+    if args.out:
+        with np.load(src, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["open_dir"] = d.astype(np.float32)
+        tmp = Path(str(args.out) + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        MouthPredictor(tmp)   # it loads
+        tmp.replace(args.out)
+        log.info("wrote %s", args.out)
+    return 0
 
 
 def amp_main(args) -> int:
