@@ -307,3 +307,29 @@ def test_fingers_the_segmentation_misses_are_filled():
     skin = np.abs(layer.base - np.array([220, 170, 140], np.float32)).max(2) < 40
     gap = [np.round(h[0] + t * (wr - h[0])).astype(int) for t in np.linspace(0, 1, 7)]
     assert not any(skin[y, x] for x, y in gap), "the photo's wrist is left between the hand and the forearm"
+
+
+@pytest.mark.time_limit(120)
+def test_a_layered_arm_follows_a_smaller_gesture_than_a_mesh_arm():
+    """With a torso map, an arm whose wrist the pose moves a little beyond the map (0.29 face
+    heights) follows the pose in part where it is a layer (ARM_GATE_LAYER starts at 0.25: what it
+    uncovers is the fill) and not at all where it is in the coarse mesh (ARM_GATE starts at 0.3:
+    the mesh would stretch the torso). liveportrait_s20_frame0: its right arm is layered, the left
+    one is not."""
+    import chatanyone as ca
+    import chatanyone.render.geometry as G
+    from chatanyone.render import register as R
+    p = os.path.join(PORTRAITS, "liveportrait_s20_frame0.png")
+    if not os.path.exists(p):
+        pytest.skip("../shared/data/portraits/liveportrait_s20_frame0.png not available")
+    assert G.ARM_GATE_LAYER[0] < 0.29 < G.ARM_GATE[0]
+    r = G.GeomRenderer(ca.Avatar.prepare(p), 256)
+    assert r._limbs.layered_sides == {0}
+    m = R.identity()
+    body = np.zeros((8, 2), np.float32)
+    for side in (0, 1):
+        body[4 + side] = (0.0, -0.29 * r._fh_crop[1])          # each wrist raised 0.29 face heights
+    out = r._arms_by_torso({"body": body}, m)["body"]
+    g = (0.29 - G.ARM_GATE_LAYER[0]) / (G.ARM_GATE_LAYER[1] - G.ARM_GATE_LAYER[0])
+    np.testing.assert_allclose(out[4], g * body[4], atol=1e-6)      # the layered arm: in part
+    np.testing.assert_allclose(out[5], 0.0, atol=1e-6)              # the mesh arm: the map's

@@ -130,6 +130,9 @@ BODY_ARMS = "gated"
 # "gated": an arm whose elbow or wrist the pose moves this far (face heights) beyond the body's map
 # starts to follow the pose, fully at the second figure
 ARM_GATE = (0.3, 0.6)
+# ... for an arm drawn as a layer (limbs.ArmLayer: what it uncovers is the fill, the torso is not
+# stretched)
+ARM_GATE_LAYER = (0.25, 0.5)
 # a letterbox bar's edge (photo pixels) left out of the region with the bar: a video's bar edge is
 # blurred over a line or two (compression, resizing), and a warp that samples beyond the region's
 # edge repeats its outermost line (a dark notch where the forehead reached the bar)
@@ -943,11 +946,13 @@ class GeomRenderer:
         else:           # "gated": an arm the pose moves well beyond the body follows the pose
             fh = self._fh_crop
             gated = moved.copy()
+            layered = self._limbs.layered_sides
             for side in (0, 1):
                 joints = [2 + side, 4 + side]              # elbow, wrist
                 d = body[joints] - moved[joints]
                 far = float(np.max(np.hypot(d[:, 0] / fh[0], d[:, 1] / fh[1])))
-                g = float(np.clip((far - ARM_GATE[0]) / (ARM_GATE[1] - ARM_GATE[0]), 0.0, 1.0))
+                gate = ARM_GATE_LAYER if side in layered else ARM_GATE
+                g = float(np.clip((far - gate[0]) / (gate[1] - gate[0]), 0.0, 1.0))
                 gated[joints] = moved[joints] + g * d
             body = gated
         out = dict(motion_frame) if isinstance(motion_frame, dict) else \
