@@ -479,3 +479,70 @@ def test_the_hairs_map_follows_a_camera_zoom(tmp_path):
     assert ok.mean() > 0.9
     growth = np.sqrt(abs(np.linalg.det(hair[-1, :, :2].astype(np.float64))))
     assert 1.06 < growth < 1.14, growth
+
+
+def test_a_background_map_moves_the_plate_not_the_person(avatar, monkeypatch):
+    """Session 11: a frame's ``background`` map (a driving camera's pan or zoom) moves the plate the
+    person is drawn over: the scene beside the person shifts by it, the person's own pixels do not;
+    with ``BACKGROUND_MOVES`` off (or register=False) the map changes nothing."""
+    from chatanyone.render import geometry as G
+    r = GeomRenderer(avatar, 256)
+    assert r.layered
+    base = r.render({})
+    m = R.identity()
+    m[0, 2] = 0.06                       # crop units: a pan to the right
+    moved = r.render({"background": m})
+    x0, y0, x1, y1 = r.rect
+    alpha = r._src[0, 3]
+    scene = alpha == 0
+    person = alpha == 1
+    reg_b, reg_m = base[y0:y1, x0:x1].astype(int), moved[y0:y1, x0:x1].astype(int)
+    assert np.abs(reg_m[person] - reg_b[person]).mean() < 0.05    # (but where a part warped off the person)
+    assert np.abs(reg_m[scene] - reg_b[scene]).mean() > 1.0
+    # the scene moved right by the map's shift in region pixels: the moved plate matches the
+    # still one shifted by that many pixels (better than unshifted)
+    dx = int(round(0.06 * r._ax[0] * r._px[0]))
+    assert dx >= 2
+    sh = np.zeros_like(reg_b)
+    sh[:, dx:] = reg_b[:, :-dx]
+    inner = scene.copy()
+    inner[:, :dx + 2] = False
+    inner &= np.roll(scene, dx, axis=1)
+    assert np.abs(reg_m[inner] - sh[inner]).mean() < 0.3 * np.abs(reg_m[inner] - reg_b[inner]).mean()
+    # off: the map is ignored
+    monkeypatch.setattr(G, "BACKGROUND_MOVES", False)
+    np.testing.assert_array_equal(r.render({"background": m}), base)
+    np.testing.assert_array_equal(GeomRenderer(avatar, 256, register=False).render({"background": m}), base)
+
+
+def test_the_backgrounds_map_follows_a_camera_pan_and_not_a_still_one(tmp_path):
+    """The background's registration (reenact.body_motion part="background") on a driving clip
+    made from a training clip's first frame: 8 still frames, then a camera pan of 12 px to the
+    right over 16 frames. The still frames give the identity (a still camera moves nothing), the
+    last frame's map shifts by the pan, in crop units, within 15 % (skips without ../shared/data)."""
+    import cv2
+    from chatanyone.eval.prepare import prepare
+    from chatanyone.reenact import body_motion
+    src = os.path.join(VIDEOS, "sadtalker_hdtf_RD_Radio2_000.mp4")
+    if not os.path.exists(src):
+        pytest.skip("../shared/data/videos not available")
+    cap = cv2.VideoCapture(src)
+    ok, first = cap.read()
+    assert ok
+    h, w = first.shape[:2]
+    path = str(tmp_path / "pan.mp4")
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+    pan = [0.0] * 8 + [12.0 * (i + 1) / 16 for i in range(16)]
+    for dx in pan:
+        m = np.array([[1, 0, dx], [0, 1, 0]], np.float32)
+        out.write(cv2.warpAffine(first, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    out.release()
+    pv = prepare(path, cache=False)
+    bg, ok = body_motion(pv, part="background", cache=False)
+    assert ok.mean() > 0.8
+    assert np.abs(bg[1:6] - R.identity()).max() < 2e-3
+    from chatanyone.vision import framing
+    box = framing.upper_body_box(pv.face_px()[..., :2], face_ok=np.asarray(pv.face_ok, bool))
+    want = 2 * 12.0 / box.w
+    assert abs(bg[-1, 0, 2] - want) < 0.15 * want, (bg[:, 0, 2], want)
+    assert abs(bg[-1, 1, 2]) < 0.2 * want

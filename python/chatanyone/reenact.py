@@ -63,12 +63,15 @@ class DrivingFrames(MotionFrames):
     Session's) renders exactly as before. ``hair [T, 2, 3]`` (or None): likewise for the head
     outside the face oval (hair, ears, outline), which then moves the rings round the face.
     ``face [T, 2, 3]`` (or None): likewise for the upper face (inside the face oval, above the upper
-    lip), which then corrects where the driving face mesh is placed."""
+    lip), which then corrects where the driving face mesh is placed. ``background [T, 2, 3]`` (or
+    None): likewise for the scene behind the person (a camera that pans or zooms, a face-tracked
+    crop), which then moves the background plate the person is drawn over."""
     torso: np.ndarray | None = None
     hair: np.ndarray | None = None
     face: np.ndarray | None = None
+    background: np.ndarray | None = None
 
-    MAPS = ("torso", "hair", "face")
+    MAPS = ("torso", "hair", "face", "background")
 
     @classmethod
     def of(cls, motion: MotionFrames, **maps) -> "DrivingFrames":
@@ -180,9 +183,11 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
 # face height it lost to a translation on the dev clips (render/design.md); the hair's affine map
 # (its outline grows with a head coming nearer, a camera zooming) beat a turn and shift on 8 of 10
 # dev and training clips in session 10 (render/design.md "Session 10")
-REGISTER_PARTS = {"torso": "affine", "hair": "affine", "face": "euclidean"}
+# the background's similarity (a camera's pan and zoom: a face-tracked crop moves the whole scene
+# with the head) moves the plate the person is drawn over (session 11, render/design.md)
+REGISTER_PARTS = {"torso": "affine", "hair": "affine", "face": "euclidean", "background": "similarity"}
 # the parts reenact registers and the renderer moves by their maps
-REGISTER_USE = ("torso", "hair", "face")
+REGISTER_USE = ("torso", "hair", "face", "background")
 HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
 REGISTER_FACE_PX = 96.0           # frames are downscaled so the face is this tall (px) for ECC
 REGISTER_BELOW = 0.05             # the body mask starts this many face heights below the chin
@@ -196,6 +201,16 @@ REGISTER_OCCLUDERS = True
 REGISTER_OCCLUDER_GROW = 1.2
 REGISTER_MIN_LEFT = 0.35
 REGISTER_OCCLUDER_MOVE = 0.1      # ... only an arm or hand this far (face heights) from its reference place
+# the background's mask: the reference frame's scene, clear of the person by BG_CLEAR face heights
+# (and of letterbox bars); in each frame, that frame's own person (selfie segmentation) grown by as
+# much is left out too. A map that scales by more than BG_MAX_SCALE or shifts by more than
+# BG_MAX_SHIFT of the frame is not taken (a flat wall, a screen): the neighbours' map
+BG_CLEAR = 0.05
+BG_MIN_SHARE = 0.05               # less of the frame than this shows the scene: not registered
+BG_EXPLAIN = 0.9                  # a map is taken only where it leaves at most this share of the
+                                  # scene's change (mean grey difference) against no move
+BG_MAX_SCALE = 0.15
+BG_MAX_SHIFT = 0.15
 
 
 def _limbs_mask(hw: tuple[int, int], pose_px: np.ndarray, hands_px: list, fh: float,
@@ -234,6 +249,15 @@ def _body_mask(ref_rgb: np.ndarray, face_px: np.ndarray, pose_px: np.ndarray, ha
     person = SelfieSegmentation()(np.ascontiguousarray(ref_rgb)) > 0.5
     chin, top = face_px[152, :2], face_px[10, :2]
     fh = float(np.linalg.norm(chin - top))
+    if part == "background":   # the scene: clear of the person, letterbox bars left out
+        from .render.region import letterbox
+        r = max(1, int(round(BG_CLEAR * fh)))
+        grown = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+        top, bottom, left, right = letterbox(ref_rgb, face_px[:468])
+        keep = np.zeros((h, w), bool)
+        keep[top + 2: h - bottom - 2, left + 2: w - right - 2] = True
+        return keep & ~grown
     if part == "face":     # the upper face: inside the oval, above the upper lip (no jaw, no mouth)
         oval = np.zeros((h, w), np.uint8)
         cv2.fillPoly(oval, [np.round(face_px[M.FACE_OVAL, :2]).astype(np.int32)], 1)
@@ -299,7 +323,8 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
     The reference frame is the first frame with a face (as :func:`driving_motion`'s
     ``reference="first"``). Its ``part`` (``"torso"``: the person below the chin; ``"hair"``: the
     head outside the face oval, outline included; ``"face"``: the face oval above the upper lip;
-    arms and hands left out, :func:`_body_mask`)
+    arms and hands left out, :func:`_body_mask`; ``"background"``: the scene, clear of the person
+    in the reference frame and in each frame)
     is registered in every frame by ECC on grey levels (:func:`chatanyone.render.register.register`,
     frames downscaled so the face is ``face_px`` tall, each frame started from the previous one's
     map), then smoothed over time (Gaussian, ``sigma`` frames). One map per frame: a handful of
@@ -331,6 +356,8 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
                     margin=REGISTER_MARGIN, hair_edge=HAIR_EDGE,
                     occluders=(REGISTER_OCCLUDER_GROW, REGISTER_MIN_LEFT, REGISTER_OCCLUDER_MOVE) if REGISTER_OCCLUDERS and part != "face" else None,
                     face_px=float(face_px), n=int(n))
+    if part == "background":
+        settings["background"] = (BG_CLEAR, BG_MIN_SHARE, BG_MAX_SCALE, BG_MAX_SHIFT, BG_EXPLAIN)
     path = None
     if cache is not False:
         from .eval.prepare import cache_dir
@@ -364,7 +391,15 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
     m_small = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     maps = np.repeat(R.identity()[None], n, 0)
     ok = np.zeros(n, bool)
-    if int(m_small.sum()) >= 4 * R.MIN_MASK_PIXELS:
+    need = 4 * R.MIN_MASK_PIXELS
+    seg = None
+    if part == "background":
+        need = max(need, BG_MIN_SHARE * size[0] * size[1])
+        from .vision.landmarks import SelfieSegmentation
+        seg = SelfieSegmentation()
+        rc = max(1, int(round(BG_CLEAR * face_px)))
+        clear = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rc + 1, 2 * rc + 1))
+    if int(m_small.sum()) >= need:
         # ECC over the mask's bounding box and a margin only (the part moves by a fraction of it)
         ys, xs = np.nonzero(m_small)
         mg = int(np.ceil(REGISTER_MARGIN * face_px))
@@ -376,11 +411,20 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
         m_win = m_small[win]
         prev = None
         n_win = int(m_win.sum())
+        cw = np.array([x1 - x0, y1 - y0], np.float64) / 2       # the window's centre
         for t, img in prepared.frames():
             if t == f0:
                 ok[t], prev = True, R.identity()
                 continue
             m_t = m_win
+            if seg is not None:
+                # this frame's own person (it moves over the scene) is left out, grown as the
+                # template's; the map is near the identity, so frame pixels stand for template ones
+                rgb = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                here = cv2.dilate((seg(rgb) > 0.5).astype(np.uint8), clear)
+                m_t = (m_win != 0) & (here[win] == 0)
+                if int(m_t.sum()) < max(R.MIN_MASK_PIXELS, REGISTER_MIN_LEFT * n_win):
+                    continue
             if REGISTER_OCCLUDERS and part != "face":
                 # this frame's own arms and hands, where they cover the part, are left out: a
                 # hand moving over the chest is not the chest moving (issue #11)
@@ -388,6 +432,21 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
                 if int(m_t.sum()) < max(R.MIN_MASK_PIXELS, REGISTER_MIN_LEFT * n_win):
                     continue        # too much of the part hidden: the neighbours' map
             a = R.register(tmpl, small(img)[win], m_t, motion=motion, init=prev)
+            if a is not None and seg is not None:
+                if (abs(np.sqrt(abs(np.linalg.det(a[:, :2]))) - 1) > BG_MAX_SCALE
+                        or np.any(np.abs(a[:, :2] @ cw + a[:, 2] - cw) > BG_MAX_SHIFT * np.array(size))):
+                    a = None        # beyond a camera's move between two frames of a clip
+                else:
+                    # the map must explain the change: a flat wall lets ECC drift anywhere
+                    cur = small(img)[win].astype(np.float32)
+                    back = cv2.warpAffine(cur, a.astype(np.float32), (cur.shape[1], cur.shape[0]),
+                                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                          borderMode=cv2.BORDER_REPLICATE)
+                    mt = m_t != 0
+                    e_map = float(np.abs(back[mt] - tmpl[mt]).mean())
+                    e_still = float(np.abs(cur[mt] - tmpl[mt]).mean())
+                    if e_map > BG_EXPLAIN * e_still:
+                        a = R.identity()        # the scene did not move (or cannot tell)
             if a is not None and np.all(np.abs(a[:, :2] - np.eye(2)) < 0.3) and np.all(np.abs(a[:, 2]) < 0.25 * size[0]):
                 prev = a
                 a = a.copy()

@@ -137,6 +137,9 @@ ARM_GATE_LAYER = (0.25, 0.5)
 # blurred over a line or two (compression, resizing), and a warp that samples beyond the region's
 # edge repeats its outermost line (a dark notch where the forehead reached the bar)
 BAR_EDGE = 2
+# frames with a "background" map (the driving scene's registered motion: a camera's pan or zoom)
+# move the plate under the person by it (layered renderers only; session 11, render/design.md)
+BACKGROUND_MOVES = True
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
@@ -639,6 +642,7 @@ class GeomRenderer:
         self._base = reg_img.astype(np.float32)
         person = person_probability(avatar, (ow, oh)) if (layered or arms == "layer") else None
         self.layered = bool(layered) and person is not None
+        self._plate_full = None     # the whole frame's plate, made on the first background map
         if self.layered:    # the person (colours and alpha) warped, composited over a still plate
             alpha, self._plate = person_layers(self.background, self.rect, person)
             self._src = np.ascontiguousarray(np.concatenate([self._base, alpha[..., None]], 2).transpose(2, 0, 1)[None])
@@ -1194,7 +1198,9 @@ class GeomRenderer:
         img = cv2.merge((warped[0], warped[1], warped[2]))       # [rh, rw, 3] float32
         if self.layered:    # the person over the still plate: a F + (1 - a) plate
             a = warped[3]
-            img = cv2.blendLinear(img, self._plate, a, 1.0 - a)
+            bg = _get(motion_frame, "background") if (self.register and BACKGROUND_MOVES) else None
+            plate = self._plate if bg is None else self._moved_plate(bg)
+            img = cv2.blendLinear(img, plate, a, 1.0 - a)
         if self._limbs.layer is not None:
             self._limbs.composite(img)
             t1 = self._tick("arms", t1)
@@ -1215,6 +1221,30 @@ class GeomRenderer:
         self._tick("paste", t1)
         self.frames += 1
         return out
+
+    def _moved_plate(self, bg) -> np.ndarray:
+        """The background plate ``[rh, rw, 3] float32`` moved by a motion frame's registered
+        ``background`` map (driving crop coordinates; a camera's pan or zoom): sampled from the
+        whole frame's plate (the photo with the region's plate in it), so a zoom out or a pan
+        brings in the photo beyond the region, not a smear of its edge. The identity map returns
+        the still plate itself."""
+        import cv2
+        m = self._body_map(bg)                      # region-normalized: u' = L u + t
+        if np.abs(m - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max() < 1e-6:
+            return self._plate
+        if self._plate_full is None:
+            full = self.background.astype(np.float32)
+            rx0, ry0, rx1, ry1 = self.rect
+            full[ry0:ry1, rx0:rx1] = self._plate
+            self._plate_full = full
+        px = self._px
+        lin = m[:, :2] * px[:, None] / px[None, :]            # region pixels: x = (u + 1) px
+        t = px * (m[:, 2] + 1 - m[:, :2].sum(1))
+        r0 = np.array(self.rect[:2], np.float64)
+        fwd = np.concatenate([lin, (t - lin @ r0)[:, None]], 1)   # whole-frame pixels -> region pixels
+        rx0, ry0, rx1, ry1 = self.rect
+        return cv2.warpAffine(self._plate_full, fwd, (rx1 - rx0, ry1 - ry0), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
 
     def _tick(self, name: str, t0: float) -> float:
         t1 = time.perf_counter()
