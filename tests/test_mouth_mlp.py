@@ -195,6 +195,15 @@ def test_saved_mlp_predictor_matches_training(tmp_path):
     tok = rng.normal(size=(4, m.n_tokens, 768)).astype(np.float32)
     want = apply(dict(model, open_vec=open_vec), design(tok, model["mean"], model["std"], model["pca"]), 0)
     np.testing.assert_allclose(m.predict(tok, 0), want, rtol=1e-4, atol=1e-4)
+    # a model with its own opening direction: the file carries it, and its gain opens along it
+    d = rng.normal(size=E).astype(np.float32)
+    model["open_dir"] = d / float(d @ open_vec)
+    save_predictor(tmp_path / "d.npz", model, open_vec)
+    md = MouthPredictor(tmp_path / "d.npz")
+    np.testing.assert_allclose(md.open_dir, model["open_dir"], rtol=1e-6)
+    want_d = apply(dict(model, open_vec=open_vec), design(tok, model["mean"], model["std"], model["pca"]), 0)
+    np.testing.assert_allclose(md.predict(tok, 0), want_d, rtol=1e-4, atol=1e-4)
+    assert np.abs(want_d - want).max() > 1e-3
 
 
 def test_mlp_averaged_with_a_ridge_is_one_mlp():

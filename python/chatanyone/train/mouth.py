@@ -240,12 +240,17 @@ def ridge(x, y, w, lam: float):
     return W, (my - mx @ W).astype(np.float32)
 
 
-def open_gain(y: np.ndarray, center: np.ndarray, gain: float, open_vec: np.ndarray) -> np.ndarray:
+def open_gain(y: np.ndarray, center: np.ndarray, gain: float, open_vec: np.ndarray,
+              open_dir: np.ndarray | None = None) -> np.ndarray:
     """Scale only the mouth-opening component of ``y - center`` by ``gain`` (the inner-lip gap moves
-    ``gain`` times as much; the rest of the predicted shape is left as the regression has it, which
-    keeps its error small where the audio says little)."""
-    u = open_vec / float(open_vec @ open_vec)
-    return y + (gain - 1.0) * ((y - center) @ open_vec)[:, None] * u[None]
+    ``gain`` times as much), the extra opening added along ``open_dir`` (the predictor's, see
+    ``motion.mouth.opening_direction``: the jaw and both lips with it). ``None``: along the smallest
+    change that parts the inner lips, the rest of the predicted shape left as the regression has it
+    (before session 11; it keeps the outer lips' error small where the audio says little, but a
+    wide gained mouth was a thin ring of lip)."""
+    if open_dir is None:
+        open_dir = open_vec / float(open_vec @ open_vec)
+    return y + (gain - 1.0) * ((y - center) @ open_vec)[:, None] * np.asarray(open_dir)[None]
 
 
 def apply(model: dict, x: np.ndarray, extra: int) -> np.ndarray:
@@ -261,7 +266,7 @@ def apply(model: dict, x: np.ndarray, extra: int) -> np.ndarray:
         y = mlp_forward(model["layers"], h)
         if "skip" in model:
             y = y + h @ model["skip"][0] + model["skip"][1]
-    return open_gain(y, center, float(model["gain"]), model["open_vec"])
+    return open_gain(y, center, float(model["gain"]), model["open_vec"], model.get("open_dir"))
 
 
 def predict_clip(c: ClipData, model: dict) -> np.ndarray:
@@ -917,6 +922,11 @@ def main(argv=None) -> int:
         print(f"lookahead {look} ({40 * look} ms), hop {args.hop}: dev mouth r {summ['r']:.3f}, "
               f"amp {summ['amp_ratio']:.2f}, lam {model['lam']}, gain {float(model['gain']):.2f}", flush=True)
         if args.out:
+            # the gains open the jaw and lips as the training faces do (session 11)
+            from ..motion.mouth import mouth_projector, opening_direction
+            b = load_basis()
+            model["open_dir"] = opening_direction([c.exp[c.ok] for c in train], open_vec,
+                                                  mouth_projector(b.components, b.canonical))
             save_predictor(args.out, model, open_vec)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -1145,7 +1155,8 @@ def amp_main(args) -> int:
 
 def save_predictor(path, model: dict, open_vec: np.ndarray) -> None:
     """The run-time predictor as plain arrays (``motion/mouth.py`` reads it): token normalization,
-    PCA, the weights, the gain, the layout, and the lower-face projector."""
+    PCA, the weights, the gain, the layout, the lower-face projector, and the direction its gains
+    open the mouth along (``model["open_dir"]``, where the model has one)."""
     from ..audio.whisper import segment_features, shared_encoder
     from ..spec.head import load_basis
     from ..motion.mouth import mouth_projector
@@ -1161,6 +1172,8 @@ def save_predictor(path, model: dict, open_vec: np.ndarray) -> None:
                   gain=np.float32(model["gain"]), smooth=np.float32(model.get("smooth", 0.0)),
                   lead=np.int32(model.get("lead", 0)),
                   A=mouth_projector(basis.components, basis.canonical).astype(np.float32))
+    if model.get("open_dir") is not None:
+        common["open_dir"] = np.asarray(model["open_dir"], np.float32)
     if model.get("phones") is not None:  # the viseme head travels inside the predictor's file
         ph = model["phones"]
         common.update(ph["head"].arrays("ph_"), ph_cm=ph["cm"], ph_cs=ph["cs"])
