@@ -38,6 +38,46 @@ def test_gate_onset_release_and_bridge():
             SpeechGate(3, **bad)
 
 
+def test_gate_before_the_first_word_and_after_digital_silence():
+    """Before a stream's first word the gate does not know the speaker's level: it starts from
+    ``init_db`` (``MotionGenerator.GATE_INIT_DB``). A near-silent first frame (a decoder's priming
+    samples, as in ``mimictalk_Trump_10s``) pulls the noise floor far down (it then rises 0.02 dB
+    a frame), so the speech level's guess alone sets the threshold; then room noise at -57 dBFS
+    (+-2 dB) and speech at -20. At -35 dBFS (threshold -59, under that noise) the mouth moves at a
+    third of its speaking motion or more all through the noise; at -30 it is still there. With
+    ``noise_skips_silence`` the near-silent frame leaves the noise floor alone, which then follows
+    the room noise (threshold 5 dB above its quietest frames): still at -35 too, from the second
+    frame (the first reads levels ahead of what the noise floor has seen). The speech moves
+    the mouth fully in every case."""
+    from chatanyone.motion import MotionGenerator as G
+    rng = np.random.default_rng(0)
+    lv = np.concatenate([[-120.0], -57.0 + rng.uniform(-2, 2, 39), np.full(30, -20.0)])
+
+    def weights(init_db, skip=False):
+        return SpeechGate(4, hold=G.GATE_HOLD, release=G.GATE_RELEASE, onset=G.GATE_ONSET, bridge=G.GATE_BRIDGE,
+                          rel_db=G.GATE_REL_DB, init_db=init_db, noise_skips_silence=skip).weights(lv)
+
+    noise = slice(0, 40 - G.GATE_ONSET)  # up to the onset frames before the word
+    old, high, skip = weights(-35.0), weights(-30.0), weights(-35.0, True)
+    assert old[noise].mean() > 0.3, np.round(old[:40], 2)
+    assert high[noise].max() < 0.1, np.round(high[:40], 2)
+    assert skip[1:noise.stop].max() < 0.1, np.round(skip[:40], 2)  # frame 0 reads ahead of the noise floor
+    assert min(old[40:].min(), high[40:].min(), skip[40:].min()) == 1.0
+
+
+def test_rest_tracked_leaves_out_the_detector_frame():
+    """``eval lipsync``'s ``rest``: the opening's spread in pauses over its spread in speech;
+    ``rest_tracked`` leaves out frame 0, which face mesh reads with its detector (a still mouth in
+    a pause: 0.03 read as 0.045 there, 0.03 by tracking after). Fewer than 10 pause frames: None."""
+    from chatanyone.eval.lipsync import _rest
+    speech = np.r_[np.zeros(15, bool), np.ones(30, bool), np.zeros(15, bool)]
+    o = np.where(speech, 0.03 + 0.02 * np.sin(np.arange(60)), 0.03)
+    o[0] = 0.045
+    assert _rest(o, speech) > 0.15
+    assert _rest(o, speech, tracked=True) < 1e-9
+    assert _rest(o[:20], speech[:20]) is None
+
+
 shipped = needs_shipped("motion_mouth.npz", "mouth predictor")
 
 
@@ -268,7 +308,8 @@ def test_close_lids_meets_crossing_lids_only():
 def test_lipsync_variant_sets_the_gate():
     """``eval lipsync --variant NAME=hold:0,release:2,onset:2,bridge:4`` (``FAST_REST_GATE``)
     reaches the generator's gate, the pause and lid keys (``pause_seal``, ``pause_settle``,
-    ``lid_keep``, ``blink_depth``) its settings; an onset beyond the predictor's lookahead and an
+    ``lid_keep``, ``blink_depth``) its settings, ``gate_init`` / ``noise_skip`` the gate's speech
+    level before the first word and its noise floor in digital silence; an onset beyond the predictor's lookahead and an
     unknown key are refused."""
     from chatanyone.eval.lipsync import apply_variant
     from chatanyone.motion import MotionGenerator
@@ -282,6 +323,8 @@ def test_lipsync_variant_sets_the_gate():
     assert (g.PAUSE_CLOSE, g.PAUSE_SEAL, g._gate.pause_settle_frames, g.LID_KEEP, g.BLINK_DEPTH) == (1, 1, 8, 1, 0)
     apply_variant(g, {"gate_db": "-23.5", "gate_pow": "2"})
     assert (g._gate.rel_db, g.GATE_POWER) == (-23.5, 2.0)
+    apply_variant(g, {"gate_init": "-35", "noise_skip": "1"})
+    assert (g._gate.init_db, g._gate.noise_skips_silence, g._gate.speech_db) == (-35.0, True, -35.0)
     for bad in ({"gate_pow": "0"}, {"gate_db": "3"}):
         with pytest.raises(ValueError):
             apply_variant(MotionGenerator(seed=3, body=False), bad)

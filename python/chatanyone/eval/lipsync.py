@@ -18,8 +18,9 @@ Per clip and mean over clips:
   median, :func:`~chatanyone.eval.mouth.peak_ratio`; 1: the wide peaks open as wide);
   ``r_best``/``lag``: the best r within +-5 frames
   and its lag (positive: the rendered mouth is late); ``rest``: std of the opening in the clip's
-  pauses over std in speech (rendered; ``rest_real`` the same on the real video); ``face``: fraction
-  of rendered frames where face mesh finds a face.
+  pauses over std in speech (rendered; ``rest_real`` the same on the real video; ``rest_tracked`` /
+  ``rest_real_tracked`` without frame 0, the one frame face mesh reads with its detector, not by
+  tracking); ``face``: fraction of rendered frames where face mesh finds a face.
 - ``no_motion``: the source frame repeated (its real landmarks): r undefined, amp 0.
 - ``loudness``: the audio's RMS envelope (per frame) against the real opening: r only.
 - ``loudness_matched``: that envelope mapped linearly onto the real opening's mean and std (an
@@ -49,8 +50,8 @@ log = logging.getLogger("chatanyone")
 
 MAX_LAG = 5
 METHODS = ("model", "no_motion", "loudness", "loudness_matched")
-SUMMARY = {"model": ("r", "amp", "lmd", "peak", "r_best", "lag", "rest", "face"), "no_motion": ("amp", "lmd"),
-           "loudness": ("r",), "loudness_matched": ("r", "amp", "lmd", "peak")}
+SUMMARY = {"model": ("r", "amp", "lmd", "peak", "r_best", "lag", "rest", "rest_tracked", "face"),
+           "no_motion": ("amp", "lmd"), "loudness": ("r",), "loudness_matched": ("r", "amp", "lmd", "peak")}
 
 
 def _session_config(preset: str, seed: int, output_size: int | None):
@@ -71,7 +72,8 @@ _GENERATOR_KEYS = (("render_gain", "MOUTH_RENDER_GAIN", float), ("shift", "MOUTH
                    ("release", "GATE_RELEASE", int), ("onset", "GATE_ONSET", int),
                    ("bridge", "GATE_BRIDGE", int), ("gate_db", "GATE_REL_DB", float),
                    ("gate_pow", "GATE_POWER", float), ("head_calm", "HEAD_PAUSE_CALM", float),
-                   ("spk_amp", "SPEAKER_AMP", lambda v: bool(int(v))))
+                   ("spk_amp", "SPEAKER_AMP", lambda v: bool(int(v))), ("gate_init", "GATE_INIT_DB", float),
+                   ("noise_skip", "GATE_NOISE_SKIPS_SILENCE", lambda v: bool(int(v))))
 
 
 # variant keys that set one GeomRenderer attribute (the painted mouth): (key, attribute, type)
@@ -89,7 +91,9 @@ def apply_variant(gen, spec: dict, renderer=None) -> None:
     ``hold`` / ``release`` / ``onset`` / ``bridge`` the speech gate's edges (``GATE_HOLD`` etc., frames),
     ``gate_db`` / ``gate_pow`` its threshold below the running speech level (``GATE_REL_DB``, dB) and
     the power on its weights (``GATE_POWER``), ``head_calm`` how much the head moves in pauses
-    (``HEAD_PAUSE_CALM``, 0..1), ``spk_amp`` ``1``/``0``: the speaker's amplitude
+    (``HEAD_PAUSE_CALM``, 0..1), ``gate_init`` the gate's speech level before the first word
+    (``GATE_INIT_DB``, dBFS), ``noise_skip`` ``1``/``0``: (near) digital silence leaves its noise
+    floor alone (``GATE_NOISE_SKIPS_SILENCE``), ``spk_amp`` ``1``/``0``: the speaker's amplitude
     from the audio on or off (``SPEAKER_AMP``; needs ``weights/mouth_amp.npz``), ``amp_model`` another
     such npz (and on), ``open_dir`` ``0``: the gains open the mouth along the smallest change
     of the inner lips (before session 11) instead of the predictor's ``open_dir``, ``dit_mouth`` ``1``: the
@@ -219,7 +223,14 @@ def _best_lag(a, b, max_lag=MAX_LAG):
     return best
 
 
-def _rest(open_, speech):
+def _rest(open_, speech, tracked: bool = False):
+    """Std of the opening ``open_ [T]`` on non-``speech`` frames over its std on speech frames (None
+    with fewer than 10 of either). ``tracked``: frame 0 left out: face mesh reads a stream's first
+    frame with its detector and every later one by tracking, and on a still, narrow mouth the two
+    read up to 0.01 face heights apart (half a speech std; motion/design.md, "Session 11")."""
+    if tracked:
+        open_ = np.array(open_, np.float64)
+        open_[:1] = np.nan
     sil = ~speech & np.isfinite(open_)
     sp = speech & np.isfinite(open_)
     if sil.sum() < 10 or sp.sum() < 10 or open_[sp].std() < 1e-9:
@@ -309,7 +320,8 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
         fig = {"r": M.pearson(open_rend, open_real), "amp": M.amplitude_ratio(open_rend, open_real, speech),
                "lmd": M.lmd(lips_rend, lips_real), "peak": M.peak_ratio(open_rend, open_real, speech),
                "r_best": r_best, "lag": lag,
-               "rest": _rest(open_rend, speech), "face": float(np.isfinite(open_rend).mean()),
+               "rest": _rest(open_rend, speech), "rest_tracked": _rest(open_rend, speech, tracked=True),
+               "face": float(np.isfinite(open_rend).mean()),
                "seconds_render": t_render}
         if j == 0:
             kept, rend0 = kept_j, rend
@@ -319,6 +331,7 @@ def evaluate_clip(video, *, config=None, max_seconds: float | None = None, cache
             res.setdefault("variants", {})[name] = fig
     res["frame_size"] = sorted({f"{w}x{h}" for h, w in sizes})
     res["rest_real"] = _rest(open_real, speech)
+    res["rest_real_tracked"] = _rest(open_real, speech, tracked=True)
     src_lips, src_open = lips_real[s], float(open_real[s])
     still = np.repeat(src_lips[None], pv.n, 0)
     res["no_motion"] = {"r": None, "amp": 0.0, "lmd": M.lmd(still, lips_real)}
@@ -473,9 +486,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="render again with the mouth changed (keys: mouth:NPZ, gate:speech|digital|none, "
                         "gain, gain_x, render_gain, shift, pause_close, pause_seal, pause_settle, lid_keep, "
                         "blink_depth, hold, release, onset, bridge, gate_db, gate_pow, spk_amp:0|1, "
-                        "amp_model:NPZ, open_dir:0|1, dit_mouth:1, head_calm, paint_shadow:0|1, paint_soft; "
-                        "NAME= alone: the shipped "
-                        "model); repeatable, the first is reported as 'model'")
+                        "amp_model:NPZ, open_dir:0|1, dit_mouth:1, head_calm, gate_init, noise_skip:0|1, "
+                        "paint_shadow:0|1, paint_soft; NAME= alone: the shipped model); repeatable, the first is "
+                        "reported as 'model'")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="write mouth close-ups (real | rendered) at the most open real frames as PNG")
 

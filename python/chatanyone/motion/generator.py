@@ -632,6 +632,17 @@ class MotionGenerator:
     # 9"). Further (-22, -23.5) or GATE_POWER 1.3-2 bought less rest per r lost; kept for ablations.
     GATE_REL_DB = -24.0
     GATE_POWER = 1.0
+    # mouth mode: the gate's running speech level before the stream's first word (dBFS; vad.SpeechGate
+    # init_db), and whether (near) digital silence leaves its noise floor alone (noise_skips_silence).
+    # Before the first word the threshold is GATE_INIT_DB + GATE_REL_DB (-59 dBFS), under the room
+    # noise of some recordings (-60 to -55), which then moves the mouth at a third to a half of its
+    # speech where a decoder's near-silent first frame has pulled the noise floor down. Session 11
+    # (DEV + 13 training clips, eval lipsync): -32 / -30 lower rest on 14 clips with pauses 0.1685
+    # -> 0.1615 / 0.1603 but cut speech that starts quietly (r 0.5441 -> 0.5433 / 0.5431) and not
+    # DEV's rest, so -35 stays (motion/design.md, "Session 11"); ablations: eval lipsync gate_init,
+    # noise_skip
+    GATE_INIT_DB = -35.0
+    GATE_NOISE_SKIPS_SILENCE = False
 
     def _new_gate(self) -> SpeechGate | None:
         """A fresh speech gate for a new stream (mouth mode), with :attr:`GATE_HOLD` etc."""
@@ -639,7 +650,8 @@ class MotionGenerator:
             return None
         return SpeechGate(self.mouth.look, hold=self.GATE_HOLD, release=self.GATE_RELEASE,
                           onset=self.GATE_ONSET, bridge=self.GATE_BRIDGE, rel_db=self.GATE_REL_DB,
-                          pause_settle_frames=self.PAUSE_SETTLE_FRAMES)
+                          pause_settle_frames=self.PAUSE_SETTLE_FRAMES, init_db=self.GATE_INIT_DB,
+                          noise_skips_silence=self.GATE_NOISE_SKIPS_SILENCE)
 
     def _speech_weights(self, c0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``([n] weight, [n] settle)`` in [0, 1] for frames ``c0 .. c0+n-1`` (each asked once, in

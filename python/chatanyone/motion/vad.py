@@ -75,6 +75,9 @@ class SpeechGate:
             feed of digital silence closes the mouth within a second).
         pause_settle_frames: time constant (frames) of the close in a real pause (0: none, the
             mouth keeps its pause shape there).
+        noise_skips_silence: (near) digital silence (below ``silence_db``) leaves the noise floor
+            as it is (True), instead of pulling it down to its level, after which it rises back
+            ``rise_db`` per frame (False, the default).
 
     Not thread-safe; frames must be given in order (:meth:`step`).
     """
@@ -84,7 +87,7 @@ class SpeechGate:
                  floor_db: float = -62.0, silence_db: float = -80.0, width_db: float = 6.0, attack: float = 0.3,
                  decay_db: float = 0.05, rise_db: float = 0.02, init_db: float = -35.0,
                  settle_frames: float = 6.0, unsettle_rate: float = 0.3, init_settle: float = 0.0,
-                 pause_settle_frames: float = 0.0):
+                 pause_settle_frames: float = 0.0, noise_skips_silence: bool = False):
         onset = look if onset is None else onset
         if look < 0 or hold < 0 or release < 0 or bridge < 0 or not 0 <= onset <= look:
             raise ValueError(f"SpeechGate: look, hold, release and bridge must be >= 0 and onset in [0, look], "
@@ -100,6 +103,7 @@ class SpeechGate:
         self.settle_frames, self.unsettle_rate = float(settle_frames), float(unsettle_rate)
         self.init_settle = float(init_settle)
         self.pause_settle_frames = float(pause_settle_frames)
+        self.noise_skips_silence = bool(noise_skips_silence)
         k = np.arange(-self.back, self.look + 1, dtype=np.float64)
         behind = np.clip(1.0 - (-k - self.hold) / (self.release + 1), 0.0, 1.0)
         self.taper = np.where(k <= 0, behind, np.clip(1.0 - k / (self.onset + 1), 0.0, 1.0))
@@ -116,6 +120,8 @@ class SpeechGate:
             self.speech_db += self.attack * (db - self.speech_db)
         else:
             self.speech_db -= self.decay_db
+        if self.noise_skips_silence and db < self.silence_db:
+            return  # digital silence (a decoder's priming samples, a Session's idle feed) is not the room's noise
         if self.noise_db is None or db < self.noise_db:
             self.noise_db = db
         else:
