@@ -312,6 +312,16 @@ def test_session_frames_are_unchanged_by_registration(avatar, monkeypatch):
     np.testing.assert_array_equal(on, off)
 
 
+def _assert_border_in_order(src, out):
+    """The border points of each side keep their order along it (none passes a neighbour)."""
+    for axis in (0, 1):
+        for v in (-1.0, 1.0):
+            on = src[:, axis] == v
+            along = 1 - axis
+            order = np.argsort(src[on, along])
+            assert np.all(np.diff(out[on, along][order]) > 0)
+
+
 @pytest.mark.parametrize("scale, shift", [(1.0, (0.0, -0.04)), (0.95, (0.0, 0.0)), (1.0, (0.04, 0.03)),
                                           (1.05, (-0.03, 0.02))])
 def test_a_moving_body_leaves_no_seam_at_the_region_edge(avatar, scale, shift):
@@ -335,8 +345,7 @@ def test_a_moving_body_leaves_no_seam_at_the_region_edge(avatar, scale, shift):
     src, out = r._border.astype(np.float64), dst[b0: b0 + n_border].astype(np.float64)
     on_side = np.abs(src) == 1.0
     assert np.all(((out - src) * np.sign(src))[on_side] >= 0.0)  # on or outside its side
-    spacing = 2.0 / r._border_sides
-    assert np.abs(out - src).max() < 0.5 * spacing              # neighbours never cross
+    _assert_border_in_order(src, out)                          # neighbours never cross
     # a smooth photo (a vertical ramp, 3 levels a row): rows below the face stay a ramp to the edge
     y = np.arange(rh, dtype=np.float32)[:, None] * 3.0 / (rh / 64)
     r._src = np.ascontiguousarray(np.broadcast_to(y, (1, 3, rh, rw)), np.float32)
@@ -546,3 +555,31 @@ def test_the_backgrounds_map_follows_a_camera_pan_and_not_a_still_one(tmp_path):
     want = 2 * 12.0 / box.w
     assert abs(bg[-1, 0, 2] - want) < 0.15 * want, (bg[:, 0, 2], want)
     assert abs(bg[-1, 1, 2]) < 0.2 * want
+
+
+def test_a_panning_body_slides_the_border_along_with_it(avatar):
+    """Session 11: a torso map of a camera pan (a quarter of the crop's width) slides the region's
+    bottom border points along the bottom side with the body, by up to BORDER_SLIDE (0.9) of their
+    spacing: before (0.45) the border held the bottom of the body back while the map moved the rest
+    (a panning interview clip's jacket stayed near the photo's place). Every pixel stays covered,
+    no point moves into the region or past a neighbour."""
+    from chatanyone.render.geometry import BORDER_SLIDE, _mesh_flow
+    assert BORDER_SLIDE > 0.5
+    r = GeomRenderer(avatar, 256, layered=False, arms="mesh")
+    m = R.identity()
+    m[0, 2] = 0.25
+    dst, depth = r.driving_vertices({"torso": m})
+    rx0, ry0, rx1, ry1 = r.rect
+    _, mask = _mesh_flow()(dst, r._reg["src"], r._reg["tris"], (ry1 - ry0, rx1 - rx0), depth=depth)
+    assert mask.all()
+    n_border = len(r._border)
+    b0 = len(r.src_vertices) - n_border
+    src, out = r._border.astype(np.float64), dst[b0: b0 + n_border].astype(np.float64)
+    spacing = 2.0 / r._border_sides
+    moved = src[:, 0] + np.clip(0.25 * r._ax[0], -BORDER_SLIDE * spacing, BORDER_SLIDE * spacing)
+    bottom = (src[:, 1] == 1.0) & (np.abs(src[:, 0]) < 1.0)
+    np.testing.assert_allclose(out[bottom, 0], np.maximum(moved[bottom], -1.0), atol=1e-6)
+    assert (out[bottom, 0] - src[bottom, 0]).min() > 0.5 * spacing     # beyond the old limit
+    on_side = np.abs(src) == 1.0
+    assert np.all(((out - src) * np.sign(src))[on_side] >= 0.0)
+    _assert_border_in_order(src, out)

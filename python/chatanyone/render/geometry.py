@@ -120,10 +120,12 @@ FACE_REG = 0.5
 NECK_TORSO = 1.0
 # frames with a "hair" map: how far the region's border above the chin follows it (0: pinned)
 BORDER_HAIR = 1.0
-# frames with a registered map: how far a border point may move, as a fraction of the border
-# points' spacing (below 0.5: neighbours never cross); it never moves into the region
-# (GeomRenderer._hold_border: a point moved inward left pixels no triangle covers, issue #11)
-BORDER_SLIDE = 0.45
+# frames with a registered map: how far a border point may move along its side, as a fraction of
+# the border points' spacing (neighbours never cross: an affine map keeps their order and the clamp
+# is monotone); it never moves into the region (GeomRenderer._hold_border: a point moved inward
+# left pixels no triangle covers, issue #11). 0.45 held the body back on a panning or zooming
+# camera; 0.9 chosen in session 11 (render/design.md)
+BORDER_SLIDE = 0.9
 # frames with a "torso" map: how the arms move ("pose": by the pose's offsets, as without a map;
 # "shoulders": the shoulders by the map, elbows and wrists by the pose; "torso": all by the map)
 BODY_ARMS = "gated"
@@ -1160,9 +1162,9 @@ class GeomRenderer:
         left pixels that no triangle covers: the flow is the identity there, so the still photo
         showed beside the moved body (a hard step, a sliver of the photo's own shoulder). Each point
         may move outward from its side (the body leaving the frame or the region: cut at its edge)
-        but not inward; along its side it moves by less than half the points' spacing
-        (:data:`BORDER_SLIDE`, so neighbours never cross). Every pixel of the region is then
-        covered and sampled from inside the photo."""
+        but not inward; along its side it moves by at most :data:`BORDER_SLIDE` of the points'
+        spacing (a clamp keeps their order, so neighbours never cross). Every pixel of the region
+        is then covered and sampled from inside the photo."""
         b0 = M.N_FACE + sum(self._n_extra[:4])
         src = self._border.astype(np.float64)
         out = np.array(dst[b0: b0 + len(src)], np.float64)
