@@ -45,6 +45,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "time_limit(seconds): fail (end the run) if the test hangs")
 
 
+@pytest.fixture(scope="module")
+def basis():
+    """The shipped face basis (``spec.head.load_basis``); the tests that take it skip where
+    ``face_basis.npz`` is absent (a module may define its own ``basis`` instead)."""
+    from chatanyone.spec.head import load_basis
+    try:
+        return load_basis()
+    except FileNotFoundError:
+        pytest.skip("no face_basis.npz")
+
+
 @pytest.fixture(autouse=True)
 def _time_limit(request):
     m = request.node.get_closest_marker("time_limit")

@@ -92,15 +92,6 @@ def test_ridge_recovers_a_linear_map():
     np.testing.assert_allclose(b, [0.5, -1.0], atol=0.02)
 
 
-@pytest.fixture(scope="module")
-def basis():
-    from chatanyone.spec.head import load_basis
-    try:
-        return load_basis()
-    except FileNotFoundError:
-        pytest.skip("no face_basis.npz")
-
-
 def test_blend_takes_the_lower_face_from_the_mouth(basis):
     from chatanyone.motion.mouth import blend, mouth_projector
     from chatanyone.train.mouth import mouth_open_vector

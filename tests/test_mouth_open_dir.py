@@ -11,15 +11,6 @@ from weights_util import needs_shipped  # noqa: E402
 shipped = needs_shipped("motion_mouth.npz", "mouth predictor")
 
 
-@pytest.fixture(scope="module")
-def basis():
-    from chatanyone.spec.head import load_basis
-    try:
-        return load_basis()
-    except FileNotFoundError:
-        pytest.skip("no face_basis.npz")
-
-
 def test_opening_direction_recovers_how_faces_open():
     """Clips whose coefficients move along one direction with the opening (each clip its own
     amplitude, length and noise): the average slope is that direction, scaled to open by 1."""

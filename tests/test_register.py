@@ -461,28 +461,35 @@ def test_hands_moving_over_the_chest_do_not_drag_the_torso_map():
     assert np.abs(torso[:, :, :2] - np.eye(2)).max() < 0.2
 
 
-def test_the_hairs_map_follows_a_camera_zoom(tmp_path):
-    """The hair's map is affine (REGISTER_PARTS): a driving clip whose camera zooms in by 10 % over
-    a second (made from a training clip) gives a hair map that grows by about that much, where a
-    turn and shift could not follow the outline moving outward (skips without ../shared/data)."""
+def _first_frame_moved(path, clip, n, matrix):
+    """Write ``path``: ``n`` frames at 25 fps, each the first frame of the data clip ``clip`` moved
+    by the 2×3 affine ``matrix(i, w, h)`` (a synthetic camera move); skips without ../shared/data."""
     import cv2
-    from chatanyone.eval.prepare import prepare
-    from chatanyone.reenact import REGISTER_PARTS, body_motion
-    assert REGISTER_PARTS["hair"] == "affine"
-    src = os.path.join(VIDEOS, "pcavs_vox2_00015.mp4")
+    src = os.path.join(VIDEOS, clip)
     if not os.path.exists(src):
         pytest.skip("../shared/data/videos not available")
     cap = cv2.VideoCapture(src)
     ok, first = cap.read()
     assert ok
     h, w = first.shape[:2]
-    path = str(tmp_path / "zoom.mp4")
-    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
-    for i in range(25):
-        s = 1.0 + 0.1 * i / 24
-        m = np.array([[s, 0, (1 - s) * w / 2], [0, s, (1 - s) * h / 2]], np.float32)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+    for i in range(n):
+        m = np.asarray(matrix(i, w, h), np.float32)
         out.write(cv2.warpAffine(first, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
     out.release()
+    return str(path)
+
+
+def test_the_hairs_map_follows_a_camera_zoom(tmp_path):
+    """The hair's map is affine (REGISTER_PARTS): a driving clip whose camera zooms in by 10 % over
+    a second (made from a training clip) gives a hair map that grows by about that much, where a
+    turn and shift could not follow the outline moving outward (skips without ../shared/data)."""
+    from chatanyone.eval.prepare import prepare
+    from chatanyone.reenact import REGISTER_PARTS, body_motion
+    assert REGISTER_PARTS["hair"] == "affine"
+    path = _first_frame_moved(tmp_path / "zoom.mp4", "pcavs_vox2_00015.mp4", 25,   # zoom about the middle
+                              lambda i, w, h: [[1 + 0.1 * i / 24, 0, -0.05 * i / 24 * w],
+                                               [0, 1 + 0.1 * i / 24, -0.05 * i / 24 * h]])
     pv = prepare(path, cache=False)
     hair, ok = body_motion(pv, part="hair", cache=False)
     assert ok.mean() > 0.9
@@ -529,23 +536,11 @@ def test_the_backgrounds_map_follows_a_camera_pan_and_not_a_still_one(tmp_path):
     made from a training clip's first frame: 8 still frames, then a camera pan of 12 px to the
     right over 16 frames. The still frames give the identity (a still camera moves nothing), the
     last frame's map shifts by the pan, in crop units, within 15 % (skips without ../shared/data)."""
-    import cv2
     from chatanyone.eval.prepare import prepare
     from chatanyone.reenact import body_motion
-    src = os.path.join(VIDEOS, "sadtalker_hdtf_RD_Radio2_000.mp4")
-    if not os.path.exists(src):
-        pytest.skip("../shared/data/videos not available")
-    cap = cv2.VideoCapture(src)
-    ok, first = cap.read()
-    assert ok
-    h, w = first.shape[:2]
-    path = str(tmp_path / "pan.mp4")
-    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
     pan = [0.0] * 8 + [12.0 * (i + 1) / 16 for i in range(16)]
-    for dx in pan:
-        m = np.array([[1, 0, dx], [0, 1, 0]], np.float32)
-        out.write(cv2.warpAffine(first, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
-    out.release()
+    path = _first_frame_moved(tmp_path / "pan.mp4", "sadtalker_hdtf_RD_Radio2_000.mp4", len(pan),
+                              lambda i, w, h: [[1, 0, pan[i]], [0, 1, 0]])
     pv = prepare(path, cache=False)
     bg, ok = body_motion(pv, part="background", cache=False)
     assert ok.mean() > 0.8

@@ -143,24 +143,32 @@ class ClipData:
         self.shift = 0  # audio/video offset in frames (training alignment; positive: the video is early)
 
 
-def load_clips(roots, open_vec, *, allow=("train",), enc=None) -> list[ClipData]:
-    """Clips with speech and a tracked face under the corpus folders ``roots``; a clip whose role
-    (``eval.split``) is not in ``allow`` raises (held-out clips never reach training)."""
-    out = []
+def corpus_clip_dirs(roots, allow=("train",)):
+    """The prepared clip folders (those with a ``motion.npz``) under the corpus folders ``roots``, in
+    name order; a clip whose role (``eval.split``) is not in ``allow`` raises ``ValueError``
+    (held-out clips never reach training)."""
     for root in roots:
         for d in sorted(Path(root).iterdir()):
             if not (d / "motion.npz").is_file():
                 continue
             if role(d.name) not in allow:
                 raise ValueError(f"{d.name} is a {role(d.name)} clip; this step reads only {allow} clips")
-            meta = json.loads((d / "meta.json").read_text())
-            if meta.get("has_audio") is False or meta.get("audio_silent"):
-                continue
-            c = ClipData(d, open_vec, enc)
-            if c.ok.mean() < 0.5 or c.n < 40 or np.percentile(c.loud, 90) < -7.5 or c.amp <= 0:
-                log.info("mouth: skip %s", c.name)
-                continue
-            out.append(c)
+            yield d
+
+
+def load_clips(roots, open_vec, *, allow=("train",), enc=None) -> list[ClipData]:
+    """Clips with speech and a tracked face under the corpus folders ``roots``; a clip whose role
+    (``eval.split``) is not in ``allow`` raises (held-out clips never reach training)."""
+    out = []
+    for d in corpus_clip_dirs(roots, allow):
+        meta = json.loads((d / "meta.json").read_text())
+        if meta.get("has_audio") is False or meta.get("audio_silent"):
+            continue
+        c = ClipData(d, open_vec, enc)
+        if c.ok.mean() < 0.5 or c.n < 40 or np.percentile(c.loud, 90) < -7.5 or c.amp <= 0:
+            log.info("mouth: skip %s", c.name)
+            continue
+        out.append(c)
     if not out:
         raise ValueError(f"no usable clips in {roots}")
     return out
@@ -1061,17 +1069,12 @@ def training_expressions(roots, *, allow=("train",)) -> dict[str, np.ndarray]:
     """``{clip: exp [n, E]}``: the tracked frames' expression coefficients of the corpus clips under
     ``roots`` (a clip whose role is not in ``allow`` raises: held-out clips never reach training)."""
     out = {}
-    for root in roots:
-        for d in sorted(Path(root).iterdir()):
-            if not (d / "motion.npz").is_file():
-                continue
-            if role(d.name) not in allow:
-                raise ValueError(f"{d.name} is a {role(d.name)} clip; this step reads only {allow} clips")
-            with np.load(d / "motion.npz") as m:
-                exp = m["exp"].astype(np.float64)
-                ok = (m["face_ok"] > 0) & np.all(np.isfinite(exp), 1)
-            if ok.sum() >= 40:
-                out[d.name] = exp[ok]
+    for d in corpus_clip_dirs(roots, allow):
+        with np.load(d / "motion.npz") as m:
+            exp = m["exp"].astype(np.float64)
+            ok = (m["face_ok"] > 0) & np.all(np.isfinite(exp), 1)
+        if ok.sum() >= 40:
+            out[d.name] = exp[ok]
     return out
 
 
