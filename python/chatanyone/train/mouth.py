@@ -250,15 +250,15 @@ def ridge(x, y, w, lam: float):
 
 def open_gain(y: np.ndarray, center: np.ndarray, gain: float, open_vec: np.ndarray,
               open_dir: np.ndarray | None = None) -> np.ndarray:
-    """Scale only the mouth-opening component of ``y - center`` by ``gain`` (the inner-lip gap moves
-    ``gain`` times as much), the extra opening added along ``open_dir`` (the predictor's, see
-    ``motion.mouth.opening_direction``: the jaw and both lips with it). ``None``: along the smallest
-    change that parts the inner lips, the rest of the predicted shape left as the regression has it
-    (before session 11; it keeps the outer lips' error small where the audio says little, but a
-    wide gained mouth was a thin ring of lip)."""
-    if open_dir is None:
-        open_dir = open_vec / float(open_vec @ open_vec)
-    return y + (gain - 1.0) * ((y - center) @ open_vec)[:, None] * np.asarray(open_dir)[None]
+    """The run time's :func:`chatanyone.motion.mouth.open_gain`: only the mouth-opening component of
+    ``y - center`` scaled by ``gain``, the extra opening added along ``open_dir`` (the predictor's:
+    the jaw and both lips with it). ``None``: along the smallest change that parts the inner lips
+    (:func:`~chatanyone.motion.mouth.min_open_dir`; before session 11, and the scoring in
+    :func:`_score`: it keeps the outer lips' error small where the audio says little, but a wide gained
+    mouth was a thin ring of lip)."""
+    from ..motion.mouth import min_open_dir
+    from ..motion.mouth import open_gain as gain_along
+    return gain_along(y, center, gain, open_vec, min_open_dir(open_vec) if open_dir is None else open_dir)
 
 
 def apply(model: dict, x: np.ndarray, extra: int) -> np.ndarray:
