@@ -192,6 +192,38 @@ def test_a_hair_map_moves_the_rings_and_the_upper_border(avatar):
     np.testing.assert_array_equal(moved[top, 1], still[top, 1])
 
 
+def test_the_person_outline_moves_whole_with_the_hair_and_torso_maps(avatar):
+    """Frames with registered maps (a region without arms): vertices along the person's outline,
+    on the background just outside the person layer's alpha, move by the hair's map above the chin
+    and the torso's below it (cross-faded over the ramp round the chin), so the stretch towards the
+    pinned border falls on the background; an upper-body region (arms) has none."""
+    import chatanyone.render.geometry as G
+    from chatanyone.render import mesh as M
+    assert avatar.region_kind in G.SIL_KINDS
+    r = GeomRenderer(avatar, 256)
+    hair, torso = R.identity(), R.identity()
+    hair[:, 2] = (0.03, -0.02)                                 # crop units
+    torso[:, 2] = (-0.01, 0.015)
+    moved, depth = r.driving_vertices({"hair": hair, "torso": torso})
+    reg = r._reg
+    n = reg["n_sil"]
+    assert n >= 8 and len(moved) == len(reg["src"]) == len(depth)
+    src = reg["src"][-n:].astype(np.float64)
+    px = (src + 1) * r._px - 0.5                               # pixel indices of the region
+    ij = np.round(px).astype(int)
+    assert np.all(r._src[0, 3][ij[:, 1], ij[:, 0]] == 0.0)     # on the background, beyond the layer
+    y = (src[:, 1] + 1) * r._px[1]
+    above, below = y < r._chin_y - G.BODY_RAMP * r._fh_px, y > r._chin_y + G.BODY_RAMP * r._fh_px
+    assert above.sum() >= 3 and below.sum() >= 2
+    d = moved[-n:].astype(np.float64) - src
+    np.testing.assert_allclose(d[above], np.broadcast_to(hair[:, 2] * r._ax, d[above].shape), atol=1e-5)
+    np.testing.assert_allclose(d[below], np.broadcast_to(torso[:, 2] * r._ax, d[below].shape), atol=1e-5)
+    assert np.all(np.isfinite(r.render({"hair": hair, "torso": torso})))
+    r._region_kind, r._reg = "upper_body", None                # arms move by their own: no outline vertices
+    r.driving_vertices({"hair": hair, "torso": torso})
+    assert r._reg["n_sil"] == 0
+
+
 def test_a_face_map_moves_the_face_part_way_to_where_it_was_registered(avatar):
     """A face map of a shift moves the driving face mesh (and the rings posed with it) by
     FACE_REG of that shift from where the head pose puts it; a turn turns it by FACE_REG of the

@@ -142,6 +142,17 @@ BAR_EDGE = 2
 # frames with a "background" map (the driving scene's registered motion: a camera's pan or zoom)
 # move the plate under the person by it (layered renderers only; session 11, render/design.md)
 BACKGROUND_MOVES = True
+# frames with registered maps (layered renderers, regions without arms: SIL_KINDS): vertices along
+# the person's outline, on the background SIL_MARGIN face heights beyond the person layer's alpha,
+# SIL_STEP apart, at least SIL_CLEAR from the mesh's other vertices and the region's border, moved by
+# the hair's map above the chin and the torso's below it (cross-faded over BODY_RAMP round it): the
+# person moves whole and the stretch towards a pinned border or a ring that moves otherwise falls on
+# the background (alpha 0, the plate shows), not on the hair or the shoulders (session 12)
+SILHOUETTE = True
+SIL_MARGIN = 0.03
+SIL_STEP = 0.15
+SIL_CLEAR = 0.06
+SIL_KINDS = ("head", "head_shoulders")
 PLATE_SCALE = 4              # the plate is inpainted at 1/PLATE_SCALE of the region's size (speed)
 HAND_MODES = ("articulated", "similarity")   # how hands move (see _Limbs)
 MOUTH_MODES = ("rigid", "previous")          # how the mouth's inside is drawn (see GeomRenderer)
@@ -684,7 +695,8 @@ class GeomRenderer:
         rings_src = [self._to_region(self._pose(self._canon_src[oval] + off, self._head)[:, :2])
                      for off in self._ring_off]
         self._rings_src = rings_src
-        self._outer_follow = HAIR_OUTER.get(str(getattr(avatar, "region_kind", "")), None)
+        self._region_kind = str(getattr(avatar, "region_kind", ""))
+        self._outer_follow = HAIR_OUTER.get(self._region_kind, None)
         # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
         self._limbs = _Limbs(avatar, self, hands=hands, arms=arms, reg_img=reg_img,
                              person=None if person is None else person[ry0:ry1, rx0:rx1])
@@ -903,7 +915,10 @@ class GeomRenderer:
             d = np.min(np.linalg.norm(grid[:, None] - others[None], axis=-1), axis=1)
             grid = grid[d > BODY_CLEAR * fh]
         grid_n = self._px_norm(grid) if len(grid) else np.zeros((0, 2))
-        extra = [coarse, grid_n] if len(grid_n) else [coarse]
+        sil = self._silhouette(np.concatenate([cpx, fpx[:n_face]] + ([grid] if len(grid) else []))) \
+            if (SILHOUETTE and self.layered and self._region_kind in SIL_KINDS) else np.zeros((0, 2))
+        sil_n = self._px_norm(sil) if len(sil) else np.zeros((0, 2))
+        extra = [coarse] + [e for e in (grid_n, sil_n) if len(e)]
         src, tris = self._mesh(self._face_src, extra)
         ypx = (src[n_face:, 1].astype(np.float64) + 1) * self._px[1]
         w = np.clip((ypx - chin) / (BODY_RAMP * fh), 0.0, 1.0)
@@ -912,11 +927,51 @@ class GeomRenderer:
         n_limbs = self._n_extra[2]
         w[:n_rings + n_limbs] = 0.0
         w[n_rings + n_limbs: n_rings + n_limbs + self._n_extra[3]] = 1.0
-        w[len(coarse):] = 1.0
-        self._reg = dict(src=src, tris=tris, w=w, n_grid=len(grid_n),
+        w[len(coarse):len(coarse) + len(grid_n)] = 1.0
+        # the outline's vertices: the torso's map below the chin, the hair's above it (driving_vertices)
+        y_sil = sil[:, 1] if len(sil) else np.zeros(0)
+        # (the two maps cross-fade over the ramp round the chin: none is left still)
+        w_sil_t = np.clip(0.5 + (y_sil - chin) / (2 * BODY_RAMP * fh), 0.0, 1.0)
+        w_sil_h = 1.0 - w_sil_t
+        w[len(coarse) + len(grid_n):] = 0.0
+        self._reg = dict(src=src, tris=tris, w=w, n_grid=len(grid_n), n_sil=len(sil_n),
+                         w_sil_t=w_sil_t, w_sil_h=w_sil_h,
                          depth=np.full(len(src), COARSE_DEPTH, np.float32))
-        log.debug("geometry renderer: registered body mesh, %d grid vertices", len(grid_n))
+        log.debug("geometry renderer: registered body mesh, %d grid vertices, %d on the outline",
+                  len(grid_n), len(sil_n))
         return self._reg
+
+    def _silhouette(self, others: np.ndarray) -> np.ndarray:
+        """``[N, 2]`` region pixels: points along the person layer's outline, :data:`SIL_MARGIN`
+        face heights outside its alpha, :data:`SIL_STEP` apart, each at least :data:`SIL_CLEAR`
+        from ``others`` (region px: the mesh's other vertices) and from the region's border."""
+        import cv2
+        fh = self._fh_px
+        rh, rw = self._src.shape[2:]
+        layer = (self._src[0, 3] > 0).astype(np.uint8)
+        m = max(1, int(round(SIL_MARGIN * fh)))
+        grown = cv2.dilate(layer, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * m + 1, 2 * m + 1)))
+        contours, _ = cv2.findContours(grown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        step, clear = SIL_STEP * fh, SIL_CLEAR * fh
+        pts = []
+        for c in contours:
+            c = c[:, 0, :].astype(np.float64)
+            seg = np.linalg.norm(np.diff(np.concatenate([c, c[:1]]), axis=0), axis=1)
+            arc = np.concatenate([[0.0], np.cumsum(seg)])
+            if arc[-1] < 2 * step:
+                continue
+            at = np.arange(0.0, arc[-1] - 0.5 * step, step)
+            i = np.clip(np.searchsorted(arc, at, side="right") - 1, 0, len(c) - 1)
+            pts.append(c[i] + 0.5)      # pixel centres
+        if not pts:
+            return np.zeros((0, 2))
+        p = np.concatenate(pts)
+        keep = (p[:, 0] > clear) & (p[:, 0] < rw - clear) & (p[:, 1] > clear) & (p[:, 1] < rh - clear)
+        p = p[keep]
+        if len(p) and len(others):
+            d = np.min(np.linalg.norm(p[:, None] - np.asarray(others)[None], axis=-1), axis=1)
+            p = p[d > clear]
+        return p
 
     def _below_chin(self, pts: np.ndarray) -> np.ndarray:
         """``[N]`` in [0, 1]: how far region-normalized points lie below the photo's chin, rising
@@ -1150,8 +1205,16 @@ class GeomRenderer:
             w = reg["w"][:, None]
             moved = src @ amap[:, :2].T + amap[:, 2]
             cur = (1 - w) * cur + w * moved
+            n_sil = reg["n_sil"]
+            if n_sil:       # the person's outline: the hair's map above the chin, the torso's below
+                k = len(cur) - n_sil
+                s_src = src[k:]
+                sil = s_src + reg["w_sil_t"][:, None] * (moved[k:] - s_src)
+                if hmap is not None:
+                    sil += reg["w_sil_h"][:, None] * (s_src @ hmap[:, :2].T + hmap[:, 2] - s_src)
+                cur[k:] = sil
             dst = np.concatenate([dst[:M.N_FACE], cur])
-            depth.append(np.full(reg["n_grid"], COARSE_DEPTH))
+            depth.append(np.full(reg["n_grid"] + n_sil, COARSE_DEPTH))
         if torso is not None or (hmap is not None and BORDER_HAIR > 0):
             self._hold_border(dst)
         return (dst.astype(np.float32), np.concatenate(depth).astype(np.float32))
