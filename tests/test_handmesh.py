@@ -144,3 +144,21 @@ def test_a_folding_hand_falls_back():
     assert m.folded(m.vertices) == 0.0
     assert m.drive(drv) is None
     assert m.drive(h) is not None
+
+
+def test_the_palm_stays_on_its_wrist():
+    """Issue #11 (session 12): the palm's similarity was fitted on the palm's centre, so a photo's
+    palm seen end-on (short) driven by a palm seen face-on (long) was carried off the driving wrist,
+    a gap between the drawn hand and its forearm (dev clip tango_hbr_1wrQ6Msp7wM, frame 72). The
+    palm now turns and scales about the wrist: the driven wrist is the driving one."""
+    h = _hand()
+    m = HM.HandMesh(h)
+    drv = h.copy()
+    drv[1:] = h[0] + 1.8 * (h[1:] - h[0])       # a palm and fingers 1.8x as long: scale clamped to 1.25
+    drv += [5.0, -3.0]
+    out = m.drive(drv)
+    assert out is not None
+    np.testing.assert_allclose(out[0], drv[0], atol=1e-6)
+    # the palm's turn and scale are those of the fit on the palm's points
+    a = m.transforms(drv)[0][:, :2]
+    assert np.sqrt(abs(np.linalg.det(a))) == pytest.approx(HM.PALM_SCALE[1])

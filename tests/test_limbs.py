@@ -333,3 +333,85 @@ def test_a_layered_arm_follows_a_smaller_gesture_than_a_mesh_arm():
     g = (0.29 - G.ARM_GATE_LAYER[0]) / (G.ARM_GATE_LAYER[1] - G.ARM_GATE_LAYER[0])
     np.testing.assert_allclose(out[4], g * body[4], atol=1e-6)      # the layered arm: in part
     np.testing.assert_allclose(out[5], 0.0, atol=1e-6)              # the mesh arm: the map's
+
+
+def _folded_arm_limbs(w: int = 240, h: int = 240):
+    """A synthetic photo (blue) of a folded arm: the upper arm (red) hangs from the shoulder to the
+    elbow, the forearm (green) is raised back up in front of it (the dev clip tango_hbr_1wrQ6's
+    pose), a face (skin) beside it. Returns the layered :class:`LB.Limbs` (identity coordinates:
+    region px), the photo, the shoulder, elbow and wrist, and the face height."""
+    import cv2
+    from types import SimpleNamespace
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = (40, 40, 160)
+    sh, el, wr = np.array([100.0, 20.0]), np.array([100.0, 180.0]), np.array([112.0, 70.0])
+    cv2.line(img, (100, 20), (100, 180), (200, 40, 40), thickness=24)
+    cv2.line(img, (100, 180), (112, 70), (40, 200, 40), thickness=18)
+    cv2.circle(img, (195, 50), 22, (220, 170, 140), -1)
+    face = np.zeros((478, 3))
+    th = np.linspace(0, 2 * np.pi, 478)
+    face[:, 0], face[:, 1] = 195 + 12 * np.cos(th), 50 + 25 * np.sin(th)
+    face[10, :2], face[152, :2] = (195, 20), (195, 80)               # a face 60 px high
+    pose = np.full((33, 4), np.nan)
+    for j, q in ((11, sh), (13, el), (15, wr)):
+        pose[j] = (q[0], q[1], 0.0, 1.0)
+    av = SimpleNamespace(pose=pose, face=face, hands=np.full((2, 21, 3), np.nan), hands_ok=np.zeros(2, bool))
+    px = np.array([w / 2, h / 2])
+    r = SimpleNamespace(_px=px, _ax=1 / px, _crop_px=lambda p: np.asarray(p, np.float64)[..., :2],
+                        _px_norm=lambda p: np.asarray(p, np.float64) / px - 1)
+    return LB.Limbs(av, r, reg_img=img, person=np.ones((h, w), np.float32)), img, (sh, el, wr), 60.0
+
+
+def test_a_folded_arm_s_forearm_swings_out_whole():
+    """Issue #11 (session 12; dev clip tango_hbr_1wrQ6, frame 72): a forearm raised in front of
+    its upper arm (the photo's arm folded at the elbow) swung out by the motion. Before, (a) the
+    upper arm's strip carried the forearm's pixels too (its capsule holds them), a ghost forearm
+    left where it was, and (b) the two strips shared a pair of vertices across the bisector of the
+    bones, which for bones pointing back at each other lies along them: the forearm's strip
+    collapsed into a fan of slivers. Now the swung forearm is drawn whole where the motion puts it
+    and no forearm pixel is left anywhere else."""
+    lim, img, (sh, el, wr), fh = _folded_arm_limbs()
+    assert lim.layered_sides == {0}
+    body = np.zeros((8, 2))
+    body[4] = (-70.0, 20.0)                      # the wrist swung out, the elbow where it was
+    lim.driving({"body": body})
+    out = lim.layer.base.copy()
+    lim.composite(out)
+    d_wr = lim.layer_dst[lim._lparts[0]["ids"]["wr"]]
+    assert d_wr[0] < 60.0                        # the forearm swung out
+    yy, xx = np.mgrid[0:out.shape[0], 0:out.shape[1]] + 0.5
+    d = d_wr - el
+    t = ((xx - el[0]) * d[0] + (yy - el[1]) * d[1]) / (d @ d)
+    dist = np.hypot(xx - el[0] - np.clip(t, 0, 1) * d[0], yy - el[1] - np.clip(t, 0, 1) * d[1])
+    green = (out[..., 1] > 150) & (out[..., 0] < 100) & (out[..., 2] < 100)
+    core = (dist < 0.1 * fh) & (t > 0.15) & (t < 0.85)
+    assert green[core].mean() > 0.98, "the swung forearm is torn"
+    assert not (green & (dist > 0.2 * fh)).any(), "forearm pixels left beside the swung forearm"
+
+
+def test_dark_pixels_are_not_skin_and_no_hand_is_larger_than_a_hand():
+    """Issue #11 (session 12): a black dress read as skin (a dark pixel's chroma is noise near grey,
+    within the face's spread: training clip tango_emma), and a skin-coloured jacket pattern
+    round a wrist whose hand the detector missed (dev clip tango_hbr_1wrQ6) made that "hand" a
+    region of jacket or dress many times a hand's size: filled (a flat blur) and moved with
+    the forearm. Dark pixels are no skin, and skin beyond a hand's area is no hand."""
+    import cv2
+    img = np.zeros((200, 200, 3), np.uint8)
+    img[:] = (40, 40, 160)
+    img[100:, :] = (30, 22, 20)                 # a dark dress, its chroma a little warm
+    rng = np.random.default_rng(0)              # the face's skin, its colour varying as a face's does
+    img[20:61, 130:171] = np.clip(np.array([211, 151, 131]) + rng.normal(0, 25, (41, 41, 3)), 0, 255)
+    pts = np.array([[140.0, 30.0], [160.0, 50.0], [150.0, 40.0], [135.0, 45.0], [165.0, 35.0]])
+    skin = LB._skin_mask(img, pts, LB.SKIN_MIN_LUMA)
+    assert skin[40, 150] and not skin[150, 100]
+    assert not skin[10, 10]
+    img[100:, :140] = (215, 165, 140)           # skin-coloured cloth beside the dress
+    cloth = img
+    # an unseen hand over skin-coloured cloth: the skin round the wrist is far beyond a hand's area
+    cloth[60:100, :140] = (215, 165, 140)
+    sh, el, wr = np.array([60.0, 20.0]), np.array([60.0, 90.0]), np.array([60.0, 130.0])
+    face = np.array([[140.0, 30.0], [160.0, 30.0], [150.0, 55.0]])
+    layer = LB.ArmLayer(cloth, [(sh, el, wr, None)], face, 40.0, person=np.ones((200, 200), np.float32),
+                        skin_pts=pts)
+    assert (layer.hand_alpha > 0.5).sum() == 0
+    assert (layer.alpha > 0.5).sum() < 0.2 * (cloth[..., 0] > 200).sum()

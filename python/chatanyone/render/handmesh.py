@@ -43,6 +43,9 @@ MARGIN = 0.3            # the margin ring's distance from the hand, palm lengths
 N_RING = 16             # margin ring vertices
 PALM_MAX_TURN = 0.8     # radians the palm may turn against the photo
 PALM_SCALE = (0.8, 1.25)
+# the palm's similarity keeps the wrist on the driving wrist (session 12): fitted on the palm's
+# centre, a photo's palm seen end-on was carried off its forearm by a driving palm seen face-on
+PALM_AT_WRIST = True
 BONE_LENGTH = (0.3, 1.5)  # a bone's length against its photo length (foreshortening, stretch)
 MAX_BONE_STRETCH = 2.5  # a driving bone longer than this times its photo bone is implausible
 PALM_RATIO = (0.5, 2.0)  # driving palm length against the photo's: outside, implausible
@@ -179,6 +182,8 @@ class HandMesh:
         d = np.asarray(drv, np.float64)
         pal = list(PALM)
         palm = palm_similarity(h[pal], d[pal], PALM_MAX_TURN, PALM_SCALE)
+        if PALM_AT_WRIST:    # the palm turned and scaled about the wrist: the hand stays on its forearm
+            palm[:, 2] = d[0] - palm[:, :2] @ h[0]
         scale = float(np.sqrt(abs(np.linalg.det(palm[:, :2]))))
         out = {0: palm}
         pos = {j: palm[:, :2] @ h[j] + palm[:, 2] for j in pal}       # driven joint positions

@@ -48,10 +48,16 @@ HAND_STUB = 0.3              # an unseen hand: the forearm's capsule goes on thi
 HAND_DISC = 0.8              # an unseen hand: skin-coloured pixels this near the wrist (face heights)
 N_HAND_RING = 12             # ... are carried by a fan of triangles round the wrist, this many
 SKIN_SIGMAS = 3.0            # skin: within this many standard deviations of the face's chroma
+SKIN_MIN_LUMA = 0.4          # an unseen hand's skin: at least this share of the face's median luminance
+HAND_MAX_AREA = 0.8          # an unseen hand's skin: at most this many square face heights, else not a hand
 STRIP_WIDTH = 1.7            # the layer's triangles reach this many capsule radii from the bone
 SHOULDER_FADE = (0.12, 0.45)  # the upper arm's texture fades in over this span from the shoulder
 ALPHA_BLUR = 1.5             # px: the layer's soft edge
 N_STRIP_TRIANGLES = 12       # an arm's bones (upper arm, forearm, the cap beyond the wrist): 4 each
+N_UPPER_TRIANGLES = 4        # ... the first of them the upper arm's
+# each bone's strip carries only the photo's pixels of its own bone where the capsules overlap (a
+# folded arm: the forearm in front; session 12, render/design.md); False: both carry all of them
+BONE_ALPHAS = True
 WRISTS_TOGETHER = 1.0        # face heights: wrists nearer than this hold their hands together
 FILL_BLUR = 10.0             # px: the fill's smoothing (the mirror's seams, and its texture misaligned with the hidden one)
 FILL_THRESHOLD = 0.5         # the photo's pixels under a layer alpha above this are filled
@@ -184,6 +190,9 @@ class ArmLayer:
         import cv2
         rh, rw = reg_img.shape[:2]
         skin = _skin_mask(reg_img, skin_pts) if skin_pts is not None else None
+        # an unseen hand's skin (below): not the dark pixels (a fingertip in shadow still counts
+        # where the segmentation misses a seen hand's finger)
+        bright = _skin_mask(reg_img, skin_pts, SKIN_MIN_LUMA) if skin_pts is not None else None
         alpha = np.zeros((rh, rw), np.float32)
         hand_area = np.zeros((rh, rw), np.uint8)     # filled under the layer: the hand's hull
         hand_sil = np.zeros((rh, rw), np.uint8)      # carried by the hand: its own silhouette
@@ -198,38 +207,58 @@ class ArmLayer:
             return m
 
         yy, xx = np.mgrid[0:rh, 0:rw].astype(np.float32)
+        # which bone a pixel of the photo belongs to, where both bones' capsules hold it (an arm
+        # folded, its forearm raised in front of the upper arm): the forearm's (the forearm's
+        # capsule from the elbow's line on, and on to the hand), else the upper arm's (its capsule
+        # up to the elbow's line). Each bone's strip carries only its own: before, the upper arm's
+        # strip carried the raised forearm's pixels too, a ghost forearm left where it was
+        fore_own = np.zeros((rh, rw), bool)
+        upper_own = np.zeros((rh, rw), bool)
+
+        def beyond(a, b):
+            d = (b - a).astype(np.float32)
+            return ((xx + 0.5 - a[0]) * d[0] + (yy + 0.5 - a[1]) * d[1]) / max(float(d @ d), 1e-9)
+
         for sh, el, wr, hand in arms:
-            d = (el - sh).astype(np.float32)
-            t_u = ((xx + 0.5 - sh[0]) * d[0] + (yy + 0.5 - sh[1]) * d[1]) / max(float(d @ d), 1e-9)
+            t_u = beyond(sh, el)
             fade = np.clip((t_u - SHOULDER_FADE[0]) / (SHOULDER_FADE[1] - SHOULDER_FADE[0]), 0, 1)
             fade = fade * fade * (3 - 2 * fade)
-            alpha = np.maximum(alpha, capsule(sh, el, UPPER_ARM_RADIUS * fh) * fade)
-            alpha = np.maximum(alpha, capsule(el, wr, FOREARM_RADIUS * fh).astype(np.float32))
+            up = capsule(sh, el, UPPER_ARM_RADIUS * fh)
+            alpha = np.maximum(alpha, up * fade)
+            upper_own |= (up > 0) & (t_u <= 1.0)
+            fore = capsule(el, wr, FOREARM_RADIUS * fh)
+            alpha = np.maximum(alpha, fore.astype(np.float32))
+            fore_own |= (fore > 0) & (beyond(el, wr) >= 0.0)
             if hand is not None:
                 hull = cv2.convexHull(np.round(hand).astype(np.int32))
                 cv2.fillConvexPoly(hand_area, hull, 1)
                 pts = np.asarray(hand, np.float64)[:21]
                 # the forearm reaches the hand's own wrist point (the pose's wrist may stop short:
                 # the skin between, left in the photo, was smeared into the fill as a ghost hand)
-                alpha = np.maximum(alpha, capsule(wr, pts[0], FOREARM_RADIUS * fh).astype(np.float32))
+                reach = capsule(wr, pts[0], FOREARM_RADIUS * fh)
+                alpha = np.maximum(alpha, reach.astype(np.float32))
+                fore_own |= reach > 0
                 cv2.bitwise_or(hand_sil, hand_silhouette(pts, (rh, rw)), dst=hand_sil)
                 cv2.bitwise_or(tips, hand_silhouette(pts, (rh, rw), beyond=TIP_FILL), dst=tips)
             else:
                 u = (wr - el) / max(float(np.linalg.norm(wr - el)), 1e-9)
                 stub = capsule(wr, wr + HAND_STUB * fh * u, FOREARM_RADIUS * fh)
                 alpha = np.maximum(alpha, stub.astype(np.float32))
+                fore_own |= stub > 0
                 if skin is not None:   # the hand the detector missed: skin round the wrist, touching it
                     near = np.zeros((rh, rw), np.uint8)
                     cv2.circle(near, tuple(int(v) for v in np.round((wr - 0.5) * 16).astype(int)),
                                int(round(HAND_DISC * fh * 16)), 1, -1, shift=4)
-                    cand = (skin & (near > 0)).astype(np.uint8)
+                    cand = (bright & (near > 0)).astype(np.uint8)
                     k = max(3, int(round(0.03 * fh)) * 2 + 1)
                     cand = cv2.morphologyEx(cand, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
                     n_lab, lab = cv2.connectedComponents(cand)
                     touch = np.unique(lab[(stub > 0) & (cand > 0)])
-                    for lb in touch[touch > 0]:
-                        cv2.bitwise_or(hand_area, (lab == lb).astype(np.uint8), dst=hand_area)
-                        cv2.bitwise_or(hand_sil, (lab == lb).astype(np.uint8), dst=hand_sil)
+                    blob = np.isin(lab, touch[touch > 0])
+                    # more skin than a hand has is not a hand (a skin-coloured jacket's pattern)
+                    if blob.sum() <= HAND_MAX_AREA * fh * fh:
+                        cv2.bitwise_or(hand_area, blob.astype(np.uint8), dst=hand_area)
+                        cv2.bitwise_or(hand_sil, blob.astype(np.uint8), dst=hand_sil)
         k = max(3, int(round(0.04 * fh)) * 2 + 1)
         if hand_area.any():
             hand_area = cv2.dilate(hand_area, np.ones((k, k), np.uint8))
@@ -251,8 +280,15 @@ class ArmLayer:
             alpha *= p
             # a fingertip the segmentation misses is still the hand's where it is skin-coloured
             hand_alpha *= (p | skin) if skin is not None else p
+        if BONE_ALPHAS:
+            upper_alpha = alpha * (~fore_own)
+            fore_alpha = alpha * ~(upper_own & ~fore_own)
+        else:
+            upper_alpha = fore_alpha = alpha
         if ALPHA_BLUR > 0:
             alpha = cv2.GaussianBlur(alpha, (0, 0), ALPHA_BLUR)
+            upper_alpha = cv2.GaussianBlur(upper_alpha, (0, 0), ALPHA_BLUR)
+            fore_alpha = cv2.GaussianBlur(fore_alpha, (0, 0), ALPHA_BLUR)
             hand_alpha = cv2.GaussianBlur(hand_alpha, (0, 0), ALPHA_BLUR)
             fill_hand = cv2.GaussianBlur(fill_hand, (0, 0), ALPHA_BLUR)
         self.arm_alpha = alpha.astype(np.float32)
@@ -267,18 +303,20 @@ class ArmLayer:
         self.base, self.fill_background = fill_masked(
             reg_img, fill, None if person is None else np.asarray(person) > 0.5,
             return_source=True)
-        tex = np.concatenate([np.asarray(reg_img, np.float32).transpose(2, 0, 1), self.arm_alpha[None],
-                              self.hand_alpha[None]], 0)
-        self.texture = np.ascontiguousarray(tex[None])                    # [1, 5, rh, rw]
+        # the texture's alphas: 3 the forearm's strip's (and the cap's beyond the wrist), 4 the
+        # hands', 5 the upper arm's strip's
+        tex = np.concatenate([np.asarray(reg_img, np.float32).transpose(2, 0, 1), fore_alpha[None],
+                              self.hand_alpha[None], upper_alpha[None]], 0)
+        self.texture = np.ascontiguousarray(tex[None], np.float32)        # [1, 6, rh, rw]
         self.size = (rh, rw)
 
     def composite(self, img: np.ndarray, dst: np.ndarray, src_norm: np.ndarray, triangles: np.ndarray,
-                  depth: np.ndarray, hand: bool = False) -> None:
+                  depth: np.ndarray, hand: bool = False, upper: bool = False) -> None:
         """Draw one part of the layer into ``img [rh, rw, 3]`` float32 (in place): the triangles
         ``triangles [T, 3]`` of driven vertices ``dst [V, 2]`` (region px; ``src_norm``: the same
         vertices in the photo, region-normalized; only those the triangles use count), blended by
-        the arm's alpha or (``hand``) the hands'. Only the part's bounding box is rasterized and
-        warped."""
+        the forearm's alpha, (``upper``) the upper arm's or (``hand``) the hands'. Only the part's
+        bounding box is rasterized and warped."""
         import cv2
         from chatanyone import ops
         rh, rw = self.size
@@ -301,8 +339,8 @@ class ArmLayer:
         dn[:, 0] = (dst[:, 0] - x0) * (2.0 / bw) - 1
         dn[:, 1] = (dst[:, 1] - y0) * (2.0 / bh) - 1
         grid, mask = ops.mesh_flow(dn, src_norm, triangles, (bh, bw), depth=depth)
-        out = ops.warp(self.texture, grid[None], padding="zeros", mask=mask[None])[0]   # [5, bh, bw]
-        a = out[4 if hand else 3]
+        out = ops.warp(self.texture, grid[None], padding="zeros", mask=mask[None])[0]   # [6, bh, bw]
+        a = out[4 if hand else (5 if upper else 3)]
         patch = img[y0:y1, x0:x1]
         col = cv2.merge((out[0], out[1], out[2]))
         cv2.subtract(col, patch, dst=col)
@@ -473,17 +511,22 @@ class Limbs:
         u2 = (wr - el) / max(np.linalg.norm(wr - el), 1e-9)
         cap = wr + HAND_STUB * fh * u2
         ids = {}
-        for name, q, d, rad in (("sh", sh, u1, UPPER_ARM_RADIUS), ("el", el, u1 + u2, max(UPPER_ARM_RADIUS, FOREARM_RADIUS)),
-                                ("wr", wr, u2, FOREARM_RADIUS), ("cap", cap, u2, FOREARM_RADIUS)):
+        # each bone's strip ends across its own bone, a capsule's radius beyond the elbow (the
+        # elbow's round end). Before session 12 the two strips shared a pair of vertices across the
+        # bisector of the bones, which for a folded arm (bones pointing back at each other) lies
+        # along them: the forearm's strip collapsed into a fan of slivers
+        joints = (("sh", sh, u1, UPPER_ARM_RADIUS), ("elu", el + UPPER_ARM_RADIUS * fh * u1, u1, UPPER_ARM_RADIUS),
+                  ("elf", el - FOREARM_RADIUS * fh * u2, u2, FOREARM_RADIUS),
+                  ("wr", wr, u2, FOREARM_RADIUS), ("cap", cap, u2, FOREARM_RADIUS))
+        bones = (("sh", "elu"), ("elf", "wr"), ("wr", "cap"))
+        for name, q, d, rad in joints:
             d = d / max(np.linalg.norm(d), 1e-9)
             n = np.array([-d[1], d[0]])
             wv = STRIP_WIDTH * rad * fh
-            if name == "el":     # across the bend the strip is wider (its normal bisects the bones)
-                wv /= max(float(np.dot(n, np.array([-u1[1], u1[0]]))), 0.5)
             ids[name] = len(lsrc)
             lsrc += [q, q + wv * n, q - wv * n]
             ldepth += [1.0 + 0.1 * side] * 3
-        for a, b in (("sh", "el"), ("el", "wr"), ("wr", "cap")):
+        for a, b in bones:
             i, j = ids[a], ids[b]
             # (a, a+, b+, b) and (a, b, b-, a-): four triangles per bone
             ltri += [(i + 1, j + 1, j), (i + 1, j, i), (i, j, j + 2), (i, j + 2, i + 2)]
@@ -676,8 +719,11 @@ class Limbs:
             # vertices: each joint's pair turned with its bone (the elbow's by the mean of its two)
             k_f = float(np.linalg.norm(d_wr - d_el)) / max(float(np.linalg.norm(wr - el)), 1e-9)
             d_cap = d_wr + _rot(turns[1]) @ (cap - wr) * k_f
-            for name, s0, d0, th in (("sh", sh, d_sh, turns[0]), ("el", el, d_el, 0.5 * (turns[0] + turns[1])),
-                                     ("wr", wr, d_wr, turns[1]), ("cap", cap, d_cap, turns[1])):
+            moved = [("sh", sh, d_sh, turns[0]), ("wr", wr, d_wr, turns[1]), ("cap", cap, d_cap, turns[1])]
+            for name, th in (("elu", turns[0]), ("elf", turns[1])):    # each bone's own end at the elbow
+                s0 = src[ids[name]]
+                moved.append((name, s0, d_el + _rot(th) @ (s0 - el), th))
+            for name, s0, d0, th in moved:
                 i = ids[name]
                 out[i] = d0
                 out[i + 1] = d0 + _rot(th) @ (src[i + 1] - s0)
@@ -698,13 +744,17 @@ class Limbs:
         for p in self._lparts:
             v0, v1 = p["v0"], p["v1"]
             tri = self._layer_tri_arm[p["side"]]
-            for hand, t in ((False, tri[:N_STRIP_TRIANGLES]), (True, tri[N_STRIP_TRIANGLES:])):
+            # the upper arm's strip, then the forearm's (and the cap beyond the wrist) over it, each
+            # with its own alpha (where a folded arm's strips overlap, both show), then the hand
+            for hand, upper, t in ((False, True, tri[:N_UPPER_TRIANGLES]),
+                                   (False, False, tri[N_UPPER_TRIANGLES:N_STRIP_TRIANGLES]),
+                                   (True, False, tri[N_STRIP_TRIANGLES:])):
                 if len(t):
                     self.layer.composite(img, self.layer_dst[v0:v1], self._layer_src_arm[p["side"]],
-                                         t, self.layer_depth[v0:v1], hand=hand)
+                                         t, self.layer_depth[v0:v1], hand=hand, upper=upper)
 
 
-def _skin_mask(reg_img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def _skin_mask(reg_img: np.ndarray, pts: np.ndarray, min_luma: float = 0.0) -> np.ndarray:
     """Skin-coloured pixels of the region ``[rh, rw]`` bool: chroma (YCrCb) within
     :data:`SKIN_SIGMAS` of the face's, sampled in 5x5 patches round ``pts [N, 2]`` (region px)."""
     import cv2
@@ -722,7 +772,12 @@ def _skin_mask(reg_img: np.ndarray, pts: np.ndarray) -> np.ndarray:
     cov = np.cov(c.T) + np.eye(2) * 9.0
     d = ycc[..., 1:] - mu
     m = d @ np.linalg.inv(cov)
-    return (m * d).sum(-1) < SKIN_SIGMAS ** 2
+    skin = (m * d).sum(-1) < SKIN_SIGMAS ** 2
+    if min_luma > 0:     # a dark pixel's chroma is noise near grey (a black dress read as skin)
+        y = np.concatenate([ycc[max(0, yy - 2):yy + 3, max(0, xx - 2):xx + 3, 0].ravel()
+                            for xx, yy in np.round(np.asarray(pts, np.float64)).astype(int)])
+        skin &= ycc[..., 0] >= min_luma * float(np.median(y))
+    return skin
 
 
 def _person_mask(reg_img: np.ndarray):
