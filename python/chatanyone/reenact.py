@@ -9,10 +9,13 @@ timeline, face mesh, pose and hands per frame, cached) and turned into motion fr
 (:func:`chatanyone.data.motion.clip_motion` on the smoothed landmarks in the driving video's 2:3
 upper-body crop). Head pose, gaze and body are relative, as in LivePortrait: by default each
 frame's change from the driving video's first frame with a face is applied to the photo's own pose
-(``reference="first"``; ``"median"``: from the video's median pose). The expression is always
-relative to the driving video's neutral face (its median), like the motion model's output: the
-renderer sets the photo's mouth to neutral itself, so an open mouth in the first driving frame does
-not close the photo's mouth below neutral. The photo's avatar is rendered
+(``reference="first"``; ``"median"``: from the video's median pose). The expression is
+relative to the same first face frame and added to the photo's own face, whose inner lips the
+renderer sets as far apart as that frame's, so an open mouth in the first driving frame does not
+close the photo's mouth below closed; the eyes keep the reference of the motion model's output
+(the video's median face on the photo's neutral face). ``driving_motion(expression="median")``:
+all of the expression relative to the median, on the photo's neutral face (before session 12).
+The photo's avatar is rendered
 through :class:`chatanyone.pipeline.Pipeline`'s render interface, the same path a Session's frames
 take, so the output has the size and framing the renderer gives the photo.
 
@@ -36,6 +39,9 @@ from .spec.timeline import MOTION_FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 log = logging.getLogger("chatanyone")
 
 FPS = float(MOTION_FPS)
+# expression="first": the reference frames, as a slice of the frames with a face (the first one;
+# the first tracked frames 1 or 1-3 instead lost on 7 dev and training clips, render/design.md)
+EXP_REF = (0, 1)
 MIN_FACE_FRACTION = 0.2   # below this fraction of driving frames with a face: warn (frames hold the last face)
 
 
@@ -70,8 +76,17 @@ class DrivingFrames(MotionFrames):
     hair: np.ndarray | None = None
     face: np.ndarray | None = None
     background: np.ndarray | None = None
+    exp_ref_gap: np.ndarray | None = None
+    exp_ref: np.ndarray | None = None
 
-    MAPS = ("torso", "hair", "face", "background")
+    # per-frame fields beside the motion's; ``exp_ref_gap [T]`` (or None): the expression is
+    # relative to the driving video's first face frame, not to a neutral face
+    # (:func:`driving_motion` ``expression="first"``): the renderer adds it to the photo's own face
+    # with the inner lips set this far apart (that frame's gap, in mouth widths;
+    # :meth:`chatanyone.render.geometry.GeomRenderer.relative_base`); ``exp_ref [T, E]``: that
+    # frame's expression relative to the median face with the median's mouth (what the eyes' zone
+    # is drawn from, on the photo's neutral face, render.geometry.EYES_REF)
+    MAPS = ("torso", "hair", "face", "background", "exp_ref_gap", "exp_ref")
 
     @classmethod
     def of(cls, motion: MotionFrames, **maps) -> "DrivingFrames":
@@ -96,7 +111,7 @@ class DrivingFrames(MotionFrames):
         return out
 
 
-def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"):
+def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral", expression: str = "first"):
     """Per-frame motion of a prepared driving video (:class:`chatanyone.eval.prepare.PreparedVideo`).
 
     Returns a :class:`~chatanyone.spec.motion_layout.MotionFrames` of ``n`` frames (``head [n, 6]``,
@@ -108,6 +123,16 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
     where the video's do; ``"median"`` leaves the expression relative to the median face (lips that
     close further than the median's cross and are clamped shut by the renderer: the mouth opens
     about a third less; kept for the ablation).
+    ``expression="first"`` (default, session 12): the expression is relative to the first frame
+    with a face instead (as head, gaze and body are with ``reference="first"``), and the returned
+    :class:`DrivingFrames` carries ``exp_ref_gap`` (that frame's inner-lip gap over the mouth's
+    width, every frame): the renderer adds the expression to the photo's own face, its
+    expression kept, with only its lips set that far apart
+    (:meth:`~chatanyone.render.geometry.GeomRenderer.relative_base`), so the mouth still opens
+    and closes as far as the video's whatever the photo shows. Relative to the median face
+    (``"median"``, ``mouth`` applies), the photo's own expression was counted twice: a photo
+    taken from the driving video itself kept its frame's offset from the median (lips, brows,
+    jaw) on every frame (render/design.md, "Session 12").
     Frames without a face hold the nearest face frame's head, expression and eyes.
     Raises ValueError when no frame shows a face. Pure numpy; about 1 ms per frame.
     """
@@ -119,6 +144,8 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
         raise ValueError(f"reference must be 'first' or 'median', got {reference!r}")
     if mouth not in ("neutral", "median"):
         raise ValueError(f"mouth must be 'neutral' or 'median', got {mouth!r}")
+    if expression not in ("first", "median"):
+        raise ValueError(f"expression must be 'first' or 'median', got {expression!r}")
     ok = np.asarray(prepared.face_ok, bool)
     if not ok.any():
         raise ValueError(f"no face found in the driving video {prepared.path}: it must show one "
@@ -132,8 +159,9 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
                pose=to_crop_space(prepared.pose, wh, box), pose_ok=np.asarray(prepared.pose_ok, bool),
                hands=to_crop_space(prepared.hands, wh, box), hands_ok=np.asarray(prepared.hands_ok, bool))
     sm = smooth_landmarks(raw, prepared.fps)
+    fit: list = []
     try:
-        m = clip_motion(sm)
+        m = clip_motion(sm, fit=fit)
     except ValueError as exc:
         raise ValueError(f"no usable face in the driving video {prepared.path}: {exc}") from None
     n = len(m["head"])
@@ -153,16 +181,25 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
     # self): driving lips then close where the video's close, instead of crossing and being clamped
     # shut whenever the video's mouth is less open than its median (that cost a third of the mouth
     # amplitude on the dev clips)
-    if mouth == "neutral":
+    f0 = int(idx[0])
+    ref_gap = ref_exp = None
+    if expression == "first" or mouth == "neutral":
         from .render.geometry import neutral_face
         from .spec.head import load_basis
         _, exp_median = neutral_face(m["ref_face"], load_basis(), expression=False)   # the mouth only (as measured)
-        m["exp"] = m["exp"] + exp_median[None].astype(m["exp"].dtype)
+        exp_neutral = m["exp"] + exp_median[None].astype(m["exp"].dtype)
+    if expression == "first":      # relative to the first face frame; its lips' gap set on the photo
+        from .render.geometry import lip_gap
+        rf = idx[EXP_REF[0]:EXP_REF[1]] if len(idx) > EXP_REF[0] else idx[:1]
+        ref_exp = exp_neutral[rf].mean(0)
+        m["exp"] = m["exp"] - m["exp"][rf].mean(0)[None]
+        ref_gap = float(np.mean([lip_gap(fit[0].canon[i]) for i in rf]))
+    elif mouth == "neutral":
+        m["exp"] = exp_neutral
     for k in ("head", "exp", "eye"):
         m[k] = m[k][near]
     bok = m["body_ok"].astype(bool)
     if reference == "first":
-        f0 = int(idx[0])
         m["head"] = m["head"] - m["head"][f0]
         m["eye"] = m["eye"].copy()
         m["eye"][:, 2:] -= m["eye"][f0, 2:]
@@ -172,9 +209,13 @@ def driving_motion(prepared, *, reference: str = "first", mouth: str = "neutral"
             m["body"] = np.where(bok[:, None, None], m["body"] - m["body"][b0], 0.0).astype(np.float32)
     from .spec.motion_layout import MotionFrames
     f32 = np.float32
-    return MotionFrames(0, head=m["head"].astype(f32), exp=m["exp"].astype(f32), eye=m["eye"].astype(f32),
-                        body=np.asarray(m["body"], f32), hands=m["hands"].astype(f32),
-                        hands_ok=m["hands_ok"].astype(f32))
+    out = MotionFrames(0, head=m["head"].astype(f32), exp=m["exp"].astype(f32), eye=m["eye"].astype(f32),
+                       body=np.asarray(m["body"], f32), hands=m["hands"].astype(f32),
+                       hands_ok=m["hands_ok"].astype(f32))
+    if ref_gap is None:
+        return out
+    return DrivingFrames.of(out, exp_ref_gap=np.full(n, ref_gap, f32),
+                            exp_ref=np.repeat(ref_exp[None].astype(f32), n, 0))
 
 
 # the body's registration (body_motion): chosen on the DEV clips (render/design.md "Error budget")
@@ -486,14 +527,15 @@ def driving_frames(prepared, *, reference: str = "first", register: bool = True,
     motion = driving_motion(prepared, reference=reference)
     if not register:
         return motion
-    maps = {}
+    maps = {} if not isinstance(motion, DrivingFrames) else \
+        {k: getattr(motion, k) for k in DrivingFrames.MAPS if getattr(motion, k) is not None}
     for part in REGISTER_USE:
         m, ok = body_motion(prepared, part=part, cache=cache)
         if ok.any():
             maps[part] = m
     if not maps:
         return motion
-    return DrivingFrames.of(motion, **maps)
+    return DrivingFrames.of(motion._base() if isinstance(motion, DrivingFrames) else motion, **maps)
 
 
 def _even(img: np.ndarray) -> np.ndarray:

@@ -81,12 +81,12 @@ def evaluate_clip(video, *, max_seconds=4.0, pixel_every=2, refiner=None, csim=N
     s = pv.first_face_frame()
     src = pv.frame(s)
     avatar = Avatar.prepare(src, name=pv.name)
-    neutral = driving_motion(pv)
+    neutral = driving_motion(pv, expression="median")
     size = PRESET_LONG_SIDE[preset]
     rends, motions = {}, {}
     if "median" in variants:
         rends["median"] = GeomRenderer(avatar, size, refine_mouth=False, mouth="previous")
-        motions["median"] = driving_motion(pv, mouth="median")
+        motions["median"] = driving_motion(pv, mouth="median", expression="median")
     if "previous" in variants:
         rends["previous"] = GeomRenderer(avatar, size, refine_mouth=False, mouth="previous")
     if "rigid" in variants:

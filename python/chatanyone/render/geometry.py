@@ -4,7 +4,10 @@ Per frame (:meth:`GeomRenderer.render`), for one motion frame:
 
 1. **Driving mesh.** The avatar's neutral canonical face (its photo's expression removed, see
    :func:`neutral_face`) plus the motion's expression (PCA basis), posed with the photo's head pose
-   plus the motion's head change (:func:`chatanyone.spec.head.pose_points`): 478 points.
+   plus the motion's head change (:func:`chatanyone.spec.head.pose_points`): 478 points. A
+   driving video's motion (``exp_ref_gap``, reenactment) instead adds its expression, relative to
+   its first frame, to the photo's own face with the lips set to that frame's gap
+   (:meth:`GeomRenderer.relative_base`; the eyes as before).
 2. **Coarse mesh.** Two rings around the face oval (hair, ears, neck) that move with the head (the
    outer ring only partly); the shoulders, and arms that cannot be layered, bone by bone
    (:class:`~chatanyone.render.limbs.Limbs`); points on the region's border that never move. Delaunay-triangulated once, on the photo.
@@ -210,8 +213,47 @@ def expression_offsets(canon_face: np.ndarray, basis) -> dict[str, float]:
     return out
 
 
+# reenactment's expression relative to the driving first frame (``exp_ref_gap``): the eyes (lids)
+# "median": relative to the driving video's median face on the photo's neutral face, as before
+# session 12 (a first frame caught mid-blink would open the photo's eyes wider for the whole video);
+# "first": relative to the first frame like the rest of the face
+EYES_REF = "median"
+EYE_ZONE = (0.6, 1.0)      # eye widths from an eye's centre: fully the eyes' reference, then none
+
+
+@functools.lru_cache(maxsize=4)
+def _eye_weights_cached(key: bytes, shape) -> np.ndarray:
+    can = np.frombuffer(key, np.float32).reshape(shape).astype(np.float64)
+    w = np.zeros(len(can))
+    for upper, lower in ((M.RIGHT_EYE_UPPER, M.RIGHT_EYE_LOWER), (M.LEFT_EYE_UPPER, M.LEFT_EYE_LOWER)):
+        pts = can[upper + lower, :2]
+        cen = pts.mean(0)
+        ew = float(np.linalg.norm(can[upper[0], :2] - can[upper[-1], :2]))
+        d = np.linalg.norm(can[:, :2] - cen, axis=1) / max(ew, 1e-9)
+        w = np.maximum(w, np.clip((EYE_ZONE[1] - d) / (EYE_ZONE[1] - EYE_ZONE[0]), 0.0, 1.0))
+    return w
+
+
+def _eye_weights(canonical: np.ndarray) -> np.ndarray:
+    """``[478]`` weights of the eye zones (1 within ``EYE_ZONE[0]`` eye widths of an eye's centre,
+    falling to 0 at ``EYE_ZONE[1]``), from the canonical face."""
+    c = np.ascontiguousarray(canonical, np.float32)
+    return _eye_weights_cached(c.tobytes(), c.shape)
+
+
+LIP_GAP_UPPER, LIP_GAP_LOWER = M.LIP_UPPER_INNER[1:-1], M.LIP_LOWER_INNER[1:-1]
+
+
+def lip_gap(canon_face: np.ndarray) -> float:
+    """The inner lips' mean gap over the mouth's width, of a canonical face ``[478, 3]`` (the gap
+    :func:`neutral_face` sets)."""
+    c = np.asarray(canon_face, np.float64)
+    width = float(np.linalg.norm(c[78] - c[308]))
+    return float(np.mean(c[LIP_GAP_LOWER, 1] - c[LIP_GAP_UPPER, 1])) / max(width, 1e-6)
+
+
 def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4, expression: bool = True,
-                 mu_feature: float = 1e3) -> tuple[np.ndarray, np.ndarray]:
+                 mu_feature: float = 1e3, gap: float = NEUTRAL_GAP) -> tuple[np.ndarray, np.ndarray]:
     """The photo's face with a neutral expression: ``(neutral [478, 3], exp_photo [E])``.
 
     The motion's expression is relative to a speaker's neutral face (the clip's median), whose lips
@@ -235,19 +277,22 @@ def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4, expression: 
         canon_face: ``[478, 3]`` the photo's canonical-space face (``SourceState.canon_face``).
         basis: the :class:`~chatanyone.spec.head.FaceBasis`.
         expression: False imposes the lips' gap only (the renderer before the other features).
+        gap: the inner lips' gap to set, in mouth widths (default :data:`NEUTRAL_GAP`; a
+            driving video's expression relative to its first frame sets the photo's lips as far
+            apart as that frame's, :meth:`GeomRenderer.relative_base`).
     """
     c = np.asarray(canon_face, np.float64)
     n_exp = basis.n_exp
     comp = basis.components.astype(np.float64).reshape(n_exp, 468, 3)
-    up, lo = M.LIP_UPPER_INNER[1:-1], M.LIP_LOWER_INNER[1:-1]
+    up, lo = LIP_GAP_UPPER, LIP_GAP_LOWER
     width = float(np.linalg.norm(c[78] - c[308]))
     # the gap's profile along the mouth (wider in the middle), from the canonical face
     can = basis.canonical.astype(np.float64)
     prof = np.maximum(can[lo, 1] - can[up, 1], 0.0)
     prof = prof / max(float(prof.mean()), 1e-9)
     target = np.zeros((len(up), 3))
-    target[:, 1] = NEUTRAL_GAP * width * prof
-    gap = float(np.mean(c[lo, 1] - c[up, 1])) / max(width, 1e-6)
+    target[:, 1] = gap * width * prof
+    gap_now = lip_gap(c)
     # the other features: rows J [F, E] (in sigmas per coefficient) and the change wanted r [F]
     rows, want = [], []
     if expression:
@@ -262,7 +307,7 @@ def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4, expression: 
     want = np.asarray(want)
     delta = np.zeros(n_exp)
     out = c.copy()
-    if abs(gap - NEUTRAL_GAP) > GAP_TOLERANCE or np.any(want != 0):
+    if abs(gap_now - gap) > GAP_TOLERANCE or np.any(want != 0):
         g0 = ((c[lo] - c[up]) - target).reshape(-1)
         jac = (comp[:, lo] - comp[:, up]).reshape(n_exp, -1).T
         a = np.diag(1.0 / np.maximum(basis.std.astype(np.float64), 1e-6) ** 2) + mu * jac.T @ jac
@@ -273,7 +318,7 @@ def neutral_face(canon_face: np.ndarray, basis, *, mu: float = 1e4, expression: 
             rhs += mu_feature * jf.T @ want
         delta = np.linalg.solve(a, rhs)
         out[:468] += (delta @ comp.reshape(n_exp, -1)).reshape(468, 3)
-        rest = float(out[14, 1] - out[13, 1]) - NEUTRAL_GAP * width * float(prof[len(prof) // 2])
+        rest = float(out[14, 1] - out[13, 1]) - gap * width * float(prof[len(prof) // 2])
         if abs(rest) > 0.005 * width:
             _close_jaw(out, rest)
     return out.astype(np.float32), (-delta).astype(np.float32)
@@ -671,6 +716,7 @@ class GeomRenderer:
         self._canon_src = np.asarray(src.canon_face, np.float64)
         self.neutral, self.exp_photo = neutral_face(self._canon_src, self.basis, expression=expression)
         self._neutral = self.neutral.astype(np.float64)
+        self._rel_base: dict[float, np.ndarray] = {}    # relative_base's faces, per gap
         self._comp = self.basis.components.astype(np.float64)
         # source vertices: the photo's own landmarks
         face_src = self._to_region(np.asarray(avatar.face, np.float64)[:, :2])
@@ -1136,7 +1182,13 @@ class GeomRenderer:
         """``(dst_vertices [V, 2] float32, depth [V] float32)`` in region-normalized coordinates for
         one motion frame. Pure numpy, well under a millisecond."""
         exp = _get(motion_frame, "exp")
-        c = self._neutral.copy()
+        gap = _get(motion_frame, "exp_ref_gap")
+        base = lid_ref = self._neutral
+        if gap is not None:
+            ref = _get(motion_frame, "exp_ref") if EYES_REF == "median" else None
+            base = self.relative_base(float(np.asarray(gap).reshape(-1)[0]), ref)
+            lid_ref = base if ref is None else self._neutral
+        c = base.copy()
         if exp is not None:
             e = np.asarray(exp, np.float64).reshape(-1)
             if e.shape[0] != self._comp.shape[0]:
@@ -1144,7 +1196,7 @@ class GeomRenderer:
             c[:468] += (e @ self._comp).reshape(468, 3)
             close_lips(c)
             close_lids(c)
-            self.lid_closing = lid_closing(c, self._neutral) if self._lid_geo else np.zeros(2)
+            self.lid_closing = lid_closing(c, lid_ref) if self._lid_geo else np.zeros(2)
         else:
             self.lid_closing = np.zeros(2)
         head = self._head.copy()
@@ -1218,6 +1270,28 @@ class GeomRenderer:
         if torso is not None or (hmap is not None and BORDER_HAIR > 0):
             self._hold_border(dst)
         return (dst.astype(np.float32), np.concatenate(depth).astype(np.float32))
+
+    def relative_base(self, gap: float, ref=None) -> np.ndarray:
+        """The face a driving video's expression relative to its first frame is added to
+        (``exp_ref_gap`` in a motion frame, :func:`chatanyone.reenact.driving_motion`): the photo's
+        own canonical face, its expression kept, with only its inner lips set ``gap`` mouth widths
+        apart (the driving first frame's gap, :func:`neutral_face` with ``expression=False``), so
+        the driving mouth opens and closes as far as the video's whatever the photo shows. Cached
+        per gap (float64 ``[478, 3]``)."""
+        if not np.isfinite(gap):
+            raise ValueError(f"a motion frame's exp_ref_gap must be finite, got {gap}")
+        key = (round(float(gap), 6), None if ref is None else np.asarray(ref, np.float32).tobytes())
+        base = self._rel_base.get(key)
+        if base is None:
+            base = neutral_face(self._canon_src, self.basis, expression=False, gap=key[0])[0].astype(np.float64)
+            if ref is not None:     # the eyes: as the neutral face with the first frame's expression
+                old = self._neutral.copy()
+                old[:468] += (np.asarray(ref, np.float64).reshape(-1) @ self._comp).reshape(468, 3)
+                base = base + _eye_weights(self.basis.canonical)[:, None] * (old - base)
+            if len(self._rel_base) > 16:
+                self._rel_base.clear()
+            self._rel_base[key] = base
+        return base
 
     def _hold_border(self, dst: np.ndarray) -> None:
         """Keeps the region's border from moving into the region (in place, ``dst [V, 2]``

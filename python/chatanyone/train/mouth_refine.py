@@ -112,7 +112,7 @@ def clip_samples(pv, *, every: int = 2, max_frames: int = 200, sources: int = 2,
     ok = np.asarray(pv.face_ok[:n], bool)
     if ok.sum() < 10:
         return None
-    motion = driving_motion(pv)
+    motion = driving_motion(pv, expression="median")   # (sources other than the first frame: relative to the median)
     canon, _ = EM.canonical_faces(pv.face_px()[:n], ok)
     op = EM.opening(canon)
     cand = [int(np.flatnonzero(ok)[0]), int(np.nanargmin(np.where(ok, op, np.nan)))]
