@@ -230,7 +230,8 @@ REGISTER_PARTS = {"torso": "affine", "hair": "affine", "face": "euclidean", "bac
 # the parts reenact registers and the renderer moves by their maps
 REGISTER_USE = ("torso", "hair", "face", "background")
 HAIR_EDGE = 0.05                  # the hair mask is the person grown by this many face heights
-REGISTER_FACE_PX = 96.0           # frames are downscaled so the face is this tall (px) for ECC
+REGISTER_FACE_PX = 144.0          # frames are downscaled so the face is this tall (px) for ECC (96 before
+                                  # session 12: the maps were off by up to 0.7 frame px; render/design.md)
 REGISTER_BELOW = 0.05             # the body mask starts this many face heights below the chin
 REGISTER_MARGIN = 0.6            # ECC runs on the mask's bounding box grown by this many face heights
 REGISTER_SIGMA = 1.0              # Gaussian smoothing over time (frames)
@@ -356,8 +357,8 @@ def _occluded(m_win: np.ndarray, prepared, t: int, s: float, win, o: np.ndarray,
     return (m_win != 0) & (occ == 0)
 
 
-def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sigma: float = REGISTER_SIGMA,
-                below: float = REGISTER_BELOW, face_px: float = REGISTER_FACE_PX,
+def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sigma: float | None = None,
+                below: float = REGISTER_BELOW, face_px: float | None = None,
                 cache=None) -> tuple[np.ndarray, np.ndarray]:
     """The driving body's own motion, registered on the driving frames.
 
@@ -393,6 +394,10 @@ def body_motion(prepared, *, part: str = "torso", motion: str | None = None, sig
     if part not in REGISTER_PARTS:
         raise ValueError(f"part must be one of {tuple(REGISTER_PARTS)}, got {part!r}")
     motion = motion or REGISTER_PARTS[part]
+    # the module's settings as they are at the call (not at import: a setting changed for an
+    # experiment is then in the cache's key and in the maps alike)
+    face_px = REGISTER_FACE_PX if face_px is None else face_px
+    sigma = REGISTER_SIGMA if sigma is None else sigma
     settings = dict(version=REGISTER_VERSION, part=part, motion=motion, sigma=float(sigma), below=float(below),
                     margin=REGISTER_MARGIN, hair_edge=HAIR_EDGE,
                     occluders=(REGISTER_OCCLUDER_GROW, REGISTER_MIN_LEFT, REGISTER_OCCLUDER_MOVE) if REGISTER_OCCLUDERS and part != "face" else None,
