@@ -125,3 +125,74 @@ def test_old_renderers_in_the_same_run(tmp_path, monkeypatch):
         assert 10 < v["psnr"] < 60 and v["psnr"] != s["psnr"] and v["ms"] > 0
         assert v["face"] > 0.5 and v["mouth_r"] is not None
     assert s["ms"] is None
+
+
+def test_region_labels_and_budget(basis):
+    """``--regions``: each person pixel lands in the real frame's region it lies in, and the
+    regions' pooled errors add up to the person's error."""
+    from chatanyone.eval import regions as R
+    from chatanyone.render import mesh as M
+    h, w = 300, 300
+    face = basis.canonical[:, :2] * 100 + np.array([150.0, 80.0])        # face 100 px tall, chin at y 151
+    real = np.zeros((h, w), bool)
+    real[40:, 90:210] = True                       # the real person: head and body
+    src = real.copy()
+    src[200:, 210:240] = True                      # the source's person reaches further right
+    hand = np.array([[60.0, 220.0], [80.0, 220.0], [80.0, 250.0], [60.0, 250.0]] * 5 + [[70.0, 235.0]])
+    hand[:, 0] += 40                               # a hand on the body's left edge (x 100-120)
+    lab = R.labels((h, w), real, src, face, None, [hand])
+    at = lambda x, y: R.REGIONS[lab[int(round(y)), int(round(x))]] if lab[int(round(y)), int(round(x))] >= 0 else None
+    mouth = face[M.LIP_UPPER_OUTER + M.LIP_LOWER_OUTER].mean(0)
+    eye = face[M.RIGHT_EYE_UPPER + M.RIGHT_EYE_LOWER].mean(0)
+    cheek = 0.5 * (face[M.FACE_OVAL].mean(0) + face[234])
+    assert at(*mouth) == "mouth" and at(*eye) == "eyes" and at(*cheek) == "face"
+    assert at(150, 45) == "outline"                # above the face, the real person: hair
+    assert at(150, 250) == "torso" and at(110, 235) == "arms"
+    assert at(225, 250) == "uncovered" and at(20, 20) is None and at(150, 20) is None
+    assert set(np.unique(lab)) == {-1} | set(range(len(R.REGIONS)))     # every region, and outside
+    # no face: the real person is all torso
+    lab0 = R.labels((h, w), real, src, None)
+    assert set(np.unique(lab0)) == {-1, R.REGIONS.index("torso"), R.REGIONS.index("uncovered")}
+    # the budget: pooled over frames, each region's share and error add up
+    rng = np.random.default_rng(0)
+    b = R.Budget()
+    tot_e, tot_n = 0.0, 0
+    for k in range(3):
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        c = a.copy()
+        c[lab == R.REGIONS.index("mouth")] //= 2   # error in the mouth only
+        b.add(lab, c, a)
+        sel = lab >= 0
+        tot_e += float(((c.astype(float) - a) ** 2).mean(-1)[sel].sum())
+        tot_n += int(sel.sum())
+    s = b.summary()
+    assert s["mouth"]["error_share"] == pytest.approx(1.0) and s["face"]["mse"] == 0.0
+    assert sum(v["share"] for v in s.values()) == pytest.approx(1.0)
+    assert sum(v["share"] * v["mse"] for v in s.values() if v["mse"] is not None) == pytest.approx(tot_e / tot_n)
+    with pytest.raises(ValueError, match="person masks"):
+        R.labels((h, w), real[:10], src, face)
+
+
+@need_data
+def test_regions_on_a_raw_video(tmp_path, monkeypatch):
+    """The real frames handed back as rendered have no error in any region; the source repeated's
+    errors split over the face's regions and add up to its person error."""
+    import chatanyone.reenact
+    monkeypatch.setenv("CHATANYONE_CACHE", str(tmp_path))
+    monkeypatch.setattr(chatanyone.reenact, "reenact", _replay("real"))
+    res = selfdriven.evaluate_clip(REAL, max_seconds=0.8, regions=True)
+    m, s = res["model"]["regions"], res["source"]["regions"]
+    assert all(v["mse"] in (None, 0.0) for v in m.values())
+    assert s["face"]["share"] > 0.1 and s["mouth"]["share"] > 0 and s["eyes"]["share"] > 0
+    assert s["mouth"]["mse"] > s["face"]["mse"] > 0              # the talking mouth changes most
+    assert sum(v["error_share"] for v in s.values()) == pytest.approx(1.0)
+    from chatanyone.eval.regions import format_budget
+    assert "mouth" in format_budget({"clips": [res], "methods": res["methods"]})
+    with pytest.raises(ValueError, match="person"):
+        selfdriven.evaluate_clip(REAL, max_seconds=0.8, regions=True, person=False)
+
+
+def test_cli_regions_needs_the_person(capsys):
+    from chatanyone.cli import main
+    assert main(["eval", "render", "clip.mp4", "--regions", "--no-person"]) == 2
+    assert "--regions" in capsys.readouterr().err

@@ -64,6 +64,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-person", action="store_true", help="raw videos: skip the person-pixel PSNR")
     p.add_argument("--pixel-every", type=int, default=1, metavar="N",
                    help="raw videos: PSNR/SSIM/CSIM/FID on every N-th frame only (face mesh and hands on all)")
+    p.add_argument("--regions", action="store_true",
+                   help="raw videos: split the person-pixel error by region of the real frame (face, mouth, "
+                        "eyes, outline, arms, torso, uncovered; chatanyone.eval.regions)")
     p.add_argument("--frames", default=None, metavar="DIR",
                    help="raw videos: write a few real | rendered | source frames as PNG")
     p.add_argument("--variants", default="", metavar="LIST",
@@ -208,7 +211,11 @@ def run(args) -> int:
     from .selfdriven import is_video
     if all(is_video(c) for c in args.clips):
         from . import selfdriven
+        if getattr(args, "regions", False) and getattr(args, "no_person", False):
+            raise ValueError("--regions splits the person's pixels; it cannot run with --no-person")
         return selfdriven.run(args)
+    if getattr(args, "regions", False):
+        raise ValueError("--regions is for raw videos (.mp4, ...), not corpus clips")
     from chatanyone.render.renderer import Renderer
     renderer = Renderer(args.preset, weights_dir=args.weights_dir)
     core_renderer = Renderer(renderer.core.name, weights_dir=args.weights_dir) if renderer.preset.core else None

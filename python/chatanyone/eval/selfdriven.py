@@ -164,17 +164,19 @@ def _face_px(fl, region) -> np.ndarray:
 
 def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None, fid=None,
                   feats: dict | None = None, frames_dir=None, person: bool = True, pixel_every: int = 1,
-                  variants=()) -> dict:
+                  variants=(), regions: bool = False) -> dict:
     """One raw video's figures (see the module docstring). With ``fid``, Inception features of the
     rendered (each method's), source and real frames are appended to ``feats``. ``pixel_every``: the
     pixel metrics (PSNR, SSIM, CSIM, FID) on every n-th frame only; face mesh and hands run on
-    every frame. ``variants``: more renderers in the same run (:data:`VARIANTS`). Blocks for the
-    whole clip."""
+    every frame. ``variants``: more renderers in the same run (:data:`VARIANTS`). ``regions``: the
+    person-pixel error split by region of the real frame (:mod:`.regions`; needs ``person``).
+    Blocks for the whole clip."""
     from ..avatar import Avatar
     from ..vision.detect import Detector
     from ..reenact import driving_frames, reenact
     from .metrics import psnr, ssim
     from .split import role
+    from . import regions as R
     methods = methods_for(variants)
     rendered = [m for m in methods if m != "source"]
     t_start = time.perf_counter()
@@ -213,6 +215,11 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     dets = {m: Detector(video=True, pose=False, hands=True) for m in rendered}
     det_src = Detector(video=False, pose=False, hands=True)
     real_hands_px = pv.to_pixels(pv.hands[..., :2])   # [n, 2, 21, 2] photo px
+    if regions and not person:
+        raise ValueError("evaluate_clip: regions need the person's pixels (person=True)")
+    budgets = {m: R.Budget() for m in methods} if regions else None
+    if regions:
+        real_face_px, real_pose_px = pv.to_pixels(pv.face[..., :2]), pv.to_pixels(pv.pose[..., :2])
     saved = []
     want_png = ({min(pv.n - 1, max(pixel_every, int(round(x / pixel_every)) * pixel_every))
                  for x in np.linspace(1, pv.n - 1, 4)} if frames_dir else set())
@@ -256,9 +263,10 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
         if t % pixel_every:
             return
         outs["source"] = sv
-        mask = None
+        mask = lab = None
         if seg is not None:
-            mask = seg(rv) | src_mask
+            rmask = seg(rv)
+            mask = rmask | src_mask
         for m in methods:
             out = outs[m]
             a = acc[m]
@@ -267,6 +275,10 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
             if mask is not None and mask.sum() > 100:
                 mse = np.mean((out[mask].astype(np.float64) - rv[mask]) ** 2)
                 a["psnr_person"].append(float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10))))
+                if budgets is not None:
+                    if lab is None:
+                        lab = _region_labels(t, hw, region, rmask, src_mask)
+                    budgets[m].add(lab, out, rv)
         if csim is not None and src_desc is not None and t % (CSIM_EVERY * pixel_every) == 0:
             for m in rendered:
                 d = csim.descriptor(outs[m])
@@ -282,6 +294,20 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
             p = Path(frames_dir) / f"{pv.name}_render_{t:04d}.png"
             cv2.imwrite(str(p), np.concatenate([rv] + [outs[m] for m in methods], 1)[:, :, ::-1])
             saved.append(str(p))
+
+    def _region_labels(t, hw, region, rmask, src_mask):
+        x0, y0 = region[0], region[1]
+
+        def px(p):
+            return photo_to_frame(avatar, p, hw) - np.array([x0, y0])
+        face = px(real_face_px[t]) if pv.face_ok[t] else None
+        pose = None
+        if pv.pose_ok[t]:
+            pose = np.full((33, 4), np.nan)
+            pose[:, :2] = px(real_pose_px[t])
+            pose[:, 3] = pv.pose[t, :, 3]
+        hands = [px(real_hands_px[t, k]) for k in range(2) if pv.hands_ok[t, k]]
+        return R.labels(rmask.shape, rmask, src_mask, face, pose, hands)
 
     try:
         rr = reenact(avatar, video, None, config=config, max_seconds=max_seconds,
@@ -303,6 +329,9 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
         res[m]["hand_err"] = float(np.mean(errs)) if errs else None
         scores = [sc for _, sc in hands_res[m]]
         res[m]["hkc"] = float(np.mean(scores)) if scores else None
+    if budgets is not None:
+        for m in methods:
+            res[m]["regions"] = budgets[m].summary()
     res["model"]["ms"] = getattr(rr, "render_ms", None)
     for m, v in ms.items():
         res[m]["ms"] = 1000 * float(np.mean(v)) if v else None
@@ -347,7 +376,7 @@ def _mean(results, m, k):
 
 
 def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=True, use_fid=True,
-             person=True, frames_dir=None, pixel_every: int = 1, variants=()) -> dict:
+             person=True, frames_dir=None, pixel_every: int = 1, variants=(), regions: bool = False) -> dict:
     """Evaluate every raw video; ``{"clips": [...], "mean": {...}, ...}``. FID is pooled over all
     clips' frames (every :data:`FID_EVERY`-th of each), per method, against the real frames."""
     methods = methods_for(variants)
@@ -378,7 +407,7 @@ def evaluate(videos, *, preset="fast", max_seconds=None, cache=None, use_csim=Tr
         log.info("eval render: %s", v)
         results.append(evaluate_clip(v, config=config, max_seconds=max_seconds, cache=cache, csim=csim,
                                      fid=fid, feats=feats, frames_dir=frames_dir, person=person,
-                                     pixel_every=pixel_every, variants=variants))
+                                     pixel_every=pixel_every, variants=variants, regions=regions))
     mean = {m: {k: _mean(results, m, k) for k in KEYS} for m in methods}
     if fid is not None and feats.get("real"):
         real = np.concatenate(feats["real"])
@@ -422,9 +451,13 @@ def run(args) -> int:
                    use_csim=not args.no_csim, use_fid=not args.no_fid,
                    person=not getattr(args, "no_person", False), frames_dir=getattr(args, "frames", None),
                    pixel_every=getattr(args, "pixel_every", 1),
-                   variants=tuple(v for v in (getattr(args, "variants", None) or "").split(",") if v))
+                   variants=tuple(v for v in (getattr(args, "variants", None) or "").split(",") if v),
+                   regions=getattr(args, "regions", False))
     if args.json:
         print(json.dumps(res, default=float))
     else:
         print(format_table(res))
+        if getattr(args, "regions", False):
+            from .regions import format_budget
+            print(format_budget(res))
     return 0
