@@ -272,7 +272,7 @@ def test_resting_arms_ride_with_the_torso_a_gesture_follows_the_pose(avatar):
     r = GeomRenderer(avatar, 256)
     m = R.identity()
     m[:, 2] = (0.01, 0.02)
-    small = np.full((8, 2), 0.004, np.float32)                 # the pose: hardly a move
+    small = np.full((8, 2), 0.004, np.float32) + m[:, 2]       # the pose: the body's move, hardly more
     out = r._arms_by_torso({"body": small}, m)["body"]
     np.testing.assert_allclose(out, np.broadcast_to([0.01, 0.02], (8, 2)), atol=1e-6)
     big = small.copy()
@@ -280,6 +280,36 @@ def test_resting_arms_ride_with_the_torso_a_gesture_follows_the_pose(avatar):
     out = r._arms_by_torso({"body": big}, m)["body"]
     np.testing.assert_allclose(out[[2, 4]], big[[2, 4]], atol=1e-6)        # that arm: the pose's
     np.testing.assert_allclose(out[[0, 1, 3, 5]], np.broadcast_to([0.01, 0.02], (4, 2)), atol=1e-6)
+
+
+def test_a_resting_wrist_stays_while_the_torso_leans(avatar, monkeypatch):
+    """Below the gate a wrist rides the torso's map only as far as the driving pose's wrist has
+    ridden it: a pose whose wrists stay put while the chest sways (hands resting on the lap) soon
+    leaves the rendered wrists nearly still, the shoulders and elbows riding the map; before
+    session 15 (WRIST_RIDE_PRIOR None) the wrists rode the whole map."""
+    import chatanyone.render.geometry as G
+
+    def sway(renderer, n):
+        fh = renderer._fh_crop
+        outs = []
+        for k in range(n):
+            m = R.identity()
+            m[:, 2] = 0.1 * fh * np.array([np.sin(0.7 * k + 1), np.cos(0.5 * k)])   # 0.1 face heights at most
+            body = np.broadcast_to(m[:, 2], (8, 2)).astype(np.float32).copy()
+            body[4:6] = 0.0                                     # the pose's wrists stay where they were
+            outs.append((m[:, 2].copy(), renderer._arms_by_torso({"body": body}, m)["body"]))
+        return outs
+
+    outs = sway(GeomRenderer(avatar, 256), 30)
+    shift, first = outs[0]
+    np.testing.assert_allclose(first[:4], np.broadcast_to(shift, (4, 2)), atol=1e-6)   # shoulders, elbows
+    assert 0.5 < first[4, 0] / shift[0] < 1.0                   # the prior: a full ride, worth 10 frames
+    shift, last = outs[-1]
+    np.testing.assert_allclose(last[:4], np.broadcast_to(shift, (4, 2)), atol=1e-6)
+    assert np.all(np.abs(last[4:6]) <= 0.15 * np.abs(shift) + 1e-9)     # the wrists nearly still
+    monkeypatch.setattr(G, "WRIST_RIDE_PRIOR", None)
+    shift, old = sway(GeomRenderer(avatar, 256), 30)[-1]
+    np.testing.assert_allclose(old, np.broadcast_to(shift, (8, 2)), atol=1e-6)
 
 
 def test_driving_frames_slice_and_frame_carry_the_maps():

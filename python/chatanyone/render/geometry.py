@@ -138,6 +138,14 @@ ARM_GATE = (0.3, 0.6)
 # ... for an arm drawn as a layer (limbs.ArmLayer: what it uncovers is the fill, the torso is not
 # stretched)
 ARM_GATE_LAYER = (0.25, 0.5)
+# ... and below its gate a wrist rides the torso's map only as far as the driving pose's wrist has
+# ridden it so far: the wrist's pose offsets regressed on the map's (least squares through 0 over
+# the frames rendered, clipped to [0, 1]), starting from a ride of 1 worth WRIST_RIDE_PRIOR frames
+# of a WRIST_RIDE_SCALE face heights' move. A hand resting on the lap stays while the chest leans;
+# one on the body rides with it (the elbow, between the two, rides the map as before). None: the
+# wrist rides the whole map (before session 15; render/design.md "Session 15")
+WRIST_RIDE_PRIOR = 10.0
+WRIST_RIDE_SCALE = 0.05
 # a letterbox bar's edge (photo pixels) left out of the region with the bar: a video's bar edge is
 # blurred over a line or two (compression, resizing), and a warp that samples beyond the region's
 # edge repeats its outermost line (a dark notch where the forehead reached the bar)
@@ -744,6 +752,7 @@ class GeomRenderer:
         self._region_kind = str(getattr(avatar, "region_kind", ""))
         self._outer_follow = HAIR_OUTER.get(self._region_kind, None)
         # arms and hands, bone by bone (pose 11..16 and the hands seen in the photo)
+        self._ride: dict = {}      # side -> (sum of pose . map, sum of map . map): _wrist_ride
         self._limbs = _Limbs(avatar, self, hands=hands, arms=arms, reg_img=reg_img,
                              person=None if person is None else person[ry0:ry1, rx0:rx1])
         if self._limbs.layer is not None:     # under the arms' layer: the photo, the arms filled
@@ -1040,7 +1049,9 @@ class GeomRenderer:
     def _arms_by_torso(self, motion_frame, torso) -> dict:
         """The motion frame with the body points' offsets (``body``) taken from the torso's map
         (:data:`BODY_ARMS`: ``"torso"``: all of them, the arms move as the body does;
-        ``"shoulders"``: the shoulders only, elbows and wrists keep the pose's offsets)."""
+        ``"shoulders"``: the shoulders only, elbows and wrists keep the pose's offsets; ``"gated"``:
+        an arm the pose moves well beyond the map follows the pose, one below the gate rides the
+        map, its wrist only as far as the pose's wrist has ridden it so far, :meth:`_wrist_ride`)."""
         a = np.asarray(torso, np.float64)
         src = self._body_crop
         moved = np.nan_to_num(src @ a[:, :2].T + a[:, 2] - src)
@@ -1060,12 +1071,24 @@ class GeomRenderer:
                 far = float(np.max(np.hypot(d[:, 0] / fh[0], d[:, 1] / fh[1])))
                 gate = ARM_GATE_LAYER if side in layered else ARM_GATE
                 g = float(np.clip((far - gate[0]) / (gate[1] - gate[0]), 0.0, 1.0))
-                gated[joints] = moved[joints] + g * d
+                base = moved[joints].copy()
+                if WRIST_RIDE_PRIOR is not None:
+                    base[1] *= self._wrist_ride(side, body[joints[1]] / fh, moved[joints[1]] / fh)
+                gated[joints] = base + g * (body[joints] - base)
             body = gated
         out = dict(motion_frame) if isinstance(motion_frame, dict) else \
             {k: _get(motion_frame, k) for k in ("head", "exp", "eye", "hands", "hands_ok")}
         out["body"] = body.astype(np.float32)
         return out
+
+    def _wrist_ride(self, side: int, pose: np.ndarray, mapped: np.ndarray) -> float:
+        """How far (0..1) ``side``'s wrist rides the torso's map: the least-squares slope of the
+        pose's wrist offsets on the map's (face heights) over every frame with a map this renderer
+        has drawn, this one included, with :data:`WRIST_RIDE_PRIOR` frames of a full ride to start."""
+        st = self._ride.setdefault(side, np.zeros(2))
+        st += (float(np.dot(pose, mapped)), float(np.dot(mapped, mapped)))
+        p = WRIST_RIDE_PRIOR * WRIST_RIDE_SCALE ** 2
+        return float(np.clip((st[0] + p) / (st[1] + p), 0.0, 1.0))
 
     def _face_corrected(self, posed: np.ndarray, fmap: np.ndarray) -> np.ndarray:
         """``posed [N, 2]`` (region-normalized: the driving face, then the rings) moved by the
