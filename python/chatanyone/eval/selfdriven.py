@@ -177,6 +177,8 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     from .metrics import psnr, ssim
     from .split import role
     from . import regions as R
+    if regions and not person:     # before the clip is prepared
+        raise ValueError("evaluate_clip: regions need the person's pixels (person=True)")
     methods = methods_for(variants)
     rendered = [m for m in methods if m != "source"]
     t_start = time.perf_counter()
@@ -215,8 +217,6 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     dets = {m: Detector(video=True, pose=False, hands=True) for m in rendered}
     det_src = Detector(video=False, pose=False, hands=True)
     real_hands_px = pv.to_pixels(pv.hands[..., :2])   # [n, 2, 21, 2] photo px
-    if regions and not person:
-        raise ValueError("evaluate_clip: regions need the person's pixels (person=True)")
     budgets = {m: R.Budget() for m in methods} if regions else None
     if regions:
         real_face_px, real_pose_px = pv.to_pixels(pv.face[..., :2]), pv.to_pixels(pv.pose[..., :2])
