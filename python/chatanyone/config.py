@@ -59,6 +59,10 @@ class SessionConfig:
     # mesh reads its openings as smaller; see README "Mouth refiner"). Off by default; about 5 ms
     # per frame at fast.
     refine_mouth: bool = False
+    # The learned region refiner (chatanyone/render/region_refine.py): a small network at half the
+    # animated region's size that corrects what the geometry renderer's meshes cannot carry (a
+    # moved head's edge against the background, hair, shading). See README "Region refiner".
+    refine_region: bool = False
 
     def __post_init__(self):
         from .inputs import cpu_count
@@ -113,6 +117,9 @@ class SessionConfig:
         if not isinstance(self.refine_mouth, (bool, np.bool_)):
             raise TypeError(f"SessionConfig.refine_mouth must be a bool, got {type(self.refine_mouth).__name__}")
         setf("refine_mouth", bool(self.refine_mouth))
+        if not isinstance(self.refine_region, (bool, np.bool_)):
+            raise TypeError(f"SessionConfig.refine_region must be a bool, got {type(self.refine_region).__name__}")
+        setf("refine_region", bool(self.refine_region))
         parse_frame_device(self.frame_device)
         if self.providers is not None:
             p = self.providers

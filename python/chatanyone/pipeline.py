@@ -41,7 +41,7 @@ class Pipeline:
                                    providers=config.providers)
         # with the preset's own mouth refiner (fast: 64 px crop, quality: 128 px) when asked for
         self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth,
-                                     refine_preset=config.preset)
+                                     refine_preset=config.preset, refine_region=config.refine_region)
         # the model's arm offsets smoothed into gestures, its noisy finger points dropped
         self.gestures = GestureSmoother()
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)

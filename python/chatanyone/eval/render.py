@@ -73,7 +73,8 @@ def add_arguments(p) -> None:
                    help="raw videos: more renderers in the same run, comma-separated: neural (the older "
                         "neural renderer), previous (the geometry renderer before the hand mesh, the arms' layer, the expression beyond the mouth and the person layer), "
                         "unregistered (today's geometry renderer without the body's and hair's motion registered on the driving frames), "
-                        "strip (today's geometry renderer with a closing eye's strip squeezed, no lid skin drawn)")
+                        "strip (today's geometry renderer with a closing eye's strip squeezed, no lid skin drawn), "
+                        "unrefined (today's geometry renderer without the learned region refiner)")
 
 
 # the metrics live in .metrics (shared with eval.selfdriven); re-exported under their old names

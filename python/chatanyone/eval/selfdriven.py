@@ -22,7 +22,9 @@ out. Beside the renderer (``model``), the baseline ``source`` repeats the source
   (``GeomRenderer(register=False)``: the body below the chin moves by the pose's shoulders and the
   hair by the head pose, as before session 8);
 - ``strip``: today's geometry renderer with a closing eye's strip squeezed as before session 9
-  (``GeomRenderer(lids="strip")``: no lid skin drawn over it).
+  (``GeomRenderer(lids="strip")``: no lid skin drawn over it);
+- ``unrefined``: today's geometry renderer without the learned region refiner
+  (``GeomRenderer(refine_region=False)``, :mod:`chatanyone.render.region_refine`).
 
 Each method's renderer time per frame is reported (``ms``: the render call alone, measured in the
 same run).
@@ -65,7 +67,7 @@ log = logging.getLogger("chatanyone")
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 METHODS = ("model", "source")
-VARIANTS = ("neural", "previous", "unregistered", "strip")   # extra renderers on request, driven by the same motion
+VARIANTS = ("neural", "previous", "unregistered", "strip", "unrefined")   # extra renderers on request, driven by the same motion
 CSIM_EVERY = 5   # dlib's descriptor on every 5th frame (about 0.3 s each on one core)
 FID_EVERY = 3    # Inception features of every 3rd frame
 KEYS = ("psnr", "psnr_person", "ssim", "csim", "hkc", "hand_found", "hand_err", "mouth_r", "mouth_amp",
@@ -197,12 +199,18 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
         extra["previous"] = lambda mf, hw, g=g: g.render(mf)
     if "unregistered" in methods:
         from ..render.geometry import GeomRenderer
-        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, register=False)
+        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, register=False,
+                         refine_region=config.refine_region)
         extra["unregistered"] = lambda mf, hw, g=g: g.render(mf)
     if "strip" in methods:
         from ..render.geometry import GeomRenderer
-        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, lids="strip")
+        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, lids="strip",
+                         refine_region=config.refine_region)
         extra["strip"] = lambda mf, hw, g=g: g.render(mf)
+    if "unrefined" in methods:
+        from ..render.geometry import GeomRenderer
+        g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, refine_region=False)
+        extra["unrefined"] = lambda mf, hw, g=g: g.render(mf)
     # the motion reenact renders (with the body's registered maps), for the variants
     motion = driving_frames(pv, cache=cache) if extra else None
     ms = {m: [] for m in extra}

@@ -658,6 +658,8 @@ class GeomRenderer:
         refine_mouth: run the learned mouth refiner (:mod:`chatanyone.render.refine`) where its
             weights are installed; ``refine_preset``: whose (:func:`chatanyone.render.refine.attach`:
             fast a 64 px mouth crop, quality a 128 px one).
+        refine_region: run the learned region refiner (:mod:`chatanyone.render.region_refine`)
+            where its weights are installed.
         lids: ``"skin"``: a closing eye is drawn with the lid's skin over it (:meth:`_lid_mesh`);
             ``"strip"``: the eye's strip squeezed (the renderer before session 9, for evaluation).
 
@@ -668,7 +670,7 @@ class GeomRenderer:
                  refine_mouth: bool = False, hands: str = "articulated", expression: bool = True,
                  layered: bool = True, torso: bool = True, arms: str = "layer",
                  mouth: str = "rigid", register: bool = True, lids: str = "skin",
-                 refine_preset: str = "fast"):
+                 refine_preset: str = "fast", refine_region: bool = False):
         import cv2
         from scipy.spatial import Delaunay
 
@@ -834,6 +836,15 @@ class GeomRenderer:
         if refine_mouth:
             from . import refine
             refine.attach(self, refine_preset)
+        # the learned region refiner (render/region_refine.py) where ``refine_region`` is set
+        self.region_refiner = None
+        if refine_region:
+            from . import region_refine
+            if region_refine.available():
+                self.region_refiner = region_refine.RegionRefiner()
+            else:
+                log.warning("region refiner not installed (%s): the region is shown as the geometry "
+                            "renderer draws it", region_refine.default_path())
         self.times: dict[str, float] = {}
         self.frames = 0
         log.debug("geometry renderer: frame %dx%d, region %s (%s), %d vertices, %d triangles",
@@ -1378,6 +1389,9 @@ class GeomRenderer:
         if self.refiner is not None:
             self.refiner(img, self.face_px)
             t1 = self._tick("refine", t1)
+        if self.region_refiner is not None:
+            self.region_refiner(img, grid, warped[3] if self.layered else None)
+            t1 = self._tick("refine_region", t1)
         out = self.background.copy()
         out[ry0:ry1, rx0:rx1] = cv2.convertScaleAbs(img)       # rounds and saturates to uint8
         self._tick("paste", t1)

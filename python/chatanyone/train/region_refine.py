@@ -1,0 +1,401 @@
+"""Training of the region refiner (:mod:`chatanyone.render.region_refine`; PyTorch, extra ``[train]``).
+
+Data (``build``): self-driven reenactment pairs from raw videos of the TRAINING split only
+(:func:`chatanyone.eval.split.role` is ``"train"``; a video of another role is refused). Each video
+is prepared as ``chatanyone eval render`` prepares it (:func:`chatanyone.eval.prepare.prepare`,
+cached), its first frame with a face becomes the Avatar, and the video's own motion (with the
+body's registered maps, :func:`chatanyone.reenact.driving_frames`) drives the geometry renderer
+(both refiners off). For every ``every``-th frame one sample is stored, at half the region's size
+(:data:`BUILD_SCALE`; training reads it down to the network's own, 1/:data:`~chatanyone.render.region_refine.SCALE`):
+
+- ``x``: the network's input as the run time computes it (:func:`~chatanyone.render.region_refine.features`:
+  the region image, the warp's displacement, the person's coverage), as uint8;
+- ``y``: the real frame's region, seen the same way (:func:`chatanyone.eval.frames.real_view`);
+- ``m``: the person's pixels (selfie segmentation of the real and the source region, their
+  union), where the loss counts four times as much as on the background.
+
+Training (``train``): random patches; L1 (person-weighted) + a conditional patch discriminator
+trained from scratch (hinge loss, conditioned on the displacement and coverage) with feature
+matching, as FOMM and LivePortrait do; no pretrained backbone. Resumable: ``--out`` holds
+``last.pt`` (networks, optimizers, step) and ``log.jsonl``; checkpoints every ~2 minutes.
+``export`` writes the ONNX graph (input ``x [1, 6, H, W]``, H and W free multiples of 8; output
+``delta [1, 3, H, W]``).
+
+Run::
+
+    python -m chatanyone.train.region_refine build --out runs/region/data ../shared/data/videos/*.mp4
+    python -m chatanyone.train.region_refine train --data runs/region/data --out runs/region --minutes 40
+    python -m chatanyone.train.region_refine export --ckpt runs/region/last.pt --onnx python/chatanyone/weights/region_refine.onnx
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("chatanyone")
+
+BUILD_SCALE = 2      # the built samples are stored at 1/BUILD_SCALE of the region's size
+PATCH = 64          # training patches: this many pixels on a side, at the network's size
+PERSON_WEIGHT = 4.0  # the loss on the person's pixels, against 1 on the background
+
+
+# --- data -----------------------------------------------------------------------------------
+
+def clip_samples(video, *, max_seconds: float = 4.0, every: int = 2, cache=None, seed: int = 0) -> dict | None:
+    """Samples of one raw video (see the module docstring): dict of uint8 ``x [N, h, w, 6]``,
+    ``y [N, h, w, 3]``, ``m [N, h, w]``. None when it has too few faces. Blocks (preparation,
+    registration, rendering)."""
+    import cv2
+    from ..avatar import Avatar
+    from ..config import SessionConfig
+    from ..eval.frames import real_view
+    from ..eval.prepare import prepare
+    from ..eval.selfdriven import _Person
+    from ..reenact import driving_frames
+    from ..render import region_refine as RR
+    from ..render.geometry import GeomRenderer
+    pv = prepare(video, max_seconds=max_seconds, cache=cache)
+    if int(np.sum(pv.face_ok)) < 10:
+        return None
+    s = pv.first_face_frame()
+    src = pv.frame(s)
+    avatar = Avatar.prepare(src, name=pv.name)
+    motion = driving_frames(pv, cache=cache)
+    r = GeomRenderer(avatar, SessionConfig().long_side)
+    got = {}
+
+    def capture(img, grid, alpha):        # the features at full size, read down to BUILD_SCALE below
+        scale = RR.SCALE
+        try:
+            RR.SCALE = 1
+            got["x"] = RR.features(img, grid, alpha)
+        finally:
+            RR.SCALE = scale
+
+    r.region_refiner = capture
+    rx0, ry0, rx1, ry1 = r.rect
+    ow, oh = r.size
+    h2, w2 = max(1, round((ry1 - ry0) / BUILD_SCALE)), max(1, round((rx1 - rx0) / BUILD_SCALE))
+    seg = _Person()
+    try:
+        src_view = real_view(avatar, src, (oh, ow))[ry0:ry1, rx0:rx1]
+        src_mask = seg(np.ascontiguousarray(src_view))
+        rng = np.random.default_rng(seed)
+        start = int(rng.integers(0, every))
+        xs, ys, ms = [], [], []
+        for t, real in pv.frames():
+            if t >= len(motion):
+                break
+            if t == s or (t - start) % every or not pv.face_ok[t]:
+                continue
+            r.render(motion.frame(t))
+            x = cv2.resize(got.pop("x"), (w2, h2), interpolation=cv2.INTER_AREA)
+            rv = np.ascontiguousarray(real_view(avatar, real, (oh, ow))[ry0:ry1, rx0:rx1])
+            m = (seg(rv) | src_mask).astype(np.float32)
+            y = cv2.resize(rv, (w2, h2), interpolation=cv2.INTER_AREA)
+            m = cv2.resize(m, (w2, h2), interpolation=cv2.INTER_AREA)
+            q = np.empty(x.shape, np.uint8)
+            q[..., :3] = np.clip(np.round(x[..., :3] * 255), 0, 255)
+            q[..., 3:5] = np.clip(np.round((x[..., 3:5] + 1) * 127.5), 0, 255)
+            q[..., 5] = np.clip(np.round(x[..., 5] * 255), 0, 255)
+            xs.append(q)
+            ys.append(y)
+            ms.append(np.clip(np.round(m * 255), 0, 255).astype(np.uint8))
+    finally:
+        seg.close()
+    if not xs:
+        return None
+    return dict(x=np.stack(xs), y=np.stack(ys), m=np.stack(ms))
+
+
+def build(videos, out, *, max_seconds: float = 4.0, every: int = 2, cache=None) -> None:
+    """Samples of every training-split video of ``videos`` into the folder ``out`` (one .npz per
+    clip, so an interrupted build resumes; a clip that fails is logged and skipped). Raises
+    ValueError for a video that is not of the training split."""
+    from ..eval.split import role
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bad = [str(v) for v in videos if role(Path(v).name) != "train"]
+    if bad:
+        raise ValueError(f"the region refiner trains on the training split only; not training clips: {bad}")
+    for i, v in enumerate(videos):
+        pf = out / f"{Path(v).stem}.npz"
+        if pf.exists():
+            continue
+        t0 = time.perf_counter()
+        try:
+            res = clip_samples(v, max_seconds=max_seconds, every=every, cache=cache, seed=i)
+        except Exception as exc:     # one bad clip must not stop the build
+            log.warning("clip %s skipped: %s", v, exc)
+            res = None
+        if res is None:
+            np.savez(pf, x=np.zeros((0, 1, 1, 6), np.uint8), y=np.zeros((0, 1, 1, 3), np.uint8),
+                     m=np.zeros((0, 1, 1), np.uint8))
+            continue
+        np.savez(pf, **res)
+        log.info("%s: %d samples %s in %.1f s (%d/%d)", Path(v).stem, len(res["x"]), res["x"].shape[1:3],
+                 time.perf_counter() - t0, i + 1, len(videos))
+
+
+def load_data(folder) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """``[(clip, x, y, m), ...]`` of the built clips in ``folder``, read down to the network's size
+    (uint8), those large enough for half a patch."""
+    import cv2
+    from ..render import region_refine as RR
+    f = BUILD_SCALE / RR.SCALE
+    out = []
+    for pf in sorted(Path(folder).glob("*.npz")):
+        with np.load(pf) as z:
+            x, y, m = z["x"], z["y"], z["m"]
+        if not len(x):
+            continue
+        size = (max(1, round(x.shape[2] * f)), max(1, round(x.shape[1] * f)))
+
+        def down(a):
+            return np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in a])
+        x, y, m = down(x), down(y), down(m)
+        if min(x.shape[1:3]) >= PATCH // 2:
+            out.append((pf.stem, x, y, m))
+    if not out:
+        raise ValueError(f"no built clips in {folder}")
+    return out
+
+
+# --- networks -------------------------------------------------------------------------------
+
+def _nets():
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from ..render import region_refine as RR
+
+    def conv(i, o, k=3, s=1):
+        return nn.Sequential(nn.Conv2d(i, o, k, s, (k - 1) // 2 if s == 1 else 1), nn.LeakyReLU(0.2))
+
+    class RegionNet(nn.Module):
+        """A small U-Net: ``x [B, 6, H, W]`` -> ``delta [B, 3, H, W]`` (H, W multiples of 8). The
+        work is at 1/2, 1/4 and 1/8 of its input (itself 1/4 of the region); at its input's size one
+        3x3 layer over the input and the upsampled features, and the head."""
+
+        def __init__(self, ch=(16, 32, 48), c_full=16):
+            super().__init__()
+            c1, c2, c3 = ch
+            self.e1 = nn.Sequential(conv(RR.N_IN, c1, 4, 2), conv(c1, c1))
+            self.e2 = nn.Sequential(conv(c1, c2, 4, 2), conv(c2, c2))
+            self.e3 = nn.Sequential(conv(c2, c3, 4, 2), conv(c3, c3), conv(c3, c3))
+            self.d2 = conv(c3 + c2, c2)
+            self.d1 = conv(c2 + c1, c1)
+            self.d0 = conv(c1 + RR.N_IN, c_full)
+            self.head = nn.Conv2d(c_full, 3, 3, 1, 1)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+        def forward(self, x):
+            f1 = self.e1(x)
+            f2 = self.e2(f1)
+            f3 = self.e3(f2)
+            up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")   # noqa: E731
+            g2 = self.d2(torch.cat([up(f3), f2], 1))
+            g1 = self.d1(torch.cat([up(g2), f1], 1))
+            g0 = self.d0(torch.cat([up(g1), x], 1))
+            return 0.5 * torch.tanh(self.head(g0))
+
+    class PatchD(nn.Module):
+        """Conditional patch discriminator (image + displacement and coverage), spectral-normalized;
+        returns its feature maps and the patch logits."""
+
+        def __init__(self, ch=(16, 32, 64)):
+            super().__init__()
+            sn = nn.utils.spectral_norm
+            layers, i = [], 6
+            for o in ch:
+                layers.append(nn.Sequential(sn(nn.Conv2d(i, o, 4, 2, 1)), nn.LeakyReLU(0.2)))
+                i = o
+            self.layers = nn.ModuleList(layers)
+            self.out = sn(nn.Conv2d(i, 1, 3, 1, 1))
+
+        def forward(self, img, cond):
+            h = torch.cat([img, cond], 1)
+            feats = []
+            for layer in self.layers:
+                h = layer(h)
+                feats.append(h)
+            return feats, self.out(h)
+
+    return RegionNet, PatchD
+
+
+def _batch(data, n, rng, torch, patch=PATCH):
+    """``(x [n, 6, P, P], y [n, 3, P, P], w [n, 1, P, P])`` float tensors: random patches of random
+    frames of random clips, flipped at random, with a shared colour gain on image and target."""
+    xs, ys, ws = [], [], []
+    for _ in range(n):
+        _, x8, y8, m8 = data[int(rng.integers(len(data)))]
+        i = int(rng.integers(len(x8)))
+        h, w = x8.shape[1:3]
+        ph, pw = min(patch, h - h % 8), min(patch, w - w % 8)
+        y0, x0 = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+        x = x8[i, y0:y0 + ph, x0:x0 + pw].astype(np.float32) / 255.0
+        y = y8[i, y0:y0 + ph, x0:x0 + pw].astype(np.float32) / 255.0
+        m = m8[i, y0:y0 + ph, x0:x0 + pw].astype(np.float32) / 255.0
+        x[..., 3:5] = x[..., 3:5] * 2.0 - 1.0
+        if (ph, pw) != (patch, patch):      # a small region: pad by edge to the patch's size
+            padw = ((0, patch - ph), (0, patch - pw))
+            x = np.pad(x, padw + ((0, 0),), mode="edge")
+            y = np.pad(y, padw + ((0, 0),), mode="edge")
+            m = np.pad(m, padw, mode="constant")
+            m[ph:, :] = -1.0
+            m[:, pw:] = -1.0
+        if rng.random() < 0.5:
+            x = x[:, ::-1].copy()
+            x[..., 3] = -x[..., 3]
+            y, m = y[:, ::-1], m[:, ::-1]
+        gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+        x[..., :3] = np.clip(x[..., :3] * gain, 0, 1)
+        y = np.clip(y * gain, 0, 1)
+        wgt = np.where(m < 0, 0.0, 1.0 + (PERSON_WEIGHT - 1.0) * np.clip(m, 0, 1)).astype(np.float32)
+        xs.append(x)
+        ys.append(y)
+        ws.append(wgt)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a))).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return t(xs), t(ys), torch.from_numpy(np.ascontiguousarray(np.stack(ws)))[:, None]
+
+
+def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2, lr: float = 2e-4,
+          w_adv: float = 0.05, w_fm: float = 0.5, warmup: float = 0.3, seed: int = 0,
+          max_steps: int | None = None) -> dict:
+    """Train for ``minutes`` of wall time or ``max_steps`` steps, whichever ends first (resuming
+    ``out/last.pt``); checkpoints every ~2 min. L1 alone for the first ``warmup`` share of the
+    time, then with the discriminator. Returns the last logged losses."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    RegionNet, PatchD = _nets()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = load_data(data)
+    log.info("data: %d clips, %d samples", len(clips), sum(len(c[1]) for c in clips))
+    g, d = RegionNet(), PatchD()
+    og = torch.optim.Adam(g.parameters(), lr, betas=(0.5, 0.999))
+    od = torch.optim.Adam(d.parameters(), lr, betas=(0.5, 0.999))
+    state = {"step": 0, "seconds": 0.0}
+    ck = out / "last.pt"
+    if ck.exists():
+        c = torch.load(ck, weights_only=False)
+        g.load_state_dict(c["g"]); d.load_state_dict(c["d"])
+        og.load_state_dict(c["og"]); od.load_state_dict(c["od"])
+        state = c["state"]
+        log.info("resumed at step %d (%.0f s)", state["step"], state["seconds"])
+    budget = minutes * 60.0
+    rng = np.random.default_rng(seed + state["step"])
+    t_last_ck = time.perf_counter()
+    t0 = time.perf_counter() - state["seconds"]
+    last = {}
+    with open(out / "log.jsonl", "a") as logf:
+        while True:
+            el = time.perf_counter() - t0
+            if el >= budget or (max_steps is not None and state["step"] >= max_steps):
+                break
+            x, y, wm = _batch(clips, batch, rng, torch)
+            cond = x[:, 3:6]
+            fake = (x[:, :3] + g(x)).clamp(0.0, 1.0)
+            adv_on = el > warmup * budget
+            if adv_on:
+                _, dr = d(y, cond)
+                _, df = d(fake.detach(), cond)
+                ld = F.relu(1 - dr).mean() + F.relu(1 + df).mean()
+                od.zero_grad()
+                ld.backward()
+                od.step()
+            l1 = (wm * (fake - y).abs()).sum() / (3.0 * wm.sum() + 1e-6)
+            l1_id = (wm * (x[:, :3] - y).abs()).sum() / (3.0 * wm.sum() + 1e-6)
+            lg = l1
+            if adv_on:
+                fr, _ = d(y, cond)
+                ff, lf = d(fake, cond)
+                adv = -lf.mean()
+                fm = sum(F.l1_loss(a, b.detach()) for a, b in zip(ff, fr)) / len(ff)
+                lg = lg + w_adv * adv + w_fm * fm
+            og.zero_grad()
+            lg.backward()
+            og.step()
+            state["step"] += 1
+            state["seconds"] = time.perf_counter() - t0
+            if state["step"] % 25 == 0:
+                last = {"step": state["step"], "s": round(state["seconds"], 1), "l1": round(float(l1), 5),
+                        "l1_input": round(float(l1_id), 5)}
+                if adv_on:
+                    last.update(ld=float(ld), adv=float(adv), fm=float(fm))
+                logf.write(json.dumps(last) + "\n")
+                logf.flush()
+            if time.perf_counter() - t_last_ck > 120:
+                _save(ck, g, d, og, od, state, torch)
+                t_last_ck = time.perf_counter()
+    _save(ck, g, d, og, od, state, torch)
+    log.info("stopped at step %d (%.0f s): %s", state["step"], state["seconds"], last)
+    return last
+
+
+def _save(path, g, d, og, od, state, torch):
+    tmp = Path(str(path) + ".tmp")
+    torch.save({"g": g.state_dict(), "d": d.state_dict(), "og": og.state_dict(), "od": od.state_dict(),
+                "state": dict(state)}, tmp)
+    tmp.replace(path)
+
+
+def export(ckpt, onnx_path, *, net=None) -> None:
+    """Write the refiner of checkpoint ``ckpt`` (or ``net``) as an ONNX graph with free height and
+    width (multiples of 8)."""
+    import torch
+    from ..render import region_refine as RR
+    g = net
+    if g is None:
+        RegionNet, _ = _nets()
+        g = RegionNet()
+        g.load_state_dict(torch.load(ckpt, weights_only=False, map_location="cpu")["g"])
+    g.eval()
+    x = torch.zeros(1, RR.N_IN, 128, 96)
+    torch.onnx.export(g, (x,), str(onnx_path), input_names=["x"], output_names=["delta"], opset_version=17,
+                      dynamic_axes={"x": {2: "h", 3: "w"}, "delta": {2: "h", 3: "w"}}, dynamo=False)
+    log.info("exported %s", onnx_path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m chatanyone.train.region_refine", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="self-driven pairs from training-split videos")
+    b.add_argument("videos", nargs="+")
+    b.add_argument("--out", required=True)
+    b.add_argument("--max-seconds", type=float, default=4.0)
+    b.add_argument("--every", type=int, default=2)
+    t = sub.add_parser("train", help="train (resumes --out/last.pt)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--minutes", type=float, default=40.0)
+    t.add_argument("--batch", type=int, default=12)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--w-adv", type=float, default=0.05)
+    t.add_argument("--max-steps", type=int, default=None)
+    e = sub.add_parser("export", help="write the ONNX graph")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--onnx", required=True)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if a.cmd == "build":
+        build(a.videos, a.out, max_seconds=a.max_seconds, every=a.every)
+    elif a.cmd == "train":
+        print(json.dumps(train(a.data, a.out, minutes=a.minutes, batch=a.batch, threads=a.threads,
+                               w_adv=a.w_adv, max_steps=a.max_steps)))
+    else:
+        export(a.ckpt, a.onnx)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
