@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the motion sampler")
     p.add_argument("--refine-mouth", action=argparse.BooleanOptionalAction, default=None,
                    help="with or without the learned mouth refiner (default: SessionConfig's, off)")
+    p.add_argument("--refine-region", action=argparse.BooleanOptionalAction, default=None,
+                   help="with or without the learned region refiner (default: SessionConfig's)")
     p.add_argument("--latency-runs", type=int, default=3,
                    help="real-time first-frame latency runs, a fresh Session each (default 3; the median is reported)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -70,7 +72,7 @@ def realtime_first_frame(session, pcm: np.ndarray, rate: int, *, on_start=None, 
 
 
 def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, *,
-          refine_mouth: bool | None = None, latency_runs: int = 3) -> dict:
+          refine_mouth: bool | None = None, latency_runs: int = 3, refine_region: bool | None = None) -> dict:
     """Time a Session on the demo speech and return the figures as a dict: avatar preparation;
     Session creation; first-frame latency with a real-time producer (100 ms chunks paced at the
     clock, 3 s, speech from the first sample: the first frame shows speech), measured on the
@@ -101,6 +103,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
     avatar = Avatar.prepare(default_avatar_image())
     prep_s = time.perf_counter() - t
     kw = ({"preset": preset} | ({} if refine_mouth is None else {"refine_mouth": bool(refine_mouth)})
+          | ({} if refine_region is None else {"refine_region": bool(refine_region)})
           | ({"ddim_steps": steps} if steps else {}))
     cfg = SessionConfig(**kw)
     # 1) a real-time producer: 100 ms chunks paced at the clock; latency = first chunk -> first frame
@@ -126,7 +129,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
     n = len(stamps)
     steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")
     return {
-        "preset": preset, "refine_mouth": cfg.refine_mouth, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
+        "preset": preset, "refine_mouth": cfg.refine_mouth, "refine_region": cfg.refine_region, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
         "avatar_prepare_s": prep_s, "session_create_s": float(np.median(create)),
         "first_frame_latency_s": float(np.median(latencies)), "first_frame_latency_runs_s": latencies,
         "steady_fps": steady, "end_to_end_fps": n / stamps[-1] if stamps else None,
@@ -157,7 +160,7 @@ def run(args) -> int:
     runs = getattr(args, "latency_runs", 3)
     _check_args(args.seconds, args.steps, runs)
     r = bench(args.preset, args.seconds, args.steps, refine_mouth=getattr(args, "refine_mouth", None),
-              latency_runs=runs)
+              latency_runs=runs, refine_region=getattr(args, "refine_region", None))
     if args.json:
         print(json.dumps(r))
         return 0

@@ -841,7 +841,7 @@ class GeomRenderer:
         if refine_region:
             from . import region_refine
             if region_refine.available():
-                self.region_refiner = region_refine.RegionRefiner()
+                self.region_refiner = region_refine.RegionRefiner(scale=region_refine.scale_for(max(self.size)))
             else:
                 log.warning("region refiner not installed (%s): the region is shown as the geometry "
                             "renderer draws it", region_refine.default_path())

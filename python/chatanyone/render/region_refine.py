@@ -68,21 +68,32 @@ def _identity(h: int, w: int) -> np.ndarray:
     return g
 
 
-def net_size(h: int, w: int) -> tuple[int, int]:
-    """The network's (unpadded) size for an ``h x w`` region."""
-    return max(1, int(round(h / SCALE))), max(1, int(round(w / SCALE)))
+def net_size(h: int, w: int, scale: float | None = None) -> tuple[int, int]:
+    """The network's (unpadded) size for an ``h x w`` region read down by ``scale`` (default
+    :data:`SCALE`)."""
+    s = float(SCALE if scale is None else scale)
+    return max(MULTIPLE, int(round(h / s))), max(MULTIPLE, int(round(w / s)))
 
 
-def features(img: np.ndarray, grid: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """``[h2, w2, 6]`` float32 at the network's size (unpadded) from the region image ``img
-    [h, w, 3]`` (0-255), the warp's grid ``[h, w, 2]`` (normalized, ``align_corners=False``) and the
-    person layer's coverage ``alpha [h, w]`` in [0, 1] (None: all person)."""
+def scale_for(long_side: int) -> float:
+    """The read-down factor for frames of ``long_side`` pixels: :data:`SCALE` at the fast preset's
+    512, in proportion elsewhere, so the network sees a person at the size it was trained on (the
+    quality preset's 1024: 8)."""
+    from ..spec.presets import PRESET_LONG_SIDE
+    return max(1.0, SCALE * float(long_side) / PRESET_LONG_SIDE["fast"])
+
+
+def features(img: np.ndarray, grid: np.ndarray, alpha: np.ndarray | None, scale: float | None = None) -> np.ndarray:
+    """``[h2, w2, 6]`` float32 at the network's size (unpadded, :func:`net_size`) from the region
+    image ``img [h, w, 3]`` (0-255), the warp's grid ``[h, w, 2]`` (normalized,
+    ``align_corners=False``) and the person layer's coverage ``alpha [h, w]`` in [0, 1] (None: all
+    person)."""
     import cv2
     h, w = img.shape[:2]
     if grid.shape[:2] != (h, w) or (alpha is not None and alpha.shape[:2] != (h, w)):
         raise ValueError(f"img {img.shape}, grid {grid.shape} and alpha "
                          f"{None if alpha is None else alpha.shape} must share their height and width")
-    h2, w2 = net_size(h, w)
+    h2, w2 = net_size(h, w, scale)
     small = cv2.resize(np.asarray(img, np.float32), (w2, h2), interpolation=cv2.INTER_AREA)
     # the grid averaged over each small pixel less the small image's own identity (exact for a
     # whole-number factor: the mean of a block's pixel centres is the small pixel's centre)
@@ -124,13 +135,15 @@ class RegionRefiner:
 
     Args:
         path: the ONNX file (default: ``weights/region_refine.onnx``).
+        scale: the region is read down by this much for the network (:func:`scale_for` the
+            frames' long side; default :data:`SCALE`).
         threads: ONNX Runtime intra-op threads (1: the refiner runs on the renderer's thread).
 
     Raises FileNotFoundError for a missing file and ValueError naming the file for a graph that is
     not a region refiner. Thread safety: one frame at a time per instance.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, threads: int = 1,
+    def __init__(self, path: str | os.PathLike | None = None, *, scale: float | None = None, threads: int = 1,
                  providers=("CPUExecutionProvider",)):
         from ..runners.base import OnnxRunner
         path = Path(path) if path is not None else default_path()
@@ -149,10 +162,13 @@ class RegionRefiner:
         self._runner = runner
         self._name = runner.input_names[0]
         self._win: dict[tuple[int, int], np.ndarray] = {}
+        self.scale = float(SCALE if scale is None else scale)
+        if not np.isfinite(self.scale) or self.scale < 1.0:
+            raise ValueError(f"scale must be a number >= 1, got {scale!r}")
 
     def delta(self, img: np.ndarray, grid: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         """The network's change ``[h2, w2, 3]`` float32 (0-255 units) at its own size, unpadded."""
-        x = features(img, grid, alpha)
+        x = features(img, grid, alpha, self.scale)
         h2, w2 = x.shape[:2]
         xp = pad_to(x)
         d = self._runner.run({self._name: np.ascontiguousarray(xp.transpose(2, 0, 1)[None])})[0][0]

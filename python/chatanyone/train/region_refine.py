@@ -52,7 +52,7 @@ def clip_samples(video, *, max_seconds: float = 4.0, every: int = 2, cache=None,
     registration, rendering)."""
     import cv2
     from ..avatar import Avatar
-    from ..config import SessionConfig
+    from ..spec.presets import PRESET_LONG_SIDE
     from ..eval.frames import real_view
     from ..eval.prepare import prepare
     from ..eval.selfdriven import _Person
@@ -66,16 +66,11 @@ def clip_samples(video, *, max_seconds: float = 4.0, every: int = 2, cache=None,
     src = pv.frame(s)
     avatar = Avatar.prepare(src, name=pv.name)
     motion = driving_frames(pv, cache=cache)
-    r = GeomRenderer(avatar, SessionConfig().long_side)
+    r = GeomRenderer(avatar, PRESET_LONG_SIDE["fast"])
     got = {}
 
     def capture(img, grid, alpha):        # the features at full size, read down to BUILD_SCALE below
-        scale = RR.SCALE
-        try:
-            RR.SCALE = 1
-            got["x"] = RR.features(img, grid, alpha)
-        finally:
-            RR.SCALE = scale
+        got["x"] = RR.features(img, grid, alpha, 1.0)
 
     r.region_refiner = capture
     rx0, ry0, rx1, ry1 = r.rect
@@ -94,7 +89,7 @@ def clip_samples(video, *, max_seconds: float = 4.0, every: int = 2, cache=None,
             if t == s or (t - start) % every or not pv.face_ok[t]:
                 continue
             r.render(motion.frame(t))
-            x = cv2.resize(got.pop("x"), (w2, h2), interpolation=cv2.INTER_AREA)
+            x = _resize(got.pop("x"), (w2, h2))
             rv = np.ascontiguousarray(real_view(avatar, real, (oh, ow))[ry0:ry1, rx0:rx1])
             m = (seg(rv) | src_mask).astype(np.float32)
             y = cv2.resize(rv, (w2, h2), interpolation=cv2.INTER_AREA)
@@ -113,16 +108,29 @@ def clip_samples(video, *, max_seconds: float = 4.0, every: int = 2, cache=None,
     return dict(x=np.stack(xs), y=np.stack(ys), m=np.stack(ms))
 
 
-def build(videos, out, *, max_seconds: float = 4.0, every: int = 2, cache=None) -> None:
-    """Samples of every training-split video of ``videos`` into the folder ``out`` (one .npz per
-    clip, so an interrupted build resumes; a clip that fails is logged and skipped). Raises
-    ValueError for a video that is not of the training split."""
+def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``a [h, w]`` or ``[h, w, c]`` resized to ``size`` (w, h) by area (OpenCV takes at most 4
+    channels at once in general: more are resized 3 at a time)."""
+    import cv2
+    if a.ndim == 2 or a.shape[-1] <= 4:
+        return cv2.resize(np.ascontiguousarray(a), size, interpolation=cv2.INTER_AREA)
+    return np.concatenate([cv2.resize(np.ascontiguousarray(a[..., i:i + 3]), size, interpolation=cv2.INTER_AREA)
+                           for i in range(0, a.shape[-1], 3)], -1)
+
+
+def build(videos, out, *, max_seconds: float = 4.0, every: int = 2, cache=None, split: str = "train") -> None:
+    """Samples of every video of ``videos`` into the folder ``out`` (one .npz per clip, so an
+    interrupted build resumes; a clip that fails is logged and skipped). ``split``: ``"train"``
+    (training data) or ``"dev"`` (the validation data that picks the checkpoint); every video must
+    be of that split (ValueError naming those that are not: held-out clips never become data)."""
     from ..eval.split import role
+    if split not in ("train", "dev"):
+        raise ValueError(f"split must be 'train' or 'dev', got {split!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    bad = [str(v) for v in videos if role(Path(v).name) != "train"]
+    bad = [str(v) for v in videos if role(Path(v).name) != split]
     if bad:
-        raise ValueError(f"the region refiner trains on the training split only; not training clips: {bad}")
+        raise ValueError(f"--split {split}: these clips are not of the {split} split: {bad}")
     for i, v in enumerate(videos):
         pf = out / f"{Path(v).stem}.npz"
         if pf.exists():
@@ -157,7 +165,7 @@ def load_data(folder) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         size = (max(1, round(x.shape[2] * f)), max(1, round(x.shape[1] * f)))
 
         def down(a):
-            return np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in a])
+            return np.stack([_resize(im, size) for im in a])
         x, y, m = down(x), down(y), down(m)
         if min(x.shape[1:3]) >= PATCH // 2:
             out.append((pf.stem, x, y, m))
@@ -268,10 +276,18 @@ def _batch(data, n, rng, torch, patch=PATCH):
 
 def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2, lr: float = 2e-4,
           w_adv: float = 0.05, w_fm: float = 0.5, warmup: float = 0.3, seed: int = 0,
-          max_steps: int | None = None) -> dict:
+          max_steps: int | None = None, loss: str = "l1", init=None, val=None, val_every: int = 500) -> dict:
     """Train for ``minutes`` of wall time or ``max_steps`` steps, whichever ends first (resuming
     ``out/last.pt``); checkpoints every ~2 min. L1 alone for the first ``warmup`` share of the
-    time, then with the discriminator. Returns the last logged losses."""
+    time, then with the discriminator (never when ``w_adv`` and ``w_fm`` are both 0). ``loss``:
+    the pixel loss, ``"l1"`` or ``"l2"`` (squared error, what PSNR counts). ``init``: a new run's
+    refiner starts from this checkpoint's (fine-tuning; the discriminator starts from scratch).
+    ``val``: a folder of validation clips (built with ``--split dev``): every ``val_every`` steps
+    :func:`validate` is logged and the refiner with the best mean gain so far is kept as
+    ``out/best.pt``. Returns the last
+    logged losses."""
+    if loss not in ("l1", "l2"):
+        raise ValueError(f"loss must be 'l1' or 'l2', got {loss!r}")
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -292,6 +308,11 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
         og.load_state_dict(c["og"]); od.load_state_dict(c["od"])
         state = c["state"]
         log.info("resumed at step %d (%.0f s)", state["step"], state["seconds"])
+    elif init is not None:
+        g.load_state_dict(torch.load(init, weights_only=False, map_location="cpu")["g"])
+        log.info("refiner initialised from %s", init)
+    val_clips = load_data(val) if val is not None else None
+    best = state.get("best_val", -float("inf"))
     budget = minutes * 60.0
     rng = np.random.default_rng(seed + state["step"])
     t_last_ck = time.perf_counter()
@@ -305,7 +326,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
             x, y, wm = _batch(clips, batch, rng, torch)
             cond = x[:, 3:6]
             fake = (x[:, :3] + g(x)).clamp(0.0, 1.0)
-            adv_on = el > warmup * budget
+            adv_on = el > warmup * budget and (w_adv > 0 or w_fm > 0)
             if adv_on:
                 _, dr = d(y, cond)
                 _, df = d(fake.detach(), cond)
@@ -313,9 +334,11 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
                 od.zero_grad()
                 ld.backward()
                 od.step()
-            l1 = (wm * (fake - y).abs()).sum() / (3.0 * wm.sum() + 1e-6)
-            l1_id = (wm * (x[:, :3] - y).abs()).sum() / (3.0 * wm.sum() + 1e-6)
-            lg = l1
+            err = (fake - y).abs() if loss == "l1" else (fake - y) ** 2
+            err_in = (x[:, :3] - y).abs() if loss == "l1" else (x[:, :3] - y) ** 2
+            l1 = (wm * err).sum() / (3.0 * wm.sum() + 1e-6)
+            l1_id = (wm * err_in).sum() / (3.0 * wm.sum() + 1e-6)
+            lg = l1 * (1.0 if loss == "l1" else 20.0)
             if adv_on:
                 fr, _ = d(y, cond)
                 ff, lf = d(fake, cond)
@@ -328,18 +351,54 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
             state["step"] += 1
             state["seconds"] = time.perf_counter() - t0
             if state["step"] % 25 == 0:
-                last = {"step": state["step"], "s": round(state["seconds"], 1), "l1": round(float(l1), 5),
-                        "l1_input": round(float(l1_id), 5)}
+                last = {"step": state["step"], "s": round(state["seconds"], 1), "l1": round(l1.item(), 5),
+                        "l1_input": round(l1_id.item(), 5)}
                 if adv_on:
-                    last.update(ld=float(ld), adv=float(adv), fm=float(fm))
+                    last.update(ld=round(ld.item(), 4), adv=round(adv.item(), 4), fm=round(fm.item(), 4))
                 logf.write(json.dumps(last) + "\n")
                 logf.flush()
+            if val_clips is not None and state["step"] % val_every == 0:
+                v = validate(g, val_clips, torch)
+                last.update(val=v["mean"])
+                logf.write(json.dumps({"step": state["step"], "val": v}) + "\n")
+                logf.flush()
+                if v["mean"] > best:
+                    best = state["best_val"] = v["mean"]
+                    _save(out / "best.pt", g, d, og, od, state, torch)
             if time.perf_counter() - t_last_ck > 120:
                 _save(ck, g, d, og, od, state, torch)
                 t_last_ck = time.perf_counter()
     _save(ck, g, d, og, od, state, torch)
     log.info("stopped at step %d (%.0f s): %s", state["step"], state["seconds"], last)
     return last
+
+
+def validate(g, clips, torch) -> dict:
+    """Per validation clip, the person-weighted squared error of the refined frames against the
+    renderer's own, in dB (positive: the refiner brings the frames nearer the real ones; whole
+    frames), and their mean (``"mean"``: what picks the checkpoint, each clip counting alike as in
+    ``chatanyone eval render``'s mean PSNR)."""
+    out = {}
+    g.eval()
+    with torch.no_grad():
+        for name, x8, y8, m8 in clips:
+            num = den = 0.0
+            h, w = x8.shape[1:3]
+            ph, pw = (-h) % 8, (-w) % 8
+            x = x8.astype(np.float32) / 255.0
+            x[..., 3:5] = x[..., 3:5] * 2.0 - 1.0
+            xp = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+            for i in range(0, len(x), 16):
+                xt = torch.from_numpy(np.ascontiguousarray(xp[i:i + 16])).permute(0, 3, 1, 2)
+                fake = (xt[:, :3] + g(xt)).clamp(0, 1)[:, :, :h, :w].permute(0, 2, 3, 1).numpy()
+                y = y8[i:i + 16].astype(np.float32) / 255.0
+                wgt = (1.0 + (PERSON_WEIGHT - 1.0) * m8[i:i + 16].astype(np.float32) / 255.0)[..., None]
+                num += float((wgt * (fake - y) ** 2).sum())
+                den += float((wgt * (x[i:i + 16, ..., :3] - y) ** 2).sum())
+            out[name[:24]] = round(10.0 * np.log10(max(den, 1e-12) / max(num, 1e-12)), 4)
+    g.train()
+    out["mean"] = round(float(np.mean(list(out.values()))), 4)
+    return out
 
 
 def _save(path, g, d, og, od, state, torch):
@@ -374,6 +433,8 @@ def main(argv=None) -> int:
     b.add_argument("--out", required=True)
     b.add_argument("--max-seconds", type=float, default=4.0)
     b.add_argument("--every", type=int, default=2)
+    b.add_argument("--split", choices=("train", "dev"), default="train",
+                   help="train: training data; dev: validation data (picks the checkpoint)")
     t = sub.add_parser("train", help="train (resumes --out/last.pt)")
     t.add_argument("--data", required=True)
     t.add_argument("--out", required=True)
@@ -382,16 +443,20 @@ def main(argv=None) -> int:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--w-adv", type=float, default=0.05)
     t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--w-fm", type=float, default=0.5)
+    t.add_argument("--loss", choices=("l1", "l2"), default="l1")
+    t.add_argument("--init", default=None, help="start the refiner from this checkpoint (a new run)")
+    t.add_argument("--val", default=None, help="validation clips' folder (build --split dev): keeps best.pt")
     e = sub.add_parser("export", help="write the ONNX graph")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--onnx", required=True)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if a.cmd == "build":
-        build(a.videos, a.out, max_seconds=a.max_seconds, every=a.every)
+        build(a.videos, a.out, max_seconds=a.max_seconds, every=a.every, split=a.split)
     elif a.cmd == "train":
         print(json.dumps(train(a.data, a.out, minutes=a.minutes, batch=a.batch, threads=a.threads,
-                               w_adv=a.w_adv, max_steps=a.max_steps)))
+                               w_adv=a.w_adv, w_fm=a.w_fm, max_steps=a.max_steps, loss=a.loss, init=a.init, val=a.val)))
     else:
         export(a.ckpt, a.onnx)
     return 0
