@@ -62,7 +62,7 @@ class SessionConfig:
     # The learned region refiner (chatanyone/render/region_refine.py): a small network at half the
     # animated region's size that corrects what the geometry renderer's meshes cannot carry (a
     # moved head's edge against the background, hair, shading). See README "Region refiner".
-    refine_region: bool = False
+    refine_region: bool = True
 
     def __post_init__(self):
         from .inputs import cpu_count

@@ -14,18 +14,30 @@ body's registered maps, :func:`chatanyone.reenact.driving_frames`) drives the ge
 - ``m``: the person's pixels (selfie segmentation of the real and the source region, their
   union), where the loss counts four times as much as on the background.
 
-Training (``train``): random patches; L1 (person-weighted) + a conditional patch discriminator
-trained from scratch (hinge loss, conditioned on the displacement and coverage) with feature
-matching, as FOMM and LivePortrait do; no pretrained backbone. Resumable: ``--out`` holds
+Training (``train``): batches of whole frames of one clip, padded as the run time pads them; L1
+(person-weighted) + a conditional patch discriminator trained from scratch (hinge loss,
+conditioned on the displacement and coverage) with feature matching, as FOMM and LivePortrait do;
+no pretrained backbone. The network's change is high-passed inside the graph (less its mean over
+every :data:`HIGH_PASS`-pixel box): it may sharpen, move and fill edges, not recolour areas. With
+``--val`` (DEV clips, built with ``--split dev``) the checkpoint with the best mean gain on them is
+kept as ``best.pt``. Squared error instead of L1 (``--loss l2``) learns to blur wherever the
+training clips' render is misaligned, and loses on well-aligned clips (render/design.md,
+"Session 16"). Resumable: ``--out`` holds
 ``last.pt`` (networks, optimizers, step) and ``log.jsonl``; checkpoints every ~2 minutes.
 ``export`` writes the ONNX graph (input ``x [1, 6, H, W]``, H and W free multiples of 8; output
 ``delta [1, 3, H, W]``).
 
 Run::
 
-    python -m chatanyone.train.region_refine build --out runs/region/data ../shared/data/videos/*.mp4
-    python -m chatanyone.train.region_refine train --data runs/region/data --out runs/region --minutes 40
-    python -m chatanyone.train.region_refine export --ckpt runs/region/last.pt --onnx python/chatanyone/weights/region_refine.onnx
+    python -m chatanyone.train.region_refine build --out runs/region/data <the training-split videos>
+    python -m chatanyone.train.region_refine build --split dev --out runs/region/dev <the 5 DEV videos>
+    python -m chatanyone.train.region_refine train --data runs/region/data --val runs/region/dev \
+        --out runs/region/run --minutes 13 --batch 8 --loss l1 --w-adv 0.05
+    python -m chatanyone.train.region_refine export --ckpt runs/region/run/best.pt --onnx python/chatanyone/weights/region_refine.onnx
+
+The shipped weights (session 16): the 57 training-split videos' first 4 s, every 2nd frame (2,716
+samples from 56 clips; ``build`` took 13 minutes in two processes), 13 minutes of training on 2 CPU
+threads (L1 alone for the first 30 %), ``best.pt`` by the DEV clips.
 """
 from __future__ import annotations
 
@@ -42,6 +54,7 @@ log = logging.getLogger("chatanyone")
 BUILD_SCALE = 2      # the built samples are stored at 1/BUILD_SCALE of the region's size
 PATCH = 64          # training patches: this many pixels on a side, at the network's size
 PERSON_WEIGHT = 4.0  # the loss on the person's pixels, against 1 on the background
+HIGH_PASS = 15      # the refiner's change is zero-mean over every box of this many pixels (its size)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -211,7 +224,12 @@ def _nets():
             g2 = self.d2(torch.cat([up(f3), f2], 1))
             g1 = self.d1(torch.cat([up(g2), f1], 1))
             g0 = self.d0(torch.cat([up(g1), x], 1))
-            return 0.5 * torch.tanh(self.head(g0))
+            d = 0.5 * torch.tanh(self.head(g0))
+            # local changes only: less their own local mean (a HIGH_PASS-pixel box). A network
+            # free to change colour over larger areas learns the training clips' own colour and
+            # exposure drift and recolours other clips' faces (seen on a DEV clip: -2 dB)
+            k = HIGH_PASS
+            return d - F.avg_pool2d(d, k, 1, k // 2, count_include_pad=False)
 
     class PatchD(nn.Module):
         """Conditional patch discriminator (image + displacement and coverage), spectral-normalized;
@@ -236,6 +254,34 @@ def _nets():
             return feats, self.out(h)
 
     return RegionNet, PatchD
+
+
+def _frames(data, n, rng, torch):
+    """``(x [n, 6, H, W], y [n, 3, H, W], w [n, 1, H, W])``: ``n`` random whole frames of one random
+    clip, padded by edge to multiples of 8 as the run time pads them (weight 0 there), flipped
+    alike at random, with one colour gain on image and target."""
+    _, x8, y8, m8 = data[int(rng.integers(len(data)))]
+    idx = rng.choice(len(x8), min(n, len(x8)), replace=False)
+    h, w = x8.shape[1:3]
+    ph, pw = (-h) % 8, (-w) % 8
+    x = x8[idx].astype(np.float32) / 255.0
+    y = y8[idx].astype(np.float32) / 255.0
+    m = m8[idx].astype(np.float32) / 255.0
+    x[..., 3:5] = x[..., 3:5] * 2.0 - 1.0
+    gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    x[..., :3] = np.clip(x[..., :3] * gain, 0, 1)
+    y = np.clip(y * gain, 0, 1)
+    wgt = 1.0 + (PERSON_WEIGHT - 1.0) * m
+    pad = ((0, 0), (0, ph), (0, pw))
+    x = np.pad(x, pad + ((0, 0),), mode="edge")
+    y = np.pad(y, pad + ((0, 0),), mode="edge")
+    wgt = np.pad(wgt, pad, mode="constant")
+    if rng.random() < 0.5:
+        x = x[:, :, ::-1].copy()
+        x[..., 3] = -x[..., 3]
+        y, wgt = y[:, :, ::-1], wgt[:, :, ::-1]
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return t(x), t(y), torch.from_numpy(np.ascontiguousarray(wgt))[:, None]
 
 
 def _batch(data, n, rng, torch, patch=PATCH):
@@ -276,7 +322,8 @@ def _batch(data, n, rng, torch, patch=PATCH):
 
 def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2, lr: float = 2e-4,
           w_adv: float = 0.05, w_fm: float = 0.5, warmup: float = 0.3, seed: int = 0,
-          max_steps: int | None = None, loss: str = "l1", init=None, val=None, val_every: int = 500) -> dict:
+          max_steps: int | None = None, loss: str = "l1", init=None, val=None, val_every: int = 500,
+          frames: bool = True) -> dict:
     """Train for ``minutes`` of wall time or ``max_steps`` steps, whichever ends first (resuming
     ``out/last.pt``); checkpoints every ~2 min. L1 alone for the first ``warmup`` share of the
     time, then with the discriminator (never when ``w_adv`` and ``w_fm`` are both 0). ``loss``:
@@ -284,8 +331,9 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
     refiner starts from this checkpoint's (fine-tuning; the discriminator starts from scratch).
     ``val``: a folder of validation clips (built with ``--split dev``): every ``val_every`` steps
     :func:`validate` is logged and the refiner with the best mean gain so far is kept as
-    ``out/best.pt``. Returns the last
-    logged losses."""
+    ``out/best.pt``. ``frames``: batches of whole frames of one clip (:func:`_frames`, as the
+    network runs); False: random patches of many clips (:func:`_batch`). Returns the last logged
+    losses."""
     if loss not in ("l1", "l2"):
         raise ValueError(f"loss must be 'l1' or 'l2', got {loss!r}")
     import torch
@@ -323,7 +371,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
             el = time.perf_counter() - t0
             if el >= budget or (max_steps is not None and state["step"] >= max_steps):
                 break
-            x, y, wm = _batch(clips, batch, rng, torch)
+            x, y, wm = _frames(clips, batch, rng, torch) if frames else _batch(clips, batch, rng, torch)
             cond = x[:, 3:6]
             fake = (x[:, :3] + g(x)).clamp(0.0, 1.0)
             adv_on = el > warmup * budget and (w_adv > 0 or w_fm > 0)
@@ -438,8 +486,8 @@ def main(argv=None) -> int:
     t = sub.add_parser("train", help="train (resumes --out/last.pt)")
     t.add_argument("--data", required=True)
     t.add_argument("--out", required=True)
-    t.add_argument("--minutes", type=float, default=40.0)
-    t.add_argument("--batch", type=int, default=12)
+    t.add_argument("--minutes", type=float, default=13.0)
+    t.add_argument("--batch", type=int, default=8)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--w-adv", type=float, default=0.05)
     t.add_argument("--max-steps", type=int, default=None)
