@@ -199,7 +199,7 @@ def test_shipped_refiner_through_the_config_keeps_paste_back(avatar):
     assert "refine" in r.per_frame_ms()
     # the fast preset's refiner through the Session's path is the one GeomRenderer loads itself
     from chatanyone.render.geometry import GeomRenderer
-    own = GeomRenderer(avatar, 384, refine_mouth=True)
+    own = GeomRenderer(avatar, 384, refine_mouth=True, refine_region=SessionConfig().refine_region)
     assert own.refiner.crop == r.refiner.crop == R.CROP
     np.testing.assert_array_equal(own.render(m), img)
 
@@ -222,7 +222,8 @@ def test_quality_session_runs_its_own_refiner_in_the_mouth_crop(avatar):
     from chatanyone.pipeline import Pipeline
     if not R.available("quality"):
         pytest.skip("mouth_refine_quality.onnx not installed")
-    pipe = Pipeline(avatar, SessionConfig(preset="quality", refine_mouth=True, output_size=384))
+    # (the region refiner off: downstream of the mouth, it would carry the mouth's change further)
+    pipe = Pipeline(avatar, SessionConfig(preset="quality", refine_mouth=True, refine_region=False, output_size=384))
     r = pipe.renderer
     assert r.refiner is not None and r.refiner.crop == 128
     W, H = r.size
