@@ -277,13 +277,14 @@ def _nets():
             return alpha * (pred - img) * self.win
 
     class PatchD(nn.Module):
-        """Conditional patch discriminator (image + driven masks), spectral-normalized; returns
-        its feature maps and the patch logits."""
+        """Conditional patch discriminator (image + driven masks; ``c_in`` channels of both),
+        spectral-normalized; returns its feature maps and the patch logits. (The region refiner's,
+        train/region_refine.py, is this one on 6 channels.)"""
 
-        def __init__(self, ch=(16, 32, 64)):
+        def __init__(self, ch=(16, 32, 64), c_in: int = 5):
             super().__init__()
             sn = nn.utils.spectral_norm
-            layers, i = [], 5
+            layers, i = [], int(c_in)
             for o in ch:
                 layers.append(nn.Sequential(sn(nn.Conv2d(i, o, 4, 2, 1)), nn.LeakyReLU(0.2)))
                 i = o

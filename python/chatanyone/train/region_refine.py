@@ -231,27 +231,12 @@ def _nets():
             k = HIGH_PASS
             return d - F.avg_pool2d(d, k, 1, k // 2, count_include_pad=False)
 
-    class PatchD(nn.Module):
-        """Conditional patch discriminator (image + displacement and coverage), spectral-normalized;
-        returns its feature maps and the patch logits."""
+    from .mouth_refine import _nets as _mouth_nets
 
-        def __init__(self, ch=(16, 32, 64)):
-            super().__init__()
-            sn = nn.utils.spectral_norm
-            layers, i = [], 6
-            for o in ch:
-                layers.append(nn.Sequential(sn(nn.Conv2d(i, o, 4, 2, 1)), nn.LeakyReLU(0.2)))
-                i = o
-            self.layers = nn.ModuleList(layers)
-            self.out = sn(nn.Conv2d(i, 1, 3, 1, 1))
-
-        def forward(self, img, cond):
-            h = torch.cat([img, cond], 1)
-            feats = []
-            for layer in self.layers:
-                h = layer(h)
-                feats.append(h)
-            return feats, self.out(h)
+    def PatchD():
+        """The mouth refiner's conditional patch discriminator on the image and the displacement
+        and coverage (6 channels)."""
+        return _mouth_nets()[1](c_in=6)
 
     return RegionNet, PatchD
 
