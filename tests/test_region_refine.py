@@ -117,6 +117,21 @@ def test_bad_files_give_clear_errors(tmp_path):
 
 
 def test_session_config_checks_refine_region():
-    assert ca.SessionConfig(refine_region=True).refine_region is True
+    cfg = ca.SessionConfig()
+    assert cfg.refine_region is None           # by default: on in reenactment, off in a Session
+    assert cfg.region_refiner_on(True) is True and cfg.region_refiner_on(False) is False
+    on = ca.SessionConfig(refine_region=True)
+    assert on.region_refiner_on(False) is True and on.region_refiner_on(True) is True
+    assert ca.SessionConfig(refine_region=False).region_refiner_on(True) is False
     with pytest.raises(TypeError, match="refine_region"):
         ca.SessionConfig(refine_region="yes")
+
+
+def test_reenactment_runs_the_refiner_and_a_session_does_not(avatar):
+    from chatanyone.pipeline import Pipeline
+    if not RR.available():
+        pytest.skip("region_refine.onnx not installed")
+    cfg = ca.SessionConfig(output_size=256)
+    assert Pipeline(avatar, cfg, video_driven=True).renderer.region_refiner is not None
+    assert Pipeline(avatar, cfg).renderer.region_refiner is None
+    assert Pipeline(avatar, ca.SessionConfig(output_size=256, refine_region=True)).renderer.region_refiner is not None

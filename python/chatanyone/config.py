@@ -59,10 +59,18 @@ class SessionConfig:
     # mesh reads its openings as smaller; see README "Mouth refiner"). Off by default; about 5 ms
     # per frame at fast.
     refine_mouth: bool = False
-    # The learned region refiner (chatanyone/render/region_refine.py): a small network at half the
-    # animated region's size that corrects what the geometry renderer's meshes cannot carry (a
-    # moved head's edge against the background, hair, shading). See README "Region refiner".
-    refine_region: bool = True
+    # The learned region refiner (chatanyone/render/region_refine.py): a small network at a quarter
+    # of the animated region's size that corrects what the geometry renderer's meshes cannot carry
+    # (a moved head's edge against the background, hair, hands). See README "Region refiner".
+    # None: on in video-driven reenactment (chatanyone reenact, eval render), where it was trained
+    # and measured, off in a speech-driven Session (there it made face mesh read the mouth less
+    # still in pauses; not validated); True / False: on / off everywhere.
+    refine_region: bool | None = None
+
+    def region_refiner_on(self, video_driven: bool) -> bool:
+        """Whether the region refiner runs: :attr:`refine_region`, or where it is None, in
+        video-driven reenactment only."""
+        return bool(video_driven) if self.refine_region is None else self.refine_region
 
     def __post_init__(self):
         from .inputs import cpu_count
@@ -117,9 +125,11 @@ class SessionConfig:
         if not isinstance(self.refine_mouth, (bool, np.bool_)):
             raise TypeError(f"SessionConfig.refine_mouth must be a bool, got {type(self.refine_mouth).__name__}")
         setf("refine_mouth", bool(self.refine_mouth))
-        if not isinstance(self.refine_region, (bool, np.bool_)):
-            raise TypeError(f"SessionConfig.refine_region must be a bool, got {type(self.refine_region).__name__}")
-        setf("refine_region", bool(self.refine_region))
+        if self.refine_region is not None:
+            if not isinstance(self.refine_region, (bool, np.bool_)):
+                raise TypeError("SessionConfig.refine_region must be None or a bool, got "
+                                f"{type(self.refine_region).__name__}")
+            setf("refine_region", bool(self.refine_region))
         parse_frame_device(self.frame_device)
         if self.providers is not None:
             p = self.providers

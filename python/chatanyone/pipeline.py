@@ -23,12 +23,15 @@ class Pipeline:
         avatar: a prepared :class:`~chatanyone.Avatar` (it carries its photo and animated region).
         config: the Session's :class:`~chatanyone.SessionConfig`; ``config.long_side`` sets the
             frames' long side (:attr:`frame_size`).
+        video_driven: the motion comes from a driving video (:func:`chatanyone.reenact.reenact`),
+            not speech: the region refiner then runs unless ``config.refine_region`` is False
+            (:meth:`~chatanyone.SessionConfig.region_refiner_on`).
 
     The Session calls :meth:`motion` from its motion thread and :meth:`render` from its render
     thread; each is called from one thread only.
     """
 
-    def __init__(self, avatar, config):
+    def __init__(self, avatar, config, *, video_driven: bool = False):
         from .motion import MotionGenerator
         from .motion.gesture import GestureSmoother
         from .render.geometry import GeomRenderer
@@ -41,7 +44,8 @@ class Pipeline:
                                    providers=config.providers)
         # with the preset's own mouth refiner (fast: 64 px crop, quality: 128 px) when asked for
         self.renderer = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth,
-                                     refine_preset=config.preset, refine_region=config.refine_region)
+                                     refine_preset=config.preset,
+                                     refine_region=config.region_refiner_on(video_driven))
         # the model's arm offsets smoothed into gestures, its noisy finger points dropped
         self.gestures = GestureSmoother()
         self.frame_size: tuple[int, int] = self.renderer.size   # (width, height)

@@ -602,7 +602,7 @@ def reenact(photo, driving_video, output: str | os.PathLike | None = None, *, co
     motion = driving_frames(pv, reference=reference, register=register, cache=cache)   # errors before the photo's
     register_s = time.perf_counter() - tr0
     avatar = photo if isinstance(photo, Avatar) else Avatar.prepare(photo)
-    pipe = Pipeline(avatar, config)
+    pipe = Pipeline(avatar, config, video_driven=True)
     writer = None
     size = None
     bar = None

@@ -129,7 +129,7 @@ def bench(preset: str = "fast", seconds: float = 6.0, steps: int | None = None, 
     n = len(stamps)
     steady = (n - 1 - n // 4) / (stamps[-1] - stamps[n // 4]) if n > 8 else float("nan")
     return {
-        "preset": preset, "refine_mouth": cfg.refine_mouth, "refine_region": cfg.refine_region, "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
+        "preset": preset, "refine_mouth": cfg.refine_mouth, "refine_region": cfg.region_refiner_on(False), "size": list(size), "frames": n, "speech_s": len(pcm) / rate,
         "avatar_prepare_s": prep_s, "session_create_s": float(np.median(create)),
         "first_frame_latency_s": float(np.median(latencies)), "first_frame_latency_runs_s": latencies,
         "steady_fps": steady, "end_to_end_fps": n / stamps[-1] if stamps else None,

@@ -200,12 +200,12 @@ def evaluate_clip(video, *, config=None, max_seconds=None, cache=None, csim=None
     if "unregistered" in methods:
         from ..render.geometry import GeomRenderer
         g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, register=False,
-                         refine_region=config.refine_region)
+                         refine_region=config.region_refiner_on(True))
         extra["unregistered"] = lambda mf, hw, g=g: g.render(mf)
     if "strip" in methods:
         from ..render.geometry import GeomRenderer
         g = GeomRenderer(avatar, config.long_side, refine_mouth=config.refine_mouth, lids="strip",
-                         refine_region=config.refine_region)
+                         refine_region=config.region_refiner_on(True))
         extra["strip"] = lambda mf, hw, g=g: g.render(mf)
     if "unrefined" in methods:
         from ..render.geometry import GeomRenderer
