@@ -400,10 +400,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 16, threads: int = 1
         l1 = (wm * (fake - y).abs()).mean() / wm.mean()
         lg = w_l1 * l1
         if adv_on:
-            fr, _ = d(y, cond)
-            ff, lf = d(fake, cond)
-            adv = -lf.mean()
-            fm = sum(F.l1_loss(a, b.detach()) for a, b in zip(ff, fr)) / len(ff)
+            adv, fm = generator_adversarial(d, y, fake, cond)
             lg = lg + w_adv * adv + w_fm * fm
         og.zero_grad()
         lg.backward()
@@ -459,6 +456,18 @@ def _validate(g, x8, y8, idx, torch) -> dict:
         e_in = float((m * (x[:, :3] - y).abs()).sum() / (3 * m.sum()) * 255)
         e_out = float((m * (fake - y).abs()).sum() / (3 * m.sum()) * 255)
     return {"val_mouth_l1_in": round(e_in, 2), "val_mouth_l1_out": round(e_out, 2)}
+
+
+def generator_adversarial(d, real, fake, cond):
+    """The generator's adversarial terms against the conditional patch discriminator ``d``:
+    ``(adv, fm)``, the hinge loss's generator side (-D(fake)) and feature matching (L1 between
+    D's features of the fake and of the real image, the real ones detached). Shared with the
+    region refiner's training."""
+    import torch.nn.functional as F
+    fr, _ = d(real, cond)
+    ff, lf = d(fake, cond)
+    fm = sum(F.l1_loss(a, b.detach()) for a, b in zip(ff, fr)) / len(ff)
+    return -lf.mean(), fm
 
 
 def _save(path, g, d, og, od, state, torch):

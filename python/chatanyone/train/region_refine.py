@@ -325,6 +325,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
     import torch.nn.functional as F
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    from .mouth_refine import generator_adversarial
     RegionNet, PatchD = _nets()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -373,10 +374,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
             l1_id = (wm * err_in).sum() / (3.0 * wm.sum() + 1e-6)
             lg = l1 * (1.0 if loss == "l1" else 20.0)
             if adv_on:
-                fr, _ = d(y, cond)
-                ff, lf = d(fake, cond)
-                adv = -lf.mean()
-                fm = sum(F.l1_loss(a, b.detach()) for a, b in zip(ff, fr)) / len(ff)
+                adv, fm = generator_adversarial(d, y, fake, cond)
                 lg = lg + w_adv * adv + w_fm * fm
             og.zero_grad()
             lg.backward()
