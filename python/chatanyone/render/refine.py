@@ -57,13 +57,15 @@ def border_for(crop: int) -> int:
     return max(2, int(round(BORDER * crop / CROP)))
 
 
-def window(crop: int = CROP, border: int = BORDER) -> np.ndarray:
-    """``[crop, crop]`` float32: 1 inside, ramping to 0 over ``border`` pixels at the crop's edge
-    (0 on the outermost pixel)."""
-    r = np.arange(crop, dtype=np.float32)
-    d = np.minimum(r, crop - 1 - r)
-    w = np.clip(d / float(border), 0.0, 1.0)
-    return np.ascontiguousarray(w[:, None] * w[None, :])
+def window(crop: int = CROP, border: float = BORDER, *, width: int | None = None) -> np.ndarray:
+    """``[crop, crop]`` float32 (``[crop, width]`` with ``width``): 1 inside, ramping to 0 over
+    ``border`` pixels at the edge (0 on the outermost pixel)."""
+    def ramp(n):
+        r = np.arange(n, dtype=np.float32)
+        return np.clip(np.minimum(r, n - 1 - r) / float(border), 0.0, 1.0)
+    wy = ramp(crop)
+    wx = wy if width is None else ramp(width)
+    return np.ascontiguousarray(wy[:, None] * wx[None, :])
 
 
 def mouth_affine(face_px: np.ndarray, crop: int = CROP, scale: float = SCALE) -> np.ndarray:

@@ -24,12 +24,13 @@ split, plus a patch discriminator trained from scratch with feature matching) an
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
+
+from ._kernels import identity_grid as _identity      # cached, read-only
 
 log = logging.getLogger("chatanyone")
 
@@ -43,29 +44,16 @@ MODEL_NAME = "region_refine.onnx"
 
 def border_window(h: int, w: int, border: float = BORDER) -> np.ndarray:
     """``[h, w, 1]`` float32: 1 inside, ramping to 0 at the region's outermost pixels over
-    ``border`` of its shorter side."""
-    b = max(2.0, border * min(h, w))
-    ry = np.clip(np.minimum(np.arange(h), h - 1 - np.arange(h)) / b, 0.0, 1.0).astype(np.float32)
-    rx = np.clip(np.minimum(np.arange(w), w - 1 - np.arange(w)) / b, 0.0, 1.0).astype(np.float32)
-    return np.ascontiguousarray((ry[:, None] * rx[None, :])[..., None])
+    ``border`` of its shorter side (the mouth refiner's :func:`~chatanyone.render.refine.window`
+    on a rectangle)."""
+    from .refine import window
+    return window(h, max(2.0, border * min(h, w)), width=w)[..., None]
 
 
 def identity_grid(h: int, w: int) -> np.ndarray:
     """``[h, w, 2]`` float32: the sampling grid that leaves an ``h x w`` image as it is
-    (``align_corners=False``: pixel centres at ``(2 i + 1) / n - 1``)."""
-    xs = (2.0 * np.arange(w, dtype=np.float32) + 1.0) / w - 1.0
-    ys = (2.0 * np.arange(h, dtype=np.float32) + 1.0) / h - 1.0
-    g = np.empty((h, w, 2), np.float32)
-    g[..., 0] = xs[None, :]
-    g[..., 1] = ys[:, None]
-    return g
-
-
-@functools.lru_cache(maxsize=8)
-def _identity(h: int, w: int) -> np.ndarray:
-    g = identity_grid(h, w)
-    g.flags.writeable = False
-    return g
+    (``align_corners=False``; a writable copy of :func:`chatanyone.render._kernels.identity_grid`)."""
+    return _identity(h, w).copy()
 
 
 def net_size(h: int, w: int, scale: float | None = None) -> tuple[int, int]:

@@ -52,7 +52,7 @@ import numpy as np
 log = logging.getLogger("chatanyone")
 
 BUILD_SCALE = 2      # the built samples are stored at 1/BUILD_SCALE of the region's size
-PATCH = 64          # training patches: this many pixels on a side, at the network's size
+MIN_SIDE = 32       # clips whose region is smaller than this at the network's size are left out
 PERSON_WEIGHT = 4.0  # the loss on the person's pixels, against 1 on the background
 HIGH_PASS = 15      # the refiner's change is zero-mean over every box of this many pixels (its size)
 
@@ -165,7 +165,7 @@ def build(videos, out, *, max_seconds: float = 4.0, every: int = 2, cache=None, 
 
 def load_data(folder) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """``[(clip, x, y, m), ...]`` of the built clips in ``folder``, read down to the network's size
-    (uint8), those large enough for half a patch."""
+    (uint8), those at least :data:`MIN_SIDE` on a side."""
     import cv2
     from ..render import region_refine as RR
     f = BUILD_SCALE / RR.SCALE
@@ -180,7 +180,7 @@ def load_data(folder) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         def down(a):
             return np.stack([_resize(im, size) for im in a])
         x, y, m = down(x), down(y), down(m)
-        if min(x.shape[1:3]) >= PATCH // 2:
+        if min(x.shape[1:3]) >= MIN_SIDE:
             out.append((pf.stem, x, y, m))
     if not out:
         raise ValueError(f"no built clips in {folder}")
@@ -269,46 +269,9 @@ def _frames(data, n, rng, torch):
     return t(x), t(y), torch.from_numpy(np.ascontiguousarray(wgt))[:, None]
 
 
-def _batch(data, n, rng, torch, patch=PATCH):
-    """``(x [n, 6, P, P], y [n, 3, P, P], w [n, 1, P, P])`` float tensors: random patches of random
-    frames of random clips, flipped at random, with a shared colour gain on image and target."""
-    xs, ys, ws = [], [], []
-    for _ in range(n):
-        _, x8, y8, m8 = data[int(rng.integers(len(data)))]
-        i = int(rng.integers(len(x8)))
-        h, w = x8.shape[1:3]
-        ph, pw = min(patch, h - h % 8), min(patch, w - w % 8)
-        y0, x0 = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
-        x = x8[i, y0:y0 + ph, x0:x0 + pw].astype(np.float32) / 255.0
-        y = y8[i, y0:y0 + ph, x0:x0 + pw].astype(np.float32) / 255.0
-        m = m8[i, y0:y0 + ph, x0:x0 + pw].astype(np.float32) / 255.0
-        x[..., 3:5] = x[..., 3:5] * 2.0 - 1.0
-        if (ph, pw) != (patch, patch):      # a small region: pad by edge to the patch's size
-            padw = ((0, patch - ph), (0, patch - pw))
-            x = np.pad(x, padw + ((0, 0),), mode="edge")
-            y = np.pad(y, padw + ((0, 0),), mode="edge")
-            m = np.pad(m, padw, mode="constant")
-            m[ph:, :] = -1.0
-            m[:, pw:] = -1.0
-        if rng.random() < 0.5:
-            x = x[:, ::-1].copy()
-            x[..., 3] = -x[..., 3]
-            y, m = y[:, ::-1], m[:, ::-1]
-        gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
-        x[..., :3] = np.clip(x[..., :3] * gain, 0, 1)
-        y = np.clip(y * gain, 0, 1)
-        wgt = np.where(m < 0, 0.0, 1.0 + (PERSON_WEIGHT - 1.0) * np.clip(m, 0, 1)).astype(np.float32)
-        xs.append(x)
-        ys.append(y)
-        ws.append(wgt)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a))).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return t(xs), t(ys), torch.from_numpy(np.ascontiguousarray(np.stack(ws)))[:, None]
-
-
 def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2, lr: float = 2e-4,
           w_adv: float = 0.05, w_fm: float = 0.5, warmup: float = 0.3, seed: int = 0,
-          max_steps: int | None = None, loss: str = "l1", init=None, val=None, val_every: int = 500,
-          frames: bool = True) -> dict:
+          max_steps: int | None = None, loss: str = "l1", init=None, val=None, val_every: int = 500) -> dict:
     """Train for ``minutes`` of wall time or ``max_steps`` steps, whichever ends first (resuming
     ``out/last.pt``); checkpoints every ~2 min. L1 alone for the first ``warmup`` share of the
     time, then with the discriminator (never when ``w_adv`` and ``w_fm`` are both 0). ``loss``:
@@ -316,9 +279,9 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
     refiner starts from this checkpoint's (fine-tuning; the discriminator starts from scratch).
     ``val``: a folder of validation clips (built with ``--split dev``): every ``val_every`` steps
     :func:`validate` is logged and the refiner with the best mean gain so far is kept as
-    ``out/best.pt``. ``frames``: batches of whole frames of one clip (:func:`_frames`, as the
-    network runs); False: random patches of many clips (:func:`_batch`). Returns the last logged
-    losses."""
+    ``out/best.pt``. Batches are whole frames of one clip (:func:`_frames`, as the network runs;
+    random patches of many clips, session 16's first runs, are in git history at ``2f4124d``).
+    Returns the last logged losses."""
     if loss not in ("l1", "l2"):
         raise ValueError(f"loss must be 'l1' or 'l2', got {loss!r}")
     import torch
@@ -357,7 +320,7 @@ def train(data, out, *, minutes: float = 40.0, batch: int = 12, threads: int = 2
             el = time.perf_counter() - t0
             if el >= budget or (max_steps is not None and state["step"] >= max_steps):
                 break
-            x, y, wm = _frames(clips, batch, rng, torch) if frames else _batch(clips, batch, rng, torch)
+            x, y, wm = _frames(clips, batch, rng, torch)
             cond = x[:, 3:6]
             fake = (x[:, :3] + g(x)).clamp(0.0, 1.0)
             adv_on = el > warmup * budget and (w_adv > 0 or w_fm > 0)
